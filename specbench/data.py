@@ -1,0 +1,144 @@
+"""Ground-truth datasets: trajectories of a system from scipy DOP853 (rtol = atol = 1e-10) or its closed form.
+
+A dataset is fixed by (system and its parameters, regime, noise, seed): the same key gives the same arrays bit
+for bit. Datasets are cached on disk under that key; a cache file that cannot be read or does not match its key
+is regenerated, never trusted.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+from specbench.errors import UsageError
+from specbench.systems import System
+
+DATA_VERSION = 1  # bump when the way data is generated changes, so old cache files are not used
+RTOL = ATOL = 1e-10
+ARRAYS = ("t", "train_clean", "train", "t_test", "test")
+
+
+@dataclass
+class Dataset:
+    """Observations of one system. Trajectory arrays have shape (n_traj, n_times, state)."""
+
+    system: System
+    regime: str
+    noise: float
+    seed: int
+    t: np.ndarray  # (n_times,) observation times of the training trajectories
+    train_clean: np.ndarray
+    train: np.ndarray  # train_clean plus observation noise
+    t_test: np.ndarray  # (n_test_times,)
+    test: np.ndarray
+
+    @property
+    def key(self) -> str:
+        return dataset_key(self.system, self.regime, self.noise, self.seed)
+
+
+def dataset_key(system: System, regime: str, noise: float, seed: int) -> str:
+    spec = {"version": DATA_VERSION, "system": system.name, "params": system.params, "regime": regime,
+            "regime_spec": vars(system.regimes[regime]), "t_span": system.t_span,
+            "test_horizon": system.test_horizon, "noise": float(noise), "seed": int(seed)}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def integrate(system: System, x0: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Trajectory from x0 observed at times t (t[0] is the initial time), shape (len(t), dim)."""
+    exact = system.exact(t - t[0], x0)
+    if exact is not None:
+        return exact
+    sol = solve_ivp(system.rhs_numpy, (t[0], t[-1]), x0, method="DOP853", t_eval=t, rtol=RTOL, atol=ATOL)
+    if not sol.success:
+        raise RuntimeError(f"{system.name}: DOP853 failed from {x0}: {sol.message}")
+    return sol.y.T
+
+
+def generate(system: System, regime: str = "dense", noise: float = 0.0, seed: int = 0) -> Dataset:
+    """Make a dataset from the equations (no cache)."""
+    if regime not in system.regimes:
+        raise UsageError(f"unknown regime {regime!r}; valid regimes: {', '.join(system.regimes)}")
+    if not noise >= 0:
+        raise UsageError(f"noise must be >= 0, got {noise}")
+    spec = system.regimes[regime]
+    # Independent streams for train states, test states and noise: changing one count leaves the others alone.
+    rng_train, rng_test, rng_noise = (np.random.default_rng([seed, k]) for k in range(3))
+    t = np.linspace(0.0, system.t_span, spec.n_times)
+    n_test_times = max(2, int(round((spec.n_times - 1) * system.test_horizon / system.t_span)) + 1)
+    t_test = np.linspace(0.0, system.test_horizon, n_test_times)
+    train_clean = np.stack([integrate(system, x0, t) for x0 in system.sample_initial(rng_train, spec.n_train)])
+    test = np.stack([integrate(system, x0, t_test) for x0 in system.sample_initial(rng_test, spec.n_test)])
+    # Noise relative to each state's standard deviation over the clean training data.
+    scale = train_clean.reshape(-1, system.dim).std(0)
+    train = train_clean + noise * scale * rng_noise.standard_normal(train_clean.shape)
+    return Dataset(system, regime, float(noise), int(seed), t, train_clean, train, t_test, test)
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("SPECBENCH_CACHE", Path.home() / ".cache" / "specbench"))
+
+
+def make_dataset(system: System, regime: str = "dense", noise: float = 0.0, seed: int = 0,
+                 cache_dir: Path | str | None = None) -> Dataset:
+    """The dataset for these settings, from the cache when a valid file is there, else generated and cached.
+
+    `cache_dir=False` disables the cache.
+    """
+    if cache_dir is False:
+        return generate(system, regime, noise, seed)
+    if regime not in system.regimes:
+        raise UsageError(f"unknown regime {regime!r}; valid regimes: {', '.join(system.regimes)}")
+    path = Path(cache_dir or default_cache_dir()) / f"{system.name}-{dataset_key(system, regime, noise, seed)}.npz"
+    cached = _load_cached(path, system, regime, noise, seed)
+    if cached is not None:
+        return cached
+    data = generate(system, regime, noise, seed)
+    try:
+        save(data, path)
+    except OSError:
+        pass  # an unwritable cache costs time, not correctness
+    return data
+
+
+def _load_cached(path: Path, system, regime, noise, seed) -> Dataset | None:
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if str(f["key"]) != dataset_key(system, regime, noise, seed):
+                return None
+            arrays = {name: f[name] for name in ARRAYS}
+    except Exception:  # truncated, not a zip, missing arrays: regenerate
+        return None
+    spec = system.regimes[regime]
+    expected = {"train": (spec.n_train, spec.n_times, system.dim), "test": (spec.n_test, None, system.dim)}
+    for name, shape in expected.items():
+        got = arrays[name].shape
+        if len(got) != 3 or any(e is not None and e != g for e, g in zip(shape, got)):
+            return None
+    if not all(np.isfinite(a).all() for a in arrays.values()):
+        return None
+    return Dataset(system, regime, float(noise), int(seed), **arrays)
+
+
+def save(data: Dataset, path: Path | str) -> None:
+    """Write the dataset as .npz (arrays, system parameters as scalars, the key), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scalars = {f"param_{k}": np.asarray(v) for k, v in data.system.params.items()}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, key=data.key, system=data.system.name, regime=data.regime, noise=data.noise,
+                     seed=data.seed, **{name: getattr(data, name) for name in ARRAYS}, **scalars)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,67 @@
+"""What a reference system is: equations written once for numpy (ground truth) and torch (tests, trainers)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+def const(value, like):
+    """`value` as an array of the same library, dtype and device as `like` (numpy array or torch tensor)."""
+    if isinstance(like, np.ndarray):
+        return np.asarray(value, dtype=like.dtype)
+    import torch
+
+    return torch.as_tensor(value, dtype=like.dtype, device=like.device)
+
+
+@dataclass(frozen=True)
+class Regime:
+    """How one regime samples a system: trajectory counts and observation times per trajectory."""
+
+    n_train: int
+    n_test: int
+    n_times: int
+
+
+@dataclass
+class System:
+    """A reference system dx/dt = f(x).
+
+    Subclasses define `f(x, xp)` once, with x of shape (..., dim) and `xp` the array module (numpy or torch),
+    so the ground truth and the trainers' tests use the very same equations.
+    """
+
+    name: str = ""
+    dim: int = 0
+    t_span: float = 10.0  # length of a training trajectory, in the system's time units
+    test_horizon: float = 10.0  # length of a test rollout
+    regimes: dict[str, Regime] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=lambda: {"width": 64, "depth": 2})
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Every parameter that changes the equations (keys the data cache, written into datasets)."""
+        raise NotImplementedError
+
+    def f(self, x, xp):
+        raise NotImplementedError
+
+    def rhs_numpy(self, t, x):
+        """Right-hand side in scipy's `solve_ivp` convention: x of shape (dim,)."""
+        return self.f(np.asarray(x), np)
+
+    def rhs_torch(self, x):
+        """Right-hand side on torch tensors of shape (..., dim)."""
+        import torch
+
+        return self.f(x, torch)
+
+    def sample_initial(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """`n` initial states, shape (n, dim)."""
+        raise NotImplementedError
+
+    def exact(self, t: np.ndarray, x0: np.ndarray) -> np.ndarray | None:
+        """Closed-form trajectory of shape (len(t), dim) where one exists, else None."""
+        return None

@@ -1,0 +1,31 @@
+"""Damped cubic oscillator of the neural-ODE literature: dy/dt = (y**3) @ A, y a row vector,
+A = [[-0.1, 2.0], [-2.0, -0.1]], initial states near (2, 0) (torchdiffeq's `ode_demo.py`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from specbench.systems.base import Regime, System, const
+
+A = [[-0.1, 2.0], [-2.0, -0.1]]
+
+
+@dataclass
+class CubicOscillator(System):
+    name: str = "cubic-oscillator"
+    dim: int = 2
+    t_span: float = 10.0
+    test_horizon: float = 10.0
+    regimes: dict = field(default_factory=lambda: {
+        "dense": Regime(n_train=16, n_test=8, n_times=201),
+        "sparse": Regime(n_train=4, n_test=8, n_times=41),
+    })
+
+    @property
+    def params(self):
+        return {"A": A}
+
+    def f(self, x, xp):
+        return (x ** 3) @ const(A, x)
+
+    def sample_initial(self, rng, n):
+        return [2.0, 0.0] + rng.uniform(-0.5, 0.5, size=(n, 2))
