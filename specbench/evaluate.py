@@ -1,0 +1,55 @@
+"""The common metric: rollouts of a learned vector field with a tight reference solver, no gradients.
+
+Identical for every trainer, so it is the only loss the reports compare (DESIGN.md, "Measurement protocol").
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torchdiffeq import odeint
+
+RTOL, ATOL = 1e-7, 1e-9
+MAX_STEPS = 100_000
+
+
+@torch.no_grad()
+def rollout(model: torch.nn.Module, x0: np.ndarray, t: np.ndarray) -> np.ndarray | None:
+    """Trajectories of dx/dt = model(x) from x0 (n, state) observed at t, shape (n, len(t), state), in float64
+    with dopri5 at rtol 1e-7, atol 1e-9; None when the solver fails (the model's field is too stiff or blows up)."""
+    device = next(model.buffers()).device
+    model64 = copy.deepcopy(model).double()
+    x0_ = torch.as_tensor(x0, dtype=torch.float64, device=device)
+    t_ = torch.as_tensor(t - t[0], dtype=torch.float64, device=device)
+    try:
+        out = odeint(model64, x0_, t_, method="dopri5", rtol=RTOL, atol=ATOL, options={"max_num_steps": MAX_STEPS})
+    except AssertionError:
+        return None
+    out = out.transpose(0, 1).cpu().numpy()
+    return out if np.isfinite(out).all() else None
+
+
+def mse(pred: np.ndarray | None, target: np.ndarray, var: np.ndarray | None = None) -> float:
+    """Mean squared error over (traj, time, state), each state divided by `var` when given; inf for no rollout."""
+    if pred is None:
+        return float("inf")
+    err = (pred - target) ** 2
+    if var is not None:
+        err = err / var
+    return float(err.mean())
+
+
+def state_variance(y: np.ndarray) -> np.ndarray:
+    return y.reshape(-1, y.shape[-1]).var(0) + 1e-12
+
+
+def train_metric(model, data) -> float:
+    """Normalised MSE of rollouts from each training trajectory's first observation against the training data."""
+    return mse(rollout(model, data.train[:, 0], data.t), data.train, state_variance(data.train))
+
+
+def test_errors(model, data) -> tuple[float, float]:
+    """(MSE, normalised MSE) of rollouts from the held-out initial states over the test horizon."""
+    pred = rollout(model, data.test[:, 0], data.t_test)
+    return mse(pred, data.test), mse(pred, data.test, state_variance(data.test))

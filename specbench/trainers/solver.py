@@ -1,0 +1,77 @@
+"""Baselines that train through an ODE solver: direct backprop (`odeint`) and the adjoint (`odeint_adjoint`).
+
+Each step draws a mini-batch of trajectory segments (`batch_size` segments of `segment_length` observations),
+integrates the model from each segment's first observed state and takes an Adam step on the normalised MSE
+against the observations — the usual way neural ODEs are fitted to trajectories (torchdiffeq's ode_demo.py).
+"""
+from __future__ import annotations
+
+import torch
+from torchdiffeq import odeint, odeint_adjoint
+
+from specbench.trainers.base import Trainer
+
+
+class SolverTrainer(Trainer):
+    defaults = {
+        "method": "dopri5",
+        "adjoint": False,
+        "lr": 1e-2,
+        "batch_size": 16,  # segments per step
+        "segment_length": 20,  # observations per segment (including its initial state)
+        "rtol": 1e-5,  # adaptive methods
+        "atol": 1e-6,
+        "steps_per_obs": 1,  # fixed-step methods: step size = observation interval / steps_per_obs
+        "max_num_steps": 10000,  # adaptive methods: a stiff model fails the step instead of hanging
+    }
+
+    def __init__(self, system, data, config=None, seed=0, device="cpu"):
+        super().__init__(system, data, config, seed, device)
+        cfg = self.config
+        self.y = self.tensor(data.train)  # (traj, obs, state)
+        self.std = self.tensor(self.scales["std"])
+        n_obs = data.train.shape[1]
+        cfg["segment_length"] = self.seg = max(2, min(int(cfg["segment_length"]), n_obs))
+        self.t_seg = self.tensor(data.t[: self.seg] - data.t[0])  # uniform grid: every segment shares these times
+        dt = float(data.t[1] - data.t[0])
+        if cfg["method"] in ("rk4", "euler", "midpoint"):
+            self.solver_kwargs = {"method": cfg["method"], "options": {"step_size": dt / cfg["steps_per_obs"]}}
+        else:
+            self.solver_kwargs = {"method": cfg["method"], "rtol": cfg["rtol"], "atol": cfg["atol"],
+                                  "options": {"max_num_steps": int(cfg["max_num_steps"])}}
+        self.solve = odeint_adjoint if cfg["adjoint"] else odeint
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg["lr"])
+        self.offsets = torch.arange(self.seg, device=self.device)
+
+    def batch(self):
+        """Initial states (batch, state) and targets (batch, seg, state) of randomly drawn segments."""
+        n_traj, n_obs, _ = self.y.shape
+        b = int(self.config["batch_size"])
+        traj = torch.randint(n_traj, (b,), generator=self.generator).to(self.device)
+        start = torch.randint(n_obs - self.seg + 1, (b,), generator=self.generator).to(self.device)
+        target = self.y[traj[:, None], start[:, None] + self.offsets]
+        return target[:, 0], target
+
+    def _step(self) -> float:
+        x0, target = self.batch()
+        self.optimizer.zero_grad(set_to_none=True)
+        pred = self.solve(self.model, x0, self.t_seg, **self.solver_kwargs).transpose(0, 1)  # (batch, seg, state)
+        loss = (((pred - target) / self.std) ** 2).mean()
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
+
+
+class BackpropRK4(SolverTrainer):
+    summary = "torchdiffeq odeint, fixed-step RK4, gradients by backprop through the solver"
+    defaults = {**SolverTrainer.defaults, "method": "rk4"}
+
+
+class BackpropDopri5(SolverTrainer):
+    summary = "torchdiffeq odeint, adaptive dopri5, gradients by backprop through the solver"
+    defaults = {**SolverTrainer.defaults, "method": "dopri5"}
+
+
+class AdjointDopri5(SolverTrainer):
+    summary = "torchdiffeq odeint_adjoint, adaptive dopri5, gradients by the adjoint ODE"
+    defaults = {**SolverTrainer.defaults, "method": "dopri5", "adjoint": True}
