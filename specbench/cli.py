@@ -1,0 +1,120 @@
+"""The `specbench` command. Bad input is one line on stderr and exit status 2, never a traceback."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from specbench.errors import UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse prints usage plus a message; we promise one line
+        raise UsageError(message)
+
+
+def _names(kind: str, valid) -> callable:
+    """An argparse type for a comma-separated list of names from `valid`."""
+    def parse(text: str) -> list[str]:
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        bad = [n for n in names if n not in valid]
+        if bad or not names:
+            raise UsageError(f"unknown {kind} {', '.join(map(repr, bad)) or repr(text)}; "
+                             f"valid {kind}: {', '.join(valid)}")
+        return names
+    return parse
+
+
+def _positive(kind: type, what: str) -> callable:
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise UsageError(f"{what} must be a positive number, got {text!r}") from None
+        if not value > 0:
+            raise UsageError(f"{what} must be positive, got {text!r}")
+        return value
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from specbench.presets import PRESETS
+    from specbench.systems import SYSTEMS
+    from specbench.trainers import TRAINERS
+
+    p = _Parser(prog="specbench", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sub.add_parser("list", help="systems, trainers and presets")
+
+    d = sub.add_parser("data", help="write a dataset as .npz")
+    d.add_argument("system", type=lambda s: _names("systems", SYSTEMS)(s)[0])
+    d.add_argument("--regime", choices=["dense", "sparse"], default="dense")
+    d.add_argument("--noise", type=float, default=0.0)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--out", type=Path, required=True)
+
+    r = sub.add_parser("run", help="run a sweep of training runs and write its records and report")
+    r.add_argument("--preset", choices=sorted(PRESETS), default="quick")
+    r.add_argument("--systems", type=_names("systems", SYSTEMS))
+    r.add_argument("--trainers", type=_names("trainers", TRAINERS))
+    r.add_argument("--regimes", type=_names("regimes", ["dense", "sparse"]))
+    r.add_argument("--seeds", type=_positive(int, "--seeds"), help="number of seeds (0..N-1)")
+    r.add_argument("--budget", type=_positive(float, "--budget"), help="training seconds per run")
+    r.add_argument("--out", type=Path, default=Path("runs/latest"))
+    r.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    r.add_argument("--threads", type=_positive(int, "--threads"))
+    r.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args) or 0
+    except UsageError as exc:
+        print(f"specbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("specbench: interrupted; records already written are kept", file=sys.stderr)
+        return 130
+
+
+def cmd_list(args) -> int:
+    from specbench.presets import PRESETS, load_preset
+    from specbench.systems import SYSTEMS, get_system
+    from specbench.trainers import TRAINERS
+
+    print("systems:")
+    for name in SYSTEMS:
+        s = get_system(name)
+        print(f"  {name:18s} {s.dim:3d} states, train span {s.t_span:g}, test horizon {s.test_horizon:g}")
+    print("trainers:")
+    for name, cls in TRAINERS.items():
+        print(f"  {name:18s} {cls.summary}")
+    print("presets:")
+    for name in sorted(PRESETS):
+        print(f"  {name:18s} {load_preset(name).description}")
+    return 0
+
+
+def cmd_data(args) -> int:
+    from specbench.data import make_dataset, save
+    from specbench.systems import get_system
+
+    data = make_dataset(get_system(args.system), args.regime, args.noise, args.seed)
+    try:
+        save(data, args.out)
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.out}: {exc.strerror}") from None
+    print(f"wrote {args.out}: train {data.train.shape}, test {data.test.shape}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from specbench.runner import run_from_args
+
+    return run_from_args(args)
+
+
+COMMANDS = {"list": cmd_list, "data": cmd_data, "run": cmd_run}

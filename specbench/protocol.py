@@ -1,0 +1,210 @@
+"""The measurement loop, the same for every trainer (DESIGN.md, "Measurement protocol").
+
+A training clock counts `step()` and nothing else. The common metric is evaluated on a cadence in training time
+that starts fine and widens, with the clock paused; its cost goes to `eval_seconds`. Time to target is the
+training time at the first evaluation at or below the target. Test errors are measured at the end of the budget.
+Peak memory is the growth over the process's state after setup (peak RSS on CPU, the allocator's peak on CUDA),
+so `run_job` is meant to run in a fresh process (see `specbench.runner`).
+"""
+from __future__ import annotations
+
+import gc
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from specbench.results import SCHEMA, record_name
+
+TARGET_FACTORS = (3.0, 1.0, 1.0 / 3.0)  # times to 3x, 1x and 1/3x the system's target: no single knife edge
+
+
+@dataclass
+class Cadence:
+    """Evaluate at training times first, then each gap `growth` times the last, capped at `max_interval`."""
+
+    first: float = 0.05
+    growth: float = 1.3
+    max_interval: float = 2.0
+
+    def next_after(self, t: float, gap: float) -> tuple[float, float]:
+        gap = min(max(gap * self.growth, self.first), self.max_interval)
+        return t + gap, gap
+
+
+@dataclass
+class Job:
+    """One run: everything that decides its record, and nothing that depends on the process that made it."""
+
+    system: str
+    trainer: str
+    regime: str
+    seed: int
+    budget_s: float
+    target: float
+    config: dict
+    noise: float = 0.0
+    system_params: dict = field(default_factory=dict)
+    device: str = "cpu"
+    threads: int = 1
+    cadence: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return record_name(self.system, self.trainer, self.regime, self.seed)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def targets_for(target: float) -> dict[str, float]:
+    return {f"{target * k:.3g}": target * k for k in TARGET_FACTORS}
+
+
+def run_job(job: Job, evaluate=None, cache_dir=None) -> dict:
+    """Train one (system, trainer, regime, seed) for `job.budget_s` training seconds and return its record.
+
+    `evaluate(model, data) -> float` replaces the common metric only in tests of the protocol itself.
+    A Diverged step ends the run early with status 'diverged'.
+    """
+    import torch
+
+    from specbench.data import make_dataset
+    from specbench.errors import Diverged
+    from specbench.evaluate import test_errors, train_metric
+    from specbench.systems import get_system
+    from specbench.trainers import get_trainer
+
+    torch.set_num_threads(job.threads)
+    evaluate = evaluate or train_metric
+    system = get_system(job.system, **job.system_params)
+    data = make_dataset(system, job.regime, job.noise, job.seed, cache_dir=cache_dir)
+    trainer = get_trainer(job.trainer)(system, data, job.config, job.seed, job.device)
+    cuda = trainer.device.type == "cuda"
+    memory = PeakMemory(cuda)
+
+    cadence = Cadence(**job.cadence)
+    targets = targets_for(job.target)
+    reached: dict[str, float | None] = {k: None for k in targets}
+    curve, status, error = [], "ok", None
+    train_s = eval_s = 0.0
+    next_eval, gap = 0.0, 0.0
+    metric = float("inf")
+
+    def evaluate_now():
+        nonlocal eval_s, metric
+        t0 = time.perf_counter()
+        metric = evaluate(trainer.model, data)
+        eval_s += time.perf_counter() - t0
+        curve.append([train_s, trainer.iteration, metric])
+        for key, value in targets.items():
+            if reached[key] is None and metric <= value:
+                reached[key] = train_s
+
+    memory.start()
+    evaluate_now()
+    while train_s < job.budget_s:
+        t0 = time.perf_counter()
+        try:
+            trainer.step()
+        except Diverged as exc:
+            status, error = "diverged", str(exc)
+            break
+        finally:
+            if cuda:
+                torch.cuda.synchronize()
+            train_s += time.perf_counter() - t0
+        if train_s >= next_eval:
+            evaluate_now()
+            next_eval, gap = cadence.next_after(train_s, gap)
+    if status == "ok" and curve[-1][1] != trainer.iteration:
+        evaluate_now()  # the metric at the end of the budget
+    peak = memory.peak()
+    test_mse, test_nmse = test_errors(trainer.model, data) if status == "ok" else (None, None)
+    key = f"{job.target:.3g}"
+    return {
+        "schema": SCHEMA, "system": job.system, "trainer": job.trainer, "regime": job.regime, "seed": job.seed,
+        "status": status, "error": error,
+        "config": {**trainer.config, "budget_s": job.budget_s, "noise": job.noise, "device": job.device,
+                   "threads": job.threads, "system_params": system.params, "cadence": asdict(cadence),
+                   "data": {"n_train": int(data.train.shape[0]), "n_times": int(data.train.shape[1]),
+                            "t_span": float(data.t[-1] - data.t[0]), "test_horizon": system.test_horizon}},
+        "target_loss": float(job.target), "time_to_target_s": reached[key], "times_to_targets": reached,
+        "train_seconds": train_s, "eval_seconds": eval_s, "iterations": trainer.iteration,
+        "final_train_loss": metric if np.isfinite(metric) else None, "test_mse": test_mse, "test_nmse": test_nmse,
+        "peak_memory_bytes": peak, "curve": curve, "env": environment(job.device, job.threads),
+    }
+
+
+class PeakMemory:
+    """Peak memory growth over the state at `start()`: the allocator's peak on CUDA, peak RSS on CPU."""
+
+    def __init__(self, cuda: bool):
+        self.cuda = cuda
+
+    def start(self):
+        gc.collect()
+        if self.cuda:
+            import torch
+
+            torch.cuda.reset_peak_memory_stats()
+            self.base = torch.cuda.memory_allocated()
+            return
+        self.base = _status_kb("VmRSS")
+        try:  # Linux >= 4.0: writing 5 resets the peak RSS (VmHWM) to the current RSS
+            Path("/proc/self/clear_refs").write_text("5")
+            self.resettable = True
+        except OSError:
+            self.resettable = False
+
+    def peak(self) -> int | None:
+        if self.cuda:
+            import torch
+
+            return int(torch.cuda.max_memory_allocated() - self.base)
+        if self.base is None:
+            return None
+        hwm = _status_kb("VmHWM") if self.resettable else \
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux, peak since the process began
+        return max(0, int((hwm - self.base) * 1024))
+
+
+def _status_kb(field_name: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def environment(device: str, threads: int) -> dict:
+    """Versions, hardware and the git commit a record was made with."""
+    import numpy
+    import torch
+    import torchdiffeq
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
+                                capture_output=True, text=True, timeout=5).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    gpu = torch.cuda.get_device_name() if device == "cuda" and torch.cuda.is_available() else None
+    return {"python": platform.python_version(), "torch": torch.__version__, "torchdiffeq": torchdiffeq.__version__,
+            "numpy": numpy.__version__, "threads": threads, "device": device, "gpu": gpu, "cpu": cpu,
+            "cores": os.cpu_count(), "platform": platform.platform(), "git_commit": commit}

@@ -1,0 +1,106 @@
+"""The run record: one JSON file per run (schema in DESIGN.md), written atomically, validated on load."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+SCHEMA = 1
+STATUSES = ("ok", "diverged", "timeout", "error")
+REQUIRED = {
+    "schema": int, "system": str, "trainer": str, "regime": str, "seed": int, "status": str, "config": dict,
+    "target_loss": float, "times_to_targets": dict, "train_seconds": float, "eval_seconds": float,
+    "iterations": int, "curve": list, "env": dict,
+}
+NULLABLE = {"error": str, "time_to_target_s": float, "final_train_loss": float, "test_mse": float,
+            "test_nmse": float, "peak_memory_bytes": int}
+
+
+class CorruptRecord(Exception):
+    """A record file that cannot be parsed or does not follow the schema."""
+
+
+def record_name(system: str, trainer: str, regime: str, seed: int) -> str:
+    return f"{system}__{trainer}__{regime}__seed{seed}.json"
+
+
+def _finite_or_none(value):
+    """JSON has no inf/NaN: non-finite numbers are written as null (read: not reached / no value)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
+def write_atomic(path: Path | str, payload: dict) -> None:
+    """Write JSON to a temporary file beside `path`, then rename: a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(_finite_or_none(payload), fh, indent=1, allow_nan=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def validate(record: dict) -> list[str]:
+    """What is wrong with a record (empty when it follows the schema)."""
+    if not isinstance(record, dict):
+        return ["not a JSON object"]
+    problems = []
+    for key, kind in {**REQUIRED, **NULLABLE}.items():
+        if key not in record:
+            problems.append(f"missing {key!r}")
+            continue
+        value = record[key]
+        if value is None and key in NULLABLE:
+            continue
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float else \
+            isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if not ok:
+            problems.append(f"{key!r} should be {kind.__name__}, got {type(value).__name__}")
+    if record.get("schema") not in (None, SCHEMA) and "schema" in record:
+        problems.append(f"schema {record['schema']!r}, this specbench reads schema {SCHEMA}")
+    if record.get("status") not in STATUSES:
+        problems.append(f"status {record.get('status')!r} not one of {', '.join(STATUSES)}")
+    for point in record.get("curve") or []:
+        if not (isinstance(point, list) and len(point) == 3):
+            problems.append("curve points must be [train_seconds, iteration, train_loss]")
+            break
+    return problems
+
+
+def load(path: Path | str) -> dict:
+    """A validated record; CorruptRecord naming the file and the first problem otherwise."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CorruptRecord(f"{path}: unreadable ({exc.__class__.__name__}: {exc})") from None
+    problems = validate(record)
+    if problems:
+        raise CorruptRecord(f"{path}: {problems[0]}" + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
+    return record
+
+
+def load_dir(directory: Path | str) -> tuple[list[dict], list[str]]:
+    """All valid records under DIR/runs (or DIR itself), and a warning per file skipped as corrupt."""
+    directory = Path(directory)
+    runs = directory / "runs" if (directory / "runs").is_dir() else directory
+    records, warnings = [], []
+    for path in sorted(runs.glob("*.json")):
+        try:
+            records.append(load(path))
+        except CorruptRecord as exc:
+            warnings.append(f"skipped corrupt record {exc}")
+    return records, warnings

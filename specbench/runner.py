@@ -1,0 +1,175 @@
+"""Sweeps: plan jobs from a preset, run each in a fresh process, keep every finished record.
+
+A job is (system, trainer, regime, seed, config) in, one record out (`protocol.Job`). The executor here runs one
+fresh process per job on this machine (`python -m specbench.worker`), so a job's memory is measured cleanly and
+a crash or hang kills one run, not the sweep. A sweep started again with the same --out skips the runs it has
+(same job, same config) and reruns the rest; records are written atomically, so none is ever half-written.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from specbench.errors import UsageError
+from specbench.presets import Preset, config_for, load_preset
+from specbench.protocol import Job, environment, targets_for
+from specbench.results import SCHEMA, CorruptRecord, load, write_atomic
+
+SETUP_ALLOWANCE_S = 120.0  # process start, data generation and the final test rollouts, on top of the budget
+
+
+def plan(preset: Preset, device: str = "cpu", threads: int | None = None) -> list[Job]:
+    threads = threads or os.cpu_count() or 1
+    return [Job(system=s, trainer=tr, regime=r, seed=seed, budget_s=preset.budget_s, target=preset.targets[s],
+                config=config_for(preset, s, tr), noise=preset.noise, system_params=preset.system_params.get(s, {}),
+                device=device, threads=threads, cadence=preset.cadence)
+            for s in preset.systems for r in preset.regimes for seed in range(preset.seeds) for tr in preset.trainers]
+
+
+def is_done(path: Path, job: Job) -> bool:
+    """A finished record of this very job: same config and budget, and not an `error` (those are retried)."""
+    try:
+        record = load(path)
+    except CorruptRecord:
+        return False
+    cfg = record["config"]
+    same = all(cfg.get(k) == v for k, v in job.config.items()) and cfg.get("budget_s") == job.budget_s \
+        and cfg.get("noise") == job.noise and record["target_loss"] == job.target
+    return same and record["status"] != "error"
+
+
+def failure_record(job: Job, status: str, error: str) -> dict:
+    """The record of a run whose process failed or was killed before it could write its own."""
+    return {"schema": SCHEMA, "system": job.system, "trainer": job.trainer, "regime": job.regime, "seed": job.seed,
+            "status": status, "error": error, "config": {**job.config, "budget_s": job.budget_s, "noise": job.noise,
+                                                          "device": job.device, "threads": job.threads},
+            "target_loss": float(job.target), "time_to_target_s": None,
+            "times_to_targets": {k: None for k in targets_for(job.target)}, "train_seconds": 0.0,
+            "eval_seconds": 0.0, "iterations": 0, "final_train_loss": None, "test_mse": None, "test_nmse": None,
+            "peak_memory_bytes": None, "curve": [], "env": environment(job.device, job.threads)}
+
+
+def run_in_process(job: Job, out: Path, timeout_s: float) -> dict:
+    """Run one job in a fresh Python process; return its record (also written to `out`)."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(job.threads), "MKL_NUM_THREADS": str(job.threads),
+           "OPENBLAS_NUM_THREADS": str(job.threads)}
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump(job.to_dict(), fh)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "specbench.worker", fh.name, str(out)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            _, stderr = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            record = failure_record(job, "timeout", f"run did not finish within {timeout_s:.0f} s")
+            write_atomic(out, record)
+            return record
+        except KeyboardInterrupt:
+            proc.kill()  # the unfinished run leaves no record and is rerun next time
+            raise
+    finally:
+        os.unlink(fh.name)
+    if proc.returncode == 0 and out.exists():
+        return load(out)
+    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+    why = lines[-1] if lines else f"worker exited with status {proc.returncode}"
+    record = failure_record(job, "error", why[:300])
+    write_atomic(out, record)
+    return record
+
+
+class Progress:
+    """One updating line on a terminal; a plain line per run otherwise (CI logs, pipes)."""
+
+    def __init__(self, total: int, stream=sys.stderr):
+        self.total, self.stream, self.tty = total, stream, stream.isatty()
+        self.durations: list[float] = []
+
+    def eta(self, remaining: int, budget: float) -> str:
+        per = sum(self.durations) / len(self.durations) if self.durations else budget + 10
+        s = int(per * remaining)
+        return f"{s // 60}m{s % 60:02d}s"
+
+    def start(self, i: int, job: Job):
+        msg = f"[{i + 1}/{self.total}] {job.system} / {job.trainer} / {job.regime} / seed {job.seed}" \
+              f" (ETA {self.eta(self.total - i, job.budget_s)})"
+        if self.tty:
+            self.stream.write("\r\033[K" + msg)
+        else:
+            self.stream.write(msg + "\n")
+        self.stream.flush()
+
+    def done(self, record: dict, seconds: float, skipped: bool = False):
+        if not skipped:
+            self.durations.append(seconds)
+        ttt = record.get("time_to_target_s")
+        summary = "skipped (record exists)" if skipped else \
+            f"{record['status']}, {record['iterations']} it, metric {record.get('final_train_loss') or float('nan'):.3g}, " \
+            f"to target {'%.2f s' % ttt if ttt is not None else 'not reached'}"
+        if record.get("error"):
+            summary += f" ({record['error']})"
+        self.stream.write(("\r\033[K" if self.tty else "") + f"    {record['system']} / {record['trainer']}: "
+                          f"{summary}\n")
+        self.stream.flush()
+
+
+def run_sweep(jobs: list[Job], out_dir: Path, timeout_factor: float = 3.0) -> list[dict]:
+    runs = out_dir / "runs"
+    try:
+        runs.mkdir(parents=True, exist_ok=True)
+        probe = runs / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"cannot write to --out {out_dir}: {exc.strerror}") from None
+    progress = Progress(len(jobs))
+    records = []
+    for i, job in enumerate(jobs):
+        path = runs / job.name
+        if is_done(path, job):
+            record = load(path)
+            progress.done(record, 0.0, skipped=True)
+        else:
+            progress.start(i, job)
+            t0 = time.perf_counter()
+            record = run_in_process(job, path, timeout_factor * job.budget_s + SETUP_ALLOWANCE_S)
+            progress.done(record, time.perf_counter() - t0)
+        records.append(record)
+    return records
+
+
+def run_from_args(args) -> int:
+    preset = load_preset(args.preset)
+    overrides = {k: getattr(args, k) for k in ("systems", "trainers", "regimes") if getattr(args, k)}
+    if args.seeds:
+        overrides["seeds"] = args.seeds
+    if args.budget:
+        overrides["budget_s"] = args.budget
+    preset = replace(preset, **overrides)
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda: no CUDA device is available to torch here")
+    jobs = plan(preset, args.device, args.threads)
+    print(f"specbench: {len(jobs)} runs of up to {preset.budget_s:g} s training each -> {args.out}", file=sys.stderr)
+    records = run_sweep(jobs, args.out, preset.timeout_factor)
+    bad = [r for r in records if r["status"] != "ok"]
+    print(f"specbench: {len(records) - len(bad)} ok, {len(bad)} not ok; records in {args.out / 'runs'}",
+          file=sys.stderr)
+    if not args.no_report:
+        try:
+            from specbench.report import write_report
+        except ImportError:
+            return 0
+        paths = write_report(args.out, args.out)
+        print(f"specbench: report {paths[0]}", file=sys.stderr)
+    return 0
