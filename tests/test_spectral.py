@@ -1,0 +1,80 @@
+"""GLL numerics against exact identities (STYLE.md: quadrature to degree 2p-1, differentiation and
+interpolation exact to degree p)."""
+import numpy as np
+import pytest
+
+from specbench.spectral import (Mesh, differentiation_matrix, gll_nodes_weights, lagrange_matrix, legendre_to_nodal,
+                                nodal_to_legendre)
+
+ORDERS = [1, 2, 3, 5, 8, 12, 20]
+
+
+@pytest.mark.parametrize("p", ORDERS)
+def test_quadrature_is_exact_to_degree_2p_minus_1(p):
+    x, w = gll_nodes_weights(p)
+    assert x[0] == -1 and x[-1] == 1 and np.all(np.diff(x) > 0)
+    for k in range(2 * p):
+        exact = (1 - (-1) ** (k + 1)) / (k + 1)
+        assert (w * x ** k).sum() == pytest.approx(exact, abs=1e-13)
+
+
+@pytest.mark.parametrize("p", [2, 3, 5, 8])
+def test_quadrature_is_not_exact_at_degree_2p(p):
+    """The GLL rule's known limit (a test that would pass for any rule would prove nothing)."""
+    x, w = gll_nodes_weights(p)
+    assert abs((w * x ** (2 * p)).sum() - 2 / (2 * p + 1)) > 1e-6
+
+
+@pytest.mark.parametrize("p", ORDERS)
+def test_differentiation_and_interpolation_are_exact_to_degree_p(p):
+    x, _ = gll_nodes_weights(p)
+    D = differentiation_matrix(x)
+    s = np.linspace(-1, 1, 17)
+    M = lagrange_matrix(x, s)
+    for k in range(p + 1):
+        np.testing.assert_allclose(D @ x ** k, k * x ** max(k - 1, 0) if k else 0 * x, atol=1e-10 * p ** 2)
+        np.testing.assert_allclose(M @ x ** k, s ** k, atol=1e-12)
+
+
+@pytest.mark.parametrize("E, p", [(1, 3), (4, 2), (5, 6), (12, 8)])
+def test_mesh_operators_are_exact_on_global_polynomials_of_degree_p(E, p):
+    mesh = Mesh(0.5, 3.5, E, p)
+    assert mesh.n_nodes == E * p + 1 and mesh.times[0] == 0.5 and mesh.times[-1] == pytest.approx(3.5)
+    t = np.linspace(0.5, 3.5, 41)
+    local_t = mesh.gather @ mesh.times
+    for k in range(p + 1):
+        c = mesh.times ** k
+        np.testing.assert_allclose(mesh.interpolation(t) @ c, t ** k, rtol=1e-11, atol=1e-11)
+        np.testing.assert_allclose(mesh.derivative @ c, k * local_t ** max(k - 1, 0) if k else 0 * local_t,
+                                   rtol=1e-9, atol=1e-9)
+    assert mesh.quadrature.sum() == pytest.approx(3.0)
+    # Quadrature over the elements integrates t^(2p-1) exactly.
+    assert mesh.quadrature @ local_t ** (2 * p - 1) == pytest.approx((3.5 ** (2 * p) - 0.5 ** (2 * p)) / (2 * p))
+
+
+def test_interpolation_at_nodes_is_the_identity():
+    mesh = Mesh(0.0, 2.0, 3, 4)
+    np.testing.assert_array_equal(mesh.interpolation(mesh.times), np.eye(mesh.n_nodes))
+
+
+@pytest.mark.parametrize("p", [3, 7, 15])
+def test_legendre_round_trip(p):
+    coeffs = np.random.default_rng(p).standard_normal((p + 1, 2))
+    np.testing.assert_allclose(nodal_to_legendre(legendre_to_nodal(coeffs, p), p), coeffs, atol=1e-11)
+    # a single Legendre mode has exactly one nonzero coefficient
+    x, _ = gll_nodes_weights(p)
+    np.testing.assert_allclose(nodal_to_legendre(x ** 0, p), np.eye(p + 1)[0], atol=1e-12)
+
+
+def test_representation_error_falls_exponentially_with_order():
+    """On the smooth oscillator the error of the nodal interpolant drops by orders of magnitude as p rises."""
+    from specbench.systems import get_system
+
+    s = get_system("oscillator")
+    t = np.linspace(0, 10, 400)
+    errors = []
+    for p in (2, 4, 8, 16):
+        mesh = Mesh(0, 10, 2, p)
+        c = s.exact(mesh.times, np.array([1.0, 0.0]))
+        errors.append(np.abs(mesh.interpolation(t) @ c - s.exact(t, np.array([1.0, 0.0]))).max())
+    assert errors[-1] < 1e-7 and all(b < a / 10 for a, b in zip(errors, errors[1:]))
