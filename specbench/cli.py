@@ -65,6 +65,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     r.add_argument("--threads", type=_positive(int, "--threads"))
     r.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+
+    rp = sub.add_parser("report", help="markdown + HTML + figures from a directory of run records")
+    rp.add_argument("dir", type=Path)
+    rp.add_argument("--out", type=Path)
+
+    t = sub.add_parser("tune", help="regenerate the per-system, per-trainer settings (presets/tuned.toml)")
+    t.add_argument("--systems", type=_names("systems", SYSTEMS), default=list(SYSTEMS))
+    t.add_argument("--trainers", type=_names("trainers", TRAINERS), default=list(TRAINERS))
+    t.add_argument("--budget", type=_positive(float, "--budget"), default=10.0, help="training seconds per point")
+    t.add_argument("--out", type=Path, default=Path("results/tuning"))
+    t.add_argument("--threads", type=_positive(int, "--threads"))
     return p
 
 
@@ -117,4 +128,19 @@ def cmd_run(args) -> int:
     return run_from_args(args)
 
 
-COMMANDS = {"list": cmd_list, "data": cmd_data, "run": cmd_run}
+def cmd_tune(args) -> int:
+    from specbench.tune import tune, write_tuned
+
+    write_tuned(tune(args.systems, args.trainers, args.budget, args.out, args.threads), args.budget)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from specbench.report import write_report
+
+    md, page = write_report(args.dir, args.out)
+    print(f"wrote {md} and {page}")
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "data": cmd_data, "run": cmd_run, "tune": cmd_tune, "report": cmd_report}

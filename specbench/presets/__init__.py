@@ -80,5 +80,5 @@ def tuned_settings() -> dict:
 
 
 def config_for(preset: Preset, system: str, trainer: str) -> dict:
-    tuned = tuned_settings().get(system, {}).get(trainer, {})
+    tuned = {k: v for k, v in tuned_settings().get(system, {}).get(trainer, {}).items() if not k.startswith("tuned_")}
     return {**tuned, **preset.settings.get(system, {}).get(trainer, {})}
