@@ -49,7 +49,7 @@ def train_metric(model, data) -> float:
     return mse(rollout(model, data.train[:, 0], data.t), data.train, state_variance(data.train))
 
 
-def test_errors(model, data) -> tuple[float, float]:
-    """(MSE, normalised MSE) of rollouts from the held-out initial states over the test horizon."""
+def test_errors(model, data) -> tuple[float, float, np.ndarray | None]:
+    """(MSE, normalised MSE, rollouts) from the held-out initial states over the test horizon."""
     pred = rollout(model, data.test[:, 0], data.t_test)
-    return mse(pred, data.test), mse(pred, data.test, state_variance(data.test))
+    return mse(pred, data.test), mse(pred, data.test, state_variance(data.test)), pred

@@ -22,6 +22,7 @@ import numpy as np
 
 from specbench.results import SCHEMA, record_name
 
+ROLLOUT_STATES = 4
 TARGET_FACTORS = (3.0, 1.0, 1.0 / 3.0)  # times to 3x, 1x and 1/3x the system's target: no single knife edge
 
 
@@ -126,7 +127,7 @@ def run_job(job: Job, evaluate=None, cache_dir=None) -> dict:
     if status == "ok" and curve[-1][1] != trainer.iteration:
         evaluate_now()  # the metric at the end of the budget
     peak = memory.peak()
-    test_mse, test_nmse = test_errors(trainer.model, data) if status == "ok" else (None, None)
+    test_mse, test_nmse, pred = test_errors(trainer.model, data) if status == "ok" else (None, None, None)
     key = f"{job.target:.3g}"
     return {
         "schema": SCHEMA, "system": job.system, "trainer": job.trainer, "regime": job.regime, "seed": job.seed,
@@ -139,6 +140,9 @@ def run_job(job: Job, evaluate=None, cache_dir=None) -> dict:
         "train_seconds": train_s, "eval_seconds": eval_s, "iterations": trainer.iteration,
         "final_train_loss": metric if np.isfinite(metric) else None, "test_mse": test_mse, "test_nmse": test_nmse,
         "peak_memory_bytes": peak, "curve": curve, "env": environment(job.device, job.threads),
+        "test_rollout": {  # the first held-out trajectory, for the report's figure (at most 4 states)
+            "t": data.t_test.tolist(), "truth": data.test[0, :, :ROLLOUT_STATES].tolist(),
+            "pred": None if pred is None else pred[0, :, :ROLLOUT_STATES].tolist()},
     }
 
 

@@ -166,10 +166,8 @@ def run_from_args(args) -> int:
     print(f"specbench: {len(records) - len(bad)} ok, {len(bad)} not ok; records in {args.out / 'runs'}",
           file=sys.stderr)
     if not args.no_report:
-        try:
-            from specbench.report import write_report
-        except ImportError:
-            return 0
-        paths = write_report(args.out, args.out)
-        print(f"specbench: report {paths[0]}", file=sys.stderr)
+        from specbench.report import write_report
+
+        md, page = write_report(args.out, args.out)
+        print(f"specbench: report {md} and {page}", file=sys.stderr)
     return 0

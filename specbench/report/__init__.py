@@ -1,0 +1,192 @@
+"""`specbench report DIR`: report.md, a self-contained report.html and PNG figures from run records.
+
+The report is built once as a list of blocks (headings, paragraphs, tables, figures) and rendered twice, so the
+Markdown and the HTML cannot disagree. Tables depend only on the records: regenerating from the same records
+gives the same tables, byte for byte.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import sys
+from pathlib import Path
+
+from specbench.errors import UsageError
+from specbench.report import figures
+from specbench.report.verdicts import BASELINES, CLAIMS, SPECTRAL, claims, fmt, group, median
+from specbench.results import load_dir
+from specbench.trainers import TRAINERS
+
+ORDER = {name: i for i, name in enumerate(TRAINERS)}
+
+
+def write_report(records_dir: Path | str, out_dir: Path | str | None = None) -> tuple[Path, Path]:
+    """Write report.md, report.html and figures/*.png under out_dir (default: records_dir)."""
+    records_dir = Path(records_dir)
+    out_dir = Path(out_dir or records_dir)
+    if not records_dir.is_dir():
+        raise UsageError(f"{records_dir} is not a directory of run records")
+    records, warnings = load_dir(records_dir)
+    for w in warnings:
+        print(f"specbench: warning: {w}", file=sys.stderr)
+    if not records:
+        raise UsageError(f"no run records in {records_dir} (expected JSON files in {records_dir}/runs)")
+    try:
+        (out_dir / "figures").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot write to {out_dir}: {exc.strerror}") from None
+    blocks = build(records, out_dir, warnings)
+    md, page = out_dir / "report.md", out_dir / "report.html"
+    md.write_text(render_markdown(blocks, out_dir))
+    page.write_text(render_html(blocks))
+    return md, page
+
+
+def build(records: list[dict], out_dir: Path, warnings: list[str]) -> list[tuple]:
+    groups = group(records)
+    verdicts = claims(records)
+    b: list[tuple] = [("h1", "specbench: SNODE's claims against backprop and adjoint baselines")]
+    b.append(("p", f"{len(records)} runs: {len({r['system'] for r in records})} systems, "
+                   f"{len({r['trainer'] for r in records})} trainers, regimes "
+                   f"{', '.join(sorted({r['regime'] for r in records}))}, seeds "
+                   f"{', '.join(map(str, sorted({r['seed'] for r in records})))}. Medians over seeds; spread "
+                   "(min-max over seeds) in brackets. The common metric is the normalised MSE of rollouts from the "
+                   "training initial states against the training data, the same for every trainer."))
+    b.append(("h2", "Claims"))
+    b.append(("table", ["claim", "system", "regime", "verdict", *[f"vs {x}" for x in BASELINES], "why"],
+              [[v.claim, v.system, v.regime, f"**{v.verdict}**",
+                *[str(v.ratios[x]) if x in v.ratios else "-" for x in BASELINES], v.why] for v in verdicts]))
+    b.append(("p", "Ratios are spectral's advantage (baseline / spectral): time to target for C1, test MSE for C2, "
+                   "peak memory for C3; above 1 favours spectral. '> x' is a lower bound: the baseline never reached "
+                   "the target within its budget. " + "; ".join(f"{k}: {v}" for k, v in CLAIMS.items()) + "."))
+
+    for system, regime in sorted({(s, g) for s, g, _ in groups}):
+        per = {t: groups[(system, regime, t)] for t in sorted({t for s, g, t in groups if (s, g) == (system, regime)},
+                                                               key=lambda t: ORDER.get(t, 99))}
+        target = next(iter(per.values()))[0]["target_loss"]
+        stem = f"{system}-{regime}"
+        b.append(("h2", f"{system} ({regime})"))
+        b.append(("table", ["trainer", "runs ok", "time to 3x target (s)", "time to target (s)",
+                            "time to target/3 (s)", "final metric", "test MSE", "test NMSE", "peak memory (MB)",
+                            "ms / iteration"],
+                  [[t, f"{sum(r['status'] == 'ok' for r in rs)}/{len(rs)}",
+                    *[spread([r["times_to_targets"].get(k) for r in rs]) for k in target_keys(rs[0])],
+                    spread([r["final_train_loss"] for r in rs]), spread([r["test_mse"] for r in rs]),
+                    spread([r["test_nmse"] for r in rs]),
+                    spread([r["peak_memory_bytes"] / 2 ** 20 if r["peak_memory_bytes"] is not None else None
+                            for r in rs]),
+                    spread([1e3 * r["train_seconds"] / r["iterations"] if r["iterations"] else None for r in rs])]
+                   for t, rs in per.items()]))
+        fig_dir = out_dir / "figures"
+        b.append(("fig", figures.learning_curves(per, target, f"{system} ({regime}): training",
+                                                 fig_dir / f"{stem}-curves.png"),
+                  f"Common metric against training time (median over seeds, band: min-max); dashed: target {target:g}."))
+        b.append(("fig", figures.bars(per, "test_mse", "test MSE", f"{system} ({regime}): test MSE",
+                                      fig_dir / f"{stem}-test-mse.png"),
+                  "Test MSE of rollouts from held-out initial states over the test horizon (median, seed range)."))
+        b.append(("fig", figures.bars(per, "peak_memory_bytes", "peak memory growth (MB)",
+                                      f"{system} ({regime}): peak memory", fig_dir / f"{stem}-memory.png",
+                                      scale=2 ** -20),
+                  "Peak memory growth during training over the process after setup (RSS on CPU, allocator on GPU)."))
+        roll = figures.rollout(per, f"{system} ({regime}): first test trajectory", fig_dir / f"{stem}-rollout.png")
+        if roll:
+            b.append(("fig", roll, "A held-out trajectory (black) and each trainer's rollout from its initial state."))
+
+    b.append(("h2", "Settings of every run"))
+    rows = []
+    for (system, regime, trainer), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], ORDER.get(kv[0][2], 99))):
+        cfg = {k: v for k, v in rs[0]["config"].items() if k not in ("env", "system_params", "data", "cadence")}
+        rows.append([system, regime, trainer, ", ".join(str(r["seed"]) for r in rs),
+                     "`" + json.dumps(cfg, sort_keys=True, separators=(",", ":")) + "`"])
+    b.append(("table", ["system", "regime", "trainer", "seeds", "config"], rows))
+    failed = [r for r in records if r["status"] != "ok"]
+    b.append(("h2", "Failed, diverged or timed-out runs"))
+    if failed:
+        b.append(("table", ["system", "regime", "trainer", "seed", "status", "error"],
+                  [[r["system"], r["regime"], r["trainer"], str(r["seed"]), r["status"], r["error"] or ""]
+                   for r in sorted(failed, key=lambda r: (r["system"], r["trainer"], r["seed"]))]))
+    else:
+        b.append(("p", "None."))
+    if warnings:
+        b.append(("p", "Skipped records: " + "; ".join(warnings)))
+    b.append(("h2", "Made with"))
+    envs = sorted({json.dumps({k: r["env"].get(k) for k in ("python", "torch", "torchdiffeq", "numpy", "threads",
+                                                              "device", "gpu", "cpu", "cores", "git_commit")},
+                              sort_keys=True) for r in records})
+    b.append(("table", ["python", "torch", "torchdiffeq", "numpy", "threads", "device", "gpu", "cpu", "cores",
+                        "git commit"],
+              [[str(e[k]) for k in ("python", "torch", "torchdiffeq", "numpy", "threads", "device", "gpu", "cpu",
+                                    "cores", "git_commit")] for e in map(json.loads, envs)]))
+    return b
+
+
+def target_keys(record: dict) -> list[str]:
+    """The record's target keys, loosest first (3x, 1x, 1/3x the system's target)."""
+    return sorted(record["times_to_targets"], key=float, reverse=True)
+
+
+def spread(values) -> str:
+    """'median (min-max)' over seeds; None counts as not reached / no value."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return "-"
+    text = fmt(median(values))
+    if len(values) > 1:
+        lo, hi = min(present), max(present) if len(present) == len(values) else float("inf")
+        text += f" ({fmt(lo)}-{fmt(hi)})"
+    return text
+
+
+def render_markdown(blocks, out_dir: Path) -> str:
+    lines = []
+    for kind, *rest in blocks:
+        if kind in ("h1", "h2"):
+            lines += [("#" if kind == "h1" else "##") + " " + rest[0], ""]
+        elif kind == "p":
+            lines += [rest[0], ""]
+        elif kind == "table":
+            head, rows = rest
+            lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+            lines.append("")
+        elif kind == "fig":
+            path, caption = rest
+            lines += [f"![{caption}]({path.relative_to(out_dir).as_posix()})", "", f"*{caption}*", ""]
+    return "\n".join(lines)
+
+
+CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#212529}
+table{border-collapse:collapse;margin:1em 0;font-size:.85em}td,th{border:1px solid #ced4da;padding:.3em .5em;
+vertical-align:top}th{background:#f1f3f5}code{font-size:.85em;word-break:break-all}figure{margin:1em 0}
+img{max-width:100%}figcaption{font-size:.85em;color:#495057}"""
+
+
+def _inline(text: str) -> str:
+    out = html.escape(text)
+    for mark, tag in (("**", "strong"), ("`", "code")):
+        parts = out.split(mark)
+        out = "".join(p if i % 2 == 0 else f"<{tag}>{p}</{tag}>" for i, p in enumerate(parts))
+    return out
+
+
+def render_html(blocks) -> str:
+    body = []
+    for kind, *rest in blocks:
+        if kind in ("h1", "h2"):
+            body.append(f"<{kind}>{html.escape(rest[0])}</{kind}>")
+        elif kind == "p":
+            body.append(f"<p>{_inline(rest[0])}</p>")
+        elif kind == "table":
+            head, rows = rest
+            body.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>" +
+                        "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in rows) +
+                        "</table>")
+        elif kind == "fig":
+            path, caption = rest
+            data = base64.b64encode(path.read_bytes()).decode()
+            body.append(f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+                        f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    title = html.escape(blocks[0][1])
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+            f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")

@@ -1,0 +1,99 @@
+"""Figures for the report (matplotlib, Agg): one colour per trainer, the same in every figure."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from specbench.report.verdicts import median  # noqa: E402
+from specbench.trainers import TRAINERS  # noqa: E402
+
+COLOURS = dict(zip(TRAINERS, ["#1b6ac9", "#7fb2ef", "#d9480f", "#2b8a3e", "#862e9c"]))
+plt.rcParams.update({"figure.dpi": 110, "font.size": 10, "axes.grid": True, "grid.alpha": 0.3,
+                     "axes.spines.top": False, "axes.spines.right": False})
+
+
+def colour(trainer: str) -> str:
+    return COLOURS.get(trainer, "#495057")
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+def learning_curves(groups: dict[str, list[dict]], target: float, title: str, path: Path) -> Path:
+    """Common metric against training time per trainer: median over seeds and the min-max band, log scales."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for trainer, runs in groups.items():
+        curves = [np.array(r["curve"], dtype=float) for r in runs if r["curve"]]
+        curves = [c[np.isfinite(c[:, 2])] for c in curves]
+        curves = [c for c in curves if len(c)]
+        if not curves:
+            continue
+        t_end = max(c[-1, 0] for c in curves)
+        grid = np.geomspace(max(min(c[1, 0] if len(c) > 1 else c[0, 0] for c in curves), 1e-3), t_end, 200)
+        # step interpolation: the metric known at a time is the last one evaluated
+        values = np.array([c[np.clip(np.searchsorted(c[:, 0], grid, side="right") - 1, 0, None), 2] for c in curves])
+        ax.plot(grid, np.median(values, 0), color=colour(trainer), label=trainer, lw=1.8)
+        if len(curves) > 1:
+            ax.fill_between(grid, values.min(0), values.max(0), color=colour(trainer), alpha=0.18, lw=0)
+    ax.axhline(target, color="black", ls="--", lw=1, label=f"target {target:g}")
+    ax.set(xscale="log", yscale="log", xlabel="training time (s)", ylabel="common metric: train rollout NMSE",
+           title=title)
+    ax.legend(fontsize=8, loc="best")
+    return _save(fig, path)
+
+
+def bars(groups: dict[str, list[dict]], field: str, ylabel: str, title: str, path: Path, scale: float = 1.0,
+         log: bool = True) -> Path:
+    """Median of `field` per trainer with the seed spread as error bars; failed runs marked."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    names = list(groups)
+    for i, trainer in enumerate(names):
+        vals = [r[field] * scale for r in groups[trainer] if r.get(field) is not None]
+        if not vals:
+            ax.text(i, 0.5, "no value\n(failed)", ha="center", va="center", transform=ax.get_xaxis_transform(),
+                    fontsize=8)
+            continue
+        m = median(vals)
+        ax.bar(i, m, color=colour(trainer), width=0.6)
+        if len(vals) > 1:
+            ax.errorbar(i, m, yerr=[[m - min(vals)], [max(vals) - m]], color="black", capsize=4, lw=1)
+    ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
+    ax.set(ylabel=ylabel, title=title)
+    if log:
+        ax.set_yscale("log")
+    return _save(fig, path)
+
+
+def rollout(groups: dict[str, list[dict]], title: str, path: Path, max_states: int = 2) -> Path | None:
+    """The first test trajectory against each trainer's rollout (seed with the lowest number)."""
+    runs = {t: rs[0] for t, rs in groups.items() if rs and rs[0].get("test_rollout")}
+    if not runs:
+        return None
+    first = next(iter(runs.values()))["test_rollout"]
+    n = min(max_states, len(first["truth"][0]))
+    fig, axes = plt.subplots(n, 1, figsize=(6.4, 1.9 * n + 0.6), sharex=True, squeeze=False)
+    t = np.array(first["t"])
+    for k, ax in enumerate(axes[:, 0]):
+        ax.plot(t, np.array(first["truth"])[:, k], color="black", lw=2.2, label="truth")
+        for trainer, r in runs.items():
+            pred = r["test_rollout"]["pred"]
+            if pred is not None:
+                ax.plot(t, np.array(pred)[:, k], color=colour(trainer), lw=1.2, ls="--", label=trainer)
+        ax.set_ylabel(f"state {k + 1}")
+        if math.isfinite(np.abs(np.array(first["truth"])).max()):
+            lim = 1.5 * np.abs(np.array(first["truth"])[:, k]).max()
+            ax.set_ylim(-lim if np.array(first["truth"])[:, k].min() < 0 else 0, lim)
+    axes[0, 0].set_title(title)
+    axes[-1, 0].set_xlabel("time (system units)")
+    axes[0, 0].legend(fontsize=7, ncol=3, loc="upper right")
+    return _save(fig, path)

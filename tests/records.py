@@ -1,0 +1,30 @@
+"""Hand-made run records for tests of the verdicts, the report and the gate."""
+from specbench.results import SCHEMA
+
+
+def make_record(system="oscillator", trainer="spectral", seed=0, ttt=1.0, test_mse=1e-3, memory=1_000_000,
+                status="ok", budget=10.0, regime="dense", iterations=100, target=1e-2):
+    reached = None if ttt is None else ttt
+    return {
+        "schema": SCHEMA, "system": system, "trainer": trainer, "regime": regime, "seed": seed, "status": status,
+        "error": None if status == "ok" else "non-finite loss at iteration 3",
+        "config": {"lr": 0.01, "budget_s": budget}, "target_loss": target, "time_to_target_s": reached,
+        "times_to_targets": {f"{3 * target:.3g}": reached, f"{target:.3g}": reached,
+                             f"{target / 3:.3g}": None},
+        "train_seconds": budget, "eval_seconds": 0.5, "iterations": iterations,
+        "final_train_loss": 5e-3 if status == "ok" else None, "test_mse": test_mse if status == "ok" else None,
+        "test_nmse": test_mse if status == "ok" else None, "peak_memory_bytes": memory,
+        "curve": [[0.0, 0, 1.0], [budget / 2, iterations // 2, 2e-2], [budget, iterations, 5e-3]],
+        "env": {"python": "3.11", "torch": "2.13.0", "torchdiffeq": "0.2.5", "numpy": "2", "threads": 2,
+                "device": "cpu", "gpu": None, "cpu": "test cpu", "cores": 2, "git_commit": "abc"},
+    }
+
+
+def sweep(spec=(1.0, 1.2, 0.8), baselines=None, base_mse=1e-2, **kw):
+    """Three seeds of spectral and the three headline baselines; baselines maps name -> list of ttt."""
+    baselines = baselines or {b: (20.0, 25.0, 30.0) for b in ("backprop-rk4", "backprop-dopri5", "adjoint-dopri5")}
+    out = [make_record(trainer="spectral", seed=i, ttt=t, **kw) for i, t in enumerate(spec)]
+    for b, times in baselines.items():
+        out += [make_record(trainer=b, seed=i, ttt=t, test_mse=base_mse, memory=2_000_000)
+                for i, t in enumerate(times)]
+    return out
