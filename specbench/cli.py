@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("dir", type=Path)
     rp.add_argument("--out", type=Path)
 
+    g = sub.add_parser("gate", help="exit 1 when CANDIDATE regressed against BASELINE beyond --factor")
+    g.add_argument("baseline", type=Path)
+    g.add_argument("candidate", type=Path)
+    g.add_argument("--factor", type=_positive(float, "--factor"), default=1.25)
+
     t = sub.add_parser("tune", help="regenerate the per-system, per-trainer settings (presets/tuned.toml)")
     t.add_argument("--systems", type=_names("systems", SYSTEMS), default=list(SYSTEMS))
     t.add_argument("--trainers", type=_names("trainers", TRAINERS), default=list(TRAINERS))
@@ -143,4 +148,11 @@ def cmd_report(args) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "data": cmd_data, "run": cmd_run, "tune": cmd_tune, "report": cmd_report}
+def cmd_gate(args) -> int:
+    from specbench.gate import gate
+
+    return gate(args.baseline, args.candidate, args.factor)
+
+
+COMMANDS = {"list": cmd_list, "data": cmd_data, "run": cmd_run, "tune": cmd_tune, "report": cmd_report,
+            "gate": cmd_gate}

@@ -93,6 +93,23 @@ def load(path: Path | str) -> dict:
     return record
 
 
+def load_sweep(directory: Path | str) -> tuple[list[dict], list[str]]:
+    """Records of a sweep directory for the report and the gate: each corrupt file is a warning on stderr; a
+    missing directory or one without a valid record is a UsageError."""
+    import sys
+
+    from specbench.errors import UsageError
+
+    if not Path(directory).is_dir():
+        raise UsageError(f"{directory} is not a directory of run records")
+    records, warnings = load_dir(directory)
+    for w in warnings:
+        print(f"specbench: warning: {w}", file=sys.stderr)
+    if not records:
+        raise UsageError(f"no run records in {directory} (expected JSON files in {directory}/runs)")
+    return records, warnings
+
+
 def load_dir(directory: Path | str) -> tuple[list[dict], list[str]]:
     """All valid records under DIR/runs (or DIR itself), and a warning per file skipped as corrupt."""
     directory = Path(directory)

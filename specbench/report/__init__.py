@@ -9,13 +9,12 @@ from __future__ import annotations
 import base64
 import html
 import json
-import sys
 from pathlib import Path
 
 from specbench.errors import UsageError
 from specbench.report import figures
 from specbench.report.verdicts import BASELINES, CLAIMS, SPECTRAL, claims, fmt, group, median
-from specbench.results import load_dir
+from specbench.results import load_sweep
 from specbench.trainers import TRAINERS
 
 ORDER = {name: i for i, name in enumerate(TRAINERS)}
@@ -23,15 +22,8 @@ ORDER = {name: i for i, name in enumerate(TRAINERS)}
 
 def write_report(records_dir: Path | str, out_dir: Path | str | None = None) -> tuple[Path, Path]:
     """Write report.md, report.html and figures/*.png under out_dir (default: records_dir)."""
-    records_dir = Path(records_dir)
+    records, warnings = load_sweep(records_dir)
     out_dir = Path(out_dir or records_dir)
-    if not records_dir.is_dir():
-        raise UsageError(f"{records_dir} is not a directory of run records")
-    records, warnings = load_dir(records_dir)
-    for w in warnings:
-        print(f"specbench: warning: {w}", file=sys.stderr)
-    if not records:
-        raise UsageError(f"no run records in {records_dir} (expected JSON files in {records_dir}/runs)")
     try:
         (out_dir / "figures").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -68,7 +60,7 @@ def build(records: list[dict], out_dir: Path, warnings: list[str]) -> list[tuple
         stem = f"{system}-{regime}"
         b.append(("h2", f"{system} ({regime})"))
         b.append(("table", ["trainer", "runs ok", "time to 3x target (s)", "time to target (s)",
-                            "time to target/3 (s)", "final metric", "test MSE", "test NMSE", "peak memory (MB)",
+                            "time to target/3 (s)", "final metric", "test MSE", "test NMSE", "peak memory (MiB)",
                             "ms / iteration"],
                   [[t, f"{sum(r['status'] == 'ok' for r in rs)}/{len(rs)}",
                     *[spread([r["times_to_targets"].get(k) for r in rs]) for k in target_keys(rs[0])],
@@ -82,12 +74,12 @@ def build(records: list[dict], out_dir: Path, warnings: list[str]) -> list[tuple
         b.append(("fig", figures.learning_curves(per, target, f"{system} ({regime}): training",
                                                  fig_dir / f"{stem}-curves.png"),
                   f"Common metric against training time (median over seeds, band: min-max); dashed: target {target:g}."))
-        b.append(("fig", figures.bars(per, "test_mse", "test MSE", f"{system} ({regime}): test MSE",
-                                      fig_dir / f"{stem}-test-mse.png"),
+        b.append(("fig", figures.per_trainer(per, "test_mse", "test MSE (state units²)",
+                                             f"{system} ({regime}): test MSE", fig_dir / f"{stem}-test-mse.png"),
                   "Test MSE of rollouts from held-out initial states over the test horizon (median, seed range)."))
-        b.append(("fig", figures.bars(per, "peak_memory_bytes", "peak memory growth (MB)",
-                                      f"{system} ({regime}): peak memory", fig_dir / f"{stem}-memory.png",
-                                      scale=2 ** -20),
+        b.append(("fig", figures.per_trainer(per, "peak_memory_bytes", "peak memory growth (MiB)",
+                                             f"{system} ({regime}): peak memory", fig_dir / f"{stem}-memory.png",
+                                             scale=2 ** -20, log=False),
                   "Peak memory growth during training over the process after setup (RSS on CPU, allocator on GPU)."))
         roll = figures.rollout(per, f"{system} ({regime}): first test trajectory", fig_dir / f"{stem}-rollout.png")
         if roll:

@@ -52,9 +52,11 @@ def learning_curves(groups: dict[str, list[dict]], target: float, title: str, pa
     return _save(fig, path)
 
 
-def bars(groups: dict[str, list[dict]], field: str, ylabel: str, title: str, path: Path, scale: float = 1.0,
-         log: bool = True) -> Path:
-    """Median of `field` per trainer with the seed spread as error bars; failed runs marked."""
+def per_trainer(groups: dict[str, list[dict]], field: str, ylabel: str, title: str, path: Path,
+                scale: float = 1.0, log: bool = True) -> Path:
+    """`field` per trainer: the median (large marker), the seed range (line) and each seed (small dots). On a log
+    axis a dot plot, never bars (a bar's length on a log axis depends on an arbitrary bottom); on a linear axis,
+    bars from zero."""
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
     names = list(groups)
     for i, trainer in enumerate(names):
@@ -63,14 +65,21 @@ def bars(groups: dict[str, list[dict]], field: str, ylabel: str, title: str, pat
             ax.text(i, 0.5, "no value\n(failed)", ha="center", va="center", transform=ax.get_xaxis_transform(),
                     fontsize=8)
             continue
-        m = median(vals)
-        ax.bar(i, m, color=colour(trainer), width=0.6)
-        if len(vals) > 1:
-            ax.errorbar(i, m, yerr=[[m - min(vals)], [max(vals) - m]], color="black", capsize=4, lw=1)
+        m, c = median(vals), colour(trainer)
+        if log:
+            ax.plot([i, i], [min(vals), max(vals)], color=c, lw=2)
+            ax.plot(i, m, "o", color=c, ms=9)
+        else:
+            ax.bar(i, m, color=c, width=0.6, alpha=0.85)
+            ax.plot([i, i], [min(vals), max(vals)], color="black", lw=1)
+        ax.plot([i] * len(vals), vals, ".", color="black", ms=4)
     ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
+    ax.set_xlim(-0.6, len(names) - 0.4)
     ax.set(ylabel=ylabel, title=title)
     if log:
         ax.set_yscale("log")
+    else:
+        ax.set_ylim(bottom=0)
     return _save(fig, path)
 
 

@@ -25,6 +25,13 @@ class Regime:
     n_times: int
 
 
+def regimes(dense_times: int, sparse_times: int):
+    """The two regimes every system has: `dense` (16 training trajectories) and `sparse` (4), 8 test trajectories
+    each, with these numbers of observation times per training trajectory (a dataclass field default)."""
+    return field(default_factory=lambda: {"dense": Regime(n_train=16, n_test=8, n_times=dense_times),
+                                          "sparse": Regime(n_train=4, n_test=8, n_times=sparse_times)})
+
+
 @dataclass
 class System:
     """A reference system dx/dt = f(x).

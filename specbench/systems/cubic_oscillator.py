@@ -2,9 +2,9 @@
 A = [[-0.1, 2.0], [-2.0, -0.1]], initial states near (2, 0) (torchdiffeq's `ode_demo.py`)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from specbench.systems.base import Regime, System, const
+from specbench.systems.base import System, const, regimes
 
 A = [[-0.1, 2.0], [-2.0, -0.1]]
 
@@ -15,11 +15,7 @@ class CubicOscillator(System):
     dim: int = 2
     t_span: float = 10.0
     test_horizon: float = 10.0
-    regimes: dict = field(default_factory=lambda: {
-        # dt = 0.025 as in torchdiffeq's demo: near amplitude 2 an orbit turns in about half a time unit.
-        "dense": Regime(n_train=16, n_test=8, n_times=401),
-        "sparse": Regime(n_train=4, n_test=8, n_times=81),
-    })
+    regimes: dict = regimes(401, 81)  # dt = 0.025 as in torchdiffeq's demo: near amplitude 2 an orbit turns in ~0.5 time units
 
     @property
     def params(self):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from specbench.systems.base import Regime, System
+from specbench.systems.base import System, regimes
 
 
 @dataclass
@@ -23,10 +23,7 @@ class Lorenz(System):
     dim: int = 3
     t_span: float = 2.0
     test_horizon: float = 1.0
-    regimes: dict = field(default_factory=lambda: {
-        "dense": Regime(n_train=16, n_test=8, n_times=201),
-        "sparse": Regime(n_train=4, n_test=8, n_times=41),
-    })
+    regimes: dict = regimes(201, 41)
     model: dict = field(default_factory=lambda: {"width": 64, "depth": 2})
 
     @property

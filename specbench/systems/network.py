@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from specbench.systems.base import Regime, System, const
+from specbench.systems.base import System, const, regimes
 
 
 @dataclass
@@ -32,10 +32,7 @@ class Network(System):
     dim: int = 0  # set from n
     t_span: float = 10.0
     test_horizon: float = 10.0
-    regimes: dict = field(default_factory=lambda: {
-        "dense": Regime(n_train=16, n_test=8, n_times=101),
-        "sparse": Regime(n_train=4, n_test=8, n_times=41),
-    })
+    regimes: dict = regimes(101, 41)
     model: dict = field(default_factory=lambda: {"width": 128, "depth": 2})
 
     def __post_init__(self):

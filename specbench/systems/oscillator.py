@@ -4,11 +4,11 @@ It has a closed-form solution, used for the ground truth and in tests.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from specbench.systems.base import Regime, System
+from specbench.systems.base import System, regimes
 
 
 @dataclass
@@ -19,10 +19,7 @@ class Oscillator(System):
     dim: int = 2
     t_span: float = 10.0
     test_horizon: float = 10.0
-    regimes: dict = field(default_factory=lambda: {
-        "dense": Regime(n_train=16, n_test=8, n_times=101),
-        "sparse": Regime(n_train=4, n_test=8, n_times=21),
-    })
+    regimes: dict = regimes(101, 21)
 
     @property
     def params(self):

@@ -1,0 +1,58 @@
+import shutil
+
+from specbench.gate import compare
+from specbench.report.verdicts import group
+from specbench.results import load, write_atomic
+from tests.conftest import run_cli
+from tests.records import sweep
+
+
+def write(directory, records):
+    for r in records:
+        write_atomic(directory / "runs" / f"{r['system']}__{r['trainer']}__{r['regime']}__seed{r['seed']}.json", r)
+
+
+def test_gate_passes_against_a_copy_of_itself(tmp_path):
+    write(tmp_path / "base", sweep())
+    shutil.copytree(tmp_path / "base", tmp_path / "cand")
+    proc = run_cli("gate", tmp_path / "base", tmp_path / "cand")
+    assert proc.returncode == 0, proc.stdout
+    assert "no regression" in proc.stdout and "WORSE" not in proc.stdout
+
+
+def test_gate_fails_on_a_2x_slower_time_to_target_and_names_it(tmp_path):
+    write(tmp_path / "base", sweep())
+    shutil.copytree(tmp_path / "base", tmp_path / "cand")
+    for path in (tmp_path / "cand" / "runs").glob("oscillator__backprop-dopri5__*.json"):
+        r = load(path)
+        r["time_to_target_s"] *= 2
+        write_atomic(path, r)
+    proc = run_cli("gate", tmp_path / "base", tmp_path / "cand")
+    assert proc.returncode == 1
+    regressions = proc.stdout.split("regression(s)")[1]
+    assert "oscillator / dense / backprop-dopri5: time to target" in regressions
+    assert "backprop-rk4" not in regressions and "spectral" not in regressions
+    # a looser factor lets the same change through
+    assert run_cli("gate", tmp_path / "base", tmp_path / "cand", "--factor", "2.5").returncode == 0
+
+
+def test_missing_or_failed_runs_are_regressions(tmp_path):
+    base = sweep()
+    cand = [r for r in base if r["trainer"] != "adjoint-dopri5"]
+    cand = [{**r, "status": "diverged", "error": "boom"} if r["trainer"] == "backprop-rk4" and r["seed"] == 1
+            else r for r in cand]
+    rows, regressions = compare(group(base), group(cand), 1.25)
+    text = "\n".join(regressions)
+    assert "adjoint-dopri5: no runs in the candidate" in text
+    assert "backprop-rk4: seeds [1] ok in the baseline" in text
+    assert not any("spectral" in line for line in regressions)
+
+
+def test_gate_bad_input_is_exit_2(tmp_path):
+    (tmp_path / "empty" / "runs").mkdir(parents=True)
+    write(tmp_path / "base", sweep())
+    for args, needle in (((tmp_path / "base", tmp_path / "nowhere"), "not a directory"),
+                         ((tmp_path / "base", tmp_path / "empty"), "no run records"),
+                         ((tmp_path / "base", tmp_path / "base", "--factor", "-1"), "--factor")):
+        proc = run_cli("gate", *args)
+        assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr
