@@ -1,0 +1,113 @@
+import numpy as np
+import pytest
+import torch
+from torchdiffeq import odeint, odeint_adjoint
+
+from specbench.errors import Diverged
+from specbench.models import build_model, data_scales
+from specbench.trainers import TRAINERS
+from specbench.trainers.spectral import Spectral
+from tests.helpers import TrueField, dataset
+
+# Small, quick settings: a test checks behaviour, not speed.
+FAST = {"backprop-rk4": {"batch_size": 8, "segment_length": 10},
+        "backprop-dopri5": {"batch_size": 8, "segment_length": 10},
+        "adjoint-dopri5": {"batch_size": 8, "segment_length": 10}}
+
+
+def test_adjoint_gradient_equals_direct_gradient_float64():
+    system, data = dataset("lotka-volterra")
+    model = build_model(2, data_scales(data.t, data.train), {"width": 16, "depth": 2}, seed=0).double()
+    x0 = torch.as_tensor(data.train[:4, 0])
+    t = torch.as_tensor(data.t[:30])
+    target = torch.as_tensor(data.train[:4, :30]).transpose(0, 1)
+    grads = []
+    for solve in (odeint, odeint_adjoint):
+        model.zero_grad()
+        pred = solve(model, x0, t, method="dopri5", rtol=1e-10, atol=1e-10)
+        ((pred - target) ** 2).mean().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    rel = (grads[0] - grads[1]).norm() / grads[0].norm()
+    assert rel < 1e-4
+
+
+def test_spectral_residual_vanishes_on_the_true_solution_with_the_true_field():
+    system, data = dataset("oscillator")
+    trainer = Spectral(system, data, {"elements": 10, "order": 12})
+    trainer.model = TrueField(system)
+    mesh = trainer.mesh
+    exact = np.stack([system.exact(mesh.times, x0) for x0 in data.train_clean[:, 0]])  # (traj, nodes, state)
+    # float64 numerics: the residual is at round-off level
+    G, S = mesh.derivative, mesh.gather
+    r = np.einsum("mn,bns->bms", G, exact) - system.f(np.einsum("mn,bns->bms", S, exact), np)
+    assert np.abs(r).max() < 1e-9 * np.abs(exact).max()
+    # the trainer's own (float32) residual loss, relative to that of the least-squares start perturbed by 1e-3
+    trainer.c = torch.as_tensor(exact, dtype=torch.float32)
+    x, dxdt = trainer.nodes()
+    at_truth = trainer.residual_loss(x, dxdt).item()
+    trainer.c = trainer.c + 1e-3 * torch.randn_like(trainer.c)
+    x, dxdt = trainer.nodes()
+    assert at_truth < 1e-9 and at_truth < 1e-4 * trainer.residual_loss(x, dxdt).item()
+
+
+def test_initial_fit_reproduces_noiseless_data():
+    system, data = dataset("oscillator")
+    trainer = Spectral(system, data, {})
+    assert trainer.data_loss().item() < 1e-8
+
+
+def test_every_trainer_starts_from_the_same_weights_for_a_seed():
+    system, data = dataset("oscillator")
+    weights = [torch.cat([p.detach().flatten() for p in cls(system, data, FAST.get(n), seed=3).model.parameters()])
+               for n, cls in TRAINERS.items()]
+    for w in weights[1:]:
+        assert torch.equal(w, weights[0])
+    other = TRAINERS["spectral"](system, data, {}, seed=4).model
+    assert not torch.equal(torch.cat([p.detach().flatten() for p in other.parameters()]), weights[0])
+
+
+@pytest.mark.parametrize("name", TRAINERS)
+def test_each_trainer_lowers_its_own_loss_on_oscillator(name):
+    system, data = dataset("oscillator")
+    trainer = TRAINERS[name](system, data, FAST.get(name), seed=0)
+    steps = 60 if name == "adjoint-dopri5" else 200
+    losses = [trainer.step() for _ in range(steps)]
+    assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
+    assert trainer.iteration == steps
+
+
+def test_unknown_setting_is_an_error_not_ignored():
+    from specbench.errors import UsageError
+
+    system, data = dataset("oscillator")
+    with pytest.raises(UsageError, match="learning_rate"):
+        TRAINERS["spectral"](system, data, {"learning_rate": 1.0})
+
+
+@pytest.mark.parametrize("name", TRAINERS)
+def test_blow_up_is_reported_as_diverged(name):
+    system, data = dataset("oscillator")
+    trainer = TRAINERS[name](system, data, {**FAST.get(name, {}), "lr": 1e12}, seed=0)
+    with pytest.raises(Diverged):
+        for _ in range(50):
+            trainer.step()
+
+
+@pytest.mark.parametrize("name", ["backprop-dopri5", "adjoint-dopri5"])
+def test_solver_failure_is_reported_as_diverged_not_hung(name):
+    system, data = dataset("oscillator")
+    trainer = TRAINERS[name](system, data, {**FAST[name], "max_num_steps": 5}, seed=0)
+    with torch.no_grad():  # a stiff field: dopri5 needs far more than 5 steps
+        trainer.model.deriv_std *= 1e4
+    with pytest.raises(Diverged, match="solver failed"):
+        trainer.step()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", TRAINERS)
+def test_trainers_step_on_cuda(name):
+    system, data = dataset("oscillator")
+    trainer = TRAINERS[name](system, data, FAST.get(name), seed=0, device="cuda")
+    losses = [trainer.step() for _ in range(20)]
+    assert np.isfinite(losses).all() and next(trainer.model.parameters()).is_cuda
