@@ -34,3 +34,14 @@ def test_unwritable_data_out_is_a_clear_error(tmp_path):
     blocker.write_text("")
     proc = run_cli("data", "oscillator", "--out", blocker / "sub" / "d.npz")
     assert proc.returncode == 2 and "cannot write" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cuda_without_a_gpu_is_a_clear_error(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        import pytest
+
+        pytest.skip("this machine has CUDA")
+    proc = run_cli("run", "--systems", "oscillator", "--device", "cuda", "--out", tmp_path)
+    assert proc.returncode == 2 and "no CUDA device" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,118 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from specbench.protocol import Cadence, Job, run_job
+from specbench.results import CorruptRecord, load, load_dir, validate, write_atomic
+from tests.conftest import run_cli
+
+
+def job(**kw):
+    base = dict(system="oscillator", trainer="spectral", regime="dense", seed=0, budget_s=1.0, target=1e-2,
+                config={}, threads=1, cadence={"first": 0.02, "growth": 1.3, "max_interval": 0.2})
+    return Job(**{**base, **kw})
+
+
+def test_slow_evaluation_does_not_move_time_to_target(monkeypatch):
+    """The metric falls as 1/(steps+1), so the target 1e-2 is met at step 99 however slow evaluation is."""
+    import specbench.trainers.base as base
+
+    steps = []
+    original = base.Trainer.step
+
+    def counting_step(self):
+        steps.append(1)
+        return original(self)
+
+    monkeypatch.setattr(base.Trainer, "step", counting_step)
+    results = {}
+    for delay in (0.0, 0.25):
+        steps.clear()
+
+        def evaluate(model, data, delay=delay):
+            time.sleep(delay)
+            return 1.0 / (len(steps) + 1)
+
+        results[delay] = run_job(job(budget_s=1.0), evaluate=evaluate)
+    fast, slow = results[0.0], results[0.25]
+    assert slow["eval_seconds"] > 1.0  # evaluations alone outlast the training budget
+    assert slow["train_seconds"] == pytest.approx(1.0, abs=0.2)
+    assert slow["time_to_target_s"] is not None and slow["time_to_target_s"] < 1.0
+    # the same step meets the target; its training time differs by step-time jitter and the cadence's
+    # resolution, never by the 0.25 s each evaluation costs
+    assert abs(slow["time_to_target_s"] - fast["time_to_target_s"]) < 0.25
+
+
+def test_record_is_valid_and_complete():
+    record = run_job(job(budget_s=0.5))
+    assert validate(record) == []
+    assert record["status"] == "ok" and record["iterations"] > 0 and record["test_nmse"] is not None
+    assert set(record["times_to_targets"]) == {"0.03", "0.01", "0.00333"}
+    assert record["curve"][0][0] == 0.0 and record["curve"][-1][1] == record["iterations"]
+    assert record["config"]["elements"] >= 1 and record["env"]["torch"]
+    assert record["peak_memory_bytes"] is not None and record["peak_memory_bytes"] >= 0
+
+
+def test_divergence_is_a_record_not_an_exception():
+    record = run_job(job(config={"lr": 1e12}, budget_s=2.0))
+    assert record["status"] == "diverged" and "non-finite" in record["error"]
+    assert validate(record) == []
+
+
+def test_cadence_starts_fine_and_widens():
+    c, t, gap, times = Cadence(first=0.05, growth=2.0, max_interval=1.0), 0.0, 0.0, []
+    for _ in range(8):
+        t, gap = c.next_after(t, gap)
+        times.append(t)
+    gaps = [b - a for a, b in zip([0.0] + times, times)]
+    assert gaps[0] == 0.05 and gaps[1] == 0.1 and max(gaps) == 1.0
+
+
+def test_atomic_write_round_trip_and_corrupt_records(tmp_path):
+    record = run_job(job(budget_s=0.2))
+    write_atomic(tmp_path / "runs" / "a.json", record)
+    assert load(tmp_path / "runs" / "a.json") == json.loads(json.dumps(record))
+    (tmp_path / "runs" / "b.json").write_text('{"schema": 1, "system": "osc')
+    (tmp_path / "runs" / "c.json").write_text(json.dumps({**record, "status": "great"}))
+    records, warnings = load_dir(tmp_path)
+    assert len(records) == 1 and len(warnings) == 2
+    assert any("b.json" in w for w in warnings) and any("c.json" in w and "status" in w for w in warnings)
+    with pytest.raises(CorruptRecord, match="b.json"):
+        load(tmp_path / "runs" / "b.json")
+    assert not list((tmp_path / "runs").glob(".tmp-*"))
+
+
+def test_interrupted_sweep_resumes_and_loses_nothing(tmp_path):
+    """Kill a sweep midway, rerun it: the same set of records, none corrupt, finished ones not redone."""
+    args = [sys.executable, "-m", "specbench", "run", "--systems", "oscillator,lotka-volterra",
+            "--trainers", "spectral,spectral-2stage", "--budget", "1", "--threads", "1", "--out", tmp_path,
+            "--no-report"]
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    runs = tmp_path / "runs"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(runs.glob("*.json"))) < 2:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole sweep, mid-run, with no chance to clean up
+    proc.wait()
+    first = {p.name: p.stat().st_mtime_ns for p in runs.glob("*.json")}
+    assert 2 <= len(first) < 4
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("skipped (record exists)") == len(first)
+    records, warnings = load_dir(tmp_path)
+    assert warnings == [] and len(records) == 4
+    assert {p.name: p.stat().st_mtime_ns for p in runs.glob("*.json") if p.name in first} == first
+    assert {(r["system"], r["trainer"]) for r in records} == {
+        (s, t) for s in ("oscillator", "lotka-volterra") for t in ("spectral", "spectral-2stage")}
+
+
+def test_unwritable_out_is_exit_2(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    proc = run_cli("run", "--systems", "oscillator", "--budget", "1", "--out", blocker / "x")
+    assert proc.returncode == 2 and "cannot write" in proc.stderr and "Traceback" not in proc.stderr
