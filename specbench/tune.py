@@ -2,9 +2,11 @@
 
 For each system and trainer, every point of the trainer's grid (six points each: the learning rate against one
 knob that matters for that family) is trained for the same budget on a tuning seed no report uses (100). The
-winner is the point with the shortest time to the system's target; where none reaches it, the lowest final common
-metric. Ties in neither are possible in practice. The winners go to `specbench/presets/tuned.toml`, with the
-score that won, and every tuning record stays in the tuning directory as evidence.
+winner is the point with the shortest time to the system's target among those that end the budget at or below
+it; then the fastest that crossed it (a first crossing on an unstable curve is the knife edge DESIGN.md warns
+about); where none reaches it, the lowest final common metric. The winners go to
+`specbench/presets/tuned.toml`, with the score that won, and every tuning record stays in the tuning directory
+as evidence.
 """
 from __future__ import annotations
 
@@ -33,11 +35,12 @@ def grid(trainer: str) -> list[dict]:
     return [{"lr": lr, knob: v} for lr, v in itertools.product(LEARNING_RATES, values)]
 
 
-def score(record: dict) -> tuple[float, float]:
-    """Lower is better: (time to target or inf, final metric or inf)."""
+def score(record: dict) -> tuple[int, float, float]:
+    """Lower is better: (0 if the run ended at or below the target else 1, time to target, final metric)."""
     ttt = record.get("time_to_target_s")
     final = record.get("final_train_loss")
-    return (ttt if ttt is not None else math.inf, final if final is not None else math.inf)
+    final = final if final is not None else math.inf
+    return (0 if final <= record["target_loss"] else 1, ttt if ttt is not None else math.inf, final)
 
 
 def tune(systems: list[str], trainers: list[str], budget_s: float, out: Path, threads: int | None) -> dict:
@@ -56,7 +59,7 @@ def tune(systems: list[str], trainers: list[str], budget_s: float, out: Path, th
     settings = tuned_settings()
     for system, trainer in itertools.product(systems, trainers):
         candidates = [(score(r), tag, r) for (s, t, tag), r in records.items() if (s, t) == (system, trainer)]
-        (ttt, final), _, best = min(candidates, key=lambda c: c[0])
+        (_, ttt, final), _, best = min(candidates, key=lambda c: c[0])
         point = {k: best["config"][k] for k in grid(trainer)[0]}
         settings.setdefault(system, {})[trainer] = {**point, "tuned_time_to_target_s": ttt if ttt < math.inf
                                                     else -1.0, "tuned_final_metric": final}
