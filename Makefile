@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 OUT ?= runs/quick
 
-.PHONY: setup run test clean
+.PHONY: setup run test asv-smoke clean
 
 setup: $(VENV)/.installed
 
@@ -19,6 +19,13 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# asv's checks and a quick run of a corner of the suite against the working tree (CI runs this after the tests).
+asv-smoke: setup
+	$(BIN)/asv machine --yes > /dev/null
+	$(BIN)/asv check -E existing
+	SPECBENCH_ASV_SYSTEMS=oscillator SPECBENCH_ASV_TRAINERS=spectral,backprop-rk4 SPECBENCH_ASV_BUDGET=1 \
+		$(BIN)/asv run -E existing --quick --show-stderr
 
 clean:
 	rm -rf $(VENV) .cache
