@@ -53,7 +53,10 @@ def test_spectral_residual_vanishes_on_the_true_solution_with_the_true_field():
 def test_initial_fit_reproduces_noiseless_data():
     system, data = dataset("oscillator")
     trainer = Spectral(system, data, {})
-    assert trainer.data_loss().item() < 1e-8
+    # normalised MSE: RMS error under 0.1% of each state's spread (the smoothing term biases it a little)
+    assert trainer.data_loss().item() < 1e-6
+    unsmoothed = Spectral(system, data, {"init_smoothing": 0.0})
+    assert unsmoothed.data_loss().item() <= trainer.data_loss().item()
 
 
 def test_every_trainer_starts_from_the_same_weights_for_a_seed():
@@ -86,11 +89,15 @@ def test_unknown_setting_is_an_error_not_ignored():
 
 @pytest.mark.parametrize("name", TRAINERS)
 def test_blow_up_is_reported_as_diverged(name):
+    """A field that has blown up (here: infinite output scale) makes step() raise Diverged, for every trainer.
+    (A huge learning rate is no such test: tanh saturates and the spectral loss stays finite.)"""
     system, data = dataset("oscillator")
-    trainer = TRAINERS[name](system, data, {**FAST.get(name, {}), "lr": 1e12}, seed=0)
+    trainer = TRAINERS[name](system, data, {**FAST.get(name, {}), "max_num_steps": 50}
+                             if name.endswith("dopri5") else FAST.get(name), seed=0)
+    with torch.no_grad():
+        trainer.model.deriv_std.fill_(float("inf"))
     with pytest.raises(Diverged):
-        for _ in range(50):
-            trainer.step()
+        trainer.step()
 
 
 @pytest.mark.parametrize("name", ["backprop-dopri5", "adjoint-dopri5"])
