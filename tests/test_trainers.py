@@ -118,3 +118,26 @@ def test_trainers_step_on_cuda(name):
     trainer = TRAINERS[name](system, data, FAST.get(name), seed=0, device="cuda")
     losses = [trainer.step() for _ in range(20)]
     assert np.isfinite(losses).all() and next(trainer.model.parameters()).is_cuda
+
+
+def test_spectral_step_has_no_python_loop_over_time_elements_or_trajectories():
+    """The number of Python function calls in a step is the same whatever E, p, the trajectory count or the
+    state size: every step is batched over trajectories x elements x nodes."""
+    import cProfile
+    import pstats
+
+    counts = set()
+    for name, regime, params, cfg in [("network", "dense", {"n": 4}, {"elements": 3}),
+                                      ("network", "dense", {"n": 4}, {"elements": 12, "order": 4}),
+                                      ("network", "sparse", {"n": 4}, {}),
+                                      ("network", "dense", {"n": 8}, {})]:
+        system, data = dataset(name, regime, **params)
+        trainer = Spectral(system, data, cfg)
+        trainer.step()
+        profile = cProfile.Profile()
+        profile.enable()
+        for _ in range(3):
+            trainer.step()
+        profile.disable()
+        counts.add(pstats.Stats(profile).total_calls)
+    assert len(counts) == 1, counts
