@@ -13,7 +13,6 @@ import os
 import platform
 import resource
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path

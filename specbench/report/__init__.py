@@ -13,7 +13,7 @@ from pathlib import Path
 
 from specbench.errors import UsageError
 from specbench.report import figures
-from specbench.report.verdicts import BASELINES, CLAIMS, SPECTRAL, claims, fmt, group, median
+from specbench.report.verdicts import BASELINES, CLAIMS, claims, fmt, group, median
 from specbench.results import load_sweep
 from specbench.trainers import TRAINERS
 

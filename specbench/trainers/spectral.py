@@ -50,6 +50,7 @@ class Spectral(Trainer):
         P = mesh.interpolation(t)  # (obs, nodes)
         G, S, w = mesh.derivative, mesh.gather, mesh.quadrature  # (M, nodes), (M, nodes), (M,)
         self.P, self.G, self.S = self.tensor(P), self.tensor(G), self.tensor(S)
+        self.G64 = self.G.double()  # the c-step's float64 copy, made once rather than every step
         self.w = self.tensor(w)[None, :, None]  # (1, M, 1)
         self.y = self.tensor(data.train)  # (traj, obs, state)
         self.std = self.tensor(self.scales["std"])
@@ -107,7 +108,7 @@ class Spectral(Trainer):
     def update_coefficients(self, x: torch.Tensor) -> None:
         """c <- argmin_c data(c) + rho * ||G c - f(x)||_W^2 + mu ||c - c_old||^2, f frozen at the current x."""
         f = self.model(None, x)  # (traj, M, state)
-        GtWf = torch.einsum("mn,bms->sbn", self.G.double(), (self.w * f).double())  # (state, traj, nodes)
+        GtWf = torch.einsum("mn,bms->sbn", self.G64, (self.w * f).double())  # (state, traj, nodes)
         rhs = self.PtY + self.lam[:, None, None] * GtWf + self.mu * self.c.double().permute(2, 0, 1)
         c = torch.cholesky_solve(rhs.transpose(1, 2), self.chol)  # (state, nodes, traj)
         self.c = c.permute(2, 1, 0).float().contiguous()
