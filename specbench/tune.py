@@ -23,7 +23,7 @@ TUNING_SEED = 100
 LEARNING_RATES = [3e-3, 1e-2, 3e-2]
 KNOB = {  # the second axis of each trainer's grid: what, for that family, most changes speed to target
     "spectral": ("rho", [0.03, 0.3]),
-    "spectral-2stage": ("order", [4, 8]),
+    "spectral-2stage": ("p", [4, 8]),
     "backprop-rk4": ("segment_length", [10, 40]),
     "backprop-dopri5": ("segment_length", [10, 40]),
     "adjoint-dopri5": ("segment_length", [10, 40]),

@@ -33,7 +33,7 @@ def test_adjoint_gradient_equals_direct_gradient_float64():
 
 def test_spectral_residual_vanishes_on_the_true_solution_with_the_true_field():
     system, data = dataset("oscillator")
-    trainer = Spectral(system, data, {"elements": 10, "order": 12})
+    trainer = Spectral(system, data, {"E": 10, "p": 12})
     trainer.model = TrueField(system)
     mesh = trainer.mesh
     exact = np.stack([system.exact(mesh.times, x0) for x0 in data.train_clean[:, 0]])  # (traj, nodes, state)
@@ -127,8 +127,8 @@ def test_spectral_step_has_no_python_loop_over_time_elements_or_trajectories():
     import pstats
 
     counts = set()
-    for name, regime, params, cfg in [("network", "dense", {"n": 4}, {"elements": 3}),
-                                      ("network", "dense", {"n": 4}, {"elements": 12, "order": 4}),
+    for name, regime, params, cfg in [("network", "dense", {"n": 4}, {"E": 3}),
+                                      ("network", "dense", {"n": 4}, {"E": 12, "p": 4}),
                                       ("network", "sparse", {"n": 4}, {}),
                                       ("network", "dense", {"n": 8}, {})]:
         system, data = dataset(name, regime, **params)

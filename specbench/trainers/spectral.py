@@ -30,8 +30,8 @@ from specbench.trainers.base import Trainer
 class Spectral(Trainer):
     summary = "SNODE: Legendre spectral elements, weak-form residual, coordinate descent (no ODE solve)"
     defaults = {
-        "elements": "auto",  # E per trajectory; auto: about 0.75 global nodes per observation (see auto_elements)
-        "order": 6,  # p, Legendre order per element
+        "E": "auto",  # elements per trajectory; auto: about 0.75 global nodes per observation (see auto_elements)
+        "p": 6,  # Legendre order per element
         "rho": 1.0,  # weight of the dynamics residual against the data term
         "lr": 1e-2,  # Adam learning rate of the theta regression
         "theta_steps": 1,  # Adam steps on theta per iteration
@@ -44,9 +44,9 @@ class Spectral(Trainer):
         super().__init__(system, data, config, seed, device)
         cfg = self.config
         t = data.t
-        if cfg["elements"] == "auto":
-            cfg["elements"] = auto_elements(len(t), int(cfg["order"]))
-        self.mesh = mesh = Mesh(float(t[0]), float(t[-1]), int(cfg["elements"]), int(cfg["order"]))
+        if cfg["E"] == "auto":
+            cfg["E"] = auto_elements(len(t), int(cfg["p"]))
+        self.mesh = mesh = Mesh(float(t[0]), float(t[-1]), int(cfg["E"]), int(cfg["p"]))
         P = mesh.interpolation(t)  # (obs, nodes)
         G, S, w = mesh.derivative, mesh.gather, mesh.quadrature  # (M, nodes), (M, nodes), (M,)
         self.P, self.G, self.S = self.tensor(P), self.tensor(G), self.tensor(S)
