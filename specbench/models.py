@@ -19,7 +19,8 @@ def data_scales(t: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
 class VectorField(nn.Module):
     """f_theta(x) = deriv_std * MLP((x - mean) / std): an MLP on normalised states, output in state units/time.
 
-    `forward(t, x)` follows torchdiffeq's convention; x has shape (..., state).
+    `forward(t, x)` follows torchdiffeq's convention; x has shape (..., state). `nfe` counts forward calls: how
+    many network evaluations (each a sequential step for a solver) a training iteration needs.
     """
 
     def __init__(self, dim: int, scales: dict[str, np.ndarray], width: int = 64, depth: int = 2,
@@ -34,8 +35,10 @@ class VectorField(nn.Module):
         self.net = nn.Sequential(*layers)
         for name in ("mean", "std", "deriv_std"):
             self.register_buffer(name, torch.as_tensor(scales[name], dtype=torch.float32))
+        self.nfe = 0
 
     def forward(self, t, x):
+        self.nfe += 1
         return self.deriv_std * self.net((x - self.mean) / self.std)
 
 

@@ -4,7 +4,9 @@ A training clock counts `step()` and nothing else. The common metric is evaluate
 that starts fine and widens, with the clock paused; its cost goes to `eval_seconds`. Time to target is the
 training time at the first evaluation at or below the target. Test errors are measured at the end of the budget.
 Peak memory is the growth over the process's state after setup (peak RSS on CPU, the allocator's peak on CUDA),
-so `run_job` is meant to run in a fresh process (see `specbench.runner`).
+so `run_job` is meant to run in a fresh process (see `specbench.runner`); what the trainer's setup itself keeps is
+`setup_memory_bytes`. Both are measured after a warm-up on a sliver of the data, so that torch's one-off
+allocations do not enter them.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import platform
 import resource
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -54,10 +56,13 @@ class Job:
     device: str = "cpu"
     threads: int = 1
     cadence: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)  # System.resized overrides of the regime: n_times, t_span, n_train
+    study: dict | None = None  # scaling studies: {"name", "variable", "value", "series"}, copied into the record
+    measure: list = field(default_factory=list)  # extra measurements: "representation_error"
 
     @property
     def name(self) -> str:
-        return record_name(self.system, self.trainer, self.regime, self.seed)
+        return record_name(self.system, self.trainer, self.regime, self.seed, self.study)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -84,10 +89,15 @@ def run_job(job: Job, evaluate=None, cache_dir=None) -> dict:
     torch.set_num_threads(job.threads)
     evaluate = evaluate or train_metric
     system = get_system(job.system, **job.system_params)
+    if job.data:
+        system = system.resized(job.regime, **job.data)
     data = make_dataset(system, job.regime, job.noise, job.seed, cache_dir=cache_dir)
-    trainer = get_trainer(job.trainer)(system, data, job.config, job.seed, job.device)
-    cuda = trainer.device.type == "cuda"
+    cuda = torch.device(job.device).type == "cuda"
     memory = PeakMemory(cuda)
+    warm_up(job, system, data, evaluate)
+    before_setup = memory.current()
+    trainer = get_trainer(job.trainer)(system, data, job.config, job.seed, job.device)
+    setup_memory = _growth(memory.current(), before_setup)
 
     cadence = Cadence(**job.cadence)
     targets = targets_for(job.target)
@@ -109,8 +119,9 @@ def run_job(job: Job, evaluate=None, cache_dir=None) -> dict:
 
     memory.start()
     evaluate_now()
+    step_s, nfe = [], 0  # each step's duration; network evaluations in training steps (evaluation uses a copy)
     while train_s < job.budget_s:
-        t0 = time.perf_counter()
+        t0, nfe0 = time.perf_counter(), trainer.model.nfe
         try:
             trainer.step()
         except Diverged as exc:
@@ -119,7 +130,9 @@ def run_job(job: Job, evaluate=None, cache_dir=None) -> dict:
         finally:
             if cuda:
                 torch.cuda.synchronize()
-            train_s += time.perf_counter() - t0
+            step_s.append(time.perf_counter() - t0)
+            train_s += step_s[-1]
+            nfe += trainer.model.nfe - nfe0
         if train_s >= next_eval:
             evaluate_now()
             next_eval, gap = cadence.next_after(train_s, gap)
@@ -138,11 +151,58 @@ def run_job(job: Job, evaluate=None, cache_dir=None) -> dict:
         "target_loss": float(job.target), "time_to_target_s": reached[key], "times_to_targets": reached,
         "train_seconds": train_s, "eval_seconds": eval_s, "iterations": trainer.iteration,
         "final_train_loss": metric if np.isfinite(metric) else None, "test_mse": test_mse, "test_nmse": test_nmse,
-        "peak_memory_bytes": peak, "curve": curve, "env": environment(job.device, job.threads),
+        "peak_memory_bytes": peak, "setup_memory_bytes": setup_memory,
+        # the median step after the first (which pays one-off costs); network evaluations per training step
+        "step_seconds": float(np.median(step_s[1:] or step_s)) if step_s else None,
+        "nfe_per_iteration": nfe / len(step_s) if step_s else None,
+        "study": job.study, **measurements(job, system, data, trainer.config),
+        "curve": curve, "env": environment(job.device, job.threads),
         "test_rollout": {  # the first held-out trajectory, for the report's figure (at most 4 states)
             "t": data.t_test.tolist(), "truth": data.test[0, :, :ROLLOUT_STATES].tolist(),
             "pred": None if pred is None else pred[0, :, :ROLLOUT_STATES].tolist()},
     }
+
+
+def warm_up(job: Job, system, data, evaluate) -> None:
+    """Build the same trainer on a sliver of the data, take two steps and evaluate once, then drop it: torch's
+    one-off allocations (kernels, thread pools, the autograd engine, solver buffers) happen here, so the memory
+    measured after it is what this run's problem size needs, not a constant that hides how it grows."""
+    import torch
+
+    from specbench.trainers import get_trainer
+
+    n = min(len(data.t), 21)
+    sliver = replace(data, t=data.t[:n], train=data.train[:2, :n], train_clean=data.train_clean[:2, :n])
+    try:
+        trainer = get_trainer(job.trainer)(system, sliver, job.config, job.seed, job.device)
+        trainer.step()
+        trainer.step()
+        evaluate(trainer.model, sliver)
+    except Exception:  # best effort: a warm-up that fails only leaves a constant in the measurement
+        pass
+    trainer = None
+    gc.collect()
+    if torch.device(job.device).type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def measurements(job: Job, system, data, config: dict) -> dict:
+    """The extra measurements a job asks for (`job.measure`), as record fields."""
+    out = {}
+    if "representation_error" in job.measure:
+        from specbench.data import integrate
+        from specbench.spectral import Mesh, representation_error
+
+        # the clean trajectories on a grid 4x finer than the observations: the fit is judged between them too
+        t_fine = np.linspace(data.t[0], data.t[-1], 4 * (len(data.t) - 1) + 1)
+        truth = np.stack([integrate(system, x0, t_fine) for x0 in data.train_clean[:, 0]])
+        mesh = Mesh(float(data.t[0]), float(data.t[-1]), int(config["E"]), int(config["p"]))
+        out["representation_error"] = representation_error(mesh, data.t, data.train, t_fine, truth)
+    return out
+
+
+def _growth(now: int | None, before: int | None) -> int | None:
+    return None if now is None or before is None else max(0, now - before)
 
 
 class PeakMemory:
@@ -150,6 +210,15 @@ class PeakMemory:
 
     def __init__(self, cuda: bool):
         self.cuda = cuda
+
+    def current(self) -> int | None:
+        """Bytes in use now: the allocator's on CUDA, the resident set on CPU."""
+        if self.cuda:
+            import torch
+
+            return int(torch.cuda.memory_allocated())
+        kb = _status_kb("VmRSS")
+        return None if kb is None else kb * 1024
 
     def start(self):
         gc.collect()

@@ -22,8 +22,19 @@ class CorruptRecord(Exception):
     """A record file that cannot be parsed or does not follow the schema."""
 
 
-def record_name(system: str, trainer: str, regime: str, seed: int) -> str:
-    return f"{system}__{trainer}__{regime}__seed{seed}.json"
+OPTIONAL = {  # fields added after schema 1 first shipped: checked where present
+    "setup_memory_bytes": int, "step_seconds": float, "nfe_per_iteration": float, "study": dict,
+    "representation_error": float,
+}
+
+
+def record_name(system: str, trainer: str, regime: str, seed: int, study: dict | None = None) -> str:
+    """The record's file name; a study's records carry the study, the swept value and the series."""
+    name = f"{system}__{trainer}__{regime}__seed{seed}.json"
+    if study:
+        series = "".join(ch if ch.isalnum() or ch in "-=." else "-" for ch in str(study.get("series", "")))
+        name = f"{study['name']}__{study['variable']}={study['value']}__{series}__{name}"
+    return name
 
 
 def _finite_or_none(value):
@@ -58,12 +69,13 @@ def validate(record: dict) -> list[str]:
     if not isinstance(record, dict):
         return ["not a JSON object"]
     problems = []
-    for key, kind in {**REQUIRED, **NULLABLE}.items():
+    for key, kind in {**REQUIRED, **NULLABLE, **OPTIONAL}.items():
         if key not in record:
-            problems.append(f"missing {key!r}")
+            if key not in OPTIONAL:
+                problems.append(f"missing {key!r}")
             continue
         value = record[key]
-        if value is None and key in NULLABLE:
+        if value is None and key not in REQUIRED:
             continue
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float else \
             isinstance(value, kind) and not (kind is int and isinstance(value, bool))
@@ -107,6 +119,28 @@ def load_sweep(directory: Path | str) -> tuple[list[dict], list[str]]:
         print(f"specbench: warning: {w}", file=sys.stderr)
     if not records:
         raise UsageError(f"no run records in {directory} (expected JSON files in {directory}/runs)")
+    return records, warnings
+
+
+def load_studies(directory: Path | str) -> tuple[list[dict], list[str]]:
+    """Records of a study directory (DIR/runs) or of a directory of them (DIR/*/runs), for the report."""
+    import sys
+
+    from specbench.errors import UsageError
+
+    directory = Path(directory)
+    dirs = [directory] if (directory / "runs").is_dir() else \
+        sorted(d for d in directory.glob("*") if (d / "runs").is_dir()) if directory.is_dir() else []
+    records, warnings = [], []
+    for d in dirs:
+        more, more_warnings = load_dir(d)
+        records += [r for r in more if r.get("study")]
+        warnings += more_warnings
+    for w in warnings:
+        print(f"specbench: warning: {w}", file=sys.stderr)
+    if not records:
+        raise UsageError(f"no study records in {directory} (expected DIR/runs or DIR/*/runs with study records;"
+                         f" make them with `specbench study NAME --out DIR`)")
     return records, warnings
 
 

@@ -152,3 +152,18 @@ class Mesh:
         local = lagrange_matrix(x, s)  # (len(t), p+1)
         P[np.arange(len(t))[:, None], self.element_nodes[e]] = local
         return P
+
+    def fit(self, t: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Least-squares nodal values (..., nodes, state) of the mesh's C0 polynomial through observations y
+        (..., len(t), state), in float64, unregularised (minimum norm where nodes outnumber observations)."""
+        P = self.interpolation(t)
+        flat = np.moveaxis(np.asarray(y, dtype=np.float64), -2, 0).reshape(len(t), -1)  # (obs, batch*state)
+        c = np.linalg.lstsq(P, flat, rcond=None)[0]
+        return np.moveaxis(c.reshape((self.n_nodes,) + np.shape(y)[:-2] + np.shape(y)[-1:]), 0, -2)
+
+
+def representation_error(mesh: Mesh, t: np.ndarray, y: np.ndarray, t_fine: np.ndarray, y_fine: np.ndarray) -> float:
+    """How well the mesh can hold a trajectory: the least-squares fit to observations y at t, evaluated at t_fine,
+    as its maximum error against the clean trajectory y_fine there relative to y_fine's maximum (C5)."""
+    fitted = mesh.interpolation(t_fine) @ mesh.fit(t, y)
+    return float(np.abs(fitted - y_fine).max() / np.abs(y_fine).max())

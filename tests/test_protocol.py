@@ -54,7 +54,7 @@ def test_record_is_valid_and_complete():
     assert record["status"] == "ok" and record["iterations"] > 0 and record["test_nmse"] is not None
     assert set(record["times_to_targets"]) == {"0.03", "0.01", "0.00333"}
     assert record["curve"][0][0] == 0.0 and record["curve"][-1][1] == record["iterations"]
-    assert record["config"]["elements"] >= 1 and record["env"]["torch"]
+    assert record["config"]["E"] >= 1 and record["env"]["torch"]
     assert record["peak_memory_bytes"] is not None and record["peak_memory_bytes"] >= 0
 
 

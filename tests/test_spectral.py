@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from specbench.spectral import (Mesh, differentiation_matrix, gll_nodes_weights, lagrange_matrix, legendre_to_nodal,
-                                nodal_to_legendre)
+                                nodal_to_legendre, representation_error)
 
 ORDERS = [1, 2, 3, 5, 8, 12, 20]
 
@@ -78,3 +78,25 @@ def test_representation_error_falls_exponentially_with_order():
         c = s.exact(mesh.times, np.array([1.0, 0.0]))
         errors.append(np.abs(mesh.interpolation(t) @ c - s.exact(t, np.array([1.0, 0.0]))).max())
     assert errors[-1] < 1e-7 and all(b < a / 10 for a, b in zip(errors, errors[1:]))
+
+
+@pytest.mark.parametrize("E, p", [(1, 4), (3, 5), (6, 2)])
+def test_least_squares_fit_is_exact_on_global_polynomials(E, p):
+    mesh = Mesh(0.0, 3.0, E, p)
+    t = np.linspace(0.0, 3.0, 3 * E * p + 1)
+    y = np.stack([t ** p - 2 * t, 1 + t ** (p - 1)], -1)[None]  # (1, times, 2)
+    c = mesh.fit(t, y)
+    assert c.shape == (1, mesh.n_nodes, 2)
+    assert np.allclose(mesh.interpolation(t) @ c[0], y[0], atol=1e-10)
+
+
+def test_representation_error_falls_exponentially_with_p():
+    """A smooth trajectory: the error falls by orders of magnitude with p, and faster than any fixed power of p."""
+    t, t_fine = np.linspace(0, 10, 201), np.linspace(0, 10, 801)
+    traj = lambda s: np.stack([np.sin(s), np.cos(0.7 * s)], -1)[None]  # noqa: E731
+    orders = [2, 4, 6, 8, 10, 12]
+    errors = [representation_error(Mesh(0.0, 10.0, 4, p), t, traj(t), t_fine, traj(t_fine)) for p in orders]
+    assert errors[-1] < 1e-9 * errors[0]
+    falls = [a / b for a, b in zip(errors, errors[1:])]
+    # under a power law p^-k each step of 2 in p would fall by less than the last; here every fall is larger
+    assert all(f > 10 for f in falls) and all(b >= a for a, b in zip(falls, falls[1:]))

@@ -1,7 +1,7 @@
 """What a reference system is: equations written once for numpy (ground truth) and torch (tests, trainers)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -54,6 +54,15 @@ class System:
 
     def f(self, x, xp):
         raise NotImplementedError
+
+    def resized(self, regime: str, n_times: int | None = None, t_span: float | None = None,
+                n_train: int | None = None) -> "System":
+        """A copy whose `regime` has other trajectory lengths or counts (the scaling studies); the same equations.
+        The dataset key includes t_span and the regime, so a resized dataset is cached apart."""
+        old = self.regimes[regime]
+        new = Regime(n_train=n_train or old.n_train, n_test=old.n_test, n_times=n_times or old.n_times)
+        return replace(self, t_span=self.t_span if t_span is None else float(t_span),
+                       regimes={**self.regimes, regime: new})
 
     def rhs_numpy(self, t, x):
         """Right-hand side in scipy's `solve_ivp` convention: x of shape (dim,)."""
