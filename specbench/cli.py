@@ -39,6 +39,7 @@ def _positive(kind: type, what: str) -> callable:
 
 def build_parser() -> argparse.ArgumentParser:
     from specbench.presets import PRESETS
+    from specbench.studies import STUDIES
     from specbench.systems import SYSTEMS
     from specbench.trainers import TRAINERS
 
@@ -69,11 +70,22 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="markdown + HTML + figures from a directory of run records")
     rp.add_argument("dir", type=Path)
     rp.add_argument("--out", type=Path)
+    rp.add_argument("--studies", type=Path, action="append", default=[],
+                    help="a study's directory, or a directory of them, whose records join the report (repeatable)")
 
     g = sub.add_parser("gate", help="exit 1 when CANDIDATE regressed against BASELINE beyond --factor")
     g.add_argument("baseline", type=Path)
     g.add_argument("candidate", type=Path)
     g.add_argument("--factor", type=_positive(float, "--factor"), default=1.25)
+
+    st = sub.add_parser("study", help="run a scaling study (horizon, state-size, order, regimes) and report it")
+    st.add_argument("name", type=lambda s: _names("studies", STUDIES)(s)[0])
+    st.add_argument("--full", action="store_true", help="the bigger size: more values, seeds and budget")
+    st.add_argument("--seeds", type=_positive(int, "--seeds"), help="number of seeds (0..N-1)")
+    st.add_argument("--out", type=Path, help="default: runs/study-NAME")
+    st.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    st.add_argument("--threads", type=_positive(int, "--threads"))
+    st.add_argument("--no-report", action="store_true", help="do not write the report at the end")
 
     t = sub.add_parser("tune", help="regenerate the per-system, per-trainer settings (presets/tuned.toml)")
     t.add_argument("--systems", type=_names("systems", SYSTEMS), default=list(SYSTEMS))
@@ -111,6 +123,11 @@ def cmd_list(args) -> int:
     print("presets:")
     for name in sorted(PRESETS):
         print(f"  {name:18s} {load_preset(name).description}")
+    from specbench.studies import STUDIES
+
+    print("studies:")
+    for name, study in STUDIES.items():
+        print(f"  {name:18s} {study.description}")
     return 0
 
 
@@ -133,6 +150,12 @@ def cmd_run(args) -> int:
     return run_from_args(args)
 
 
+def cmd_study(args) -> int:
+    from specbench.runner import run_study
+
+    return run_study(args)
+
+
 def cmd_tune(args) -> int:
     from specbench.tune import tune, write_tuned
 
@@ -143,7 +166,7 @@ def cmd_tune(args) -> int:
 def cmd_report(args) -> int:
     from specbench.report import write_report
 
-    md, page = write_report(args.dir, args.out)
+    md, page = write_report(args.dir, args.out, studies=args.studies)
     print(f"wrote {md} and {page}")
     return 0
 
@@ -154,5 +177,5 @@ def cmd_gate(args) -> int:
     return gate(args.baseline, args.candidate, args.factor)
 
 
-COMMANDS = {"list": cmd_list, "data": cmd_data, "run": cmd_run, "tune": cmd_tune, "report": cmd_report,
-            "gate": cmd_gate}
+COMMANDS = {"list": cmd_list, "data": cmd_data, "run": cmd_run, "study": cmd_study, "tune": cmd_tune,
+            "report": cmd_report, "gate": cmd_gate}

@@ -40,7 +40,8 @@ def is_done(path: Path, job: Job) -> bool:
         return False
     cfg = record["config"]
     same = all(cfg.get(k) == v for k, v in job.config.items()) and cfg.get("budget_s") == job.budget_s \
-        and cfg.get("noise") == job.noise and record["target_loss"] == job.target
+        and cfg.get("noise") == job.noise and record["target_loss"] == job.target \
+        and record.get("study") == job.study
     return same and record["status"] != "error"
 
 
@@ -52,7 +53,7 @@ def failure_record(job: Job, status: str, error: str) -> dict:
             "target_loss": float(job.target), "time_to_target_s": None,
             "times_to_targets": {k: None for k in targets_for(job.target)}, "train_seconds": 0.0,
             "eval_seconds": 0.0, "iterations": 0, "final_train_loss": None, "test_mse": None, "test_nmse": None,
-            "peak_memory_bytes": None, "curve": [], "env": environment(job.device, job.threads)}
+            "peak_memory_bytes": None, "study": job.study, "curve": [], "env": environment(job.device, job.threads)}
 
 
 def run_in_process(job: Job, out: Path, timeout_s: float) -> dict:
@@ -99,7 +100,8 @@ class Progress:
         return f"{s // 60}m{s % 60:02d}s"
 
     def start(self, i: int, job: Job):
-        msg = f"[{i + 1}/{self.total}] {job.system} / {job.trainer} / {job.regime} / seed {job.seed}" \
+        study = f"{job.study['name']} {job.study['variable']}={job.study['value']} / " if job.study else ""
+        msg = f"[{i + 1}/{self.total}] {study}{job.system} / {job.trainer} / {job.regime} / seed {job.seed}" \
               f" (ETA {self.eta(self.total - i, job.budget_s)})"
         if self.tty:
             self.stream.write("\r\033[K" + msg)
@@ -146,6 +148,37 @@ def run_sweep(jobs: list[Job], out_dir: Path, timeout_factor: float = 3.0) -> li
     return records
 
 
+def _check_device(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda: no CUDA device is available to torch here")
+
+
+def _finish(records: list[dict], out: Path, no_report: bool) -> int:
+    bad = [r for r in records if r["status"] != "ok"]
+    print(f"specbench: {len(records) - len(bad)} ok, {len(bad)} not ok; records in {out / 'runs'}", file=sys.stderr)
+    if not no_report:
+        from specbench.report import write_report
+
+        md, page = write_report(out, out)
+        print(f"specbench: report {md} and {page}", file=sys.stderr)
+    return 0
+
+
+def run_study(args) -> int:
+    """`specbench study NAME`: plan the study's jobs and run them like any sweep."""
+    from specbench.studies import STUDIES, Size
+
+    _check_device(args.device)
+    out = args.out or Path("runs") / f"study-{args.name}"
+    jobs = STUDIES[args.name].plan(Size(args.full, args.seeds, args.device, args.threads or os.cpu_count() or 1))
+    print(f"specbench: study {args.name}: {len(jobs)} runs, {sum(j.budget_s for j in jobs):g} s of training "
+          f"-> {out}", file=sys.stderr)
+    return _finish(run_sweep(jobs, out), out, args.no_report)
+
+
 def run_from_args(args) -> int:
     preset = load_preset(args.preset)
     overrides = {k: getattr(args, k) for k in ("systems", "trainers", "regimes") if getattr(args, k)}
@@ -154,20 +187,7 @@ def run_from_args(args) -> int:
     if args.budget:
         overrides["budget_s"] = args.budget
     preset = replace(preset, **overrides)
-    if args.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UsageError("--device cuda: no CUDA device is available to torch here")
+    _check_device(args.device)
     jobs = plan(preset, args.device, args.threads)
     print(f"specbench: {len(jobs)} runs of up to {preset.budget_s:g} s training each -> {args.out}", file=sys.stderr)
-    records = run_sweep(jobs, args.out, preset.timeout_factor)
-    bad = [r for r in records if r["status"] != "ok"]
-    print(f"specbench: {len(records) - len(bad)} ok, {len(bad)} not ok; records in {args.out / 'runs'}",
-          file=sys.stderr)
-    if not args.no_report:
-        from specbench.report import write_report
-
-        md, page = write_report(args.out, args.out)
-        print(f"specbench: report {md} and {page}", file=sys.stderr)
-    return 0
+    return _finish(run_sweep(jobs, args.out, preset.timeout_factor), args.out, args.no_report)

@@ -13,16 +13,20 @@ from pathlib import Path
 
 from specbench.errors import UsageError
 from specbench.report import figures
+from specbench.report.figures import ORDER
+from specbench.report.studies import study_blocks, study_verdicts
 from specbench.report.verdicts import BASELINES, CLAIMS, claims, fmt, group, median
-from specbench.results import load_sweep
-from specbench.trainers import TRAINERS
-
-ORDER = {name: i for i, name in enumerate(TRAINERS)}
+from specbench.results import load_studies, load_sweep
 
 
-def write_report(records_dir: Path | str, out_dir: Path | str | None = None) -> tuple[Path, Path]:
-    """Write report.md, report.html and figures/*.png under out_dir (default: records_dir)."""
+def write_report(records_dir: Path | str, out_dir: Path | str | None = None,
+                 studies: list[Path] | tuple = ()) -> tuple[Path, Path]:
+    """Write report.md, report.html and figures/*.png under out_dir (default: records_dir). Records with a
+    `study` (in records_dir or in the `studies` directories) are drawn as scaling studies and decide C3-C5."""
     records, warnings = load_sweep(records_dir)
+    for directory in studies:
+        more, more_warnings = load_studies(directory)
+        records, warnings = records + more, warnings + more_warnings
     out_dir = Path(out_dir or records_dir)
     try:
         (out_dir / "figures").mkdir(parents=True, exist_ok=True)
@@ -35,23 +39,30 @@ def write_report(records_dir: Path | str, out_dir: Path | str | None = None) -> 
     return md, page
 
 
-def build(records: list[dict], out_dir: Path, warnings: list[str]) -> list[tuple]:
+def build(all_records: list[dict], out_dir: Path, warnings: list[str]) -> list[tuple]:
+    records = [r for r in all_records if not r.get("study")]
+    studied = [r for r in all_records if r.get("study")]
     groups = group(records)
-    verdicts = claims(records)
+    verdicts = claims(records) + study_verdicts(studied)
     b: list[tuple] = [("h1", "specbench: SNODE's claims against backprop and adjoint baselines")]
-    b.append(("p", f"{len(records)} runs: {len({r['system'] for r in records})} systems, "
-                   f"{len({r['trainer'] for r in records})} trainers, regimes "
-                   f"{', '.join(sorted({r['regime'] for r in records}))}, seeds "
-                   f"{', '.join(map(str, sorted({r['seed'] for r in records})))}. Medians over seeds; spread "
-                   "(min-max over seeds) in brackets. The common metric is the normalised MSE of rollouts from the "
-                   "training initial states against the training data, the same for every trainer."))
+    if records:
+        b.append(("p", f"{len(records)} runs: {len({r['system'] for r in records})} systems, "
+                       f"{len({r['trainer'] for r in records})} trainers, regimes "
+                       f"{', '.join(sorted({r['regime'] for r in records}))}, seeds "
+                       f"{', '.join(map(str, sorted({r['seed'] for r in records})))}. Medians over seeds; spread "
+                       "(min-max over seeds) in brackets. The common metric is the normalised MSE of rollouts from "
+                       "the training initial states against the training data, the same for every trainer."))
+    if studied:
+        names = sorted({r["study"]["name"] for r in studied})
+        b.append(("p", f"{len(studied)} runs of the scaling studies: {', '.join(names)}."))
     b.append(("h2", "Claims"))
     b.append(("table", ["claim", "system", "regime", "verdict", *[f"vs {x}" for x in BASELINES], "why"],
               [[v.claim, v.system, v.regime, f"**{v.verdict}**",
                 *[str(v.ratios[x]) if x in v.ratios else "-" for x in BASELINES], v.why] for v in verdicts]))
     b.append(("p", "Ratios are spectral's advantage (baseline / spectral): time to target for C1, test MSE for C2, "
-                   "peak memory for C3; above 1 favours spectral. '> x' is a lower bound: the baseline never reached "
-                   "the target within its budget. " + "; ".join(f"{k}: {v}" for k, v in CLAIMS.items()) + "."))
+                   "peak memory for C3, network evaluations per iteration for C4; above 1 favours spectral. '> x' is "
+                   "a lower bound: the baseline never reached the target within its budget. " +
+                   "; ".join(f"{k}: {v}" for k, v in CLAIMS.items()) + "."))
 
     for system, regime in sorted({(s, g) for s, g, _ in groups}):
         per = {t: groups[(system, regime, t)] for t in sorted({t for s, g, t in groups if (s, g) == (system, regime)},
@@ -85,6 +96,7 @@ def build(records: list[dict], out_dir: Path, warnings: list[str]) -> list[tuple
         if roll:
             b.append(("fig", roll, "A held-out trajectory (black) and each trainer's rollout from its initial state."))
 
+    b += study_blocks(studied, out_dir / "figures")
     b.append(("h2", "Settings of every run"))
     rows = []
     for (system, regime, trainer), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], ORDER.get(kv[0][2], 99))):
@@ -92,7 +104,7 @@ def build(records: list[dict], out_dir: Path, warnings: list[str]) -> list[tuple
         rows.append([system, regime, trainer, ", ".join(str(r["seed"]) for r in rs),
                      "`" + json.dumps(cfg, sort_keys=True, separators=(",", ":")) + "`"])
     b.append(("table", ["system", "regime", "trainer", "seeds", "config"], rows))
-    failed = [r for r in records if r["status"] != "ok"]
+    failed = [r for r in all_records if r["status"] != "ok"]
     b.append(("h2", "Failed, diverged or timed-out runs"))
     if failed:
         b.append(("table", ["system", "regime", "trainer", "seed", "status", "error"],
@@ -105,7 +117,7 @@ def build(records: list[dict], out_dir: Path, warnings: list[str]) -> list[tuple
     b.append(("h2", "Made with"))
     envs = sorted({json.dumps({k: r["env"].get(k) for k in ("python", "torch", "torchdiffeq", "numpy", "threads",
                                                               "device", "gpu", "cpu", "cores", "git_commit")},
-                              sort_keys=True) for r in records})
+                              sort_keys=True) for r in all_records})
     b.append(("table", ["python", "torch", "torchdiffeq", "numpy", "threads", "device", "gpu", "cpu", "cores",
                         "git commit"],
               [[str(e[k]) for k in ("python", "torch", "torchdiffeq", "numpy", "threads", "device", "gpu", "cpu",

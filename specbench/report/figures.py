@@ -10,10 +10,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from specbench.report.verdicts import median  # noqa: E402
+from specbench.report.verdicts import exponent, median  # noqa: E402
 from specbench.trainers import TRAINERS  # noqa: E402
 
 COLOURS = dict(zip(TRAINERS, ["#1b6ac9", "#7fb2ef", "#d9480f", "#2b8a3e", "#862e9c"]))
+ORDER = {name: i for i, name in enumerate(TRAINERS)}
+SERIES_COLOURS = ["#1b6ac9", "#d9480f", "#2b8a3e", "#862e9c", "#e67700", "#495057"]
 plt.rcParams.update({"figure.dpi": 110, "font.size": 10, "axes.grid": True, "grid.alpha": 0.3,
                      "axes.spines.top": False, "axes.spines.right": False})
 
@@ -105,4 +107,58 @@ def rollout(groups: dict[str, list[dict]], title: str, path: Path, max_states: i
     axes[0, 0].set_title(title)
     axes[-1, 0].set_xlabel("time (system units)")
     axes[0, 0].legend(fontsize=7, ncol=3, loc="upper right")
+    return _save(fig, path)
+
+
+def _series_style(series: str, i: int) -> dict:
+    """A trainer's series keeps the trainer's colour (dashed for a variant); other series take a palette colour."""
+    trainer = series.split(" (")[0]
+    if trainer in COLOURS:
+        return {"color": colour(trainer), "ls": "--" if " (" in series else "-"}
+    return {"color": SERIES_COLOURS[i % len(SERIES_COLOURS)], "ls": "-"}
+
+
+def scaling(panels: dict[str, dict[str, list]], xlabel: str, title: str, path: Path) -> Path:
+    """One log-log panel per quantity: a line per series, the fitted exponent in its legend entry."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.0), squeeze=False)
+    for ax, (ylabel, by_series) in zip(axes[0], panels.items()):
+        for i, (series, pts) in enumerate(by_series.items()):
+            xy = [(x, y) for x, y in pts if y is not None and y > 0]
+            if xy:
+                ax.plot(*zip(*xy), marker="o", ms=4, lw=1.5, label=f"{series}: n^{exponent(pts):.2f}",
+                        **_series_style(series, i))
+        ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel=ylabel)
+        ax.legend(fontsize=6, loc="best")
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def order(p_points: dict[str, list], e_points: dict[str, list], path: Path) -> Path:
+    """Representation error against p (semi-log) and against E (log-log)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.0))
+    for ax, by_series, xlabel, xlog in ((axes[0], p_points, "Legendre order p", False),
+                                        (axes[1], e_points, "elements E", True)):
+        for i, (series, pts) in enumerate(by_series.items()):
+            xy = [(x, y) for x, y in pts if y is not None and y > 0]
+            if xy:
+                ax.plot(*zip(*xy), marker="o", ms=4, lw=1.5, label=series, **_series_style(series, i))
+        ax.set(yscale="log", xscale="log" if xlog else "linear", xlabel=xlabel,
+               ylabel="representation error (max, relative)")
+        ax.legend(fontsize=7, loc="best")
+    fig.suptitle("spectral representation error")
+    return _save(fig, path)
+
+
+def cells(grid: dict[str, list], labels: list[str], ylabel: str, title: str, path: Path) -> Path:
+    """A value per trainer in each of several cells (regime, noise): markers side by side, log scale."""
+    fig, ax = plt.subplots(figsize=(7.2, 3.8))
+    width = 0.8 / max(1, len(grid))
+    for k, (trainer, values) in enumerate(grid.items()):
+        xs = [i - 0.4 + width * (k + 0.5) for i in range(len(labels))]
+        pts = [(x, v) for x, v in zip(xs, values) if v is not None and math.isfinite(v) and v > 0]
+        if pts:
+            ax.plot(*zip(*pts), "o", color=colour(trainer), ms=7, label=trainer)
+    ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
+    ax.set(yscale="log", ylabel=ylabel, title=title)
+    ax.legend(fontsize=7, loc="best")
     return _save(fig, path)

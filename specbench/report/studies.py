@@ -1,0 +1,297 @@
+"""The scaling studies in the report: their tables, figures and the verdicts they decide (C3, C4, C5, low data).
+
+Study records are ordinary run records with `study = {"name", "variable", "value", "series"}` (specbench.studies).
+Verdicts are pure functions of the records; growth is summarised by fitted exponents (log-log slopes), printed
+beside every verdict that uses them.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from specbench.report import figures
+from specbench.report.verdicts import (BASELINES, SPECTRAL, Ratio, Verdict, claims, exponent, fmt, median,
+                                       ratio_of)
+
+WHOLE = " (whole trajectories)"  # the horizon study's series of solver baselines on whole trajectories
+
+
+def by_study(records: list[dict]) -> dict[str, list[dict]]:
+    out = defaultdict(list)
+    for r in records:
+        out[r["study"]["name"]].append(r)
+    return dict(out)
+
+
+def series_points(records: list[dict], value) -> dict[str, list[tuple[float, float | None]]]:
+    """series -> [(swept value, median over seeds of value(record))], sorted by the swept value."""
+    cells = defaultdict(list)
+    for r in records:
+        cells[(r["study"]["series"], float(r["study"]["value"]))].append(value(r))
+    out = defaultdict(list)
+    for (series, x), vs in sorted(cells.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        present = [v for v in vs if v is not None]
+        out[series].append((x, median(present) if present else None))
+    return dict(out)
+
+
+def memory(r: dict) -> float | None:
+    """What the trainer holds at its peak: what it built in setup plus the growth during training (MiB)."""
+    if r.get("peak_memory_bytes") is None:
+        return None
+    return ((r.get("setup_memory_bytes") or 0) + r["peak_memory_bytes"]) / 2 ** 20
+
+
+def step_ms(r: dict) -> float | None:
+    s = r.get("step_seconds")
+    return None if s is None else 1e3 * s
+
+
+def nfe(r: dict) -> float | None:
+    return r.get("nfe_per_iteration")
+
+
+def _ok(records):
+    return [r for r in records if r["status"] == "ok"]
+
+
+# ---- verdicts ----------------------------------------------------------------------------------------------------
+
+def horizon_verdicts(records: list[dict]) -> list[Verdict]:
+    """C3 (memory at the longest horizon, with growth exponents) and C4 (an iteration's sequential depth)."""
+    ok = _ok(records)
+    if not ok:
+        return []
+    longest = max(r["study"]["value"] for r in ok)
+    system = ok[0]["system"]
+    mem, depth = series_points(ok, memory), series_points(ok, nfe)
+    slopes = {s: exponent(p) for s, p in mem.items()}
+    at_end = {s: dict(p).get(float(longest)) for s, p in mem.items()}
+    out = []
+    for label, suffix in (("whole trajectories", WHOLE), ("tuned segments", "")):
+        ratios = {b: _ratio(at_end.get(b + suffix), at_end.get(SPECTRAL)) for b in BASELINES if b + suffix in mem}
+        worse = [b for b, r in ratios.items() if not r.value >= 1]
+        why = (f"spectral uses more memory than {', '.join(worse)}" if worse else
+               "spectral uses less memory than every baseline") + \
+            f" at {longest:g} observation times; memory exponents: spectral {fmt(slopes.get(SPECTRAL))}, " + \
+            ", ".join(f"{b} {fmt(slopes.get(b + suffix))}" for b in ratios)
+        out.append(Verdict("C3", system, f"horizon study, {label}", "fails" if worse else "holds", ratios, why))
+    spec_depth = exponent(depth.get(SPECTRAL, []))
+    ratios = {b: _ratio(dict(depth.get(b + WHOLE, [])).get(float(longest)), dict(depth[SPECTRAL]).get(float(longest)))
+              for b in BASELINES if b + WHOLE in depth} if SPECTRAL in depth else {}
+    times = series_points(ok, step_ms)
+    why = f"network evaluations per iteration grow as n^{fmt(spec_depth)} for spectral (" + \
+        ", ".join(f"{b} n^{fmt(exponent(depth[b + WHOLE]))}" for b in BASELINES if b + WHOLE in depth) + \
+        f" on whole trajectories); wall time per iteration on this machine grows as n^" \
+        f"{fmt(exponent(times.get(SPECTRAL, [])))} for spectral, because its work still grows with n"
+    verdict = "inconclusive" if math.isnan(spec_depth) else "holds" if spec_depth < 0.1 else "fails"
+    out.append(Verdict("C4", system, "horizon study", verdict, ratios, why))
+    return out
+
+
+def _ratio(base: float | None, spec: float | None) -> Ratio:
+    if base is None or spec is None or not spec > 0:
+        return Ratio(math.nan)
+    return Ratio(base / spec)
+
+
+def decay(points: list[tuple[float, float | None]]) -> dict:
+    """How an error falls with p: up to its minimum (the floor), the fall (max / min), the exponential rate
+    (decades per unit of p, from log10 err = a - rate * p) and whether an exponential fits better than a power law
+    (log err linear in p rather than in log p), by the residual of each least-squares line."""
+    pts = [(x, y) for x, y in points if y is not None and y > 0]
+    if len(pts) < 3:
+        return {"fall": math.nan, "rate": math.nan, "exponential": False, "floor_at": math.nan}
+    k = int(np.argmin([y for _, y in pts]))
+    head = pts[: k + 1] if k >= 2 else pts
+    x, ly = np.array([p[0] for p in head]), np.log10([p[1] for p in head])
+    exp_fit = np.polyfit(x, ly, 1, full=True)
+    pow_fit = np.polyfit(np.log10(x), ly, 1, full=True)
+    res = lambda fit: float(fit[1][0]) if len(fit[1]) else 0.0  # noqa: E731 (residual sum of squares)
+    return {"fall": head[0][1] / head[-1][1], "rate": float(-exp_fit[0][0]), "exponential": res(exp_fit) < res(pow_fit),
+            "floor_at": head[-1][0], "floor": head[-1][1]}
+
+
+def order_verdicts(records: list[dict]) -> list[Verdict]:
+    """C5 for each noiseless p-sweep series: holds when the error falls >= 1000x, exponentially in p."""
+    out = []
+    sweeps = [r for r in records if r["study"]["variable"] == "p" and r.get("representation_error") is not None]
+    for series, points in series_points(sweeps, lambda r: r["representation_error"]).items():
+        d = decay(points)
+        noisy = not series.endswith("noise 0")
+        why = f"error falls {fmt(d['fall'])}x from p={points[0][0]:g} to its floor {fmt(d.get('floor'))} at " \
+              f"p={d['floor_at']:g}, {fmt(d['rate'])} decades per order; " + \
+              ("an exponential in p fits better than a power law" if d["exponential"] else
+               "a power law in p fits as well as an exponential")
+        if noisy:
+            out.append(Verdict("C5", series.split(",")[0], f"order study, {series}", "inconclusive", {},
+                               why + " (noisy data: the floor is the noise, shown, not judged)"))
+            continue
+        holds = d["fall"] >= 1e3 and d["exponential"]
+        out.append(Verdict("C5", series.split(",")[0], f"order study, {series}", "holds" if holds else "fails", {},
+                           why))
+    return out
+
+
+def regimes_verdicts(records: list[dict]) -> list[Verdict]:
+    """C2 in every (regime, noise) cell of the regimes study: the low-data claim is C2 in the sparse cells."""
+    relabelled = [{**r, "regime": f"regimes study, {r['regime']}, noise {float(r['study']['value']):g}"}
+                  for r in records]
+    return [v for v in claims(relabelled) if v.claim == "C2"]
+
+
+def state_size_verdicts(records: list[dict]) -> list[Verdict]:
+    """C3 at the largest N of the state-size study, with memory exponents in N."""
+    ok = _ok(records)
+    if not ok:
+        return []
+    largest = max(r["study"]["value"] for r in ok)
+    at = [r for r in records if r["study"]["value"] == largest]
+    spec = [r for r in at if r["trainer"] == SPECTRAL]
+    mem = series_points(ok, memory)
+    ratios = {b: ratio_of(spec, [r for r in at if r["trainer"] == b], "peak_memory_bytes") for b in BASELINES}
+    worse = [b for b, r in ratios.items() if not r.value >= 1]
+    why = (f"spectral's training peak is above {', '.join(worse)}'s" if worse else
+           "spectral's training peak is below every baseline's") + f" at N = {largest:g}; memory exponents in N: " + \
+        ", ".join(f"{s} {fmt(exponent(p))}" for s, p in mem.items())
+    return [Verdict("C3", "network", f"state-size study, N = {largest:g}", "fails" if worse else "holds", ratios,
+                    why)]
+
+
+VERDICTS = {"horizon": horizon_verdicts, "state-size": state_size_verdicts, "order": order_verdicts,
+            "regimes": regimes_verdicts}
+
+
+def study_verdicts(records: list[dict]) -> list[Verdict]:
+    """The verdicts of every study present, and C4 and C5 as inconclusive where their study is missing."""
+    studies = by_study(records)
+    out = [v for name, rs in studies.items() for v in VERDICTS.get(name, lambda _: [])(rs)]
+    for claim, study in (("C4", "horizon"), ("C5", "order")):
+        if study not in studies:
+            out.append(Verdict(claim, "-", "-", "inconclusive", {},
+                               f"needs the {study} study: `specbench study {study}`, then `specbench report DIR "
+                               f"--studies STUDY_DIR`"))
+    return out
+
+
+# ---- tables and figures -------------------------------------------------------------------------------------------
+
+def _table(points_by_series: dict, fmt_value=fmt, with_exponent=True) -> tuple[list[str], list[list[str]]]:
+    xs = sorted({x for pts in points_by_series.values() for x, _ in pts})
+    head = ["series", *[f"{x:g}" for x in xs]] + (["exponent"] if with_exponent else [])
+    rows = []
+    for series, pts in points_by_series.items():
+        values = dict(pts)
+        rows.append([series, *[fmt_value(values[x]) if values.get(x) is not None else "-" for x in xs]] +
+                    ([fmt(exponent(pts))] if with_exponent else []))
+    return head, rows
+
+
+def _failures(records):
+    bad = [r for r in records if r["status"] != "ok"]
+    if not bad:
+        return []
+    return [("p", "Not ok: " + "; ".join(f"{r['study']['series']} at {r['study']['variable']}="
+                                       f"{r['study']['value']} ({r['status']}: {r['error']})" for r in bad))]
+
+
+def horizon_blocks(records, fig_dir: Path) -> list[tuple]:
+    ok = _ok(records)
+    system = records[0]["system"]
+    b = [("h2", f"Horizon study ({system})"),
+         ("p", "Trajectories of the same sampling interval and growing length; the solver baselines with their tuned "
+               "segments and, marked 'whole trajectories', on every whole trajectory at once, as in the paper's "
+               "memory argument. Medians over seeds; 'exponent' is the least-squares slope of log value against "
+               "log n (value ~ n^exponent). Memory is what the trainer built in setup plus its peak growth in "
+               "training (RSS on CPU).")]
+    for title, value, unit in (("memory (MiB)", memory, "MiB"), ("time per iteration (ms)", step_ms, "ms"),
+                               ("network evaluations per iteration", nfe, "")):
+        pts = series_points(ok, value)
+        b.append(("p", f"**{title}** against the number of observation times n:"))
+        b.append(("table", *_table(pts)))
+    b.append(("fig", figures.scaling({"memory (MiB)": series_points(ok, memory),
+                                      "time per iteration (ms)": series_points(ok, step_ms),
+                                      "network evaluations per iteration": series_points(ok, nfe)},
+                                     "observation times per trajectory n", f"{system}: cost against horizon",
+                                     fig_dir / "study-horizon.png"),
+              "Cost against trajectory length (log-log; fitted exponent in the legend). Dashed: solver baselines "
+              "on whole trajectories."))
+    return b + _failures(records)
+
+
+def state_size_blocks(records, fig_dir: Path) -> list[tuple]:
+    ok = _ok(records)
+    b = [("h2", "State-size study (network)"),
+         ("p", "N coupled oscillators (2N states), every trainer with its tuned settings, dense data. Medians over "
+               "seeds; exponents are log-log slopes in N.")]
+    for title, value in (("memory (MiB)", memory), ("time per iteration (ms)", step_ms),
+                         ("time to target (s)", lambda r: r["time_to_target_s"]),
+                         ("test MSE", lambda r: r["test_mse"])):
+        b.append(("p", f"**{title}** against N:"))
+        b.append(("table", *_table(series_points(ok, value), with_exponent="time to" not in title)))
+    b.append(("fig", figures.scaling({"memory (MiB)": series_points(ok, memory),
+                                      "time per iteration (ms)": series_points(ok, step_ms)},
+                                     "oscillators N", "network: cost against state size",
+                                     fig_dir / "study-state-size.png"),
+              "Cost against the number of oscillators (log-log; fitted exponent in the legend)."))
+    return b + _failures(records)
+
+
+def order_blocks(records, fig_dir: Path) -> list[tuple]:
+    ok = _ok(records)
+    b = [("h2", "Order study (spectral representation)"),
+         ("p", "The representation error is the unregularised least-squares fit of the mesh to the training "
+               "observations, evaluated on a grid 4x finer, as its maximum error against the clean trajectory "
+               "relative to the trajectory's maximum (float64). Beside it, the spectral trainer with that E and p: "
+               "time to target and test MSE.")]
+    for variable, label in (("p", "Legendre order p"), ("E", "element count E")):
+        rs = [r for r in ok if r["study"]["variable"] == variable]
+        if not rs:
+            continue
+        for title, value in (("representation error", lambda r: r.get("representation_error")),
+                             ("time to target (s)", lambda r: r["time_to_target_s"]),
+                             ("test MSE", lambda r: r["test_mse"])):
+            b.append(("p", f"**{title}** against {label}:"))
+            b.append(("table", *_table(series_points(rs, value), with_exponent=False)))
+    p_rs = [r for r in ok if r["study"]["variable"] == "p"]
+    e_rs = [r for r in ok if r["study"]["variable"] == "E"]
+    b.append(("fig", figures.order(series_points(p_rs, lambda r: r.get("representation_error")),
+                                   series_points(e_rs, lambda r: r.get("representation_error")),
+                                   fig_dir / "study-order.png"),
+              "Representation error against p (semi-log: a straight line is exponential convergence) and against "
+              "E (log-log: a straight line is algebraic convergence)."))
+    return b + _failures(records)
+
+
+def regimes_blocks(records, fig_dir: Path) -> list[tuple]:
+    ok = _ok(records)
+    b = [("h2", "Regimes study (sampling and noise)"),
+         ("p", "Dense against sparse sampling at three noise levels (relative to each state's standard deviation); "
+               "test MSE of rollouts from held-out initial states, median over seeds.")]
+    for system in sorted({r["system"] for r in records}):
+        rs = [r for r in ok if r["system"] == system]
+        cells = sorted({(r["regime"], float(r["study"]["value"])) for r in rs})
+        trainers = sorted({r["trainer"] for r in rs}, key=lambda t: figures.ORDER.get(t, 99))
+        grid = {t: [median([r["test_mse"] for r in rs if r["trainer"] == t and
+                            (r["regime"], float(r["study"]["value"])) == c]) for c in cells] for t in trainers}
+        labels = [f"{g}, noise {n:g}" for g, n in cells]
+        b.append(("p", f"**{system}**: test MSE"))
+        b.append(("table", ["trainer", *labels], [[t, *map(fmt, v)] for t, v in grid.items()]))
+        b.append(("fig", figures.cells(grid, labels, "test MSE (state units²)", f"{system}: test MSE by regime",
+                                       fig_dir / f"study-regimes-{system}.png"),
+                  f"{system}: test MSE per trainer in each sampling regime and noise level (log scale)."))
+    return b + _failures(records)
+
+
+BLOCKS = {"horizon": horizon_blocks, "state-size": state_size_blocks, "order": order_blocks,
+          "regimes": regimes_blocks}
+
+
+def study_blocks(records: list[dict], fig_dir: Path) -> list[tuple]:
+    return [blk for name, rs in sorted(by_study(records).items(), key=lambda kv: list(BLOCKS).index(kv[0])
+                                       if kv[0] in BLOCKS else 99)
+            for blk in BLOCKS.get(name, lambda *_: [])(rs, fig_dir)]
+

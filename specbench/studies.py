@@ -1,0 +1,133 @@
+"""Scaling studies: how cost and error grow, which one operating point cannot show (claims C3, C4, C5 and the
+paper's low-data claim).
+
+A study is a list of ordinary jobs with one setting swept; each record is an ordinary run record plus
+`study = {"name", "variable", "value", "series"}`, so the runner, the resume logic and the report read it like any
+other. Each study has a default size that runs in well under 15 minutes on a 2-core machine and a `full` size.
+
+- `horizon`: Lotka-Volterra trajectories from 101 to 2001 observation times (5001 in full) at the same sampling
+  interval, every trainer: per-step time, network evaluations per step (the sequential depth of an iteration) and
+  peak memory. The solver baselines run twice: with their tuned segments, and on whole trajectories (one batch of
+  every trajectory from its first state), which is what the paper's memory argument is about.
+- `state-size`: `network` with N = 4 to 128 oscillators (256 in full), every trainer, tuned settings.
+- `order`: the oscillator's dense data, spectral trainer: p from 1 to 20 at E = 4 (noiseless and 1% noise), E from
+  1 to 16 at p = 6; each record carries `representation_error` of the least-squares fit (C5).
+- `regimes`: dense and sparse sampling at noise 0, 1% and 5%, for oscillator and Lotka-Volterra with the headline
+  trainers (every system and trainer, 3 seeds, in full): test MSE per trainer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from specbench.presets import config_for, load_preset
+from specbench.protocol import Job
+from specbench.systems import SYSTEMS, get_system
+from specbench.trainers import HEADLINE, TRAINERS
+from specbench.trainers.solver import SolverTrainer
+
+
+@dataclass(frozen=True)
+class Size:
+    full: bool
+    seeds: int | None  # None: the study's own default
+    device: str
+    threads: int
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    description: str
+    plan: Callable[[Size], list[Job]]
+
+
+def _job(size: Size, system: str, trainer: str, seed: int, budget_s: float, study: dict, *, regime: str = "dense",
+         config: dict | None = None, cadence: dict | None = None, **kw) -> Job:
+    """A study job with the paper preset's target and cadence and the tuned settings (updated by `config`)."""
+    preset = load_preset("paper")
+    return Job(system=system, trainer=trainer, regime=regime, seed=seed, budget_s=budget_s,
+               target=preset.targets[system], config={**config_for(preset, system, trainer), **(config or {})},
+               device=size.device, threads=size.threads, cadence=cadence or preset.cadence, study=study, **kw)
+
+
+def _seeds(size: Size, small: int, full: int) -> range:
+    return range(size.seeds or (full if size.full else small))
+
+
+def plan_horizon(size: Size) -> list[Job]:
+    system = get_system("lotka-volterra")
+    dense = system.regimes["dense"]
+    dt = system.t_span / (dense.n_times - 1)  # the sampling interval stays; the span grows with the count
+    budget = 10.0 if size.full else 3.0
+    only_ends = {"first": budget, "growth": 2.0, "max_interval": budget}  # the metric at 0 s and at the end
+    jobs = []
+    for n in [101, 201, 501, 1001, 2001] + ([5001] if size.full else []):
+        data = {"n_times": n, "t_span": dt * (n - 1)}
+        for seed in _seeds(size, 1, 3):
+            for trainer, cls in TRAINERS.items():
+                variants = {trainer: {}}
+                if issubclass(cls, SolverTrainer):
+                    variants[f"{trainer} (whole trajectories)"] = {"segment_length": n, "batch_size": dense.n_train}
+                for series, config in variants.items():
+                    jobs.append(_job(size, system.name, trainer, seed, budget,
+                                     {"name": "horizon", "variable": "n_times", "value": n, "series": series},
+                                     config=config, cadence=only_ends, data=data))
+    return jobs
+
+
+def plan_state_size(size: Size) -> list[Job]:
+    budget = 20.0 if size.full else 8.0
+    return [_job(size, "network", trainer, seed, budget,
+                 {"name": "state-size", "variable": "N", "value": n, "series": trainer}, system_params={"n": n})
+            for n in [4, 8, 16, 32, 64, 128] + ([256] if size.full else [])
+            for seed in _seeds(size, 1, 3) for trainer in TRAINERS]
+
+
+ORDERS = [1, 2, 3, 4, 5, 6, 8, 10, 12, 14, 16, 20]
+ELEMENTS = [1, 2, 4, 8, 16]
+
+
+def plan_order(size: Size) -> list[Job]:
+    budget = 20.0 if size.full else 6.0
+    jobs = []
+    for system in ["oscillator"] + (["cubic-oscillator"] if size.full else []):
+        n_obs = SYSTEMS[system]().regimes["dense"].n_times
+        # (variable, value, E, p, noise)
+        sweeps = [("p", p, 4, p, noise) for noise in (0.0, 0.01) for p in ORDERS] + \
+                 [("E", e, e, 6, 0.0) for e in ELEMENTS]
+        for variable, value, E, p, noise in sweeps:
+            if E * p + 1 > n_obs:  # more nodes than observations: the fit is no longer determined by the data
+                continue
+            series = f"{system}, E={E}, noise {noise:g}" if variable == "p" else f"{system}, p={p}, noise {noise:g}"
+            for seed in _seeds(size, 1, 3):
+                jobs.append(_job(size, system, "spectral", seed, budget,
+                                 {"name": "order", "variable": variable, "value": value, "series": series},
+                                 config={"E": E, "p": p}, noise=noise, measure=["representation_error"]))
+    return jobs
+
+
+NOISES = [0.0, 0.01, 0.05]
+
+
+def plan_regimes(size: Size) -> list[Job]:
+    systems = list(SYSTEMS) if size.full else ["oscillator", "lotka-volterra"]
+    trainers = list(TRAINERS) if size.full else list(HEADLINE)
+    budget = 20.0 if size.full else 6.0
+    return [_job(size, system, trainer, seed, budget,
+                 {"name": "regimes", "variable": "noise", "value": noise, "series": regime}, regime=regime,
+                 noise=noise)
+            for system in systems for regime in ("dense", "sparse") for noise in NOISES
+            for seed in _seeds(size, 1, 3) for trainer in trainers]
+
+
+STUDIES = {s.name: s for s in [
+    Study("horizon", "per-step time, network evaluations per step and peak memory against trajectory length "
+                     "(Lotka-Volterra, 101-2001 observation times), every trainer", plan_horizon),
+    Study("state-size", "per-step time, peak memory and time to target against N (network, N = 4-128), "
+                        "every trainer", plan_state_size),
+    Study("order", "representation error, time to target and test MSE against the Legendre order p and the "
+                   "element count E (oscillator), spectral trainer", plan_order),
+    Study("regimes", "test MSE per trainer, dense against sparse sampling at noise 0, 1% and 5% "
+                     "(oscillator, Lotka-Volterra)", plan_regimes),
+]}

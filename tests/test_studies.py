@@ -1,0 +1,131 @@
+"""Scaling studies: their plans, their records, the verdicts they decide and their place in the report."""
+from dataclasses import replace
+
+import pytest
+
+from specbench.protocol import run_job
+from specbench.report import write_report
+from specbench.report.studies import decay, study_verdicts
+from specbench.results import validate, write_atomic
+from specbench.studies import STUDIES, Size
+from specbench.systems import SYSTEMS
+from tests.conftest import run_cli
+from tests.records import make_record
+
+SMALL = Size(full=False, seeds=None, device="cpu", threads=1)
+
+
+@pytest.mark.parametrize("name", STUDIES)
+def test_every_study_plans_distinct_named_jobs(name):
+    jobs = STUDIES[name].plan(SMALL)
+    assert jobs and len({j.name for j in jobs}) == len(jobs)
+    assert all(j.study["name"] == name and {"variable", "value", "series"} <= set(j.study) for j in jobs)
+    full = STUDIES[name].plan(replace(SMALL, full=True))
+    assert len(full) > len(jobs)
+
+
+def test_horizon_grows_ten_fold_at_the_same_sampling_interval():
+    jobs = STUDIES["horizon"].plan(SMALL)
+    sizes = sorted({j.data["n_times"] for j in jobs})
+    assert sizes[-1] >= 10 * sizes[0]
+    dts = {round(j.data["t_span"] / (j.data["n_times"] - 1), 12) for j in jobs}
+    assert len(dts) == 1
+    whole = [j for j in jobs if "whole" in j.study["series"]]
+    assert whole and all(j.config["segment_length"] == j.data["n_times"] for j in whole)
+
+
+def test_order_study_keeps_the_fit_determined_by_the_data():
+    for job in STUDIES["order"].plan(replace(SMALL, full=True)):
+        n_obs = SYSTEMS[job.system]().regimes["dense"].n_times
+        assert job.config["E"] * job.config["p"] + 1 <= n_obs and job.measure == ["representation_error"]
+
+
+def test_a_study_job_records_its_study_and_measurements():
+    job = next(j for j in STUDIES["order"].plan(SMALL) if j.study["variable"] == "p" and j.study["value"] == 8)
+    record = run_job(replace(job, budget_s=0.3))
+    assert validate(record) == []
+    assert record["study"] == job.study and record["config"]["p"] == 8 and record["config"]["E"] == 4
+    assert 0 < record["representation_error"] < 1e-5
+    assert record["nfe_per_iteration"] == 2.0  # the theta step and the coefficient step: one network call each
+    horizon = next(j for j in STUDIES["horizon"].plan(SMALL)
+                   if j.trainer == "backprop-rk4" and "whole" in j.study["series"] and j.data["n_times"] == 201)
+    record = run_job(replace(horizon, budget_s=0.3))
+    assert record["config"]["data"]["n_times"] == 201 and record["config"]["data"]["t_span"] == pytest.approx(10.0)
+    assert record["nfe_per_iteration"] == 4 * 200  # rk4: four stages per observation interval
+    assert record["step_seconds"] > 0 and record["setup_memory_bytes"] is not None
+
+
+def study_record(name, variable, value, series, trainer="spectral", **fields):
+    r = make_record(trainer=trainer, system="lotka-volterra")
+    r.update(study={"name": name, "variable": variable, "value": value, "series": series}, **fields)
+    return r
+
+
+def horizon_records(adjoint_memory):
+    """Spectral's memory grows as n, rk4's (whole) as n, the adjoint's (whole) as `adjoint_memory(n)`."""
+    out = []
+    for n in (100, 1000):
+        out.append(study_record("horizon", "n_times", n, "spectral", peak_memory_bytes=1000 * n,
+                                nfe_per_iteration=2.0, step_seconds=1e-5 * n))
+        for trainer, memory in (("backprop-rk4", 5000 * n), ("adjoint-dopri5", adjoint_memory(n))):
+            for series in (trainer, trainer + " (whole trajectories)"):
+                out.append(study_record("horizon", "n_times", n, series, trainer=trainer, nfe_per_iteration=4.0 * n,
+                                        peak_memory_bytes=memory if "whole" in series else 10_000,
+                                        step_seconds=1e-4 * n))
+    return out
+
+
+def by_claim(verdicts, claim, regime_part=""):
+    return [v for v in verdicts if v.claim == claim and regime_part in v.regime]
+
+
+def test_horizon_verdicts_judge_memory_and_sequential_depth():
+    verdicts = study_verdicts(horizon_records(lambda n: 5000 * n))
+    [whole] = by_claim(verdicts, "C3", "whole")
+    assert whole.verdict == "holds" and whole.ratios["backprop-rk4"].value == pytest.approx(5.0)
+    assert "spectral 1" in whole.why  # the fitted exponent of spectral's memory, printed
+    [segments] = by_claim(verdicts, "C3", "segments")
+    assert segments.verdict == "fails"  # 10 kB segments against spectral's 1 MB
+    [c4] = by_claim(verdicts, "C4")
+    assert c4.verdict == "holds" and c4.ratios["backprop-rk4"].value == pytest.approx(2000.0)
+    flat_adjoint = study_verdicts(horizon_records(lambda n: 200_000))
+    [whole] = by_claim(flat_adjoint, "C3", "whole")
+    assert whole.verdict == "fails" and "adjoint-dopri5" in whole.why
+
+
+def test_order_verdict_separates_exponential_from_algebraic_decay():
+    exp = [study_record("order", "p", p, "oscillator, E=4, noise 0", representation_error=10.0 ** -p)
+           for p in range(1, 9)]
+    [v] = by_claim(study_verdicts(exp), "C5")
+    assert v.verdict == "holds" and "exponential" in v.why
+    power = [study_record("order", "p", p, "oscillator, E=4, noise 0", representation_error=float(p) ** -6)
+             for p in (1, 2, 4, 8, 16, 32)]
+    [v] = by_claim(study_verdicts(power), "C5")
+    assert v.verdict == "fails"
+    assert decay([(p, 10.0 ** -p) for p in range(1, 9)])["rate"] == pytest.approx(1.0)
+
+
+def test_order_decay_stops_at_the_floor():
+    pts = [(1, 1e-1), (2, 1e-3), (3, 1e-5), (4, 1e-7), (5, 3e-7), (6, 2e-7)]
+    d = decay(pts)
+    assert d["floor_at"] == 4 and d["fall"] == pytest.approx(1e6)
+
+
+def test_report_draws_studies_given_with_studies(tmp_path):
+    write_atomic(tmp_path / "head" / "runs" / "a.json", make_record())
+    for i, r in enumerate(horizon_records(lambda n: 5000 * n)):
+        write_atomic(tmp_path / "studies" / "horizon" / "runs" / f"{i}.json", r)
+    md, page = write_report(tmp_path / "head", tmp_path / "out", studies=[tmp_path / "studies"])
+    text = md.read_text()
+    assert "## Horizon study (lotka-volterra)" in text and "| C4 | lotka-volterra | horizon study | **holds** |" in text
+    assert (tmp_path / "out" / "figures" / "study-horizon.png").stat().st_size > 1000
+    assert "study-horizon.png" not in page.read_text() and page.read_text().count("data:image/png") >= 2
+
+
+def test_bad_study_input_is_exit_2(tmp_path):
+    proc = run_cli("study", "nosuch")
+    assert proc.returncode == 2 and "valid studies: horizon, state-size, order, regimes" in proc.stderr
+    write_atomic(tmp_path / "runs" / "a.json", make_record())
+    (tmp_path / "empty").mkdir()
+    proc = run_cli("report", tmp_path, "--studies", tmp_path / "empty")
+    assert proc.returncode == 2 and "no study records" in proc.stderr and "Traceback" not in proc.stderr
