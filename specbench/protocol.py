@@ -272,8 +272,11 @@ def environment(device: str, threads: int) -> dict:
     except OSError:
         pass
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
-                                capture_output=True, text=True, timeout=5).stdout.strip() or "unknown"
+        git = lambda *a: subprocess.run(["git", *a], cwd=Path(__file__).parent, capture_output=True,  # noqa: E731
+                                        text=True, timeout=5).stdout.strip()
+        commit = git("rev-parse", "--short", "HEAD") or "unknown"
+        if commit != "unknown" and git("status", "--porcelain", "--untracked-files=no", "--", "."):
+            commit += "-dirty"  # the package's files differ from that commit
     except (OSError, subprocess.SubprocessError):
         commit = "unknown"
     gpu = torch.cuda.get_device_name() if device == "cuda" and torch.cuda.is_available() else None
