@@ -109,9 +109,11 @@ def run_job(job: Job, evaluate=None, cache_dir=None) -> dict:
 
     def evaluate_now():
         nonlocal eval_s, metric
+        memory.pause()  # the metric's rollouts are not training memory
         t0 = time.perf_counter()
         metric = evaluate(trainer.model, data)
         eval_s += time.perf_counter() - t0
+        memory.resume()
         curve.append([train_s, trainer.iteration, metric])
         for key, value in targets.items():
             if reached[key] is None and metric <= value:
@@ -206,7 +208,9 @@ def _growth(now: int | None, before: int | None) -> int | None:
 
 
 class PeakMemory:
-    """Peak memory growth over the state at `start()`: the allocator's peak on CUDA, peak RSS on CPU."""
+    """Peak memory growth over the state at `start()`: the allocator's peak on CUDA, peak RSS on CPU. Between
+    `pause()` and `resume()` (evaluations) allocations are not counted, where the peak can be reset (CUDA; Linux
+    >= 4.0 on CPU)."""
 
     def __init__(self, cuda: bool):
         self.cuda = cuda
@@ -222,29 +226,48 @@ class PeakMemory:
 
     def start(self):
         gc.collect()
+        self.best = 0
+        if self.cuda:
+            self.base = self.current()
+        else:
+            kb = _status_kb("VmRSS")
+            self.base = None if kb is None else kb * 1024
+        self.resettable = self._reset()
+
+    def _reset(self) -> bool:
         if self.cuda:
             import torch
 
             torch.cuda.reset_peak_memory_stats()
-            self.base = torch.cuda.memory_allocated()
-            return
-        self.base = _status_kb("VmRSS")
+            return True
         try:  # Linux >= 4.0: writing 5 resets the peak RSS (VmHWM) to the current RSS
             Path("/proc/self/clear_refs").write_text("5")
-            self.resettable = True
+            return True
         except OSError:
-            self.resettable = False
+            return False
 
-    def peak(self) -> int | None:
+    def _since_reset(self) -> int | None:
+        if self.base is None:
+            return None
         if self.cuda:
             import torch
 
-            return int(torch.cuda.max_memory_allocated() - self.base)
-        if self.base is None:
-            return None
+            return max(0, int(torch.cuda.max_memory_allocated()) - self.base)
         hwm = _status_kb("VmHWM") if self.resettable else \
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux, peak since the process began
-        return max(0, int((hwm - self.base) * 1024))
+        return max(0, hwm * 1024 - self.base)
+
+    def pause(self):
+        if self.resettable and self.base is not None:
+            self.best = max(self.best, self._since_reset())
+
+    def resume(self):
+        if self.resettable:
+            self._reset()
+
+    def peak(self) -> int | None:
+        now = self._since_reset()
+        return None if now is None else max(self.best, now)
 
 
 def _status_kb(field_name: str) -> int | None:

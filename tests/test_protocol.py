@@ -119,3 +119,15 @@ def test_unwritable_out_is_exit_2(tmp_path):
     blocker.write_text("")
     proc = run_cli("run", "--systems", "oscillator", "--budget", "1", "--out", blocker / "x")
     assert proc.returncode == 2 and "cannot write" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_evaluation_memory_is_not_training_memory():
+    """An evaluation that touches 200 MB must not show up in the run's peak (its training needs a few MB)."""
+    import numpy as np
+
+    def hungry(model, data):
+        block = np.ones(25_000_000)  # 200 MB, written, so resident
+        return float(block[0])
+
+    record = run_job(job(budget_s=0.3), evaluate=hungry)
+    assert record["peak_memory_bytes"] < 50 * 2 ** 20
