@@ -190,6 +190,22 @@ def _table(points_by_series: dict, fmt_value=fmt, with_exponent=True) -> tuple[l
     return head, rows
 
 
+def _settings(records) -> list[tuple]:
+    """Each series' settings, with the keys that change along the sweep named rather than listed."""
+    import json
+
+    skip = ("env", "system_params", "data", "cadence", "model")
+    rows = []
+    for series in dict.fromkeys(r["study"]["series"] for r in records):
+        cfgs = [{k: v for k, v in r["config"].items() if k not in skip} for r in records
+                if r["study"]["series"] == series]
+        varies = sorted({k for c in cfgs for k in c if any(o.get(k) != c.get(k) for o in cfgs)})
+        fixed = {k: v for k, v in cfgs[0].items() if k not in varies}
+        rows.append([series, "`" + json.dumps(fixed, sort_keys=True, separators=(",", ":")) + "`",
+                     ", ".join(varies) or "-"])
+    return [("p", "Settings of each series:"), ("table", ["series", "settings", "varies along the sweep"], rows)]
+
+
 def _failures(records):
     bad = [r for r in records if r["status"] != "ok"]
     if not bad:
@@ -219,7 +235,7 @@ def horizon_blocks(records, fig_dir: Path) -> list[tuple]:
                                      fig_dir / "study-horizon.png"),
               "Cost against trajectory length (log-log; fitted exponent in the legend). Dashed: solver baselines "
               "on whole trajectories."))
-    return b + _failures(records)
+    return b + _settings(records) + _failures(records)
 
 
 def state_size_blocks(records, fig_dir: Path) -> list[tuple]:
@@ -237,7 +253,7 @@ def state_size_blocks(records, fig_dir: Path) -> list[tuple]:
                                      "oscillators N", "network: cost against state size",
                                      fig_dir / "study-state-size.png"),
               "Cost against the number of oscillators (log-log; fitted exponent in the legend)."))
-    return b + _failures(records)
+    return b + _settings(records) + _failures(records)
 
 
 def order_blocks(records, fig_dir: Path) -> list[tuple]:
@@ -263,7 +279,7 @@ def order_blocks(records, fig_dir: Path) -> list[tuple]:
                                    fig_dir / "study-order.png"),
               "Representation error against p (semi-log: a straight line is exponential convergence) and against "
               "E (log-log: a straight line is algebraic convergence)."))
-    return b + _failures(records)
+    return b + _settings(records) + _failures(records)
 
 
 def regimes_blocks(records, fig_dir: Path) -> list[tuple]:
@@ -283,7 +299,7 @@ def regimes_blocks(records, fig_dir: Path) -> list[tuple]:
         b.append(("fig", figures.cells(grid, labels, "test MSE (state units²)", f"{system}: test MSE by regime",
                                        fig_dir / f"study-regimes-{system}.png"),
                   f"{system}: test MSE per trainer in each sampling regime and noise level (log scale)."))
-    return b + _failures(records)
+    return b + _settings(records) + _failures(records)
 
 
 BLOCKS = {"horizon": horizon_blocks, "state-size": state_size_blocks, "order": order_blocks,
