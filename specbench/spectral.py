@@ -120,11 +120,9 @@ class Mesh:
         Shape (E*(p+1), n_nodes): the element-wise derivative (2/h) D, scattered onto the global nodes. A shared
         node gets one derivative from each of its elements (the solution is only C0 there).
         """
-        x, _ = self.reference
-        D = differentiation_matrix(x) * (2.0 / self.h)
         G = np.zeros((self.E, self.p + 1, self.n_nodes))
         for e in range(self.E):  # assembly happens once per mesh, not per training step
-            G[e][:, self.element_nodes[e]] = D
+            G[e][:, self.element_nodes[e]] = self.local_derivative
         return G.reshape(self.E * (self.p + 1), self.n_nodes)
 
     @cached_property
@@ -140,17 +138,26 @@ class Mesh:
         _, w = self.reference
         return np.tile(w * self.h / 2, self.E)
 
-    def interpolation(self, t: np.ndarray) -> np.ndarray:
-        """P with (P c)_k = x(t_k) from the global nodal values c; shape (len(t), n_nodes)."""
+    @cached_property
+    def local_derivative(self) -> np.ndarray:
+        """(2/h) D, shape (p+1, p+1): d/dt on one element's nodal values. G applies it element by element."""
+        return differentiation_matrix(self.reference[0]) * (2.0 / self.h)
+
+    def locate(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each time, the global nodes of its element (len(t), p+1) and their Lagrange weights (len(t), p+1):
+        x(t_k) = sum_j weights[k, j] * c[nodes[k, j]]. The sparse form of P: p+1 entries per row."""
         t = np.asarray(t, dtype=float)
         if t.min() < self.t0 - 1e-12 or t.max() > self.t1 + 1e-12:
             raise ValueError("interpolation times outside the mesh")
         e = np.clip(((t - self.t0) / self.h).astype(int), 0, self.E - 1)
         s = 2 * (t - (self.t0 + e * self.h)) / self.h - 1  # local coordinate in [-1, 1]
-        x, _ = self.reference
-        P = np.zeros((len(t), self.n_nodes))
-        local = lagrange_matrix(x, s)  # (len(t), p+1)
-        P[np.arange(len(t))[:, None], self.element_nodes[e]] = local
+        return self.element_nodes[e], lagrange_matrix(self.reference[0], s)
+
+    def interpolation(self, t: np.ndarray) -> np.ndarray:
+        """P with (P c)_k = x(t_k) from the global nodal values c; shape (len(t), n_nodes)."""
+        nodes, weights = self.locate(t)
+        P = np.zeros((len(nodes), self.n_nodes))
+        P[np.arange(len(nodes))[:, None], nodes] = weights
         return P
 
     def fit(self, t: np.ndarray, y: np.ndarray) -> np.ndarray:

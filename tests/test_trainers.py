@@ -31,6 +31,25 @@ def test_adjoint_gradient_equals_direct_gradient_float64():
     assert rel < 1e-4
 
 
+@pytest.mark.parametrize("E, p", [(3, 4), (7, 6)])
+def test_spectral_applies_the_mesh_operators_exactly(E, p):
+    """The trainer's gathers and element-local products are the mesh's dense P, S, G and G' (float64 check)."""
+    system, data = dataset("lotka-volterra")
+    trainer = Spectral(system, data, {"E": E, "p": p})
+    mesh = trainer.mesh
+    c = trainer.c.double()
+    trainer.c, trainer.D = c, torch.as_tensor(mesh.local_derivative)
+    trainer.obs_w = torch.as_tensor(mesh.locate(data.t)[1])[None, :, :, None]
+    x, dxdt = trainer.nodes()
+    assert torch.allclose(x, torch.as_tensor(mesh.gather) @ c, atol=1e-12)
+    assert torch.allclose(dxdt, torch.as_tensor(mesh.derivative) @ c, atol=1e-10)
+    assert torch.allclose(trainer.at_observations(), torch.as_tensor(mesh.interpolation(data.t)) @ c, atol=1e-12)
+    v = torch.randn(c.shape[0], mesh.E * (p + 1), c.shape[-1], dtype=torch.float64)
+    local = torch.einsum("ij,beis->bejs", trainer.D, v.view(c.shape[0], E, p + 1, -1))
+    assert torch.allclose(trainer.scatter(local, trainer.idx),
+                          (torch.as_tensor(mesh.derivative).T @ v).permute(2, 0, 1), atol=1e-10)
+
+
 def test_spectral_residual_vanishes_on_the_true_solution_with_the_true_field():
     system, data = dataset("oscillator")
     trainer = Spectral(system, data, {"E": 10, "p": 12})
