@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from specbench.report import figures
-from specbench.report.verdicts import (BASELINES, SPECTRAL, Ratio, Verdict, claims, exponent, fmt, median,
-                                       ratio_of)
+from specbench.report.verdicts import BASELINES, SPECTRAL, Ratio, Verdict, claims, exponent, fmt, median
 
 WHOLE = " (whole trajectories)"  # the horizon study's series of solver baselines on whole trajectories
 
@@ -153,14 +152,13 @@ def state_size_verdicts(records: list[dict]) -> list[Verdict]:
     ok = _ok(records)
     if not ok:
         return []
-    largest = max(r["study"]["value"] for r in ok)
-    at = [r for r in records if r["study"]["value"] == largest]
-    spec = [r for r in at if r["trainer"] == SPECTRAL]
+    largest = float(max(r["study"]["value"] for r in ok))
     mem = series_points(ok, memory)
-    ratios = {b: ratio_of(spec, [r for r in at if r["trainer"] == b], "peak_memory_bytes") for b in BASELINES}
+    ratios = {b: _ratio(dict(mem.get(b, [])).get(largest), dict(mem.get(SPECTRAL, [])).get(largest))
+              for b in BASELINES}
     worse = [b for b, r in ratios.items() if not r.value >= 1]
-    why = (f"spectral's training peak is above {', '.join(worse)}'s" if worse else
-           "spectral's training peak is below every baseline's") + f" at N = {largest:g}; memory exponents in N: " + \
+    why = (f"spectral uses more memory than {', '.join(worse)}" if worse else
+           "spectral uses less memory than every baseline") + f" at N = {largest:g}; memory exponents in N: " + \
         ", ".join(f"{s} {fmt(exponent(p))}" for s, p in mem.items())
     return [Verdict("C3", "network", f"state-size study, N = {largest:g}", "fails" if worse else "holds", ratios,
                     why)]
