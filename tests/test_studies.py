@@ -55,8 +55,8 @@ def test_a_study_job_records_its_study_and_measurements():
     assert record["step_seconds"] > 0 and record["setup_memory_bytes"] is not None
 
 
-def study_record(name, variable, value, series, trainer="spectral", **fields):
-    r = make_record(trainer=trainer, system="lotka-volterra")
+def study_record(name, variable, value, series, trainer="spectral", regime="dense", test_mse=1e-3, **fields):
+    r = make_record(trainer=trainer, system="lotka-volterra", regime=regime, test_mse=test_mse)
     r.update(study={"name": name, "variable": variable, "value": value, "series": series}, **fields)
     return r
 
@@ -129,3 +129,20 @@ def test_bad_study_input_is_exit_2(tmp_path):
     (tmp_path / "empty").mkdir()
     proc = run_cli("report", tmp_path, "--studies", tmp_path / "empty")
     assert proc.returncode == 2 and "no study records" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_state_size_and_regimes_verdicts():
+    recs = [study_record("state-size", "N", n, t, trainer=t, peak_memory_bytes=m * n, setup_memory_bytes=0)
+            for n in (4, 64) for t, m in (("spectral", 1000), ("backprop-rk4", 3000), ("backprop-dopri5", 3000),
+                                           ("adjoint-dopri5", 500))]
+    [v] = by_claim(study_verdicts(recs), "C3", "state-size")
+    assert v.regime == "state-size study, N = 64" and v.verdict == "fails" and "adjoint-dopri5" in v.why
+    assert v.ratios["backprop-rk4"].value == pytest.approx(3.0)
+    cells = [study_record("regimes", "noise", noise, regime, trainer=t, regime=regime,
+                          test_mse=1e-4 if t == "spectral" else 1e-2)
+             for regime in ("dense", "sparse") for noise in (0.0, 0.05)
+             for t in ("spectral", "backprop-rk4", "backprop-dopri5", "adjoint-dopri5")]
+    c2 = by_claim(study_verdicts(cells), "C2", "regimes study")
+    assert {v.regime for v in c2} == {"regimes study, dense, noise 0", "regimes study, dense, noise 0.05",
+                                      "regimes study, sparse, noise 0", "regimes study, sparse, noise 0.05"}
+    assert all(v.verdict == "holds" for v in c2)
