@@ -83,7 +83,7 @@ def test_horizon_verdicts_judge_memory_and_sequential_depth():
     verdicts = study_verdicts(horizon_records(lambda n: 5000 * n))
     [whole] = by_claim(verdicts, "C3", "whole")
     assert whole.verdict == "holds" and whole.ratios["backprop-rk4"].value == pytest.approx(5.0)
-    assert "spectral 1" in whole.why  # the fitted exponent of spectral's memory, printed
+    assert "spectral 1.00" in whole.why  # the fitted exponent of spectral's memory, printed
     [segments] = by_claim(verdicts, "C3", "segments")
     assert segments.verdict == "fails"  # 10 kB segments against spectral's 1 MB
     [c4] = by_claim(verdicts, "C4")

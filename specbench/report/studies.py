@@ -37,6 +37,11 @@ def series_points(records: list[dict], value) -> dict[str, list[tuple[float, flo
     return dict(out)
 
 
+def fmt_exponent(x: float | None) -> str:
+    """A growth exponent to two decimals ('0.00' rather than '-5.6e-17')."""
+    return "n/a" if x is None or not math.isfinite(x) else f"{x + 0.0:.2f}".replace("-0.00", "0.00")
+
+
 def memory(r: dict) -> float | None:
     """What the trainer holds at its peak: what it built in setup plus the growth during training (MiB)."""
     if r.get("peak_memory_bytes") is None:
@@ -80,17 +85,17 @@ def horizon_verdicts(records: list[dict]) -> list[Verdict]:
         worse = [b for b, r in ratios.items() if not r.value >= 1]
         why = (f"spectral uses more memory than {', '.join(worse)}" if worse else
                "spectral uses less memory than every baseline") + \
-            f" at {longest:g} observation times; memory exponents: spectral {fmt(slopes.get(SPECTRAL))}, " + \
-            ", ".join(f"{b} {fmt(slopes.get(b + suffix))}" for b in ratios)
+            f" at {longest:g} observation times; memory exponents: spectral {fmt_exponent(slopes.get(SPECTRAL))}, " + \
+            ", ".join(f"{b} {fmt_exponent(slopes.get(b + suffix))}" for b in ratios)
         out.append(Verdict("C3", system, f"horizon study, {label}", "fails" if worse else "holds", ratios, why))
     spec_depth = exponent(depth.get(SPECTRAL, []))
     ratios = {b: _ratio(dict(depth.get(b + WHOLE, [])).get(float(longest)), dict(depth[SPECTRAL]).get(float(longest)))
               for b in BASELINES if b + WHOLE in depth} if SPECTRAL in depth else {}
     times = series_points(ok, step_ms)
-    why = f"network evaluations per iteration grow as n^{fmt(spec_depth)} for spectral (" + \
-        ", ".join(f"{b} n^{fmt(exponent(depth[b + WHOLE]))}" for b in BASELINES if b + WHOLE in depth) + \
+    why = f"network evaluations per iteration grow as n^{fmt_exponent(spec_depth)} for spectral (" + \
+        ", ".join(f"{b} n^{fmt_exponent(exponent(depth[b + WHOLE]))}" for b in BASELINES if b + WHOLE in depth) + \
         f" on whole trajectories); wall time per iteration on this machine grows as n^" \
-        f"{fmt(exponent(times.get(SPECTRAL, [])))} for spectral, because its work still grows with n"
+        f"{fmt_exponent(exponent(times.get(SPECTRAL, [])))} for spectral, because its work still grows with n"
     verdict = "inconclusive" if math.isnan(spec_depth) else "holds" if spec_depth < 0.1 else "fails"
     out.append(Verdict("C4", system, "horizon study", verdict, ratios, why))
     return out
@@ -159,7 +164,7 @@ def state_size_verdicts(records: list[dict]) -> list[Verdict]:
     worse = [b for b, r in ratios.items() if not r.value >= 1]
     why = (f"spectral uses more memory than {', '.join(worse)}" if worse else
            "spectral uses less memory than every baseline") + f" at N = {largest:g}; memory exponents in N: " + \
-        ", ".join(f"{s} {fmt(exponent(p))}" for s, p in mem.items())
+        ", ".join(f"{s} {fmt_exponent(exponent(p))}" for s, p in mem.items())
     return [Verdict("C3", "network", f"state-size study, N = {largest:g}", "fails" if worse else "holds", ratios,
                     why)]
 
@@ -189,7 +194,7 @@ def _table(points_by_series: dict, fmt_value=fmt, with_exponent=True) -> tuple[l
     for series, pts in points_by_series.items():
         values = dict(pts)
         rows.append([series, *[fmt_value(values[x]) if values.get(x) is not None else "-" for x in xs]] +
-                    ([fmt(exponent(pts))] if with_exponent else []))
+                    ([fmt_exponent(exponent(pts))] if with_exponent else []))
     return head, rows
 
 
