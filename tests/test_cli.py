@@ -25,7 +25,8 @@ def test_list_names_everything():
     proc = run_cli("list")
     assert proc.returncode == 0
     for name in ("oscillator", "cubic-oscillator", "lotka-volterra", "lorenz", "network", "spectral",
-                 "spectral-2stage", "backprop-rk4", "backprop-dopri5", "adjoint-dopri5", "quick"):
+                 "spectral-2stage", "backprop-rk4", "backprop-dopri5", "adjoint-dopri5", "quick", "horizon",
+                 "state-size", "order", "regimes"):
         assert name in proc.stdout
 
 
@@ -43,5 +44,7 @@ def test_cuda_without_a_gpu_is_a_clear_error(tmp_path):
         import pytest
 
         pytest.skip("this machine has CUDA")
-    proc = run_cli("run", "--systems", "oscillator", "--device", "cuda", "--out", tmp_path)
-    assert proc.returncode == 2 and "no CUDA device" in proc.stderr and "Traceback" not in proc.stderr
+    for args in (["run", "--systems", "oscillator"], ["study", "order"]):
+        proc = run_cli(*args, "--device", "cuda", "--out", tmp_path)
+        assert proc.returncode == 2 and "no CUDA device" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
