@@ -89,6 +89,7 @@ def test_report_is_written_and_tables_are_reproducible(tmp_path):
     md, page = write_report(tmp_path, tmp_path / "out")
     text = md.read_text()
     assert "| C1 | oscillator | dense | **holds** |" in text
+    assert "predate the memory warm-up" in text  # hand-made records have no setup_memory_bytes
     assert (tmp_path / "out" / "figures" / "oscillator-dense-curves.png").stat().st_size > 1000
     html = page.read_text()
     assert html.count("data:image/png;base64,") == 3 and "<strong>holds</strong>" in html

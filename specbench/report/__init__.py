@@ -63,6 +63,10 @@ def build(all_records: list[dict], out_dir: Path, warnings: list[str]) -> list[t
                    "peak memory for C3, network evaluations per iteration for C4; above 1 favours spectral. '> x' is "
                    "a lower bound: the baseline never reached the target within its budget. " +
                    "; ".join(f"{k}: {v}" for k, v in CLAIMS.items()) + "."))
+    if any("setup_memory_bytes" not in r for r in records):
+        b.append(("p", "Some runs predate the memory warm-up (their records have no setup_memory_bytes): torch's "
+                       "one-off allocations are inside their peak memory, the same for every trainer, which pulls "
+                       "their C3 ratios toward 1. The scaling studies' C3 rows do not have this offset."))
 
     for system, regime in sorted({(s, g) for s, g, _ in groups}):
         per = {t: groups[(system, regime, t)] for t in sorted({t for s, g, t in groups if (s, g) == (system, regime)},
