@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -108,24 +109,25 @@ def load(path: Path | str) -> dict:
 def load_sweep(directory: Path | str) -> tuple[list[dict], list[str]]:
     """Records of a sweep directory for the report and the gate: each corrupt file is a warning on stderr; a
     missing directory or one without a valid record is a UsageError."""
-    import sys
-
     from specbench.errors import UsageError
 
     if not Path(directory).is_dir():
         raise UsageError(f"{directory} is not a directory of run records")
     records, warnings = load_dir(directory)
-    for w in warnings:
-        print(f"specbench: warning: {w}", file=sys.stderr)
+    _warn(warnings)
     if not records:
         raise UsageError(f"no run records in {directory} (expected JSON files in {directory}/runs)")
     return records, warnings
 
 
+def _warn(warnings: list[str]) -> None:
+    """Each skipped record, one line on stderr: the user sees what the report or gate left out."""
+    for w in warnings:
+        print(f"specbench: warning: {w}", file=sys.stderr)
+
+
 def load_studies(directory: Path | str) -> tuple[list[dict], list[str]]:
     """Records of a study directory (DIR/runs) or of a directory of them (DIR/*/runs), for the report."""
-    import sys
-
     from specbench.errors import UsageError
 
     directory = Path(directory)
@@ -136,8 +138,7 @@ def load_studies(directory: Path | str) -> tuple[list[dict], list[str]]:
         more, more_warnings = load_dir(d)
         records += [r for r in more if r.get("study")]
         warnings += more_warnings
-    for w in warnings:
-        print(f"specbench: warning: {w}", file=sys.stderr)
+    _warn(warnings)
     if not records:
         raise UsageError(f"no study records in {directory} (expected DIR/runs or DIR/*/runs with study records;"
                          f" make them with `specbench study NAME --out DIR`)")

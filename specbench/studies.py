@@ -18,6 +18,7 @@ other. Each study has a default size that runs in well under 15 minutes on a 2-c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 from specbench.presets import config_for, load_preset
@@ -42,10 +43,15 @@ class Study:
     plan: Callable[[Size], list[Job]]
 
 
+@lru_cache(maxsize=1)
+def _paper():
+    return load_preset("paper")  # read once per plan, not once per job
+
+
 def _job(size: Size, system: str, trainer: str, seed: int, budget_s: float, study: dict, *, regime: str = "dense",
          config: dict | None = None, cadence: dict | None = None, **kw) -> Job:
     """A study job with the paper preset's target and cadence and the tuned settings (updated by `config`)."""
-    preset = load_preset("paper")
+    preset = _paper()
     return Job(system=system, trainer=trainer, regime=regime, seed=seed, budget_s=budget_s,
                target=preset.targets[system], config={**config_for(preset, system, trainer), **(config or {})},
                device=size.device, threads=size.threads, cadence=cadence or preset.cadence, study=study, **kw)

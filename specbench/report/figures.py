@@ -118,15 +118,19 @@ def _series_style(series: str, i: int) -> dict:
     return {"color": SERIES_COLOURS[i % len(SERIES_COLOURS)], "ls": "-"}
 
 
+def _plot_series(ax, by_series: dict[str, list], label) -> None:
+    """A line per series through its positive points; label(series, points) names it in the legend."""
+    for i, (series, pts) in enumerate(by_series.items()):
+        xy = [(x, y) for x, y in pts if y is not None and y > 0]
+        if xy:
+            ax.plot(*zip(*xy), marker="o", ms=4, lw=1.5, label=label(series, pts), **_series_style(series, i))
+
+
 def scaling(panels: dict[str, dict[str, list]], xlabel: str, title: str, path: Path) -> Path:
     """One log-log panel per quantity: a line per series, the fitted exponent in its legend entry."""
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.0), squeeze=False)
     for ax, (ylabel, by_series) in zip(axes[0], panels.items()):
-        for i, (series, pts) in enumerate(by_series.items()):
-            xy = [(x, y) for x, y in pts if y is not None and y > 0]
-            if xy:
-                ax.plot(*zip(*xy), marker="o", ms=4, lw=1.5, label=f"{series}: n^{exponent(pts):.2f}",
-                        **_series_style(series, i))
+        _plot_series(ax, by_series, lambda series, pts: f"{series}: n^{exponent(pts):.2f}")
         ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel=ylabel)
         ax.legend(fontsize=6, loc="best")
     fig.suptitle(title)
@@ -138,10 +142,7 @@ def order(p_points: dict[str, list], e_points: dict[str, list], path: Path) -> P
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.0))
     for ax, by_series, xlabel, xlog in ((axes[0], p_points, "Legendre order p", False),
                                         (axes[1], e_points, "elements E", True)):
-        for i, (series, pts) in enumerate(by_series.items()):
-            xy = [(x, y) for x, y in pts if y is not None and y > 0]
-            if xy:
-                ax.plot(*zip(*xy), marker="o", ms=4, lw=1.5, label=series, **_series_style(series, i))
+        _plot_series(ax, by_series, lambda series, pts: series)
         ax.set(yscale="log", xscale="log" if xlog else "linear", xlabel=xlabel,
                ylabel="representation error (max, relative)")
         ax.legend(fontsize=7, loc="best")

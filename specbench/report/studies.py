@@ -119,9 +119,14 @@ def decay(points: list[tuple[float, float | None]]) -> dict:
     x, ly = np.array([p[0] for p in head]), np.log10([p[1] for p in head])
     exp_fit = np.polyfit(x, ly, 1, full=True)
     pow_fit = np.polyfit(np.log10(x), ly, 1, full=True)
-    res = lambda fit: float(fit[1][0]) if len(fit[1]) else 0.0  # noqa: E731 (residual sum of squares)
-    return {"fall": head[0][1] / head[-1][1], "rate": float(-exp_fit[0][0]), "exponential": res(exp_fit) < res(pow_fit),
+    return {"fall": head[0][1] / head[-1][1], "rate": float(-exp_fit[0][0]),
+            "exponential": _residual(exp_fit) < _residual(pow_fit),
             "floor_at": head[-1][0], "floor": head[-1][1]}
+
+
+def _residual(fit) -> float:
+    """The residual sum of squares of np.polyfit(..., full=True) (empty when the fit is exact)."""
+    return float(fit[1][0]) if len(fit[1]) else 0.0
 
 
 def order_verdicts(records: list[dict]) -> list[Verdict]:
@@ -222,6 +227,22 @@ def _failures(records):
                                        f"{r['study']['value']} ({r['status']}: {r['error']})" for r in bad))]
 
 
+FIGURE_QUANTITIES = ("memory (MiB)", "time per iteration (ms)", "network evaluations per iteration")
+
+
+def _quantities(ok: list[dict], values: dict, against: str, xlabel: str, title: str, path: Path,
+                caption: str) -> list[tuple]:
+    """A table per quantity against the swept variable (with exponents, except for times to target), then one
+    log-log figure of the quantities in FIGURE_QUANTITIES; each quantity's series are computed once."""
+    points = {name: series_points(ok, value) for name, value in values.items()}
+    b = []
+    for name, pts in points.items():
+        b.append(("p", f"**{name}** against {against}:"))
+        b.append(("table", *_table(pts, with_exponent="time to" not in name)))
+    panels = {name: points[name] for name in FIGURE_QUANTITIES if name in points}
+    return b + [("fig", figures.scaling(panels, xlabel, title, path), caption)]
+
+
 def horizon_blocks(records, fig_dir: Path) -> list[tuple]:
     ok = _ok(records)
     system = records[0]["system"]
@@ -233,18 +254,12 @@ def horizon_blocks(records, fig_dir: Path) -> list[tuple]:
                "training (RSS on CPU, after a warm-up, evaluations excluded). RSS moves in pages and keeps what the "
                "allocator has not returned, so values under about 2 MiB are mostly that residue and their exponents "
                "say little.")]
-    for title, value in (("memory (MiB)", memory), ("of which the training peak (MiB)", training_peak),
-                         ("time per iteration (ms)", step_ms), ("network evaluations per iteration", nfe)):
-        pts = series_points(ok, value)
-        b.append(("p", f"**{title}** against the number of observation times n:"))
-        b.append(("table", *_table(pts)))
-    b.append(("fig", figures.scaling({"memory (MiB)": series_points(ok, memory),
-                                      "time per iteration (ms)": series_points(ok, step_ms),
-                                      "network evaluations per iteration": series_points(ok, nfe)},
-                                     "observation times per trajectory n", f"{system}: cost against horizon",
-                                     fig_dir / "study-horizon.png"),
-              "Cost against trajectory length (log-log; fitted exponent in the legend). Dashed: solver baselines "
-              "on whole trajectories."))
+    b += _quantities(ok, {"memory (MiB)": memory, "of which the training peak (MiB)": training_peak,
+                          "time per iteration (ms)": step_ms, "network evaluations per iteration": nfe},
+                     "the number of observation times n", "observation times per trajectory n",
+                     f"{system}: cost against horizon", fig_dir / "study-horizon.png",
+                     "Cost against trajectory length (log-log; fitted exponent in the legend). Dashed: solver "
+                     "baselines on whole trajectories.")
     return b + _settings(records) + _failures(records)
 
 
@@ -253,16 +268,11 @@ def state_size_blocks(records, fig_dir: Path) -> list[tuple]:
     b = [("h2", "State-size study (network)"),
          ("p", "N coupled oscillators (2N states), every trainer with its tuned settings, dense data. Medians over "
                "seeds; exponents are log-log slopes in N.")]
-    for title, value in (("memory (MiB)", memory), ("of which the training peak (MiB)", training_peak),
-                         ("time per iteration (ms)", step_ms), ("time to target (s)", lambda r: r["time_to_target_s"]),
-                         ("test MSE", lambda r: r["test_mse"])):
-        b.append(("p", f"**{title}** against N:"))
-        b.append(("table", *_table(series_points(ok, value), with_exponent="time to" not in title)))
-    b.append(("fig", figures.scaling({"memory (MiB)": series_points(ok, memory),
-                                      "time per iteration (ms)": series_points(ok, step_ms)},
-                                     "oscillators N", "network: cost against state size",
-                                     fig_dir / "study-state-size.png"),
-              "Cost against the number of oscillators (log-log; fitted exponent in the legend)."))
+    b += _quantities(ok, {"memory (MiB)": memory, "of which the training peak (MiB)": training_peak,
+                          "time per iteration (ms)": step_ms, "time to target (s)": lambda r: r["time_to_target_s"],
+                          "test MSE": lambda r: r["test_mse"]},
+                     "N", "oscillators N", "network: cost against state size", fig_dir / "study-state-size.png",
+                     "Cost against the number of oscillators (log-log; fitted exponent in the legend).")
     return b + _settings(records) + _failures(records)
 
 

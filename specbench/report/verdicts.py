@@ -10,6 +10,8 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
+import numpy as np
+
 SPECTRAL = "spectral"
 BASELINES = ("backprop-rk4", "backprop-dopri5", "adjoint-dopri5")
 SPEEDUP_CLAIM = 10.0  # C1: at least 10x faster to a comparable loss
@@ -75,8 +77,6 @@ def exponent(points) -> float:
     xy = [(x, y) for x, y in points if y is not None and y > 0 and x > 0]
     if len(xy) < 2:
         return math.nan
-    import numpy as np
-
     return float(np.polyfit(np.log([p[0] for p in xy]), np.log([p[1] for p in xy]), 1)[0])
 
 
