@@ -123,7 +123,8 @@ def run_job(job: Job, evaluate=None, cache_dir=None) -> dict:
     evaluate_now()
     step_s, nfe = [], 0  # each step's duration; network evaluations in training steps (evaluation uses a copy)
     while train_s < job.budget_s:
-        t0, nfe0 = time.perf_counter(), trainer.model.nfe
+        nfe0 = trainer.model.nfe
+        t0 = time.perf_counter()
         try:
             trainer.step()
         except Diverged as exc:
