@@ -3,7 +3,8 @@
 For each (system, regime, trainer) in the baseline it compares the medians over seeds of: time to target,
 per-iteration time, test MSE and peak memory. A measure is worse when candidate / baseline > factor (all four are
 lower-is-better); a candidate run that is missing, or failed where the baseline's was ok, is a regression and is
-named. Time to target not reached counts as +inf: reached -> not reached is a regression.
+named. Time to target not reached counts as +inf: reached -> not reached is a regression. Study records (from
+`specbench study`) are compared point by point.
 """
 from __future__ import annotations
 
@@ -55,10 +56,20 @@ def compare(base: dict, cand: dict, factor: float) -> tuple[list[list[str]], lis
     return rows, regressions
 
 
+def points(records: list[dict]) -> dict[tuple[str, str, str], list[dict]]:
+    """`group`, with each study point (study, swept value, series) kept apart in the regime: a study's runs at
+    different values of its variable are not seeds of one run."""
+    def labelled(r):
+        st = r.get("study")
+        return {**r, "regime": f"{r['regime']} [{st['name']} {st['variable']}={st['value']} {st['series']}]"} if st \
+            else r
+    return group([labelled(r) for r in records])
+
+
 def gate(baseline_dir: Path, candidate_dir: Path, factor: float = 1.25) -> int:
     if not factor >= 1:
         raise UsageError(f"--factor must be >= 1, got {factor}")
-    rows, regressions = compare(group(load_sweep(baseline_dir)[0]), group(load_sweep(candidate_dir)[0]), factor)
+    rows, regressions = compare(points(load_sweep(baseline_dir)[0]), points(load_sweep(candidate_dir)[0]), factor)
     head = ["system / regime / trainer", "measure", "baseline", "candidate", "ratio", "verdict"]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
     for row in [head, ["-" * w for w in widths], *rows]:

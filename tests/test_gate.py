@@ -56,3 +56,21 @@ def test_gate_bad_input_is_exit_2(tmp_path):
                          ((tmp_path / "base", tmp_path / "base", "--factor", "-1"), "--factor")):
         proc = run_cli("gate", *args)
         assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_study_points_are_gated_apart():
+    """Two horizon points of one trainer are not two seeds: doubling the memory at one point is a regression
+    named by that point, though the median over both would move by less than the factor."""
+    from specbench.gate import points
+    from tests.records import make_record
+
+    def study(n, memory):
+        r = make_record(trainer="spectral", memory=memory)
+        r["study"] = {"name": "horizon", "variable": "n_times", "value": n, "series": "spectral"}
+        return r
+
+    base = [study(101, 1_000_000), study(2001, 20_000_000)]
+    cand = [study(101, 2_000_000), study(2001, 20_000_000)]
+    _, regressions = compare(points(base), points(cand), 1.25)
+    assert len(regressions) == 1 and "n_times=101" in regressions[0] and "peak memory" in regressions[0]
+    assert compare(group(base), group(cand), 1.25)[1] == []  # what pooling the points as seeds would miss
