@@ -9,16 +9,22 @@ from __future__ import annotations
 import os
 
 from specbench.data import make_dataset
-from specbench.presets import config_for, load_preset
-from specbench.protocol import Job, run_job
+from specbench.errors import UsageError
+from specbench.job import make_job
+from specbench.protocol import run_job
 from specbench.systems import SYSTEMS, get_system
 from specbench.trainers import TRAINERS, get_trainer
 from specbench.trainers.base import Trainer
 
 
 def _names(var: str, valid) -> list[str]:
+    """The names in environment variable `var` (all of `valid` when it is unset); an unknown name is an error,
+    never a silent fall-back to the whole suite."""
     chosen = [n for n in os.environ.get(var, "").split(",") if n]
-    return [n for n in chosen if n in valid] or list(valid)
+    bad = [n for n in chosen if n not in valid]
+    if bad:
+        raise UsageError(f"{var}: unknown {', '.join(bad)}; valid: {', '.join(valid)}")
+    return chosen or list(valid)
 
 
 def systems() -> list[str]:
@@ -40,14 +46,12 @@ def make_trainer(system: str, trainer: str, seed: int = 0, device: str = "cpu") 
     torch.set_num_threads(threads())
     sys_ = get_system(system)
     data = make_dataset(sys_, "dense", 0.0, seed)
-    return get_trainer(trainer)(sys_, data, config_for(load_preset("quick"), system, trainer), seed, device)
+    job = make_job(system, trainer, "dense", seed, budget_s=1.0, device=device, threads=threads())
+    return get_trainer(trainer)(sys_, data, job.config, seed, device)
 
 
 def short_runs(budget_s: float | None = None) -> dict[tuple[str, str], dict]:
     """One protocol run per (system, trainer) in the parameter lists: the records behind the track benchmarks."""
     budget_s = float(budget_s or os.environ.get("SPECBENCH_ASV_BUDGET", 3.0))
-    preset = load_preset("quick")
-    return {(s, t): run_job(Job(system=s, trainer=t, regime="dense", seed=0, budget_s=budget_s,
-                                target=preset.targets[s], config=config_for(preset, s, t), threads=threads(),
-                                cadence=preset.cadence))
+    return {(s, t): run_job(make_job(s, t, "dense", 0, budget_s=budget_s, threads=threads()))
             for s in systems() for t in trainers()}

@@ -37,26 +37,40 @@ def _positive(kind: type, what: str) -> callable:
     return parse
 
 
+def _plugins(argv: list[str]) -> None:
+    """Load every `--plugin X` (or `--plugin=X`) before the parser is built, so plugin names are valid choices."""
+    from specbench.registry import use_plugins
+
+    specs = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--plugin"] + \
+        [a.split("=", 1)[1] for a in argv if a.startswith("--plugin=")]
+    if specs:
+        use_plugins(specs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from specbench.presets import PRESETS
     from specbench.studies import STUDIES
     from specbench.systems import SYSTEMS
     from specbench.trainers import TRAINERS
 
     p = _Parser(prog="specbench", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    plugin = argparse.ArgumentParser(add_help=False)
+    plugin.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE.py",
+                        help="a module defining SYSTEMS and/or TRAINERS to add (repeatable; see README)")
 
-    sub.add_parser("list", help="systems, trainers and presets")
+    sub.add_parser("list", help="systems, trainers and presets", parents=[plugin])
 
-    d = sub.add_parser("data", help="write a dataset as .npz")
+    d = sub.add_parser("data", help="write a dataset as .npz", parents=[plugin])
     d.add_argument("system", type=lambda s: _names("systems", SYSTEMS)(s)[0])
     d.add_argument("--regime", choices=["dense", "sparse"], default="dense")
     d.add_argument("--noise", type=float, default=0.0)
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--out", type=Path, required=True)
 
-    r = sub.add_parser("run", help="run a sweep of training runs and write its records and report")
-    r.add_argument("--preset", choices=sorted(PRESETS), default="quick")
+    r = sub.add_parser("run", help="run a sweep of training runs and write its records and report", parents=[plugin])
+    r.add_argument("--preset", default="quick", help="a preset's name (see `specbench list`) or a TOML file")
+    r.add_argument("--target", type=_positive(float, "--target"),
+                   help="the common-metric target for every system (default: each system's own, or the preset's)")
     r.add_argument("--systems", type=_names("systems", SYSTEMS))
     r.add_argument("--trainers", type=_names("trainers", TRAINERS))
     r.add_argument("--regimes", type=_names("regimes", ["dense", "sparse"]))
@@ -67,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--threads", type=_positive(int, "--threads"))
     r.add_argument("--no-report", action="store_true", help="do not write the report at the end")
 
-    rp = sub.add_parser("report", help="markdown + HTML + figures from a directory of run records")
+    rp = sub.add_parser("report", help="markdown + HTML + figures from a directory of run records", parents=[plugin])
     rp.add_argument("dir", type=Path)
     rp.add_argument("--out", type=Path)
     rp.add_argument("--studies", type=Path, action="append", default=[],
@@ -78,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("candidate", type=Path)
     g.add_argument("--factor", type=_positive(float, "--factor"), default=1.25)
 
-    st = sub.add_parser("study", help="run a scaling study (horizon, state-size, order, regimes) and report it")
+    st = sub.add_parser("study", help="run a scaling study (horizon, state-size, order, regimes) and report it",
+                        parents=[plugin])
     st.add_argument("name", type=lambda s: _names("studies", STUDIES)(s)[0])
     st.add_argument("--full", action="store_true", help="the bigger size: more values, seeds and budget")
     st.add_argument("--seeds", type=_positive(int, "--seeds"), help="number of seeds (0..N-1)")
@@ -87,17 +102,22 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--threads", type=_positive(int, "--threads"))
     st.add_argument("--no-report", action="store_true", help="do not write the report at the end")
 
-    t = sub.add_parser("tune", help="regenerate the per-system, per-trainer settings (presets/tuned.toml)")
+    t = sub.add_parser("tune", help="choose each trainer's settings per system from its tuning grid",
+                       parents=[plugin])
     t.add_argument("--systems", type=_names("systems", SYSTEMS), default=list(SYSTEMS))
     t.add_argument("--trainers", type=_names("trainers", TRAINERS), default=list(TRAINERS))
     t.add_argument("--budget", type=_positive(float, "--budget"), default=10.0, help="training seconds per point")
-    t.add_argument("--out", type=Path, default=Path("results/tuning"))
+    t.add_argument("--out", type=Path, default=Path("runs/tuning"), help="where the tuning records go")
+    t.add_argument("--settings", type=Path, help="the tuned-settings file to update (default: OUT/tuned.toml; "
+                   "a preset reads it with tuned = \"PATH\")")
     t.add_argument("--threads", type=_positive(int, "--threads"))
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
+        _plugins(argv)
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args) or 0
     except UsageError as exc:
@@ -119,7 +139,7 @@ def cmd_list(args) -> int:
         print(f"  {name:18s} {s.dim:3d} states, train span {s.t_span:g}, test horizon {s.test_horizon:g}")
     print("trainers:")
     for name, cls in TRAINERS.items():
-        print(f"  {name:18s} {cls.summary}")
+        print(f"  {name:18s} {cls.role:10s} {cls.summary}")
     print("presets:")
     for name in sorted(PRESETS):
         print(f"  {name:18s} {load_preset(name).description}")
@@ -159,7 +179,15 @@ def cmd_study(args) -> int:
 def cmd_tune(args) -> int:
     from specbench.tune import tune, write_tuned
 
-    write_tuned(tune(args.systems, args.trainers, args.budget, args.out, args.threads), args.budget)
+    settings = args.settings or args.out / "tuned.toml"
+    try:  # find out now, not after all the training, that the settings cannot be written
+        settings.parent.mkdir(parents=True, exist_ok=True)
+        with open(settings, "a"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot write the tuned settings to {settings}: {exc.strerror}") from None
+    write_tuned(tune(args.systems, args.trainers, args.budget, args.out, args.threads, settings), settings)
+    print(f"wrote {settings}", file=sys.stderr)
     return 0
 
 

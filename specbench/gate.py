@@ -11,15 +11,16 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from specbench import measures
 from specbench.errors import UsageError
 from specbench.report.verdicts import fmt, group, median
 from specbench.results import load_sweep
 
-MEASURES = {
-    "time to target": lambda r: r["time_to_target_s"] if r["status"] == "ok" else None,
-    "time / iteration": lambda r: r["train_seconds"] / r["iterations"] if r["iterations"] else None,
-    "test MSE": lambda r: r["test_mse"],
-    "peak memory": lambda r: r["peak_memory_bytes"],
+MEASURES = {  # the same definitions the report uses (specbench.measures)
+    "time to target": measures.time_to_target,
+    "time / iteration": measures.time_per_iteration,
+    "test MSE": measures.test_mse,
+    "peak memory": measures.peak_memory,
 }
 
 

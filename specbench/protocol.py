@@ -2,7 +2,9 @@
 
 A training clock counts `step()` and nothing else. The common metric is evaluated on a cadence in training time
 that starts fine and widens, with the clock paused; its cost goes to `eval_seconds`. Time to target is the
-training time at the first evaluation at or below the target. Test errors are measured at the end of the budget.
+sustained time: the training time at the first evaluation from which the metric stays at or below the target to
+the end of the budget (the first crossing is recorded beside it), so the model that decides C1 is the one whose
+test error decides C2, the model at the end of the budget.
 Peak memory is the growth over the process's state after setup (peak RSS on CPU, the allocator's peak on CUDA),
 so `run_job` is meant to run in a fresh process (see `specbench.runner`); what the trainer's setup itself keeps is
 `setup_memory_bytes`. Both are measured after a warm-up on a sliver of the data, so that torch's one-off
@@ -16,60 +18,16 @@ import platform
 import resource
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 
-from specbench.results import SCHEMA, record_name
+from specbench.job import Cadence, Job, targets_for  # noqa: F401  (Job is part of the protocol's face)
+from specbench.measures import first_crossing, sustained
+from specbench.results import SCHEMA
 
 ROLLOUT_STATES = 4
-TARGET_FACTORS = (3.0, 1.0, 1.0 / 3.0)  # times to 3x, 1x and 1/3x the system's target: no single knife edge
-
-
-@dataclass
-class Cadence:
-    """Evaluate at training times first, then each gap `growth` times the last, capped at `max_interval`."""
-
-    first: float = 0.05
-    growth: float = 1.3
-    max_interval: float = 2.0
-
-    def next_after(self, t: float, gap: float) -> tuple[float, float]:
-        gap = min(max(gap * self.growth, self.first), self.max_interval)
-        return t + gap, gap
-
-
-@dataclass
-class Job:
-    """One run: everything that decides its record, and nothing that depends on the process that made it."""
-
-    system: str
-    trainer: str
-    regime: str
-    seed: int
-    budget_s: float
-    target: float
-    config: dict
-    noise: float = 0.0
-    system_params: dict = field(default_factory=dict)
-    device: str = "cpu"
-    threads: int = 1
-    cadence: dict = field(default_factory=dict)
-    data: dict = field(default_factory=dict)  # System.resized overrides of the regime: n_times, t_span, n_train
-    study: dict | None = None  # scaling studies: {"name", "variable", "value", "series"}, copied into the record
-    measure: list = field(default_factory=list)  # extra measurements: "representation_error"
-
-    @property
-    def name(self) -> str:
-        return record_name(self.system, self.trainer, self.regime, self.seed, self.study)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def targets_for(target: float) -> dict[str, float]:
-    return {f"{target * k:.3g}": target * k for k in TARGET_FACTORS}
 
 
 def run_job(job: Job, evaluate=None, cache_dir=None) -> dict:
@@ -101,7 +59,6 @@ def run_job(job: Job, evaluate=None, cache_dir=None) -> dict:
 
     cadence = Cadence(**job.cadence)
     targets = targets_for(job.target)
-    reached: dict[str, float | None] = {k: None for k in targets}
     curve, status, error = [], "ok", None
     train_s = eval_s = 0.0
     next_eval, gap = 0.0, 0.0
@@ -115,9 +72,6 @@ def run_job(job: Job, evaluate=None, cache_dir=None) -> dict:
         eval_s += time.perf_counter() - t0
         memory.resume()
         curve.append([train_s, trainer.iteration, metric])
-        for key, value in targets.items():
-            if reached[key] is None and metric <= value:
-                reached[key] = train_s
 
     memory.start()
     evaluate_now()
@@ -144,14 +98,18 @@ def run_job(job: Job, evaluate=None, cache_dir=None) -> dict:
     peak = memory.peak()
     test_mse, test_nmse, pred = test_errors(trainer.model, data) if status == "ok" else (None, None, None)
     key = f"{job.target:.3g}"
+    # Sustained times (specbench.measures): a diverged run kept no model, so it reached nothing.
+    reached = {k: sustained(curve, v) if status == "ok" else None for k, v in targets.items()}
+    first = {k: first_crossing(curve, v) for k, v in targets.items()}
     return {
-        "schema": SCHEMA, "system": job.system, "trainer": job.trainer, "regime": job.regime, "seed": job.seed,
+        "schema": SCHEMA, "job_key": job.key(), "system": job.system, "trainer": job.trainer, "regime": job.regime, "seed": job.seed,
         "status": status, "error": error,
         "config": {**trainer.config, "budget_s": job.budget_s, "noise": job.noise, "device": job.device,
                    "threads": job.threads, "system_params": system.params, "cadence": asdict(cadence),
                    "data": {"n_train": int(data.train.shape[0]), "n_times": int(data.train.shape[1]),
                             "t_span": float(data.t[-1] - data.t[0]), "test_horizon": system.test_horizon}},
         "target_loss": float(job.target), "time_to_target_s": reached[key], "times_to_targets": reached,
+        "first_crossing_s": first[key], "first_crossings": first,
         "train_seconds": train_s, "eval_seconds": eval_s, "iterations": trainer.iteration,
         "final_train_loss": metric if np.isfinite(metric) else None, "test_mse": test_mse, "test_nmse": test_nmse,
         "peak_memory_bytes": peak, "setup_memory_bytes": setup_memory,

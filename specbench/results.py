@@ -25,7 +25,7 @@ class CorruptRecord(Exception):
 
 OPTIONAL = {  # fields added after schema 1 first shipped: checked where present
     "setup_memory_bytes": int, "step_seconds": float, "nfe_per_iteration": float, "study": dict,
-    "representation_error": float,
+    "representation_error": float, "job_key": str, "first_crossing_s": float, "first_crossings": dict,
 }
 
 
@@ -50,13 +50,23 @@ def _finite_or_none(value):
 
 
 def write_atomic(path: Path | str, payload: dict) -> None:
-    """Write JSON to a temporary file beside `path`, then rename: a reader never sees half a file."""
+    """Write a record as JSON to a temporary file beside `path`, then rename: a reader never sees half a file."""
+    write_bytes_atomic(path, json.dumps(_finite_or_none(payload), indent=1, allow_nan=False).encode())
+
+
+def write_text_atomic(path: Path | str, text: str) -> None:
+    write_bytes_atomic(path, text.encode())
+
+
+def write_bytes_atomic(path: Path | str, data: bytes) -> None:
+    """Write `data` to a temporary file beside `path` (never read as a record: it starts with '.tmp-'), then
+    rename it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
     try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(_finite_or_none(payload), fh, indent=1, allow_nan=False)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -150,7 +160,7 @@ def load_dir(directory: Path | str) -> tuple[list[dict], list[str]]:
     directory = Path(directory)
     runs = directory / "runs" if (directory / "runs").is_dir() else directory
     records, warnings = [], []
-    for path in sorted(runs.glob("*.json")):
+    for path in sorted(p for p in runs.glob("*.json") if not p.name.startswith(".")):  # .tmp-*: unfinished
         try:
             records.append(load(path))
         except CorruptRecord as exc:

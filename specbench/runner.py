@@ -17,37 +17,34 @@ from dataclasses import replace
 from pathlib import Path
 
 from specbench.errors import UsageError
-from specbench.presets import Preset, config_for, load_preset
-from specbench.protocol import Job, environment, targets_for
+from specbench.job import Job, make_job, targets_for, warn_untuned
+from specbench.presets import Preset, load_preset
+from specbench.protocol import environment
 from specbench.results import SCHEMA, CorruptRecord, load, write_atomic
 
 SETUP_ALLOWANCE_S = 120.0  # process start, data generation and the final test rollouts, on top of the budget
 
 
-def plan(preset: Preset, device: str = "cpu", threads: int | None = None) -> list[Job]:
+def plan(preset: Preset, device: str = "cpu", threads: int | None = None, target: float | None = None) -> list[Job]:
     threads = threads or os.cpu_count() or 1
-    return [Job(system=s, trainer=tr, regime=r, seed=seed, budget_s=preset.budget_s, target=preset.targets[s],
-                config=config_for(preset, s, tr), noise=preset.noise, system_params=preset.system_params.get(s, {}),
-                device=device, threads=threads, cadence=preset.cadence)
+    return [make_job(s, tr, r, seed, budget_s=preset.budget_s, preset=preset, target=target, device=device,
+                     threads=threads)
             for s in preset.systems for r in preset.regimes for seed in range(preset.seeds) for tr in preset.trainers]
 
 
 def is_done(path: Path, job: Job) -> bool:
-    """A finished record of this very job: same config and budget, and not an `error` (those are retried)."""
+    """A finished record of this very job (the same job key: every setting that decides it), and not an `error`
+    (those are retried)."""
     try:
         record = load(path)
     except CorruptRecord:
         return False
-    cfg = record["config"]
-    same = all(cfg.get(k) == v for k, v in job.config.items()) and cfg.get("budget_s") == job.budget_s \
-        and cfg.get("noise") == job.noise and record["target_loss"] == job.target \
-        and record.get("study") == job.study
-    return same and record["status"] != "error"
+    return record.get("job_key") == job.key() and record["status"] != "error"
 
 
 def failure_record(job: Job, status: str, error: str) -> dict:
     """The record of a run whose process failed or was killed before it could write its own."""
-    return {"schema": SCHEMA, "system": job.system, "trainer": job.trainer, "regime": job.regime, "seed": job.seed,
+    return {"schema": SCHEMA, "job_key": job.key(), "system": job.system, "trainer": job.trainer, "regime": job.regime, "seed": job.seed,
             "status": status, "error": error, "config": {**job.config, "budget_s": job.budget_s, "noise": job.noise,
                                                           "device": job.device, "threads": job.threads},
             "target_loss": float(job.target), "time_to_target_s": None,
@@ -188,6 +185,7 @@ def run_from_args(args) -> int:
         overrides["budget_s"] = args.budget
     preset = replace(preset, **overrides)
     _check_device(args.device)
-    jobs = plan(preset, args.device, args.threads)
+    jobs = plan(preset, args.device, args.threads, args.target)
+    warn_untuned(jobs, preset)
     print(f"specbench: {len(jobs)} runs of up to {preset.budget_s:g} s training each -> {args.out}", file=sys.stderr)
     return _finish(run_sweep(jobs, args.out, preset.timeout_factor), args.out, args.no_report)

@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
 
-from specbench.presets import config_for, load_preset
-from specbench.protocol import Job
+from specbench.job import Job, make_job
+from specbench.presets import load_preset
 from specbench.systems import SYSTEMS, get_system
-from specbench.trainers import HEADLINE, TRAINERS
-from specbench.trainers.solver import SolverTrainer
+from specbench.trainers import TRAINERS, candidate, with_role
 
 
 @dataclass(frozen=True)
@@ -51,10 +50,10 @@ def _paper():
 def _job(size: Size, system: str, trainer: str, seed: int, budget_s: float, study: dict, *, regime: str = "dense",
          config: dict | None = None, cadence: dict | None = None, **kw) -> Job:
     """A study job with the paper preset's target and cadence and the tuned settings (updated by `config`)."""
-    preset = _paper()
-    return Job(system=system, trainer=trainer, regime=regime, seed=seed, budget_s=budget_s,
-               target=preset.targets[system], config={**config_for(preset, system, trainer), **(config or {})},
-               device=size.device, threads=size.threads, cadence=cadence or preset.cadence, study=study, **kw)
+    if cadence:
+        kw["cadence"] = cadence
+    return make_job(system, trainer, regime, seed, budget_s=budget_s, preset=_paper(), config=config,
+                    device=size.device, threads=size.threads, study=study, **kw)
 
 
 def _seeds(size: Size, small: int, full: int) -> range:
@@ -73,7 +72,7 @@ def plan_horizon(size: Size) -> list[Job]:
         for seed in _seeds(size, 1, 3):
             for trainer, cls in TRAINERS.items():
                 variants = {trainer: {}}
-                if issubclass(cls, SolverTrainer):
+                if cls.solves_ode:
                     variants[f"{trainer} (whole trajectories)"] = {"segment_length": n, "batch_size": dense.n_train}
                 for series, config in variants.items():
                     jobs.append(_job(size, system.name, trainer, seed, budget,
@@ -107,7 +106,7 @@ def plan_order(size: Size) -> list[Job]:
                 continue
             series = f"{system}, E={E}, noise {noise:g}" if variable == "p" else f"{system}, p={p}, noise {noise:g}"
             for seed in _seeds(size, 1, 3):
-                jobs.append(_job(size, system, "spectral", seed, budget,
+                jobs.append(_job(size, system, candidate(), seed, budget,
                                  {"name": "order", "variable": variable, "value": value, "series": series},
                                  config={"E": E, "p": p}, noise=noise, measure=["representation_error"]))
     return jobs
@@ -118,7 +117,7 @@ NOISES = [0.0, 0.01, 0.05]
 
 def plan_regimes(size: Size) -> list[Job]:
     systems = list(SYSTEMS) if size.full else ["oscillator", "lotka-volterra"]
-    trainers = list(TRAINERS) if size.full else list(HEADLINE)
+    trainers = list(TRAINERS) if size.full else with_role("candidate", "baseline")
     budget = 20.0 if size.full else 6.0
     return [_job(size, system, trainer, seed, budget,
                  {"name": "regimes", "variable": "noise", "value": noise, "series": regime}, regime=regime,

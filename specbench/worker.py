@@ -5,12 +5,16 @@ import json
 import sys
 from pathlib import Path
 
-from specbench.protocol import Job, run_job
+from specbench.job import Job
+from specbench.protocol import run_job
+from specbench.registry import load_plugin
 from specbench.results import write_atomic
 
 
 def main(job_path: str, out_path: str) -> int:
     job = Job(**json.loads(Path(job_path).read_text()))
+    for spec in job.plugins:  # the sweep's plugins, so this process's registry is the sweep's
+        load_plugin(spec)
     try:
         record = run_job(job)
     except KeyboardInterrupt:

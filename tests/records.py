@@ -21,8 +21,10 @@ def make_record(system="oscillator", trainer="spectral", seed=0, ttt=1.0, test_m
 
 
 def sweep(spec=(1.0, 1.2, 0.8), baselines=None, base_mse=1e-2, **kw):
-    """Three seeds of spectral and the three headline baselines; baselines maps name -> list of ttt."""
-    baselines = baselines or {b: (20.0, 25.0, 30.0) for b in ("backprop-rk4", "backprop-dopri5", "adjoint-dopri5")}
+    """Seeds of spectral (one per entry of `spec`) and the three headline baselines; baselines maps name -> ttt
+    per seed (None: not reached)."""
+    baselines = baselines or {b: (20.0, 25.0, 30.0)[:len(spec)]
+                              for b in ("backprop-rk4", "backprop-dopri5", "adjoint-dopri5")}
     out = [make_record(trainer="spectral", seed=i, ttt=t, **kw) for i, t in enumerate(spec)]
     for b, times in baselines.items():
         out += [make_record(trainer=b, seed=i, ttt=t, test_mse=base_mse, memory=2_000_000)

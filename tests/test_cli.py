@@ -9,7 +9,7 @@ from tests.conftest import run_cli
     (["run", "--budget", "-5"], "--budget must be positive"),
     (["run", "--budget", "abc"], "--budget must be a positive number"),
     (["run", "--seeds", "0"], "--seeds must be positive"),
-    (["run", "--preset", "nosuch"], "invalid choice"),
+    (["run", "--preset", "nosuch"], "valid presets: paper, quick"),
     (["data", "nosuch", "--out", "x.npz"], "valid systems"),
     (["nosuch"], "invalid choice"),
 ])

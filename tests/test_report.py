@@ -1,4 +1,5 @@
 import math
+import re
 
 import pytest
 
@@ -22,37 +23,74 @@ def test_median_counts_unreached_as_infinite():
     assert median([1.0, 2.0, 4.0, 8.0]) == 3.0
 
 
-def test_speed_claim_holds_at_20x():
-    v = verdict(sweep(), "C1")
+def test_speed_claim_holds_on_the_median_of_paired_ratios():
+    v = verdict(sweep(), "C1")  # per seed: 20/1, 25/1.2, 30/0.8 -> 20, 20.8, 37.5
     assert v.verdict == "holds"
-    assert v.ratios["backprop-rk4"].value == pytest.approx(25.0) and not v.ratios["backprop-rk4"].lower
+    r = v.ratios["backprop-rk4"]
+    assert r.value == pytest.approx(25 / 1.2) and not r.lower and r.n == 3
+    assert (r.low, r.high) == (pytest.approx(20.0), pytest.approx(37.5))
+    assert str(r) == "20.8x (20 to 37.5, n=3)"
+
+
+def test_paired_median_is_not_a_ratio_of_medians():
+    # medians 2 and 20 would say 10x; the seeds say 100x, 1x and 20x: the paired median is 20x
+    v = verdict(sweep(spec=(0.2, 20.0, 2.0), baselines={b: (20.0, 20.0, 40.0) for b in BASES}), "C1")
+    assert v.ratios["backprop-rk4"].value == pytest.approx(20.0)
 
 
 def test_speed_claim_fails_when_one_baseline_is_close():
     v = verdict(sweep(baselines={"backprop-rk4": (2.0, 3.0, 4.0), "backprop-dopri5": (30, 30, 30),
                                  "adjoint-dopri5": (30, 30, 30)}), "C1")
     assert v.verdict == "fails" and "backprop-rk4" in v.why
-    assert v.ratios["backprop-rk4"].value == pytest.approx(3.0)
+    assert v.ratios["backprop-rk4"].value == pytest.approx(2.5)  # 2/1, 3/1.2, 4/0.8
 
 
 def test_unreached_baseline_gives_a_lower_bound():
     recs = sweep(baselines={b: (None, None, None) for b in BASES})
     v = verdict(recs, "C1")
     assert all(r.lower for r in v.ratios.values())
-    assert v.ratios["adjoint-dopri5"].value == pytest.approx(10.0 / 1.0)  # budget over spectral's median
-    assert str(v.ratios["adjoint-dopri5"]).startswith("> 10")
+    assert v.ratios["adjoint-dopri5"].value == pytest.approx(10.0 / 1.0)  # its 10 s over spectral's 1 s
+    assert str(v.ratios["adjoint-dopri5"]).startswith("> 10x")
     assert v.verdict == "holds"
 
 
-def test_short_lower_bound_is_inconclusive():
+def test_a_bound_above_the_median_leaves_it_measured():
+    # seed 2's bound (10/0.1 = 100) sits above the measured median (25/1.2): the median is exact
+    v = verdict(sweep(spec=(1.0, 1.2, 0.1), baselines={b: (20.0, 25.0, None) for b in BASES}), "C1")
+    assert not v.ratios["backprop-rk4"].lower and v.ratios["backprop-rk4"].value == pytest.approx(25 / 1.2)
+    v = verdict(sweep(baselines={b: (None, 25.0, 30.0) for b in BASES}), "C1")
+    assert v.ratios["backprop-rk4"].lower  # seed 0's bound 10 is at or below the median
+
+
+def test_short_lower_bound_is_inconclusive_and_names_the_budget_that_decides():
     recs = sweep(spec=(4.0, 4.0, 4.0), baselines={b: (None, None, None) for b in BASES})
     v = verdict(recs, "C1")
-    assert v.verdict == "inconclusive" and "lower bound" in v.why
+    assert v.verdict == "inconclusive" and "budget of 40 s" in v.why
 
 
-def test_spectral_never_reaching_the_target_is_inconclusive():
+def test_baseline_reaching_the_target_while_spectral_does_not_fails():
     v = verdict(sweep(spec=(None, None, 2.0)), "C1")
-    assert v.verdict == "inconclusive"
+    assert v.verdict == "fails" and "spectral does not" in v.why
+
+
+def test_neither_reaching_the_target_is_inconclusive():
+    v = verdict(sweep(spec=(None, None, None), baselines={b: (None, None, None) for b in BASES}), "C1")
+    assert v.verdict == "inconclusive" and "neither" in v.why
+
+
+def test_a_transient_crossing_does_not_count():
+    from specbench.measures import first_crossing, sustained
+
+    curve = [[0.0, 0, 1.0], [0.05, 10, 5e-3], [1.0, 100, 0.2], [2.0, 200, 8e-3], [3.0, 300, 4e-3]]
+    assert first_crossing(curve, 1e-2) == 0.05
+    assert sustained(curve, 1e-2) == 2.0
+    assert sustained(curve[:3], 1e-2) is None  # dipped, climbed back, ended above
+    assert sustained([[0.0, 0, None]], 1e-2) is None
+
+
+def test_no_spectral_runs_is_not_measured():
+    recs = [r for r in sweep() if r["trainer"] != "spectral"]
+    assert {v.verdict for v in claims(recs)} == {"not measured"}
 
 
 def test_diverged_baseline_counts_as_unreached():
@@ -64,7 +102,7 @@ def test_diverged_baseline_counts_as_unreached():
 
 
 def test_mse_and_memory_claims():
-    v2 = verdict(sweep(base_mse=1e-1), "C2")  # spectral 1e-3 against 1e-1: 100x
+    v2 = verdict(sweep(base_mse=1e-1), "C2")  # spectral 1e-3 against 1e-1 on every seed: 100x
     assert v2.verdict == "holds" and v2.ratios["backprop-dopri5"].value == pytest.approx(100.0)
     assert verdict(sweep(base_mse=2e-3), "C2").verdict == "fails"
     assert verdict(sweep(), "C3").verdict == "holds"  # 1 MB against 2 MB
@@ -75,8 +113,8 @@ def test_scaling_claims_are_inconclusive_without_studies():
     from specbench.report.studies import study_verdicts
 
     verdicts = {v.claim: v for v in study_verdicts([])}
-    assert verdicts["C4"].verdict == "inconclusive" and "specbench study horizon" in verdicts["C4"].why
-    assert verdicts["C5"].verdict == "inconclusive" and "specbench study order" in verdicts["C5"].why
+    assert verdicts["C4"].verdict == "not measured" and "specbench study horizon" in verdicts["C4"].why
+    assert verdicts["C5"].verdict == "not measured" and "specbench study order" in verdicts["C5"].why
 
 
 def write_records(directory, records):
@@ -111,3 +149,20 @@ def test_empty_directory_is_exit_2(tmp_path):
     assert proc.returncode == 2 and "no run records" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_cli("report", tmp_path / "missing")
     assert proc.returncode == 2 and "not a directory" in proc.stderr
+
+
+RATIO = re.compile(r"(>\s)?([0-9.e+-]+)x \(([0-9.e+-]+) to ([0-9.e+-]+), n=\d+\)")
+
+
+def ratios_outside_their_spread(text: str) -> list[str]:
+    """Every printed 'value x (low to high, n=k)' whose value lies outside [low, high]."""
+    return [m.group(0) for m in RATIO.finditer(text)
+            if not float(m.group(3)) <= float(m.group(2)) <= float(m.group(4))]
+
+
+@pytest.mark.parametrize("spec", [(1.0, 1.2, 0.8), (0.2, 20.0, 2.0), (None, 1.0, 3.0), (1.0, 2.0)])
+def test_no_printed_ratio_lies_outside_its_spread(tmp_path, spec):
+    bases = {b: (20.0, None, 40.0)[:len(spec)] for b in BASES}
+    write_records(tmp_path, sweep(spec=spec, baselines=bases))
+    text = (write_report(tmp_path, tmp_path / "out")[0]).read_text()
+    assert RATIO.search(text) and not ratios_outside_their_spread(text)

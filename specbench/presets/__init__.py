@@ -1,7 +1,9 @@
-"""Presets: TOML files beside this module. A preset names the sweep (systems, trainers, regimes, seeds, budget)
-and each system's target; per-trainer, per-system settings come from `tuned.toml`, written by `specbench tune`.
+"""Presets: TOML files beside this module, or a user's own (`--preset PATH`). A preset names the sweep (systems,
+trainers, regimes, seeds, budget) and may override a system's own target (`[targets]`); per-trainer, per-system
+settings come from a tuned-settings file written by `specbench tune` (the package's `tuned.toml` unless the
+preset names another with `tuned = "PATH"`, relative to the preset).
 
-A job's config is resolved in this order, later winning: the trainer's defaults, tuned.toml[system][trainer],
+A job's config is resolved in this order, later winning: the trainer's defaults, tuned[system][trainer],
 the preset's [settings.system.trainer].
 """
 from __future__ import annotations
@@ -26,13 +28,14 @@ class Preset:
     regimes: list[str]
     seeds: int
     budget_s: float
-    targets: dict[str, float]
+    targets: dict[str, float] = field(default_factory=dict)  # overrides of the systems' own targets
     noise: float = 0.0
     cadence: dict = field(default_factory=dict)
     timeout_factor: float = 3.0  # a run's process is killed after timeout_factor * budget + setup allowance
     settings: dict = field(default_factory=dict)
     system_params: dict = field(default_factory=dict)
     why: str = ""
+    tuned: str = ""  # the tuned-settings file; empty: the package's tuned.toml
 
 
 def read_toml(path: Path) -> dict:
@@ -50,6 +53,8 @@ def load_preset(name_or_path: str) -> Preset:
         path = HERE / f"{name_or_path}.toml"
     raw = read_toml(path)
     raw.setdefault("name", path.stem)
+    if raw.get("tuned"):
+        raw["tuned"] = str((path.parent / raw["tuned"]).resolve())
     try:
         preset = Preset(**raw)
     except TypeError as exc:
@@ -67,18 +72,30 @@ def check(preset: Preset, where) -> None:
         bad = [n for n in names if n not in valid]
         if bad:
             raise UsageError(f"{where}: unknown {kind} {', '.join(bad)}; valid {kind}: {', '.join(valid)}")
-    missing = [s for s in preset.systems if s not in preset.targets]
-    if missing:
-        raise UsageError(f"{where}: no target for {', '.join(missing)}")
-    if not preset.budget_s > 0 or not preset.seeds > 0:
-        raise UsageError(f"{where}: budget_s and seeds must be positive")
+    for key, value in preset.targets.items():
+        if not _positive_number(value):
+            raise UsageError(f"{where}: target for {key} must be a positive number, got {value!r}")
+    if not _positive_number(preset.budget_s) or not (isinstance(preset.seeds, int) and preset.seeds > 0):
+        raise UsageError(f"{where}: budget_s must be a positive number and seeds a positive integer")
 
 
-def tuned_settings() -> dict:
-    """tuned.toml as {system: {trainer: settings}} (empty when it does not exist yet)."""
-    return read_toml(TUNED) if TUNED.exists() else {}
+def _positive_number(x) -> bool:
+    import math
+
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+
+
+def tuned_path(preset: Preset | None = None) -> Path:
+    return Path(preset.tuned) if preset is not None and preset.tuned else TUNED
+
+
+def tuned_settings(preset: Preset | None = None) -> dict:
+    """The tuned settings as {system: {trainer: settings}} (empty when the file does not exist yet)."""
+    path = tuned_path(preset)
+    return read_toml(path) if path.exists() else {}
 
 
 def config_for(preset: Preset, system: str, trainer: str) -> dict:
-    tuned = {k: v for k, v in tuned_settings().get(system, {}).get(trainer, {}).items() if not k.startswith("tuned_")}
+    tuned = {k: v for k, v in tuned_settings(preset).get(system, {}).get(trainer, {}).items()
+             if not k.startswith("tuned_")}
     return {**tuned, **preset.settings.get(system, {}).get(trainer, {})}

@@ -1,6 +1,8 @@
 """Figures for the report (matplotlib, Agg): one colour per trainer, the same in every figure."""
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 from pathlib import Path
 
@@ -11,22 +13,43 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from specbench.report.verdicts import exponent, median  # noqa: E402
+from specbench.results import write_bytes_atomic  # noqa: E402
 from specbench.trainers import TRAINERS  # noqa: E402
 
-COLOURS = dict(zip(TRAINERS, ["#1b6ac9", "#7fb2ef", "#d9480f", "#2b8a3e", "#862e9c"]))
-ORDER = {name: i for i, name in enumerate(TRAINERS)}
+# Okabe-Ito (colour-blind safe), then tab10's others: a trainer's colour is fixed by its place in the registry.
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000",
+           "#8c564b", "#7f7f7f", "#bcbd22", "#17becf"]
 SERIES_COLOURS = ["#1b6ac9", "#d9480f", "#2b8a3e", "#862e9c", "#e67700", "#495057"]
 plt.rcParams.update({"figure.dpi": 110, "font.size": 10, "axes.grid": True, "grid.alpha": 0.3,
                      "axes.spines.top": False, "axes.spines.right": False})
 
 
 def colour(trainer: str) -> str:
-    return COLOURS.get(trainer, "#495057")
+    """The trainer's colour, the same in every figure: by its place in the registry (unknown names grey)."""
+    names = list(TRAINERS)
+    return PALETTE[names.index(trainer) % len(PALETTE)] if trainer in names else "#495057"
+
+
+_DRAW = [True]
+
+
+@contextlib.contextmanager
+def drawing(on: bool):
+    """Within it, figures are laid out but not rendered or written (on=False): the report's text alone."""
+    _DRAW.append(on)
+    try:
+        yield
+    finally:
+        _DRAW.pop()
 
 
 def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, metadata={"Software": None})
+    """Render the figure and write it atomically (a full disk never leaves half a PNG)."""
+    if _DRAW[-1]:
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", metadata={"Software": None})
+        write_bytes_atomic(path, buf.getvalue())
     plt.close(fig)
     return path
 
@@ -54,15 +77,15 @@ def learning_curves(groups: dict[str, list[dict]], target: float, title: str, pa
     return _save(fig, path)
 
 
-def per_trainer(groups: dict[str, list[dict]], field: str, ylabel: str, title: str, path: Path,
+def per_trainer(groups: dict[str, list[dict]], value, ylabel: str, title: str, path: Path,
                 scale: float = 1.0, log: bool = True) -> Path:
-    """`field` per trainer: the median (large marker), the seed range (line) and each seed (small dots). On a log
+    """A measure per trainer (`value(record)`, from specbench.measures): the median (large marker), the seed range (line) and each seed (small dots). On a log
     axis a dot plot, never bars (a bar's length on a log axis depends on an arbitrary bottom); on a linear axis,
     bars from zero."""
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
     names = list(groups)
     for i, trainer in enumerate(names):
-        vals = [r[field] * scale for r in groups[trainer] if r.get(field) is not None]
+        vals = [value(r) * scale for r in groups[trainer] if value(r) is not None]
         if not vals:
             ax.text(i, 0.5, "no value\n(failed)", ha="center", va="center", transform=ax.get_xaxis_transform(),
                     fontsize=8)
@@ -113,7 +136,7 @@ def rollout(groups: dict[str, list[dict]], title: str, path: Path, max_states: i
 def _series_style(series: str, i: int) -> dict:
     """A trainer's series keeps the trainer's colour (dashed for a variant); other series take a palette colour."""
     trainer = series.split(" (")[0]
-    if trainer in COLOURS:
+    if trainer in TRAINERS:
         return {"color": colour(trainer), "ls": "--" if " (" in series else "-"}
     return {"color": SERIES_COLOURS[i % len(SERIES_COLOURS)], "ls": "-"}
 

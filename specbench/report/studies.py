@@ -12,8 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from specbench import measures
 from specbench.report import figures
-from specbench.report.verdicts import BASELINES, SPECTRAL, Ratio, Verdict, claims, exponent, fmt, median
+from specbench.report.verdicts import Ratio, Verdict, claims, exponent, fmt, median, trainer_order
+from specbench.trainers import candidate, with_role
 
 WHOLE = " (whole trajectories)"  # the horizon study's series of solver baselines on whole trajectories
 
@@ -43,10 +45,9 @@ def fmt_exponent(x: float | None) -> str:
 
 
 def memory(r: dict) -> float | None:
-    """What the trainer holds at its peak: what it built in setup plus the growth during training (MiB)."""
-    if r.get("peak_memory_bytes") is None:
-        return None
-    return ((r.get("setup_memory_bytes") or 0) + r["peak_memory_bytes"]) / 2 ** 20
+    """The peak memory measure (setup + training peak), in MiB."""
+    m = measures.peak_memory(r)
+    return None if m is None else m / 2 ** 20
 
 
 def training_peak(r: dict) -> float | None:
@@ -55,12 +56,16 @@ def training_peak(r: dict) -> float | None:
 
 
 def step_ms(r: dict) -> float | None:
-    s = r.get("step_seconds")
+    s = measures.time_per_iteration(r)
     return None if s is None else 1e3 * s
 
 
-def nfe(r: dict) -> float | None:
-    return r.get("nfe_per_iteration")
+nfe = measures.nfe
+
+
+def _baselines(present) -> list[str]:
+    """The registered baselines among `present` (series or trainer names), in registry order."""
+    return [b for b in with_role("baseline") if b in present]
 
 
 def _ok(records):
@@ -80,22 +85,24 @@ def horizon_verdicts(records: list[dict]) -> list[Verdict]:
     slopes = {s: exponent(p) for s, p in mem.items()}
     at_end = {s: dict(p).get(float(longest)) for s, p in mem.items()}
     out = []
+    spectral = candidate()
+    baselines = with_role("baseline")
     for label, suffix in (("whole trajectories", WHOLE), ("tuned segments", "")):
-        ratios = {b: _ratio(at_end.get(b + suffix), at_end.get(SPECTRAL)) for b in BASELINES if b + suffix in mem}
+        ratios = {b: _ratio(at_end.get(b + suffix), at_end.get(spectral)) for b in baselines if b + suffix in mem}
         worse = [b for b, r in ratios.items() if not r.value >= 1]
         why = (f"spectral uses more memory than {', '.join(worse)}" if worse else
                "spectral uses less memory than every baseline") + \
-            f" at {longest:g} observation times; memory exponents: spectral {fmt_exponent(slopes.get(SPECTRAL))}, " + \
+            f" at {longest:g} observation times; memory exponents: spectral {fmt_exponent(slopes.get(spectral))}, " + \
             ", ".join(f"{b} {fmt_exponent(slopes.get(b + suffix))}" for b in ratios)
         out.append(Verdict("C3", system, f"horizon study, {label}", "fails" if worse else "holds", ratios, why))
-    spec_depth = exponent(depth.get(SPECTRAL, []))
-    ratios = {b: _ratio(dict(depth.get(b + WHOLE, [])).get(float(longest)), dict(depth[SPECTRAL]).get(float(longest)))
-              for b in BASELINES if b + WHOLE in depth} if SPECTRAL in depth else {}
+    spec_depth = exponent(depth.get(spectral, []))
+    ratios = {b: _ratio(dict(depth.get(b + WHOLE, [])).get(float(longest)), dict(depth[spectral]).get(float(longest)))
+              for b in baselines if b + WHOLE in depth} if spectral in depth else {}
     times = series_points(ok, step_ms)
     why = f"network evaluations per iteration grow as n^{fmt_exponent(spec_depth)} for spectral (" + \
-        ", ".join(f"{b} n^{fmt_exponent(exponent(depth[b + WHOLE]))}" for b in BASELINES if b + WHOLE in depth) + \
+        ", ".join(f"{b} n^{fmt_exponent(exponent(depth[b + WHOLE]))}" for b in baselines if b + WHOLE in depth) + \
         f" on whole trajectories); wall time per iteration on this machine grows as n^" \
-        f"{fmt_exponent(exponent(times.get(SPECTRAL, [])))} for spectral, because its work still grows with n"
+        f"{fmt_exponent(exponent(times.get(spectral, [])))} for spectral, because its work still grows with n"
     verdict = "inconclusive" if math.isnan(spec_depth) else "holds" if spec_depth < 0.1 else "fails"
     out.append(Verdict("C4", system, "horizon study", verdict, ratios, why))
     return out
@@ -164,8 +171,8 @@ def state_size_verdicts(records: list[dict]) -> list[Verdict]:
         return []
     largest = float(max(r["study"]["value"] for r in ok))
     mem = series_points(ok, memory)
-    ratios = {b: _ratio(dict(mem.get(b, [])).get(largest), dict(mem.get(SPECTRAL, [])).get(largest))
-              for b in BASELINES}
+    ratios = {b: _ratio(dict(mem.get(b, [])).get(largest), dict(mem.get(candidate(), [])).get(largest))
+              for b in _baselines(mem)}
     worse = [b for b, r in ratios.items() if not r.value >= 1]
     why = (f"spectral uses more memory than {', '.join(worse)}" if worse else
            "spectral uses less memory than every baseline") + f" at N = {largest:g}; memory exponents in N: " + \
@@ -184,7 +191,7 @@ def study_verdicts(records: list[dict]) -> list[Verdict]:
     out = [v for name, rs in studies.items() for v in VERDICTS.get(name, lambda _: [])(rs)]
     for claim, study in (("C4", "horizon"), ("C5", "order")):
         if study not in studies:
-            out.append(Verdict(claim, "-", "-", "inconclusive", {},
+            out.append(Verdict(claim, "-", "-", "not measured", {},
                                f"needs the {study} study: `specbench study {study}`, then `specbench report DIR "
                                f"--studies STUDY_DIR`"))
     return out
@@ -288,8 +295,8 @@ def order_blocks(records, fig_dir: Path) -> list[tuple]:
         if not rs:
             continue
         for title, value in (("representation error", lambda r: r.get("representation_error")),
-                             ("time to target (s)", lambda r: r["time_to_target_s"]),
-                             ("test MSE", lambda r: r["test_mse"])):
+                             ("time to target (s)", measures.time_to_target),
+                             ("test MSE", measures.test_mse)):
             b.append(("p", f"**{title}** against {label}:"))
             b.append(("table", *_table(series_points(rs, value), with_exponent=False)))
     p_rs = [r for r in ok if r["study"]["variable"] == "p"]
@@ -310,7 +317,7 @@ def regimes_blocks(records, fig_dir: Path) -> list[tuple]:
     for system in sorted({r["system"] for r in records}):
         rs = [r for r in ok if r["system"] == system]
         cells = sorted({(r["regime"], float(r["study"]["value"])) for r in rs})
-        trainers = sorted({r["trainer"] for r in rs}, key=lambda t: figures.ORDER.get(t, 99))
+        trainers = sorted({r["trainer"] for r in rs}, key=trainer_order)
         grid = {t: [median([r["test_mse"] for r in rs if r["trainer"] == t and
                             (r["regime"], float(r["study"]["value"])) == c]) for c in cells] for t in trainers}
         labels = [f"{g}, noise {n:g}" for g, n in cells]

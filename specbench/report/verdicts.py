@@ -1,26 +1,40 @@
 """Verdicts for the paper's claims from run records: pure functions, no files, no figures.
 
-Everything is decided on medians over seeds, with the spread (min..max) beside it (DESIGN.md). A time that was
-not reached counts as +inf in the median; a speed-up against a baseline whose median never reached the target is a
-lower bound (its training time over spectral's time to target), written "> x".
+Every comparison is paired by seed (DESIGN.md): for each seed, the ratio baseline / spectral of one named measure
+(specbench.measures) of the two runs with that seed. The printed value is the median of these per-seed ratios, the
+bracket their min to max, n the number of seeds behind them. For C1 a baseline that did not reach the target
+gives a lower bound (its training seconds over spectral's time); a seed on which spectral did not reach it gives
+no ratio. A median is a lower bound ("> x") when some per-seed lower bound is at or below it (raising that bound
+could raise the median).
+
+Rules (threshold 10x for C1 and C2, 1x for C3):
+- C1 fails against a baseline when the measured median ratio is below 10x, or when the baseline reaches the target
+  in the median and spectral does not; it holds when the median ratio (a lower bound included) is >= 10x against
+  every baseline; it is inconclusive where neither side reaches the target, or a lower bound below 10x remains,
+  and the verdict says what budget would decide it.
+- C2 and C3 alike on the paired test MSE and peak memory ratios.
+- A claim without data (no spectral runs, no baselines, a study not run) is "not measured".
 """
 from __future__ import annotations
 
 import math
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
-SPECTRAL = "spectral"
-BASELINES = ("backprop-rk4", "backprop-dopri5", "adjoint-dopri5")
+from specbench import measures
+from specbench.trainers import candidate, role_of
+
 SPEEDUP_CLAIM = 10.0  # C1: at least 10x faster to a comparable loss
 MSE_CLAIM = 10.0  # C2: test MSE one order of magnitude smaller
+VERDICTS = ("holds", "fails", "inconclusive", "not measured")
 
 CLAIMS = {
-    "C1": "speed: >= 10x faster to the target of the common metric",
+    "C1": "speed: >= 10x faster to the target of the common metric (sustained to the end of the budget)",
     "C2": "generalisation: test MSE >= 10x smaller",
-    "C3": "memory: smaller peak memory than each baseline",
+    "C3": "memory: smaller peak memory (setup + training peak) than each baseline",
     "C2 in the regimes study": "the paper's low-data claim, C2 in the sparse and noisy cells",
     "C4": "time-parallel: the network evaluations of an iteration (each one a sequential solver stage) do not grow "
           "with the horizon",
@@ -30,19 +44,23 @@ CLAIMS = {
 
 @dataclass(frozen=True)
 class Ratio:
-    """spectral's advantage over one baseline: value > 1 favours spectral; lower=True means "> value"."""
+    """spectral's advantage over one baseline: the median of per-seed ratios baseline / spectral (> 1 favours
+    spectral), their min and max and how many seeds; lower=True means the median is a lower bound "> value"."""
 
     value: float
     lower: bool = False
-    low: float = math.nan  # spread over seeds, where defined
+    low: float = math.nan
     high: float = math.nan
+    n: int = 0
 
     def __str__(self):
         if math.isnan(self.value):
             return "n/a"
         text = f"{'> ' if self.lower else ''}{fmt(self.value)}x"
-        if not self.lower and math.isfinite(self.low) and math.isfinite(self.high) and self.low != self.high:
-            text += f" ({fmt(self.low)}-{fmt(self.high)})"
+        if self.n > 1:
+            text += f" ({fmt(self.low)} to {fmt(self.high)}, n={self.n})"
+        elif self.n == 1:
+            text += " (n=1)"
         return text
 
 
@@ -51,7 +69,7 @@ class Verdict:
     claim: str
     system: str
     regime: str
-    verdict: str  # holds | fails | inconclusive
+    verdict: str  # one of VERDICTS
     ratios: dict  # baseline -> Ratio
     why: str
 
@@ -88,73 +106,120 @@ def group(records: list[dict]) -> dict[tuple[str, str, str], list[dict]]:
     return {k: sorted(v, key=lambda r: r["seed"]) for k, v in out.items()}
 
 
-def time_to(r: dict, key: str | None = None) -> float | None:
-    if r["status"] != "ok" and r["status"] != "timeout":
-        return None
-    return r["time_to_target_s"] if key is None else r["times_to_targets"].get(key)
+def paired(spec: list[dict], base: list[dict], value: Callable[[dict], float | None],
+           bound: Callable[[dict], float | None] | None = None) -> Ratio:
+    """The median over seeds of value(baseline run) / value(spectral run) for the same seed. Where the baseline
+    has no value, `bound(baseline run)` (if given) makes that seed's ratio a lower bound; where spectral has none,
+    the seed gives no ratio."""
+    by_seed = {r["seed"]: r for r in base}
+    pairs = []  # (ratio, is a lower bound)
+    for s in spec:
+        b = by_seed.get(s["seed"])
+        vs = value(s)
+        if b is None or vs is None or not vs > 0:
+            continue
+        vb = value(b)
+        if vb is not None:
+            pairs.append((vb / vs, False))
+        elif bound is not None and bound(b) is not None:
+            pairs.append((bound(b) / vs, True))
+    if not pairs:
+        return Ratio(math.nan)
+    values = [v for v, _ in pairs]
+    m = float(np.median(values))
+    lower = any(is_bound and v <= m for v, is_bound in pairs)
+    return Ratio(m, lower, min(values), max(values), len(values))
 
 
 def speedup(spec: list[dict], base: list[dict]) -> Ratio:
-    """Median time to target of the baseline over spectral's, with per-seed spread."""
-    ts, tb = median(time_to(r) for r in spec), median(time_to(r) for r in base)
-    if not math.isfinite(ts):
-        return Ratio(math.nan)
-    if not math.isfinite(tb):
-        budget = median(r["train_seconds"] for r in base if r["status"] == "ok") if base else math.nan
-        # a diverged or failed baseline never reaches the target; bound by the budget it was given
-        budget = budget if math.isfinite(budget) else median(r["config"].get("budget_s") for r in base)
-        return Ratio(budget / ts, lower=True)
-    per_seed = [time_to(b) / time_to(s) for s, b in zip(spec, base)
-                if time_to(s) is not None and time_to(b) is not None]
-    return Ratio(tb / ts, False, min(per_seed, default=math.nan), max(per_seed, default=math.nan))
+    """C1's paired ratio: sustained time to target, the baseline's training seconds bounding a seed it missed."""
+    return paired(spec, base, measures.time_to_target, bound=lambda r: r["train_seconds"] if r["status"] == "ok"
+                  else measures.budget(r))
 
 
-def ratio_of(spec: list[dict], base: list[dict], field: str) -> Ratio:
-    """Median of `field` for the baseline over spectral's (a failed baseline counts as +inf)."""
-    vs = median(r[field] for r in spec if r.get(field) is not None)
-    vb = median(r.get(field) for r in base)  # None (diverged) -> inf
-    if not math.isfinite(vs) or vs <= 0 or math.isnan(vb):
-        return Ratio(math.nan)
-    per_seed = [b[field] / s[field] for s, b in zip(spec, base) if s.get(field) and b.get(field) is not None]
-    return Ratio(vb / vs, math.isinf(vb), min(per_seed, default=math.nan), max(per_seed, default=math.nan))
+def _median_time(runs: list[dict]) -> float:
+    return median(measures.time_to_target(r) for r in runs)
 
 
-def _decide(ratios: dict[str, Ratio], threshold: float) -> tuple[str, str]:
+def decide_speed(spec: list[dict], bases: dict[str, list[dict]]) -> tuple[str, dict, str]:
+    ratios, fails, open_, why_open = {}, [], [], []
+    ts = _median_time(spec)
+    for b, runs in bases.items():
+        ratios[b] = r = speedup(spec, runs)
+        tb = _median_time(runs)
+        if not math.isfinite(ts):
+            if math.isfinite(tb):
+                fails.append(f"{b} reaches the target (median {fmt(tb)} s) and spectral does not")
+            else:
+                open_.append(b)
+                why_open.append(f"neither spectral nor {b} reaches the target within "
+                                f"{fmt(median(measures.budget(x) for x in runs))} s")
+        elif math.isnan(r.value):
+            open_.append(b)
+            why_open.append(f"no seed where spectral reached the target has a {b} run")
+        elif r.value < SPEEDUP_CLAIM and not r.lower:
+            fails.append(f"{r} against {b}")
+        elif r.value < SPEEDUP_CLAIM:
+            open_.append(b)
+            why_open.append(f"{b} did not reach the target and the bound {r} is under {SPEEDUP_CLAIM:g}x: a budget "
+                            f"of {fmt(SPEEDUP_CLAIM * ts)} s (10x spectral's median time) would decide it")
+    return _combine(ratios, fails, why_open, SPEEDUP_CLAIM)
+
+
+def decide_ratio(spec: list[dict], bases: dict[str, list[dict]], value: Callable, threshold: float,
+                 what: str) -> tuple[str, dict, str]:
+    """C2 and C3: paired ratios of `value` (lower is better), against `threshold`."""
+    ratios, fails, why_open = {}, [], []
+    for b, runs in bases.items():
+        ratios[b] = r = paired(spec, runs, value)
+        if math.isnan(r.value):
+            why_open.append(f"no seed has a {what} for both spectral and {b}")
+        elif r.value < threshold:
+            fails.append(f"{r} against {b}")
+    return _combine(ratios, fails, why_open, threshold)
+
+
+def _combine(ratios: dict, fails: list[str], why_open: list[str], threshold: float) -> tuple[str, dict, str]:
     if not ratios:
-        return "inconclusive", "no baseline runs"
-    if any(math.isnan(r.value) for r in ratios.values()):
-        return "inconclusive", "spectral has no value to compare (did not reach the target or failed)"
-    failing = [b for b, r in ratios.items() if r.value < threshold and not r.lower]
-    if failing:
-        return "fails", f"below {threshold:g}x against {', '.join(failing)}"
-    short_bounds = [b for b, r in ratios.items() if r.lower and r.value < threshold]
-    if short_bounds:
-        return "inconclusive", f"{', '.join(short_bounds)} never reached the target, but the lower bound is " \
-                               f"under {threshold:g}x: a longer budget could decide"
-    return "holds", f">= {threshold:g}x against every baseline"
+        return "not measured", ratios, "no baseline runs"
+    if fails:
+        return "fails", ratios, f"below {threshold:g}x: " + "; ".join(fails)
+    if why_open:
+        return "inconclusive", ratios, "; ".join(why_open)
+    return "holds", ratios, f">= {threshold:g}x against every baseline"
 
 
 def claims(records: list[dict]) -> list[Verdict]:
     """C1-C3 per (system, regime) from the headline runs; C4 and C5 come from the scaling studies
     (specbench.report.studies)."""
     groups = group(records)
+    spectral = candidate()
     out = []
     for system, regime in sorted({(s, g) for s, g, _ in groups}):
-        spec = groups.get((system, regime, SPECTRAL))
-        bases = {b: groups[(system, regime, b)] for b in BASELINES if (system, regime, b) in groups}
+        spec = groups.get((system, regime, spectral))
+        bases = {t: groups[(s, g, t)] for s, g, t in groups if (s, g) == (system, regime) and
+                 role_of(t) == "baseline"}
+        bases = dict(sorted(bases.items(), key=lambda kv: trainer_order(kv[0])))
         if not spec:
             for c in ("C1", "C2", "C3"):
-                out.append(Verdict(c, system, regime, "inconclusive", {}, "no spectral runs"))
-        else:
-            speed = {b: speedup(spec, v) for b, v in bases.items()}
-            out.append(Verdict("C1", system, regime, *_verdict(speed, SPEEDUP_CLAIM), ))
-            mse = {b: ratio_of(spec, v, "test_mse") for b, v in bases.items()}
-            out.append(Verdict("C2", system, regime, *_verdict(mse, MSE_CLAIM)))
-            mem = {b: ratio_of(spec, v, "peak_memory_bytes") for b, v in bases.items()}
-            out.append(Verdict("C3", system, regime, *_verdict(mem, 1.0)))
+                out.append(Verdict(c, system, regime, "not measured", {}, f"no {spectral} runs"))
+            continue
+        out.append(Verdict("C1", system, regime, *decide_speed(spec, bases)))
+        out.append(Verdict("C2", system, regime, *decide_ratio(spec, bases, measures.test_mse, MSE_CLAIM,
+                                                               "test MSE")))
+        out.append(Verdict("C3", system, regime, *decide_ratio(spec, bases, measures.peak_memory, 1.0,
+                                                               "peak memory")))
     return out
 
 
-def _verdict(ratios: dict[str, Ratio], threshold: float) -> tuple[str, dict, str]:
-    verdict, why = _decide(ratios, threshold)
-    return verdict, ratios, why
+def trainer_order(name: str) -> int:
+    """Registry order (candidate, ablations, baselines as registered); unknown names last."""
+    from specbench.trainers import TRAINERS
+
+    names = list(TRAINERS)
+    return names.index(name) if name in names else len(names)
+
+
+def baselines_in(verdicts: list[Verdict]) -> list[str]:
+    """The baselines that appear in any verdict, in registry order: the report's columns."""
+    return sorted({b for v in verdicts for b in v.ratios}, key=trainer_order)

@@ -19,6 +19,14 @@ class Trainer:
 
     summary: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
+    # What the trainer is in the comparison: the method under test ("candidate"), a variant of it that isolates
+    # one of its parts ("ablation"), or a method it is compared against ("baseline"). Verdict columns, colours,
+    # tuning and the studies read it; no list of names elsewhere.
+    role: ClassVar[str] = "baseline"
+    # The grid `specbench tune` searches for this trainer: setting -> values, searched as their product. Every
+    # built-in trainer gets the same effort: six points, learning rate against the one knob of its family.
+    tuning_grid: ClassVar[dict[str, list]] = {}
+    solves_ode: ClassVar[bool] = False
 
     def __init__(self, system: System, data: Dataset, config: dict | None = None, seed: int = 0,
                  device: str = "cpu"):

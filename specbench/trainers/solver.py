@@ -13,6 +13,10 @@ from specbench.trainers.base import Trainer
 
 
 class SolverTrainer(Trainer):
+    role = "baseline"
+    tuning_grid = {"lr": [3e-3, 1e-2, 3e-2], "segment_length": [10, 40]}
+    # Trainers that train through an ODE solve; the horizon study also runs them on whole trajectories.
+    solves_ode = True
     defaults = {
         "method": "dopri5",
         "adjoint": False,

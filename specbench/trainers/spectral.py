@@ -32,6 +32,8 @@ from specbench.trainers.base import Trainer
 
 class Spectral(Trainer):
     summary = "SNODE: Legendre spectral elements, weak-form residual, coordinate descent (no ODE solve)"
+    role = "candidate"
+    tuning_grid = {"lr": [3e-3, 1e-2, 3e-2], "rho": [0.03, 0.3]}
     defaults = {
         "E": "auto",  # elements per trajectory; auto: about 0.75 global nodes per observation (see auto_elements)
         "p": 6,  # Legendre order per element
@@ -152,4 +154,6 @@ def auto_elements(n_obs: int, order: int) -> int:
 
 class SpectralTwoStage(Spectral):
     summary = "ablation: SNODE with coefficients frozen at the least-squares fit (two-stage collocation)"
+    role = "ablation"
+    tuning_grid = {"lr": [3e-3, 1e-2, 3e-2], "p": [4, 8]}
     defaults = {**Spectral.defaults, "update_coefficients": False}

@@ -1,0 +1,102 @@
+"""A job: one training run, everything that decides its record, built by the one factory every sweep uses
+(`specbench run`, `study`, `tune` and the asv suite), so each gets the same target, settings and defaults."""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+
+from specbench.results import record_name
+
+TARGET_FACTORS = (3.0, 1.0, 1.0 / 3.0)  # times to 3x, 1x and 1/3x the system's target: no single knife edge
+
+
+@dataclass
+class Cadence:
+    """Evaluate at training times first, then each gap `growth` times the last, capped at `max_interval`."""
+
+    first: float = 0.05
+    growth: float = 1.3
+    max_interval: float = 2.0
+
+    def next_after(self, t: float, gap: float) -> tuple[float, float]:
+        gap = min(max(gap * self.growth, self.first), self.max_interval)
+        return t + gap, gap
+
+
+@dataclass
+class Job:
+    """One run: everything that decides its record, and nothing that depends on the process that made it."""
+
+    system: str
+    trainer: str
+    regime: str
+    seed: int
+    budget_s: float
+    target: float
+    config: dict
+    noise: float = 0.0
+    system_params: dict = field(default_factory=dict)
+    device: str = "cpu"
+    threads: int = 1
+    cadence: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)  # System.resized overrides of the regime: n_times, t_span, n_train
+    study: dict | None = None  # scaling studies: {"name", "variable", "value", "series"}, copied into the record
+    measure: list = field(default_factory=list)  # extra measurements: "representation_error"
+    plugins: list = field(default_factory=list)  # plugin modules the worker loads first (specbench.registry)
+
+    @property
+    def name(self) -> str:
+        return record_name(self.system, self.trainer, self.regime, self.seed, self.study)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def key(self) -> str:
+        """A hash of everything that decides the run's outcome, stored in its record: resume compares it, so a
+        record is never taken for another job's. Plugins are where the code lives, not what it does."""
+        decided = {k: v for k, v in self.to_dict().items() if k != "plugins"}
+        return hashlib.sha256(json.dumps(decided, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def targets_for(target: float) -> dict[str, float]:
+    return {f"{target * k:.3g}": target * k for k in TARGET_FACTORS}
+
+
+def make_job(system: str, trainer: str, regime: str, seed: int, *, budget_s: float, preset=None,
+             target: float | None = None, config: dict | None = None, device: str = "cpu", threads: int = 1,
+             **kw) -> Job:
+    """The job for (system, trainer, regime, seed). Its target is `target`, else the preset's override, else the
+    system's own. Its settings, later winning: the trainer's defaults (applied by the trainer), the tuned
+    settings, the preset's [settings.SYSTEM.TRAINER], then `config`. Cadence, noise and system parameters come
+    from the preset unless given. Plugins in use are carried, so a worker anywhere builds the same registry."""
+    from specbench.presets import config_for, load_preset
+    from specbench.registry import env_plugins
+    from specbench.systems import SYSTEMS
+
+    preset = preset or load_preset("quick")
+    if target is None:
+        target = preset.targets.get(system, SYSTEMS.get_class(system).target)
+    kw.setdefault("cadence", preset.cadence)
+    kw.setdefault("noise", preset.noise)
+    kw.setdefault("system_params", preset.system_params.get(system, {}))
+    return Job(system=system, trainer=trainer, regime=regime, seed=seed, budget_s=float(budget_s),
+               target=float(target), config={**config_for(preset, system, trainer), **(config or {})},
+               device=device, threads=int(threads), plugins=env_plugins(), **kw)
+
+
+def untuned(jobs: list[Job], preset=None) -> list[tuple[str, str]]:
+    """(system, trainer) pairs among `jobs` that no tuning run chose settings for: they run on the trainer's
+    defaults (and the preset's settings), which a sweep says at its start and the report marks."""
+    from specbench.presets import tuned_settings
+
+    tuned = tuned_settings(preset)
+    return sorted({(j.system, j.trainer) for j in jobs if j.trainer not in tuned.get(j.system, {})})
+
+
+def warn_untuned(jobs: list[Job], preset=None) -> None:
+    missing = untuned(jobs, preset)
+    if missing:
+        print(f"specbench: note: no tuned settings for {', '.join(f'{s} / {t}' for s, t in missing)}; "
+              "they run on trainer defaults (`specbench tune` chooses settings)", file=sys.stderr)

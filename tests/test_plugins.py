@@ -1,0 +1,110 @@
+"""Systems and trainers from outside the package: the example plugin through every command, entry points, and
+the one-line errors of a broken plugin."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+PLUGIN = ROOT / "examples" / "pendulum_plugin.py"
+
+
+def test_list_shows_the_plugins_system_and_trainer_with_its_role():
+    proc = run_cli("list", "--plugin", PLUGIN)
+    assert proc.returncode == 0, proc.stderr
+    assert "pendulum" in proc.stdout and "backprop-euler     baseline" in proc.stdout
+
+
+def test_data_run_and_report_with_a_plugin(tmp_path):
+    proc = run_cli("data", "pendulum", "--plugin", PLUGIN, "--out", tmp_path / "p.npz")
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "sweep"
+    proc = run_cli("run", "--plugin", PLUGIN, "--systems", "pendulum", "--trainers", "spectral,backprop-euler",
+                   "--budget", "1", "--threads", "1", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "no tuned settings for pendulum / backprop-euler, pendulum / spectral" in proc.stderr
+    records = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
+    assert {(r["system"], r["trainer"], r["status"]) for r in records} == {
+        ("pendulum", "spectral", "ok"), ("pendulum", "backprop-euler", "ok")}
+    assert all(r["target_loss"] == 2e-2 for r in records)  # the plugin system's own target
+    text = (out / "report.md").read_text()
+    assert "vs backprop-euler" in text and "| C1 | pendulum | dense |" in text
+    proc = run_cli("report", out, "--plugin", PLUGIN, "--out", tmp_path / "again")
+    assert proc.returncode == 0 and (tmp_path / "again" / "report.md").read_text() == text
+
+
+def test_tune_with_a_plugin_writes_its_own_settings_file(tmp_path):
+    proc = run_cli("tune", "--plugin", PLUGIN, "--systems", "pendulum", "--trainers", "backprop-euler",
+                   "--budget", "0.3", "--threads", "1", "--out", tmp_path / "tuning")
+    assert proc.returncode == 0, proc.stderr
+    text = (tmp_path / "tuning" / "tuned.toml").read_text()
+    assert '["pendulum"."backprop-euler"]' in text and "tuned_budget_s = 0.3" in text
+
+
+def test_studies_and_asv_see_plugins_through_the_environment():
+    code = textwrap.dedent("""
+        from specbench import bench
+        from specbench.studies import STUDIES, Size
+        print(bench.systems(), bench.trainers())
+        print(sorted({j.trainer for j in STUDIES["state-size"].plan(Size(False, 1, "cpu", 1))}))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "SPECBENCH_PLUGINS": str(PLUGIN)})
+    assert proc.returncode == 0, proc.stderr
+    assert "pendulum" in proc.stdout.splitlines()[0] and "backprop-euler" in proc.stdout.splitlines()[1]
+
+
+def test_asv_parameter_lists_refuse_unknown_names():
+    proc = subprocess.run([sys.executable, "-c", "from specbench import bench; bench.systems()"],
+                          capture_output=True, text=True, env={**os.environ, "SPECBENCH_ASV_SYSTEMS": "nope"})
+    assert proc.returncode != 0 and "SPECBENCH_ASV_SYSTEMS: unknown nope" in proc.stderr
+
+
+def test_entry_points_register_without_a_flag(tmp_path):
+    site = tmp_path / "site"
+    dist = site / "pendulum_plugin-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (site / "pendulum_plugin.py").write_text(PLUGIN.read_text())
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: pendulum-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[specbench.systems]\npendulum = pendulum_plugin:Pendulum\n\n"
+                                           "[specbench.trainers]\nbackprop-euler = pendulum_plugin:BackpropEuler\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
+    proc = subprocess.run([sys.executable, "-m", "specbench", "list"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "pendulum" in proc.stdout and "backprop-euler" in proc.stdout
+
+
+BROKEN = {
+    "raises": ("raise RuntimeError('boom')", "failed to import: RuntimeError: boom"),
+    "empty": ("X = 1", "defines no SYSTEMS or TRAINERS"),
+    "bad role": ("from specbench.trainers.solver import SolverTrainer\n"
+                 "class T(SolverTrainer):\n    role = 'referee'\nTRAINERS = {'t': T}", "has role 'referee'"),
+    "not a trainer": ("TRAINERS = {'t': int}", "is not a subclass of specbench.trainers.base.Trainer"),
+    "no target": ("from dataclasses import dataclass\nfrom specbench.systems.oscillator import Oscillator\n"
+                  "@dataclass\nclass S(Oscillator):\n    target: float = None\nSYSTEMS = {'s': S}",
+                  "has no positive target"),
+    "name taken": ("from specbench.systems.oscillator import Oscillator\n"
+                   "class S(Oscillator):\n    pass\nSYSTEMS = {'oscillator': S}", "already registered"),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN)
+def test_a_broken_plugin_is_one_line_and_exit_2(tmp_path, case):
+    source, message = BROKEN[case]
+    path = tmp_path / "broken.py"
+    path.write_text(source)
+    proc = run_cli("list", "--plugin", path)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_plugin_module_and_file_are_exit_2(tmp_path):
+    for spec in ("no_such_module_anywhere", str(tmp_path / "missing.py")):
+        proc = run_cli("list", "--plugin", spec)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr and "plugin" in proc.stderr
