@@ -86,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", type=Path)
     rp.add_argument("--studies", type=Path, action="append", default=[],
                     help="a study's directory, or a directory of them, whose records join the report (repeatable)")
+    rp.add_argument("--readme", type=Path, help="also write the verdict table into this file's verdict block")
 
     g = sub.add_parser("gate", help="exit 1 when CANDIDATE regressed against BASELINE beyond --factor")
     g.add_argument("baseline", type=Path)
@@ -194,8 +195,13 @@ def cmd_tune(args) -> int:
 def cmd_report(args) -> int:
     from specbench.report import write_report
 
+    from specbench.report import readme_block, update_readme
+
     md, page = write_report(args.dir, args.out, studies=args.studies)
     print(f"wrote {md} and {page}")
+    if args.readme:
+        update_readme(args.readme, readme_block(args.dir, args.studies))
+        print(f"updated the verdict block of {args.readme}")
     return 0
 
 
