@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -25,14 +26,25 @@ def _names(kind: str, valid) -> callable:
     return parse
 
 
-def _positive(kind: type, what: str) -> callable:
+MAX_BUDGET_S = 7 * 24 * 3600.0  # a week of training per run: beyond it a number is a typo, not a budget
+MAX_SEEDS = 10_000
+MAX_THREADS = 1024
+
+
+def _positive(kind: type, what: str, most: float | None = None, zero: bool = False) -> callable:
+    """An argparse type: a finite number of `kind`, > 0 (>= 0 with zero=True), at most `most`."""
     def parse(text: str):
         try:
             value = kind(text)
-        except ValueError:
-            raise UsageError(f"{what} must be a positive number, got {text!r}") from None
-        if not value > 0:
-            raise UsageError(f"{what} must be positive, got {text!r}")
+        except (ValueError, OverflowError):
+            raise UsageError(f"{what} must be a {'non-negative' if zero else 'positive'} "
+                             f"{'integer' if kind is int else 'number'}, got {text!r}") from None
+        if not math.isfinite(value):
+            raise UsageError(f"{what} must be finite, got {text!r}")
+        if not (value >= 0 if zero else value > 0):
+            raise UsageError(f"{what} must be {'non-negative' if zero else 'positive'}, got {text!r}")
+        if most is not None and value > most:
+            raise UsageError(f"{what} must be at most {most:g}, got {text!r}")
         return value
     return parse
 
@@ -45,6 +57,16 @@ def _plugins(argv: list[str]) -> None:
         [a.split("=", 1)[1] for a in argv if a.startswith("--plugin=")]
     if specs:
         use_plugins(specs)
+
+
+def _one(kind: str, valid) -> callable:
+    """An argparse type for exactly one name from `valid`."""
+    def parse(text: str) -> str:
+        names = _names(f"{kind}s", valid)(text)
+        if len(names) != 1:
+            raise UsageError(f"give one {kind}, got {text!r}")
+        return names[0]
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,10 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="systems, trainers and presets", parents=[plugin])
 
     d = sub.add_parser("data", help="write a dataset as .npz", parents=[plugin])
-    d.add_argument("system", type=lambda s: _names("systems", SYSTEMS)(s)[0])
+    d.add_argument("system", type=_one("system", SYSTEMS))
     d.add_argument("--regime", choices=["dense", "sparse"], default="dense")
-    d.add_argument("--noise", type=float, default=0.0)
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--noise", type=_positive(float, "--noise", most=10.0, zero=True), default=0.0)
+    d.add_argument("--seed", type=_positive(int, "--seed", most=2 ** 32 - 1, zero=True), default=0)
     d.add_argument("--out", type=Path, required=True)
 
     r = sub.add_parser("run", help="run a sweep of training runs and write its records and report", parents=[plugin])
@@ -74,11 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--systems", type=_names("systems", SYSTEMS))
     r.add_argument("--trainers", type=_names("trainers", TRAINERS))
     r.add_argument("--regimes", type=_names("regimes", ["dense", "sparse"]))
-    r.add_argument("--seeds", type=_positive(int, "--seeds"), help="number of seeds (0..N-1)")
-    r.add_argument("--budget", type=_positive(float, "--budget"), help="training seconds per run")
+    r.add_argument("--seeds", type=_positive(int, "--seeds", most=MAX_SEEDS), help="number of seeds (0..N-1)")
+    r.add_argument("--budget", type=_positive(float, "--budget", most=MAX_BUDGET_S), help="training seconds per run")
     r.add_argument("--out", type=Path, default=Path("runs/latest"))
     r.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    r.add_argument("--threads", type=_positive(int, "--threads"))
+    r.add_argument("--threads", type=_positive(int, "--threads", most=MAX_THREADS))
     r.add_argument("--no-report", action="store_true", help="do not write the report at the end")
 
     rp = sub.add_parser("report", help="markdown + HTML + figures from a directory of run records", parents=[plugin])
@@ -95,23 +117,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     st = sub.add_parser("study", help="run a scaling study (horizon, state-size, order, regimes) and report it",
                         parents=[plugin])
-    st.add_argument("name", type=lambda s: _names("studies", STUDIES)(s)[0])
+    st.add_argument("name", type=_one("study", STUDIES))
     st.add_argument("--full", action="store_true", help="the bigger size: more values, seeds and budget")
-    st.add_argument("--seeds", type=_positive(int, "--seeds"), help="number of seeds (0..N-1)")
+    st.add_argument("--seeds", type=_positive(int, "--seeds", most=MAX_SEEDS), help="number of seeds (0..N-1)")
     st.add_argument("--out", type=Path, help="default: runs/study-NAME")
     st.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    st.add_argument("--threads", type=_positive(int, "--threads"))
+    st.add_argument("--threads", type=_positive(int, "--threads", most=MAX_THREADS))
     st.add_argument("--no-report", action="store_true", help="do not write the report at the end")
 
     t = sub.add_parser("tune", help="choose each trainer's settings per system from its tuning grid",
                        parents=[plugin])
     t.add_argument("--systems", type=_names("systems", SYSTEMS), default=list(SYSTEMS))
     t.add_argument("--trainers", type=_names("trainers", TRAINERS), default=list(TRAINERS))
-    t.add_argument("--budget", type=_positive(float, "--budget"), default=10.0, help="training seconds per point")
+    t.add_argument("--budget", type=_positive(float, "--budget", most=MAX_BUDGET_S), default=10.0,
+                   help="training seconds per point")
     t.add_argument("--out", type=Path, default=Path("runs/tuning"), help="where the tuning records go")
     t.add_argument("--settings", type=Path, help="the tuned-settings file to update (default: OUT/tuned.toml; "
                    "a preset reads it with tuned = \"PATH\")")
-    t.add_argument("--threads", type=_positive(int, "--threads"))
+    t.add_argument("--threads", type=_positive(int, "--threads", most=MAX_THREADS))
     return p
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,9 +54,11 @@ def integrate(system: System, x0: np.ndarray, t: np.ndarray) -> np.ndarray:
     exact = system.exact(t - t[0], x0)
     if exact is not None:
         return exact
-    sol = solve_ivp(system.rhs_numpy, (t[0], t[-1]), x0, method="DOP853", t_eval=t, rtol=RTOL, atol=ATOL)
+    with np.errstate(all="ignore"):  # a blow-up is reported below, in one line
+        sol = solve_ivp(system.rhs_numpy, (t[0], t[-1]), x0, method="DOP853", t_eval=t, rtol=RTOL, atol=ATOL)
     if not sol.success:
-        raise RuntimeError(f"{system.name}: DOP853 failed from {x0}: {sol.message}")
+        raise UsageError(f"{system.name} with parameters {system.params}: the ground truth cannot be integrated "
+                         f"from {x0} ({sol.message})")
     return sol.y.T
 
 
@@ -65,8 +66,8 @@ def generate(system: System, regime: str = "dense", noise: float = 0.0, seed: in
     """Make a dataset from the equations (no cache)."""
     if regime not in system.regimes:
         raise UsageError(f"unknown regime {regime!r}; valid regimes: {', '.join(system.regimes)}")
-    if not noise >= 0:
-        raise UsageError(f"noise must be >= 0, got {noise}")
+    if not (noise >= 0 and np.isfinite(noise)):
+        raise UsageError(f"noise must be finite and >= 0, got {noise}")
     spec = system.regimes[regime]
     # Independent streams for train states, test states and noise: changing one count leaves the others alone.
     rng_train, rng_test, rng_noise = (np.random.default_rng([seed, k]) for k in range(3))
@@ -78,6 +79,9 @@ def generate(system: System, regime: str = "dense", noise: float = 0.0, seed: in
     # Noise relative to each state's standard deviation over the clean training data.
     scale = train_clean.reshape(-1, system.dim).std(0)
     train = train_clean + noise * scale * rng_noise.standard_normal(train_clean.shape)
+    if not all(np.isfinite(a).all() for a in (train_clean, train, test)):
+        raise UsageError(f"{system.name} with parameters {system.params} gives non-finite trajectories; "
+                         "no dataset is written")
     return Dataset(system, regime, float(noise), int(seed), t, train_clean, train, t_test, test)
 
 
@@ -130,15 +134,12 @@ def _load_cached(path: Path, system, regime, noise, seed) -> Dataset | None:
 
 def save(data: Dataset, path: Path | str) -> None:
     """Write the dataset as .npz (arrays, system parameters as scalars, the key), atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    import io
+
+    from specbench.results import write_bytes_atomic
+
     scalars = {f"param_{k}": np.asarray(v) for k, v in data.system.params.items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, key=data.key, system=data.system.name, regime=data.regime, noise=data.noise,
-                     seed=data.seed, **{name: getattr(data, name) for name in ARRAYS}, **scalars)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buf = io.BytesIO()
+    np.savez(buf, key=data.key, system=data.system.name, regime=data.regime, noise=data.noise,
+             seed=data.seed, **{name: getattr(data, name) for name in ARRAYS}, **scalars)
+    write_bytes_atomic(path, buf.getvalue())

@@ -34,18 +34,27 @@ def run_job(job: Job, evaluate=None, cache_dir=None) -> dict:
     """Train one (system, trainer, regime, seed) for `job.budget_s` training seconds and return its record.
 
     `evaluate(model, data) -> float` replaces the common metric only in tests of the protocol itself.
-    A Diverged step ends the run early with status 'diverged'.
+    A Diverged step ends the run early with status 'diverged', and so does a rollout of the metric (in the
+    warm-up too) that takes longer than half the budget (at least 10 s): a field too stiff to integrate.
     """
+    from specbench.evaluate import time_limit
+
+    with time_limit(max(10.0, 0.5 * job.budget_s)):
+        return _train(job, evaluate, cache_dir)
+
+
+def _train(job: Job, evaluate, cache_dir) -> dict:
     import torch
 
     from specbench.data import make_dataset
     from specbench.errors import Diverged
-    from specbench.evaluate import test_errors, train_metric
+    from specbench.evaluate import RolloutTooSlow, test_errors, train_metric
     from specbench.systems import get_system
     from specbench.trainers import get_trainer
 
     torch.set_num_threads(job.threads)
     evaluate = evaluate or train_metric
+
     system = get_system(job.system, **job.system_params)
     if job.data:
         system = system.resized(job.regime, **job.data)
@@ -64,19 +73,26 @@ def run_job(job: Job, evaluate=None, cache_dir=None) -> dict:
     next_eval, gap = 0.0, 0.0
     metric = float("inf")
 
-    def evaluate_now():
-        nonlocal eval_s, metric
+    def evaluate_now() -> bool:
+        """Append the metric to the curve; False (and the run diverged) when its rollout was too slow."""
+        nonlocal eval_s, metric, status, error
         memory.pause()  # the metric's rollouts are not training memory
         t0 = time.perf_counter()
-        metric = evaluate(trainer.model, data)
-        eval_s += time.perf_counter() - t0
-        memory.resume()
+        try:
+            metric = evaluate(trainer.model, data)
+        except RolloutTooSlow as exc:
+            status, error = "diverged", str(exc)
+            return False
+        finally:
+            eval_s += time.perf_counter() - t0
+            memory.resume()
         curve.append([train_s, trainer.iteration, metric])
+        return True
 
     memory.start()
-    evaluate_now()
     step_s, nfe = [], 0  # each step's duration; network evaluations in training steps (evaluation uses a copy)
-    while train_s < job.budget_s:
+    evaluate_now()
+    while status == "ok" and train_s < job.budget_s:
         nfe0 = trainer.model.nfe
         t0 = time.perf_counter()
         try:
@@ -91,18 +107,25 @@ def run_job(job: Job, evaluate=None, cache_dir=None) -> dict:
             train_s += step_s[-1]
             nfe += trainer.model.nfe - nfe0
         if train_s >= next_eval:
-            evaluate_now()
+            if not evaluate_now():
+                break
             next_eval, gap = cadence.next_after(train_s, gap)
     if status == "ok" and curve[-1][1] != trainer.iteration:
         evaluate_now()  # the metric at the end of the budget
     peak = memory.peak()
-    test_mse, test_nmse, pred = test_errors(trainer.model, data) if status == "ok" else (None, None, None)
+    test_mse = test_nmse = pred = None
+    if status == "ok":
+        try:
+            test_mse, test_nmse, pred = test_errors(trainer.model, data)
+        except RolloutTooSlow as exc:
+            status, error = "diverged", str(exc)
     key = f"{job.target:.3g}"
     # Sustained times (specbench.measures): a diverged run kept no model, so it reached nothing.
     reached = {k: sustained(curve, v) if status == "ok" else None for k, v in targets.items()}
     first = {k: first_crossing(curve, v) for k, v in targets.items()}
     return {
-        "schema": SCHEMA, "job_key": job.key(), "system": job.system, "trainer": job.trainer, "regime": job.regime, "seed": job.seed,
+        "schema": SCHEMA, "job_key": job.key(), "system": job.system, "trainer": job.trainer, "regime": job.regime,
+        "seed": job.seed,
         "status": status, "error": error,
         "config": {**trainer.config, "budget_s": job.budget_s, "noise": job.noise, "device": job.device,
                    "threads": job.threads, "system_params": system.params, "cadence": asdict(cadence),
@@ -130,6 +153,7 @@ def warm_up(job: Job, system, data, evaluate) -> None:
     measured after it is what this run's problem size needs, not a constant that hides how it grows."""
     import torch
 
+    from specbench.evaluate import time_limit
     from specbench.trainers import get_trainer
 
     n = min(len(data.t), 21)
@@ -138,7 +162,8 @@ def warm_up(job: Job, system, data, evaluate) -> None:
         trainer = get_trainer(job.trainer)(system, sliver, job.config, job.seed, job.device)
         trainer.step()
         trainer.step()
-        evaluate(trainer.model, sliver)
+        with time_limit(2.0):  # the sliver's rollout takes milliseconds; a stiff field is the run's to report
+            evaluate(trainer.model, sliver)
     except Exception:  # best effort: a warm-up that fails only leaves a constant in the measurement
         pass
     trainer = None

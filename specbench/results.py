@@ -96,11 +96,58 @@ def validate(record: dict) -> list[str]:
         problems.append(f"schema {record['schema']!r}, this specbench reads schema {SCHEMA}")
     if record.get("status") not in STATUSES:
         problems.append(f"status {record.get('status')!r} not one of {', '.join(STATUSES)}")
-    for point in record.get("curve") or []:
-        if not (isinstance(point, list) and len(point) == 3):
-            problems.append("curve points must be [train_seconds, iteration, train_loss]")
-            break
+    if isinstance(record.get("curve"), list):
+        for point in record["curve"]:
+            if not (isinstance(point, list) and len(point) == 3 and _number(point[0]) and _number(point[1])
+                    and (point[2] is None or _number(point[2]))):
+                problems.append("'curve' points must be [train_seconds, iteration, metric or null]")
+                break
+    for key in ("times_to_targets", "first_crossings"):
+        value = record.get(key)
+        if isinstance(value, dict) and not all(_number(k, parse=True) and (v is None or _number(v))
+                                               for k, v in value.items()):
+            problems.append(f"{key!r} must map targets to seconds or null")
+    study = record.get("study")
+    if isinstance(study, dict) and not (isinstance(study.get("name"), str) and isinstance(study.get("variable"), str)
+                                        and _number(study.get("value")) and isinstance(study.get("series"), str)):
+        problems.append("'study' must have a name, a variable, a numeric value and a series")
+    if "test_rollout" in record:
+        problems += _rollout_problems(record["test_rollout"])
+    budget = record.get("config", {}).get("budget_s") if isinstance(record.get("config"), dict) else None
+    if budget is not None and not _number(budget):
+        problems.append("'config.budget_s' must be a number")
     return problems
+
+
+def _number(x, parse: bool = False) -> bool:
+    """A finite number (not a bool); with parse=True, also a string that reads as one (dict keys)."""
+    if parse and isinstance(x, str):
+        try:
+            x = float(x)
+        except ValueError:
+            return False
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _rollout_problems(roll) -> list[str]:
+    """The first test rollout: times (n,), truth (n, k) and a prediction of the same shape or null."""
+    if roll is None:
+        return []
+    bad = ["'test_rollout' must have t (n), truth (n x k) and pred (n x k or null)"]
+    if not (isinstance(roll, dict) and isinstance(roll.get("t"), list) and isinstance(roll.get("truth"), list)):
+        return bad
+    n = len(roll["t"])
+    if not all(_number(t) for t in roll["t"]):
+        return bad
+
+    def matrix(m):
+        return isinstance(m, list) and len(m) == n and all(isinstance(row, list) for row in m) and \
+            len({len(row) for row in m}) <= 1 and all(v is None or _number(v) for row in m for v in row)
+    if not matrix(roll["truth"]) or not (roll.get("pred") is None or matrix(roll["pred"])):
+        return bad
+    if roll.get("pred") is not None and n and len(roll["pred"][0]) != len(roll["truth"][0]):
+        return bad
+    return []
 
 
 def load(path: Path | str) -> dict:
@@ -110,6 +157,8 @@ def load(path: Path | str) -> dict:
         record = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CorruptRecord(f"{path}: unreadable ({exc.__class__.__name__}: {exc})") from None
+    except RecursionError:
+        raise CorruptRecord(f"{path}: nested too deeply to be a run record") from None
     problems = validate(record)
     if problems:
         raise CorruptRecord(f"{path}: {problems[0]}" + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))

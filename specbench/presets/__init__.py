@@ -22,7 +22,6 @@ TUNED = HERE / "tuned.toml"
 @dataclass
 class Preset:
     name: str
-    description: str
     systems: list[str]
     trainers: list[str]
     regimes: list[str]
@@ -35,6 +34,7 @@ class Preset:
     settings: dict = field(default_factory=dict)
     system_params: dict = field(default_factory=dict)
     why: str = ""
+    description: str = ""
     tuned: str = ""  # the tuned-settings file; empty: the package's tuned.toml
 
 
@@ -67,6 +67,12 @@ def check(preset: Preset, where) -> None:
     from specbench.systems import SYSTEMS
     from specbench.trainers import TRAINERS
 
+    for key in ("systems", "trainers", "regimes"):
+        if not (isinstance(getattr(preset, key), list) and all(isinstance(n, str) for n in getattr(preset, key))):
+            raise UsageError(f"{where}: {key} must be a list of names")
+    for key in ("cadence", "settings", "system_params", "targets"):
+        if not isinstance(getattr(preset, key), dict):
+            raise UsageError(f"{where}: [{key}] must be a table")
     for kind, names, valid in (("systems", preset.systems, SYSTEMS), ("trainers", preset.trainers, TRAINERS),
                                ("regimes", preset.regimes, ("dense", "sparse"))):
         bad = [n for n in names if n not in valid]
@@ -75,8 +81,16 @@ def check(preset: Preset, where) -> None:
     for key, value in preset.targets.items():
         if not _positive_number(value):
             raise UsageError(f"{where}: target for {key} must be a positive number, got {value!r}")
-    if not _positive_number(preset.budget_s) or not (isinstance(preset.seeds, int) and preset.seeds > 0):
-        raise UsageError(f"{where}: budget_s must be a positive number and seeds a positive integer")
+    if not _positive_number(preset.budget_s) or preset.budget_s > 7 * 24 * 3600:
+        raise UsageError(f"{where}: budget_s must be a positive number of seconds (at most a week), "
+                         f"got {preset.budget_s!r}")
+    if not (isinstance(preset.seeds, int) and not isinstance(preset.seeds, bool) and 0 < preset.seeds <= 10_000):
+        raise UsageError(f"{where}: seeds must be a positive integer (at most 10000), got {preset.seeds!r}")
+    if not _positive_number(preset.timeout_factor) or not (_positive_number(preset.noise) or preset.noise == 0):
+        raise UsageError(f"{where}: timeout_factor must be positive and noise non-negative")
+    for key, value in preset.cadence.items():
+        if key not in ("first", "growth", "max_interval") or not _positive_number(value):
+            raise UsageError(f"{where}: cadence.{key} must be one of first, growth, max_interval and positive")
 
 
 def _positive_number(x) -> bool:

@@ -1,0 +1,134 @@
+"""Bad input and faults: each gets one clear line and the documented exit status, never a traceback, and no record
+is lost, replaced or double-counted."""
+import json
+import math
+import time
+
+import pytest
+
+from specbench.results import load_dir, write_atomic
+from tests.conftest import run_cli
+from tests.records import make_record, sweep
+from tests.test_report import write_records
+
+
+def one_line_exit_2(proc, needle):
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and len(lines) == 1 and needle in lines[0], proc.stderr
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["run", "--budget", "inf"], "--budget must be finite"),
+    (["run", "--budget", "1e400"], "--budget must be finite"),
+    (["run", "--budget", "1e308"], "--budget must be at most"),
+    (["run", "--budget", "nan"], "--budget must be finite"),
+    (["run", "--seeds", "1000000000000"], "--seeds must be at most"),
+    (["run", "--seeds", "1.5"], "--seeds must be a positive integer"),
+    (["run", "--threads", "0"], "--threads must be positive"),
+    (["run", "--target", "-1"], "--target must be positive"),
+    (["data", "oscillator", "--seed", "-1", "--out", "x.npz"], "--seed must be non-negative"),
+    (["data", "oscillator", "--noise", "inf", "--out", "x.npz"], "--noise must be finite"),
+    (["data", "oscillator,lorenz", "--out", "x.npz"], "give one system"),
+    (["study", "horizon,order"], "give one study"),
+    (["gate", "a", "b", "--factor", "inf"], "--factor must be finite"),
+])
+def test_bad_numbers_and_names(args, needle):
+    one_line_exit_2(run_cli(*args), needle)
+
+
+@pytest.mark.parametrize("line, needle", [
+    ('budget_s = "fast"', "budget_s must be a positive number"),
+    ("seeds = 1.5", "seeds must be a positive integer"),
+    ("budget_s = -1", "budget_s must be a positive number"),
+    ('targets = {oscillator = "tight"}', "target for oscillator must be a positive number"),
+    ('systems = "oscillator"', "systems must be a list of names"),
+    ("cadence = {first = -1.0}", "cadence.first"),
+    ("noise = inf", "noise non-negative"),
+    ("bogus = 1", "broken preset"),
+])
+def test_broken_preset_values(tmp_path, line, needle):
+    keys = {"systems": '["oscillator"]', "trainers": '["spectral"]', "regimes": '["dense"]', "seeds": "1",
+            "budget_s": "1"}
+    key = line.split(" =")[0]
+    text = "\n".join(f"{k} = {v}" for k, v in keys.items() if k != key) + "\n" + line + "\n"
+    (tmp_path / "p.toml").write_text(text)
+    one_line_exit_2(run_cli("run", "--preset", tmp_path / "p.toml", "--out", tmp_path / "out"), needle)
+    assert not (tmp_path / "out").exists()
+
+
+def _bad(record, **changes):
+    return {**record, **changes}
+
+
+BAD_RECORDS = {
+    "curve strings": dict(curve=[["a", "b", "c"]]),
+    "times_to_targets strings": dict(times_to_targets={"0.01": "soon"}),
+    "rollout shapes": dict(test_rollout={"t": [0, 1, 2], "truth": [[1.0], [2.0]], "pred": None}),
+    "rollout widths": dict(test_rollout={"t": [0, 1], "truth": [[1.0], [2.0]], "pred": [[1.0, 2.0], [1.0, 2.0]]}),
+    "study without variable": dict(study={"name": "horizon", "value": 3, "series": "x"}),
+    "study string value": dict(study={"name": "horizon", "variable": "n", "value": "big", "series": "x"}),
+    "budget string": dict(config={"budget_s": "ten"}),
+}
+
+
+@pytest.mark.parametrize("case", BAD_RECORDS)
+def test_report_and_gate_skip_a_half_valid_record_with_a_warning(tmp_path, case):
+    write_records(tmp_path / "a", sweep())
+    write_atomic(tmp_path / "a" / "runs" / "bad.json", _bad(make_record(seed=7), **BAD_RECORDS[case]))
+    proc = run_cli("report", tmp_path / "a", "--out", tmp_path / "out")
+    assert proc.returncode == 0 and "bad.json" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    write_records(tmp_path / "b", sweep())
+    proc = run_cli("gate", tmp_path / "b", tmp_path / "a")
+    assert "bad.json" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_a_record_nested_deep_is_skipped(tmp_path):
+    write_records(tmp_path, sweep())
+    (tmp_path / "runs" / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    proc = run_cli("report", tmp_path, "--out", tmp_path / "out")
+    assert proc.returncode == 0 and "deep.json" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_temporary_files_are_never_read_as_records(tmp_path):
+    write_records(tmp_path, sweep())
+    write_atomic(tmp_path / "runs" / "x.json", make_record(seed=9))
+    (tmp_path / "runs" / "x.json").rename(tmp_path / "runs" / ".tmp-abc.json")  # killed between flush and rename
+    records, warnings = load_dir(tmp_path)
+    assert len(records) == len(sweep()) and not warnings
+
+
+def test_tune_with_an_unwritable_settings_file_fails_before_training(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    t0 = time.perf_counter()
+    proc = run_cli("tune", "--systems", "oscillator", "--trainers", "spectral", "--out", tmp_path / "t",
+                   "--settings", blocker / "tuned.toml")
+    one_line_exit_2(proc, "cannot write the tuned settings")
+    assert not (tmp_path / "t").exists() or not any((tmp_path / "t").rglob("*.json"))
+    assert time.perf_counter() - t0 < 60
+
+
+def test_a_field_that_diverges_at_once_is_recorded_diverged_quickly(tmp_path):
+    (tmp_path / "p.toml").write_text('systems = ["oscillator"]\ntrainers = ["backprop-dopri5"]\nregimes = ["dense"]\n'
+                                     'seeds = 1\nbudget_s = 2\n[settings.oscillator.backprop-dopri5]\nlr = 1e6\n')
+    t0 = time.perf_counter()
+    proc = run_cli("run", "--preset", tmp_path / "p.toml", "--threads", "1", "--out", tmp_path / "o", "--no-report")
+    assert proc.returncode == 0, proc.stderr
+    [record] = [json.loads(p.read_text()) for p in (tmp_path / "o" / "runs").glob("*.json")]
+    assert record["status"] == "diverged" and "too stiff" in record["error"]
+    assert time.perf_counter() - t0 < 90  # it was a 123 s 'timeout' with 0 iterations
+
+
+def test_a_dataset_is_never_written_with_non_finite_values(tmp_path):
+    from specbench.data import generate
+    from specbench.errors import UsageError
+    from specbench.systems import get_system
+
+    with pytest.raises(UsageError, match="cannot be integrated"):
+        generate(get_system("lotka-volterra", a=1e300), "sparse")
+    with pytest.raises(UsageError, match="noise must be finite"):
+        generate(get_system("oscillator"), "sparse", noise=math.inf)
+    assert math.isfinite(generate(get_system("oscillator"), "sparse").train.sum())
+    proc = run_cli("data", "oscillator", "--out", tmp_path / "x" / "d.npz")
+    assert proc.returncode == 0 and not list((tmp_path / "x").glob(".tmp-*"))
