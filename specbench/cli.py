@@ -59,10 +59,10 @@ def _plugins(argv: list[str]) -> None:
         use_plugins(specs)
 
 
-def _one(kind: str, valid) -> callable:
+def _one(kind: str, valid, plural: str = "") -> callable:
     """An argparse type for exactly one name from `valid`."""
     def parse(text: str) -> str:
-        names = _names(f"{kind}s", valid)(text)
+        names = _names(plural or f"{kind}s", valid)(text)
         if len(names) != 1:
             raise UsageError(f"give one {kind}, got {text!r}")
         return names[0]
@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     st = sub.add_parser("study", help="run a scaling study (horizon, state-size, order, regimes) and report it",
                         parents=[plugin])
-    st.add_argument("name", type=_one("study", STUDIES))
+    st.add_argument("name", type=_one("study", STUDIES, "studies"))
     st.add_argument("--full", action="store_true", help="the bigger size: more values, seeds and budget")
     st.add_argument("--seeds", type=_positive(int, "--seeds", most=MAX_SEEDS), help="number of seeds (0..N-1)")
     st.add_argument("--out", type=Path, help="default: runs/study-NAME")
