@@ -5,6 +5,7 @@ from specbench.errors import Diverged, UsageError
 from specbench.trainers.base import Trainer
 from specbench.trainers.solver import AdjointDopri5, BackpropDopri5, BackpropRK4
 from specbench.trainers.spectral import Spectral, SpectralTwoStage
+from specbench.trainers.torchode_solver import TorchodeAdjoint, TorchodeDopri5
 
 TRAINERS: dict[str, type[Trainer]] = {
     "spectral": Spectral,
@@ -12,6 +13,8 @@ TRAINERS: dict[str, type[Trainer]] = {
     "backprop-rk4": BackpropRK4,
     "backprop-dopri5": BackpropDopri5,
     "adjoint-dopri5": AdjointDopri5,
+    "torchode-dopri5": TorchodeDopri5,
+    "torchode-adjoint": TorchodeAdjoint,
 }
 HEADLINE = ["spectral", "backprop-rk4", "backprop-dopri5", "adjoint-dopri5"]
 
