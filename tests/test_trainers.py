@@ -10,9 +10,9 @@ from specbench.trainers.spectral import Spectral
 from tests.helpers import TrueField, dataset
 
 # Small, quick settings: a test checks behaviour, not speed.
-FAST = {"backprop-rk4": {"batch_size": 8, "segment_length": 10},
-        "backprop-dopri5": {"batch_size": 8, "segment_length": 10},
-        "adjoint-dopri5": {"batch_size": 8, "segment_length": 10}}
+FAST = {name: {"batch_size": 8, "segment_length": 10}
+        for name in ["backprop-rk4", "backprop-dopri5", "adjoint-dopri5", "torchode-dopri5", "torchode-adjoint"]}
+ADJOINTS = ["adjoint-dopri5", "torchode-adjoint"]  # slower steps: fewer of them in the tests
 
 
 def test_adjoint_gradient_equals_direct_gradient_float64():
@@ -92,7 +92,7 @@ def test_every_trainer_starts_from_the_same_weights_for_a_seed():
 def test_each_trainer_lowers_its_own_loss_on_oscillator(name):
     system, data = dataset("oscillator")
     trainer = TRAINERS[name](system, data, FAST.get(name), seed=0)
-    steps = 60 if name == "adjoint-dopri5" else 200
+    steps = 60 if name in ADJOINTS else 200
     losses = [trainer.step() for _ in range(steps)]
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
     assert trainer.iteration == steps
@@ -119,7 +119,7 @@ def test_blow_up_is_reported_as_diverged(name):
         trainer.step()
 
 
-@pytest.mark.parametrize("name", ["backprop-dopri5", "adjoint-dopri5"])
+@pytest.mark.parametrize("name", ["backprop-dopri5", "adjoint-dopri5", "torchode-dopri5", "torchode-adjoint"])
 def test_solver_failure_is_reported_as_diverged_not_hung(name):
     system, data = dataset("oscillator")
     trainer = TRAINERS[name](system, data, {**FAST[name], "max_num_steps": 5}, seed=0)

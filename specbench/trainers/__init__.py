@@ -9,6 +9,7 @@ from specbench.registry import Registry
 from specbench.trainers.base import Trainer
 from specbench.trainers.solver import AdjointDopri5, BackpropDopri5, BackpropRK4
 from specbench.trainers.spectral import Spectral, SpectralTwoStage
+from specbench.trainers.torchode_solver import TorchodeAdjoint, TorchodeDopri5
 
 TRAINERS: Registry = Registry("trainer", "specbench.trainers", "specbench.trainers.base.Trainer", {
     "spectral": Spectral,
@@ -16,6 +17,8 @@ TRAINERS: Registry = Registry("trainer", "specbench.trainers", "specbench.traine
     "backprop-rk4": BackpropRK4,
     "backprop-dopri5": BackpropDopri5,
     "adjoint-dopri5": AdjointDopri5,
+    "torchode-dopri5": TorchodeDopri5,
+    "torchode-adjoint": TorchodeAdjoint,
 })
 
 

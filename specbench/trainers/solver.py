@@ -1,8 +1,10 @@
-"""Baselines that train through an ODE solver: direct backprop (`odeint`) and the adjoint (`odeint_adjoint`).
+"""Baselines that train through an ODE solver: the shared segment mini-batches, and torchdiffeq's solvers.
 
 Each step draws a mini-batch of trajectory segments (`batch_size` segments of `segment_length` observations),
 integrates the model from each segment's first observed state and takes an Adam step on the normalised MSE
 against the observations — the usual way neural ODEs are fitted to trajectories (torchdiffeq's ode_demo.py).
+`SolverTrainer` holds that loop; a subclass only says how it solves (`rollout`): torchdiffeq's `odeint` and
+`odeint_adjoint` here, torchode in `torchode_solver.py`.
 """
 from __future__ import annotations
 
@@ -13,21 +15,19 @@ from specbench.trainers.base import Trainer
 
 
 class SolverTrainer(Trainer):
+    """Segment mini-batches, the loss and the Adam step shared by every solver baseline."""
+
     role = "baseline"
     tuning_grid = {"lr": [3e-3, 1e-2, 3e-2], "segment_length": [10, 40]}
     # Trainers that train through an ODE solve; the horizon study also runs them on whole trajectories.
     solves_ode = True
     defaults = {
-        "method": "dopri5",
-        "adjoint": False,
         "lr": 1e-2,
         "batch_size": 16,  # segments per step
         "segment_length": 20,  # observations per segment (including its initial state)
         "rtol": 1e-5,  # adaptive methods
         "atol": 1e-6,
-        "steps_per_obs": 1,  # fixed-step methods: step size = observation interval / steps_per_obs
-        "max_num_steps": 10000,  # adaptive methods: a stiff model fails the step instead of hanging
-        "seminorm": False,  # adjoint only: error control of the backward solve ignores the parameter adjoint
+        "max_num_steps": 10000,  # adaptive methods, per observation interval: a stiff model fails instead of hanging
     }
 
     def __init__(self, system, data, config=None, seed=0, device="cpu"):
@@ -38,18 +38,6 @@ class SolverTrainer(Trainer):
         n_obs = data.train.shape[1]
         cfg["segment_length"] = self.seg = max(2, min(int(cfg["segment_length"]), n_obs))
         self.t_seg = self.tensor(data.t[: self.seg] - data.t[0])  # uniform grid: every segment shares these times
-        dt = float(data.t[1] - data.t[0])
-        if cfg["method"] in ("rk4", "euler", "midpoint"):
-            self.solver_kwargs = {"method": cfg["method"], "options": {"step_size": dt / cfg["steps_per_obs"]}}
-        else:
-            options = {"max_num_steps": int(cfg["max_num_steps"])}
-            self.solver_kwargs = {"method": cfg["method"], "rtol": cfg["rtol"], "atol": cfg["atol"],
-                                  "options": options}
-            if cfg["adjoint"] and cfg["seminorm"]:
-                # Kidger, Chen & Lyons, "Hey, that's not an ODE" (2021): far fewer backward steps, same gradients
-                # to solver tolerance; torchdiffeq's recommended setting for the adjoint.
-                self.solver_kwargs["adjoint_options"] = {**options, "norm": "seminorm"}
-        self.solve = odeint_adjoint if cfg["adjoint"] else odeint
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg["lr"])
         self.offsets = torch.arange(self.seg, device=self.device)
 
@@ -62,26 +50,64 @@ class SolverTrainer(Trainer):
         target = self.y[traj[:, None], start[:, None] + self.offsets]
         return target[:, 0], target
 
+    def rollout(self, x0: torch.Tensor) -> torch.Tensor:
+        """The model's solution from x0 (batch, state) at the segment times `t_seg`: (batch, seg, state)."""
+        raise NotImplementedError
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Gradients of `loss` into the model's parameters (a solver may check its backward solve here)."""
+        loss.backward()
+
     def _step(self) -> float:
         x0, target = self.batch()
         self.optimizer.zero_grad(set_to_none=True)
-        pred = self.solve(self.model, x0, self.t_seg, **self.solver_kwargs).transpose(0, 1)  # (batch, seg, state)
-        loss = (((pred - target) / self.std) ** 2).mean()
-        loss.backward()
+        loss = (((self.rollout(x0) - target) / self.std) ** 2).mean()
+        self.backward(loss)
         self.optimizer.step()
         return loss.item()
 
 
-class BackpropRK4(SolverTrainer):
+class TorchdiffeqTrainer(SolverTrainer):
+    """Segments solved by torchdiffeq: `odeint` (backprop through the solver) or `odeint_adjoint`."""
+
+    defaults = {
+        "method": "dopri5",
+        "adjoint": False,
+        **SolverTrainer.defaults,
+        "steps_per_obs": 1,  # fixed-step methods: step size = observation interval / steps_per_obs
+        "seminorm": False,  # adjoint only: error control of the backward solve ignores the parameter adjoint
+    }
+
+    def __init__(self, system, data, config=None, seed=0, device="cpu"):
+        super().__init__(system, data, config, seed, device)
+        cfg = self.config
+        dt = float(data.t[1] - data.t[0])
+        if cfg["method"] in ("rk4", "euler", "midpoint"):
+            self.solver_kwargs = {"method": cfg["method"], "options": {"step_size": dt / cfg["steps_per_obs"]}}
+        else:
+            options = {"max_num_steps": int(cfg["max_num_steps"])}
+            self.solver_kwargs = {"method": cfg["method"], "rtol": cfg["rtol"], "atol": cfg["atol"],
+                                  "options": options}
+            if cfg["adjoint"] and cfg["seminorm"]:
+                # Kidger, Chen & Lyons, "Hey, that's not an ODE" (2021): far fewer backward steps, same gradients
+                # to solver tolerance; torchdiffeq's recommended setting for the adjoint.
+                self.solver_kwargs["adjoint_options"] = {**options, "norm": "seminorm"}
+        self.solve = odeint_adjoint if cfg["adjoint"] else odeint
+
+    def rollout(self, x0):
+        return self.solve(self.model, x0, self.t_seg, **self.solver_kwargs).transpose(0, 1)
+
+
+class BackpropRK4(TorchdiffeqTrainer):
     summary = "torchdiffeq odeint, fixed-step RK4, gradients by backprop through the solver"
-    defaults = {**SolverTrainer.defaults, "method": "rk4"}
+    defaults = {**TorchdiffeqTrainer.defaults, "method": "rk4"}
 
 
-class BackpropDopri5(SolverTrainer):
+class BackpropDopri5(TorchdiffeqTrainer):
     summary = "torchdiffeq odeint, adaptive dopri5, gradients by backprop through the solver"
-    defaults = {**SolverTrainer.defaults, "method": "dopri5"}
+    defaults = {**TorchdiffeqTrainer.defaults, "method": "dopri5"}
 
 
-class AdjointDopri5(SolverTrainer):
+class AdjointDopri5(TorchdiffeqTrainer):
     summary = "torchdiffeq odeint_adjoint, adaptive dopri5, gradients by the adjoint ODE"
-    defaults = {**SolverTrainer.defaults, "method": "dopri5", "adjoint": True, "seminorm": True}
+    defaults = {**TorchdiffeqTrainer.defaults, "method": "dopri5", "adjoint": True, "seminorm": True}

@@ -1,0 +1,87 @@
+"""Baselines that train through torchode's solvers (Lienen & Günnemann, "torchode: A Parallel ODE Solver for
+PyTorch", 2022), so that a speed-up over the solver baselines is not one library's overhead.
+
+The same segment mini-batches, loss and Adam step as the torchdiffeq baselines (`SolverTrainer`), the same dopri5
+tableau and tolerances; what differs is the library: torchode solves each segment as its own problem (its own
+step size and error control) in one batched loop.
+"""
+from __future__ import annotations
+
+import torch
+import torchode
+
+from specbench.errors import Diverged, UsageError
+from specbench.trainers.solver import SolverTrainer
+
+
+class TorchodeTrainer(SolverTrainer):
+    """Segments solved by torchode with its integral step-size controller; gradients by backpropagation through
+    the solver (`AutoDiffAdjoint`) or by the adjoint ODE (`BacksolveAdjoint`)."""
+
+    defaults = {  # role and tuning grid: SolverTrainer's, the same as the torchdiffeq baselines'
+        "method": "dopri5",  # a name in torchode's method registry
+        "adjoint": False,
+        **SolverTrainer.defaults,
+        # torch.compile of the solve, as torchode's docs suggest. Not kept: on lotka-volterra dense (one CPU thread,
+        # torch 2.13) it spent 15-75 s compiling (dynamo recompiles for the model's call counter) and then took
+        # 1.3-2x eager's time a step; compiling the network alone, about 4x. TorchScript (torch.jit.script of
+        # torchode's AutoDiffAdjoint) fails to compile on this torch.
+        "compile": False,
+    }
+
+    def __init__(self, system, data, config=None, seed=0, device="cpu"):
+        super().__init__(system, data, config, seed, device)
+        cfg = self.config
+        methods = torchode.interface.METHODS
+        if cfg["method"] not in methods:
+            raise UsageError(f"unknown torchode method {cfg['method']!r}; valid: {', '.join(methods)}")
+        term = torchode.ODETerm(self.model, with_stats=False)  # the model counts its own calls
+        method = methods[cfg["method"]](term=term)
+        controller = torchode.IntegralController(atol=cfg["atol"], rtol=cfg["rtol"], term=term)
+        # torchdiffeq's max_num_steps bounds each observation interval; torchode's max_steps bounds a whole solve.
+        max_steps = int(cfg["max_num_steps"]) * (self.seg - 1)
+        if cfg["adjoint"]:
+            self.solver = torchode.BacksolveAdjoint(term, method, controller)
+            self.solver.forward_adjoint.max_steps = max_steps
+            # The backward pass solves one observation interval at a time: the per-interval bound applies as is.
+            self.solver.backward_adjoint.max_steps = int(cfg["max_num_steps"])
+        else:
+            # torchdiffeq picks step sizes under no_grad; so does this, and the graph stays the solution's alone.
+            self.solver = torchode.AutoDiffAdjoint(method, controller, max_steps=max_steps,
+                                                   backprop_through_step_size_control=False)
+        self.solve = torch.compile(self.solver.solve) if cfg["compile"] else self.solver.solve
+        self._backsolve_stats: list | None = None
+
+    def rollout(self, x0):
+        # torchode takes one time grid per sample, (batch, seg): the segments share t_seg. Its times stay float32
+        # (torchdiffeq keeps times in float64): in float64 BacksolveAdjoint mixes a float64 time adjoint into the
+        # float32 augmented state, and the network rejects it.
+        sol = self.solve(torchode.InitialValueProblem(y0=x0, t_eval=self.t_seg.expand(x0.shape[0], -1)))
+        failed = sol.status != torchode.status_codes.SUCCESS
+        if failed.any():
+            status = torchode.Status(int(sol.status[failed][0])).name
+            raise Diverged(f"solver failed: torchode status {status} in {int(failed.sum())} of {len(failed)} "
+                           "segments")
+        self._backsolve_stats = sol.stats.setdefault("backsolve", []) if self.config["adjoint"] else None
+        return sol.ys  # (batch, seg, state)
+
+    def backward(self, loss):
+        loss.backward()
+        if self._backsolve_stats is not None:
+            # BacksolveAdjoint's backward solves report no status: a solve that ran out of steps or met non-finite
+            # values left the gradients unfinished, so read the step counts and the gradients themselves.
+            limit = self.solver.backward_adjoint.max_steps
+            if any(int(s["n_steps"].max()) >= limit for s in self._backsolve_stats):
+                raise Diverged(f"solver failed: the adjoint's backward solve reached max_steps ({limit})")
+            if not all(torch.isfinite(p.grad).all() for p in self.model.parameters() if p.grad is not None):
+                raise Diverged(f"solver failed: non-finite adjoint gradients at iteration {self.iteration}")
+
+
+class TorchodeDopri5(TorchodeTrainer):
+    summary = "torchode Dopri5, integral step-size controller, gradients by backprop through the solver"
+    defaults = {**TorchodeTrainer.defaults, "adjoint": False}
+
+
+class TorchodeAdjoint(TorchodeTrainer):
+    summary = "torchode Dopri5, integral step-size controller, gradients by the adjoint ODE (BacksolveAdjoint)"
+    defaults = {**TorchodeTrainer.defaults, "adjoint": True}
