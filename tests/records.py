@@ -1,11 +1,15 @@
 """Hand-made run records for tests of the verdicts, the report and the gate."""
+import math
+
 from specbench.results import SCHEMA
 
 
 def make_record(system="oscillator", trainer="spectral", seed=0, ttt=1.0, test_mse=1e-3, memory=1_000_000,
-                status="ok", budget=10.0, regime="dense", iterations=100, target=1e-2):
+                status="ok", budget=10.0, regime="dense", iterations=100, target=1e-2, rollout=False):
+    """A record; rollout=True adds what a real run keeps for the rollout figure: the data's layout in
+    config.data and the first test trajectory with a prediction (the truth scaled by 1 + seed/10)."""
     reached = None if ttt is None else ttt
-    return {
+    record = {
         "schema": SCHEMA, "system": system, "trainer": trainer, "regime": regime, "seed": seed, "status": status,
         "error": None if status == "ok" else "non-finite loss at iteration 3",
         "config": {"lr": 0.01, "budget_s": budget}, "target_loss": target, "time_to_target_s": reached,
@@ -18,6 +22,13 @@ def make_record(system="oscillator", trainer="spectral", seed=0, ttt=1.0, test_m
         "env": {"python": "3.11", "torch": "2.13.0", "torchdiffeq": "0.2.5", "numpy": "2", "threads": 2,
                 "device": "cpu", "gpu": None, "cpu": "test cpu", "cores": 2, "git_commit": "abc"},
     }
+    if rollout:
+        t = [0.5 * i for i in range(21)]
+        truth = [[math.cos(x), -math.sin(x)] for x in t]
+        record["config"]["data"] = {"n_train": 4, "n_times": 11, "t_span": 5.0, "test_horizon": 10.0}
+        record["test_rollout"] = {"t": t, "truth": truth,
+                                  "pred": [[v * (1 + seed / 10) for v in row] for row in truth]}
+    return record
 
 
 def sweep(spec=(1.0, 1.2, 0.8), baselines=None, base_mse=1e-2, **kw):

@@ -1,10 +1,12 @@
 import math
 import re
+from pathlib import Path
 
 import pytest
 
-from specbench.report import write_report
-from specbench.report.verdicts import claims, median, speedup
+from specbench.report import markdown_tables_only, render_html, render_markdown, write_report
+from specbench.report.board import board, summary
+from specbench.report.verdicts import MARK, claims, median, seed_ratios_by_cell, speedup, summarise
 from specbench.results import write_atomic
 from tests.conftest import run_cli
 from tests.records import make_record, sweep
@@ -126,13 +128,17 @@ def test_report_is_written_and_tables_are_reproducible(tmp_path):
     write_records(tmp_path, sweep())
     md, page = write_report(tmp_path, tmp_path / "out")
     text = md.read_text()
-    assert "| C1 | oscillator | dense | **holds** |" in text
+    assert "| C1 | oscillator | dense | ✓ **holds** |" in text
     assert "predate the memory warm-up" in text  # hand-made records have no setup_memory_bytes
-    assert (tmp_path / "out" / "figures" / "oscillator-dense-curves.png").stat().st_size > 1000
+    assert (tmp_path / "out" / "figures" / "curves.png").stat().st_size > 1000
     html = page.read_text()
-    assert html.count("data:image/png;base64,") == 3 and "<strong>holds</strong>" in html
+    # every figure the Markdown names is drawn and embedded: 3 overviews (C1-C3), curves and test MSE
+    figures = re.findall(r"!\[[^]]*\]\((figures/[^)]+\.png)\)", text)
+    assert len(figures) == 5 and all((tmp_path / "out" / f).stat().st_size > 1000 for f in figures)
+    assert html.count("data:image/png;base64,") == 5 and "<strong>holds</strong>" in html
     md2, _ = write_report(tmp_path, tmp_path / "again")
     assert md2.read_text() == text
+    assert markdown_tables_only(tmp_path, tmp_path / "out") == text  # the committed-reports check, figures skipped
 
 
 def test_corrupt_record_is_skipped_with_a_warning_naming_it(tmp_path):
@@ -166,3 +172,103 @@ def test_no_printed_ratio_lies_outside_its_spread(tmp_path, spec):
     write_records(tmp_path, sweep(spec=spec, baselines=bases))
     text = (write_report(tmp_path, tmp_path / "out")[0]).read_text()
     assert RATIO.search(text) and not ratios_outside_their_spread(text)
+
+
+def board_rows(text: str) -> dict[str, list[str]]:
+    """The Markdown verdict board: claim row -> its cells, left to right; and the header under key 'claim'."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| claim |"))
+    rows = {}
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if not cells[0].startswith("---"):
+            rows["claim" if cells[0] == "claim" else cells[0].split("**")[1]] = cells[1:]
+    return rows
+
+
+def two_cells():
+    """oscillator/dense where C2 holds (100x) and lorenz/sparse where it fails (2x)."""
+    return sweep(base_mse=1e-1) + [{**r, "system": "lorenz", "regime": "sparse"} for r in sweep(base_mse=2e-3)]
+
+
+def test_the_board_shows_every_verdict_in_its_cell(tmp_path):
+    records = two_cells()
+    verdicts = claims(records)
+    bd = board(verdicts)
+    assert bd.rows == (("lorenz", "sparse"), ("oscillator", "dense"))
+    for v in verdicts:
+        assert bd.at(v.claim, v.system, v.regime) == [v]
+    write_records(tmp_path, records)
+    rows = board_rows(write_report(tmp_path, tmp_path / "out")[0].read_text())
+    assert rows["claim"] == ["lorenz sparse", "oscillator dense"]
+    from specbench.report import EMOJI
+    for v in verdicts:
+        assert rows[v.claim][bd.rows.index((v.system, v.regime))] == f"{EMOJI[v.verdict]} {v.verdict}"
+    assert rows["C2"] == ["❌ fails", "✅ holds"]
+    assert set(rows["C4"]) == {"➖"}  # no horizon study: not measured in every cell
+
+
+def test_the_board_names_several_verdicts_in_one_cell():
+    from specbench.report.verdicts import Verdict
+
+    vs = [Verdict("C3", "lv", "horizon study, whole", "holds", {}, "why a", column="C3 at scale", sampling="dense",
+                  label="horizon, whole"),
+          Verdict("C3", "lv", "horizon study, segments", "fails", {}, "why b", column="C3 at scale",
+                  sampling="dense", label="horizon, segments")]
+    text = render_markdown([("board", board(vs))], Path("."))
+    assert "✅ horizon, whole<br>❌ horizon, segments" in text
+    page = render_html([("h1", "t"), ("board", board(vs))])
+    assert 'class="v v-holds" title="why a"' in page and 'class="v v-fails" title="why b"' in page
+
+
+def test_the_summary_is_made_from_the_verdicts():
+    from specbench.report.studies import study_verdicts
+
+    lines = summary(claims(two_cells()) + study_verdicts([]))
+    assert len(lines) == 5
+    assert lines[1].startswith("**C2 generalisation**: holds in 1 of 2 (oscillator dense), fails in 1 (lorenz sparse)")
+    # the same records with lorenz's baselines 100x worse: C2 now holds in both cells, and the line says so
+    better = sweep(base_mse=1e-1) + [{**r, "system": "lorenz", "regime": "sparse"} for r in sweep(base_mse=1e-1)]
+    changed = summary(claims(better))
+    assert changed[1].startswith("**C2 generalisation**: holds in 2 of 2 (lorenz sparse, oscillator dense);")
+    assert changed[0] == lines[0] and changed[2] == lines[2]  # C1 and C3 did not change
+    assert lines[3].startswith("**C4 time-parallel**: not measured: needs the horizon study")
+
+
+def test_overview_dots_are_the_numbers_the_verdict_takes_the_median_of():
+    records = sweep(spec=(1.0, 1.2, 0.8), baselines={"backprop-rk4": (20.0, None, 30.0),
+                                                    "backprop-dopri5": (2.0, 3.0, 4.0), "adjoint-dopri5": (30, 30, 30)})
+    dots = seed_ratios_by_cell(records, "C1")[("oscillator", "dense")]
+    assert dots["backprop-rk4"] == [(pytest.approx(20.0), False), (pytest.approx(10 / 1.2), True),
+                                    (pytest.approx(37.5), False)]
+    [v] = [v for v in claims(records) if v.claim == "C1"]
+    for claim in ("C1", "C2", "C3"):
+        [v] = [v for v in claims(records) if v.claim == claim]
+        for b, pairs in seed_ratios_by_cell(records, claim)[("oscillator", "dense")].items():
+            assert summarise(pairs) == v.ratios[b]
+
+
+def test_rollouts_missing_values_and_folds(tmp_path):
+    records = [make_record(trainer=t, seed=s, ttt=None if t == "adjoint-dopri5" else 1.0, rollout=True)
+               for t in ("spectral", *BASES) for s in (0, 1)]
+    write_records(tmp_path, records)
+    md, page = write_report(tmp_path, tmp_path / "out")
+    text, html = md.read_text(), page.read_text()
+    assert "figures/rollouts.png" in text and (tmp_path / "out" / "figures" / "rollouts.png").stat().st_size > 1000
+    assert "inf" not in re.sub(r"[a-z]inf|inf[a-z]", "", text)  # never reached is one symbol
+    assert "| adjoint-dopri5 | 2/2 | not reached | not reached |" in text
+    for title in ("Settings", "Every verdict"):  # folded, and linked from the contents
+        assert f"[{title}](#{title.lower().replace(' ', '-')})" in text
+        assert f'<h2 id="{title.lower().replace(" ", "-")}">{title}</h2>\n<details>' in html
+    assert "<details><summary>" in text and '<td class="num">' in html and "white-space:nowrap" in html
+    assert html.count("<img ") == text.count("](figures/")
+
+
+def test_the_board_and_its_marks_cover_every_verdict_value():
+    from specbench.report import EMOJI
+    from specbench.report.verdicts import VERDICTS
+
+    assert set(MARK) == set(EMOJI) == set(VERDICTS)
+    assert len(set(MARK.values())) == len(set(EMOJI.values())) == len(VERDICTS)

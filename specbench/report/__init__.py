@@ -9,13 +9,16 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from pathlib import Path
 
 from specbench import measures
 from specbench.errors import UsageError
 from specbench.report import figures
-from specbench.report.studies import study_blocks, study_verdicts
-from specbench.report.verdicts import CLAIMS, baselines_in, claims, fmt, group, median, trainer_order
+from specbench.report.board import board, summary
+from specbench.report.studies import regimes_relabelled, study_blocks, study_verdicts
+from specbench.report.verdicts import (BOARD_COLUMNS, CLAIMS, MARK, MSE_CLAIM, THRESHOLDS, baselines_in, claims, fmt,
+                                       VERDICTS, group, median, seed_ratios_by_cell, trainer_order)
 from specbench.results import load_studies, load_sweep, write_text_atomic
 
 
@@ -90,114 +93,221 @@ def sources(records_dir, studies) -> str:
     return " ".join(parts)
 
 
-def commits(records: list[dict]) -> str:
-    """The commit(s) the records were made at: one, or each with its count of runs."""
+def commit_counts(records: list[dict]) -> dict[str, int]:
+    """The commit(s) the records were made at, each with its count of runs, sorted."""
     counts: dict[str, int] = {}
     for r in records:
         c = r["env"].get("git_commit") or "unknown"
         counts[c] = counts.get(c, 0) + 1
-    if len(counts) == 1:
-        return f"every record was made at commit {next(iter(counts))}"
-    return "records were made at commits " + ", ".join(f"{c} ({n} runs)" for c, n in sorted(counts.items()))
+    return dict(sorted(counts.items()))
+
+
+TITLE = "specbench: SNODE's claims against backprop and adjoint baselines"
 
 
 def build(all_records: list[dict], out_dir: Path, warnings: list[str], command: str = "") -> list[tuple]:
+    """The report as blocks: the first screen (verdict board, C1's overview, the summary, the setup and the
+    claims), the overview of every claim's per-seed ratios, the per-system small multiples, the scaling studies,
+    then the folded tables (numbers per cell, every verdict, settings) and what it was made with."""
     records = [r for r in all_records if not r.get("study")]
     studied = [r for r in all_records if r.get("study")]
-    groups = group(records)
     verdicts = claims(records) + study_verdicts(studied)
-    bases = baselines_in(verdicts)
-    b: list[tuple] = [("h1", "specbench: SNODE's claims against backprop and adjoint baselines")]
-    b.append(("p", f"Made from {len(all_records)} run records; {commits(all_records)}." +
-                   (f" Regenerate with `{command}`." if command else "")))
+    fig_dir = out_dir / "figures"
+    by_cell = {(s, g): per for s, g, per in per_cell(records)}
+    b: list[tuple] = [("h1", TITLE), ("p", intro(all_records, records, studied)), ("toc",)]
+    overview = {claim: overview_figure(records, verdicts, claim, fig_dir) for claim in ("C1", "C2", "C3")}
+    low = low_data_figure(studied, verdicts, fig_dir)
+    b.append(("board", board(verdicts)))
+    b.append(("columns", [[("box", "In five lines", summary(verdicts)), ("box", "Setup", setup(all_records, command))],
+                          [overview["C1"]] if overview["C1"] else []]))
+    b.append(("box", "The claims", [f"**{k}** {v}" for k, v in CLAIMS.items()]))
+    if not records and low:
+        b.append(low)
+
     if records:
-        b.append(("p", f"{len(records)} runs: {len({r['system'] for r in records})} systems, "
-                       f"{len({r['trainer'] for r in records})} trainers, regimes "
-                       f"{', '.join(sorted({r['regime'] for r in records}))}, seeds "
-                       f"{', '.join(map(str, sorted({r['seed'] for r in records})))}. Medians over seeds; spread "
-                       "(min to max over seeds) in brackets. The common metric is the normalised MSE of rollouts from "
-                       "the training initial states against the training data, the same for every trainer."))
-    if studied:
-        names = sorted({r["study"]["name"] for r in studied})
-        b.append(("p", f"{len(studied)} runs of the scaling studies: {', '.join(names)}."))
-    b.append(("h2", "Claims"))
-    b.append(("table", ["claim", "system", "regime", "verdict", *[f"vs {x}" for x in bases], "why"],
-              [[v.claim, v.system, v.regime, f"**{v.verdict}**",
-                *[str(v.ratios[x]) if x in v.ratios else "-" for x in bases], v.why] for v in verdicts]))
-    b.append(("p", "Ratios are spectral's advantage (baseline / spectral), paired by seed: the median of the "
-                   "per-seed ratios, their min to max and the number of seeds n. Time to target (sustained: from "
-                   "the first evaluation after which the metric stays at or below the target to the end of the "
-                   "budget) for C1, test MSE for C2, peak memory (setup + training peak) for C3, network "
-                   "evaluations per iteration for C4; above 1 favours spectral. '> x' is a lower bound: on some "
-                   "seed the baseline never reached the target within its budget. " +
-                   "; ".join(f"{k}: {v}" for k, v in CLAIMS.items()) + "."))
-    if any("setup_memory_bytes" not in r for r in records):
-        b.append(("p", "Some runs predate the memory warm-up (their records have no setup_memory_bytes): torch's "
-                       "one-off allocations are inside their peak memory, the same for every trainer, which pulls "
-                       "their C3 ratios toward 1. The scaling studies' C3 rows do not have this offset."))
+        b.append(("h2", "Per-seed ratios"))
+        b.append(("columns", [[overview[c]] for c in ("C2", "C3") if overview[c]]))
+        b.append(("columns", [[low], [("p", RATIOS)]]) if low else ("p", RATIOS))
+        if any("setup_memory_bytes" not in r for r in records):
+            b.append(("p", "Some runs predate the memory warm-up (their records have no setup_memory_bytes): "
+                           "torch's one-off allocations are inside their peak memory, the same for every trainer, "
+                           "which pulls their C3 ratios toward 1. The scaling studies' C3 rows do not have this "
+                           "offset."))
 
-    for system, regime in sorted({(s, g) for s, g, _ in groups}):
-        per = {t: groups[(system, regime, t)] for t in sorted({t for s, g, t in groups if (s, g) == (system, regime)},
-                                                               key=trainer_order)}
-        target = next(iter(per.values()))[0]["target_loss"]
-        stem = f"{system}-{regime}"
-        b.append(("h2", f"{system} ({regime})"))
-        b.append(("table", ["trainer", "runs ok", "time to 3x target (s)", "time to target (s)",
-                            "first crossing of target (s)", "time to target/3 (s)", "final metric", "test MSE",
-                            "test NMSE", "peak memory (MiB)", "ms / iteration"],
-                  [[t, f"{sum(r['status'] == 'ok' for r in rs)}/{len(rs)}",
-                    *[spread([measures.time_to_target(r, k) for r in rs]) for k in target_keys(rs[0])[:2]],
-                    spread([measures.first_time_to_target(r) for r in rs]),
-                    spread([measures.time_to_target(r, target_keys(rs[0])[2]) for r in rs]),
-                    spread([r["final_train_loss"] for r in rs]), spread([measures.test_mse(r) for r in rs]),
-                    spread([r["test_nmse"] for r in rs]),
-                    spread([_scaled(measures.peak_memory(r), 2 ** -20) for r in rs]),
-                    spread([_scaled(measures.time_per_iteration(r), 1e3) for r in rs])]
-                   for t, rs in per.items()]))
-        fig_dir = out_dir / "figures"
-        b.append(("fig", figures.learning_curves(per, target, f"{system} ({regime}): training",
-                                                 fig_dir / f"{stem}-curves.png"),
-                  f"Common metric against training time (median over seeds, band: min-max); dashed: target {target:g}."))
-        b.append(("fig", figures.per_trainer(per, measures.test_mse, "test MSE (state units²)",
-                                             f"{system} ({regime}): test MSE", fig_dir / f"{stem}-test-mse.png"),
-                  "Test MSE of rollouts from held-out initial states over the test horizon (median, seed range)."))
-        b.append(("fig", figures.per_trainer(per, measures.peak_memory, "peak memory (MiB)",
-                                             f"{system} ({regime}): peak memory", fig_dir / f"{stem}-memory.png",
-                                             scale=2 ** -20, log=False),
-                  "Peak memory: what the trainer kept at setup plus its peak growth during training (RSS on CPU, "
-                  "allocator on GPU)."))
-        roll = figures.rollout(per, f"{system} ({regime}): first test trajectory", fig_dir / f"{stem}-rollout.png")
+        b.append(("h2", "Per system and regime"))
+        b.append(("fig", figures.curves_grid(by_cell, fig_dir / "curves.png"),
+                  "The common metric against training time: median over seeds, band min to max; dashed: the "
+                  "system's target. A panel per system and regime; every trainer the same colour and line in "
+                  "every figure."))
+        b.append(("fig", figures.measure_grid(by_cell, measures.test_mse, "test MSE", fig_dir / "test-mse.png",
+                                              threshold=MSE_CLAIM,
+                                              threshold_label=f"{MSE_CLAIM:g}x spectral's median test MSE (C2)"),
+                  "Test MSE (state units²) of rollouts from held-out initial states over the test horizon: each "
+                  "seed a black dot, the median a large marker, the seed range a line. A baseline above the dashed "
+                  "line is at least 10x worse than spectral's median (C2 is decided on paired per-seed ratios)."))
+        roll = figures.rollout_grid(by_cell, fig_dir / "rollouts.png")
         if roll:
-            b.append(("fig", roll, "A held-out trajectory (black) and each trainer's rollout from its initial state."))
+            b.append(("fig", roll, "The first state of a held-out trajectory: its samples (circles) and each "
+                                   "trainer's rollout from its initial state, every trainer at the seed named. "
+                                   "Shaded: the training span; ticks along the bottom: the training observation "
+                                   "times."))
+        b.append(("p", f"Medians over seeds, the spread (min to max over seeds) in brackets; '{NOT_REACHED}' where "
+                       "a run never reached the target (in a median, it counts as later than any time)."))
+        b += [("details", f"{system} ({regime}): {len(per)} trainers, "
+                          f"{sum(len(rs) for rs in per.values())} runs", [cell_table(per)])
+              for (system, regime), per in by_cell.items()]
 
-    b += study_blocks(studied, out_dir / "figures")
-    b.append(("h2", "Settings of every run"))
+    b += study_blocks(studied, fig_dir)
+    b.append(("h2", "Every verdict"))
+    bases = baselines_in(verdicts)
+    b.append(("details", f"{len(verdicts)} verdicts: the median per-seed ratio, its range and n against each "
+                         "baseline, and why", [
+        ("table", ["claim", "system", "regime", "verdict", *[f"vs {x}" for x in bases], "why"],
+         [[v.claim, v.system, v.regime, f"{MARK[v.verdict]} **{v.verdict}**",
+           *[str(v.ratios[x]) if x in v.ratios else "n/a" for x in bases], v.why]
+          for v in sorted(verdicts, key=lambda v: list(BOARD_COLUMNS).index(v.cell[0]))]),
+        ("p", "Ratios are spectral's advantage (baseline / spectral), paired by seed: the median of the "
+              "per-seed ratios, their min to max and the number of seeds n. Time to target (sustained) for C1, "
+              "test MSE for C2, peak memory (setup + training peak) for C3, network evaluations per iteration "
+              "for C4; above 1 favours spectral. '> x' is a lower bound: on some seed the baseline never reached "
+              "the target within its budget.")]))
+    b.append(("h2", "Settings"))
     rows = []
-    for (system, regime, trainer), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1],
-                                                                                trainer_order(kv[0][2]))):
-        cfg = {k: v for k, v in rs[0]["config"].items() if k not in ("env", "system_params", "data", "cadence")}
-        rows.append([system, regime, trainer, ", ".join(str(r["seed"]) for r in rs),
-                     "`" + json.dumps(cfg, sort_keys=True, separators=(",", ":")) + "`"])
-    b.append(("table", ["system", "regime", "trainer", "seeds", "config"], rows))
+    for (system, regime), per in by_cell.items():
+        for trainer, rs in per.items():
+            cfg = {k: v for k, v in rs[0]["config"].items() if k not in ("env", "system_params", "data", "cadence")}
+            rows.append([system, regime, trainer, ", ".join(str(r["seed"]) for r in rs),
+                         "`" + json.dumps(cfg, sort_keys=True, separators=(",", ":")) + "`"])
+    b.append(("details", f"The configuration of each of {len(rows)} (system, regime, trainer) groups",
+              [("table", ["system", "regime", "trainer", "seeds", "config"], rows)]))
     failed = [r for r in all_records if r["status"] != "ok"]
-    b.append(("h2", "Failed, diverged or timed-out runs"))
+    b.append(("h2", "Failed runs"))
     if failed:
-        b.append(("table", ["system", "regime", "trainer", "seed", "status", "error"],
-                  [[r["system"], r["regime"], r["trainer"], str(r["seed"]), r["status"], r["error"] or ""]
-                   for r in sorted(failed, key=lambda r: (r["system"], r["trainer"], r["seed"]))]))
+        b.append(("details", f"{len(failed)} runs", [
+            ("table", ["system", "regime", "trainer", "seed", "status", "error"],
+             [[r["system"], r["regime"], r["trainer"], str(r["seed"]), r["status"], r["error"] or ""]
+              for r in sorted(failed, key=lambda r: (r["system"], r["trainer"], r["seed"]))])]))
     else:
         b.append(("p", "None."))
     if warnings:
         b.append(("p", "Skipped records: " + "; ".join(warnings)))
     b.append(("h2", "Made with"))
-    envs = sorted({json.dumps({k: r["env"].get(k) for k in ("python", "torch", "torchdiffeq", "numpy", "threads",
-                                                              "device", "gpu", "cpu", "cores", "git_commit")},
-                              sort_keys=True) for r in all_records})
-    b.append(("table", ["python", "torch", "torchdiffeq", "numpy", "threads", "device", "gpu", "cpu", "cores",
-                        "git commit"],
-              [[str(e[k]) for k in ("python", "torch", "torchdiffeq", "numpy", "threads", "device", "gpu", "cpu",
-                                    "cores", "git_commit")] for e in map(json.loads, envs)]))
+    envs = sorted({json.dumps({k: r["env"].get(k) for k in ENV_KEYS}, sort_keys=True) for r in all_records})
+    b.append(("table", [k.replace("_", " ") for k in ENV_KEYS],
+              [[str(e[k]) for k in ENV_KEYS] for e in map(json.loads, envs)]))
     return b
+
+
+RATIOS = ("Every dot is one seed's ratio baseline / spectral (same seed, same data, same initial weights): above 1 "
+          "favours spectral. The black bar is their median, the number the verdict is decided on; an arrow is a "
+          "lower bound (the baseline never reached the target, its training seconds over spectral's time). Time to "
+          "target is sustained: from the first evaluation after which the common metric stays at or below the "
+          "target to the end of the budget. The common metric is the normalised MSE of rollouts from the training "
+          "initial states against the training data, the same for every trainer. The low-data figure is C2 in "
+          "every sampling regime and noise level of the regimes study, decided by the same rule.")
+
+
+ENV_KEYS = ("python", "torch", "torchdiffeq", "numpy", "threads", "device", "gpu", "cpu", "cores", "git_commit")
+
+
+def intro(all_records: list[dict], records: list[dict], studied: list[dict]) -> str:
+    """One line under the title: what the report was made from."""
+    parts = []
+    if records:
+        parts.append(f"{_count(records, 'headline run')} ({_count({r['system'] for r in records}, 'system')}, "
+                     f"{_count({r['trainer'] for r in records}, 'trainer')})")
+    if studied:
+        parts.append(f"{_count(studied, 'run')} of the scaling studies "
+                     f"({', '.join(sorted({r['study']['name'] for r in studied}))})")
+    return f"Made from {' and '.join(parts) or f'{len(all_records)} run records'}."
+
+
+def _count(things, noun: str) -> str:
+    return f"{len(things)} {noun}{'' if len(things) == 1 else 's'}"
+
+
+def per_cell(records: list[dict]) -> list[tuple[str, str, dict[str, list[dict]]]]:
+    """(system, regime, {trainer: runs over seeds} in registry order), sorted by system and regime."""
+    groups = group(records)
+    return [(system, regime, {t: groups[(system, regime, t)] for t in
+                              sorted({t for s, g, t in groups if (s, g) == (system, regime)}, key=trainer_order)})
+            for system, regime in sorted({(s, g) for s, g, _ in groups})]
+
+
+def cell_table(per: dict[str, list[dict]]) -> tuple:
+    """The per-trainer numbers of one (system, regime): medians over seeds with their spread."""
+    return ("table", ["trainer", "runs ok", "time to 3x target (s)", "time to target (s)",
+                      "first crossing of target (s)", "time to target/3 (s)", "final metric", "test MSE",
+                      "test NMSE", "peak memory (MiB)", "ms / iteration"],
+            [[t, f"{sum(r['status'] == 'ok' for r in rs)}/{len(rs)}",
+              *[spread([measures.time_to_target(r, k) for r in rs]) for k in target_keys(rs[0])[:2]],
+              spread([measures.first_time_to_target(r) for r in rs]),
+              spread([measures.time_to_target(r, target_keys(rs[0])[2]) for r in rs]),
+              spread([r["final_train_loss"] for r in rs], missing="n/a"),
+              spread([measures.test_mse(r) for r in rs], missing="n/a"),
+              spread([r["test_nmse"] for r in rs], missing="n/a"),
+              spread([_scaled(measures.peak_memory(r), 2 ** -20) for r in rs], missing="n/a"),
+              spread([_scaled(measures.time_per_iteration(r), 1e3) for r in rs], missing="n/a")]
+             for t, rs in per.items()])
+
+
+OVERVIEW = {
+    "C1": ("C1 speed: time to target, baseline / spectral",
+           "baseline's sustained time to target / spectral's, per seed (log scale)",
+           "lower bound: the baseline never reached the target"),
+    "C2": ("C2 generalisation: test MSE, baseline / spectral", "baseline's test MSE / spectral's, per seed (log scale)",
+           None),
+    "C3": ("C3 memory: peak memory, baseline / spectral", "baseline's peak memory / spectral's, per seed (log scale)",
+           None),
+}
+
+
+def overview_figure(records: list[dict], verdicts: list, claim: str, fig_dir: Path) -> tuple | None:
+    """The dot plot of a headline claim's per-seed ratios in every (system, regime), with its verdicts."""
+    ratios = seed_ratios_by_cell(records, claim)
+    if not ratios:
+        return None
+    decided = {(v.system, v.regime): v.verdict for v in verdicts if v.claim == claim and not v.column}
+    title, xlabel, bound = OVERVIEW[claim]
+    rows = [(f"{s} {g}", decided[(s, g)], per) for (s, g), per in ratios.items()]
+    path = figures.seed_ratios(rows, THRESHOLDS[claim], xlabel, title, fig_dir / f"overview-{claim}.png", bound)
+    return ("fig", path, f"{title}: one dot per seed, the median as a black bar, the verdict on the right; "
+                         f"the claim holds right of the {THRESHOLDS[claim]:g}x line (shaded).")
+
+
+def low_data_figure(studied: list[dict], verdicts: list, fig_dir: Path) -> tuple | None:
+    """The low-data claim's dot plot: C2's per-seed ratios in every cell of the regimes study."""
+    cells_ = seed_ratios_by_cell(regimes_relabelled([r for r in studied if r["study"]["name"] == "regimes"]), "C2")
+    if not cells_:
+        return None
+    decided = {(v.system, v.regime): v.verdict for v in verdicts if v.column == "low data"}
+    rows = [(f"{s} {g.removeprefix('regimes study, ')}", decided[(s, g)], per) for (s, g), per in cells_.items()]
+    path = figures.seed_ratios(rows, MSE_CLAIM, "baseline's test MSE / spectral's, per seed (log scale)",
+                               "Low data: C2 in the regimes study", fig_dir / "overview-low-data.png")
+    return ("fig", path, "The low-data claim: test MSE, baseline / spectral, per seed in each sampling regime and "
+                         "noise level of the regimes study; the claim holds right of the 10x line (shaded).")
+
+
+def setup(records: list[dict], command: str = "") -> list[str]:
+    """The setup box: machine, threads, workers, budgets, seeds and commit, from the records' env and config, and
+    the command that regenerates the report."""
+    env = [r["env"] for r in records]
+    machines = sorted({f"{e.get('cpu')} ({e.get('cores')} cores), {e.get('device')}" +
+                       (f", {e['gpu']}" if e.get("gpu") else "") for e in env})
+    budgets = sorted({measures.budget(r) for r in records})
+    seeds = sorted({r["seed"] for r in records})
+    workers = sorted({str(e["workers"]) for e in env if e.get("workers") is not None})
+    counts = commit_counts(records)
+    return [f"**machine**: {'; '.join(machines)}; **threads per run**: "
+            f"{', '.join(map(str, sorted({e.get('threads') for e in env}, key=str)))}; "
+            f"**workers**: {', '.join(workers) if workers else 'not recorded'}",
+            f"**budget per run**: " + (f"{fmt(budgets[0])} s" if len(budgets) == 1 else
+                                       f"{fmt(budgets[0])} to {fmt(budgets[-1])} s (by system, regime and study)") +
+            f"; **seeds**: {', '.join(map(str, seeds))} ({len(seeds)})",
+            f"**versions**: " + "; ".join(sorted({f"python {e.get('python')}, torch {e.get('torch')}, torchdiffeq "
+                                                  f"{e.get('torchdiffeq')}" for e in env})),
+            "**commit**: " + ", ".join(c if len(counts) == 1 else f"{c} ({n} runs)" for c, n in counts.items())] + \
+        ([f"Regenerate with `{command}`."] if command else [])
 
 
 def target_keys(record: dict) -> list[str]:
@@ -212,42 +322,128 @@ def _scaled(x, k):
     return None if x is None else x * k
 
 
-def spread(values) -> str:
-    """'median (min to max)' over seeds; None counts as not reached / no value (+inf in the median), and is
-    written as one symbol, NOT_REACHED, wherever it decides what is shown."""
+def spread(values, missing: str = NOT_REACHED) -> str:
+    """'median (min to max)' over seeds; None counts as not reached (+inf in the median), and is written as one
+    symbol, `missing` (NOT_REACHED for times; 'n/a' for a value a failed run does not have), wherever it decides
+    what is shown."""
     present = [v for v in values if v is not None]
     if not present:
-        return NOT_REACHED
+        return missing
     m = median(values)
-    text = fmt(m) if m != float("inf") else NOT_REACHED
+    text = fmt(m) if m != float("inf") else missing
     if len(values) > 1:
-        hi = fmt(max(present)) if len(present) == len(values) else NOT_REACHED
+        hi = fmt(max(present)) if len(present) == len(values) else missing
         text += f" ({fmt(min(present))} to {hi})"
     return text
 
 
+def slug(text: str) -> str:
+    """A heading's anchor as GitHub makes it (lower case, punctuation dropped, spaces to hyphens), so the table of
+    contents links the same way in report.md on GitHub and in report.html."""
+    return re.sub(r"[^\w\- ]", "", text.lower()).replace(" ", "-")
+
+
+def _sections(blocks) -> list[str]:
+    return [rest[0] for kind, *rest in blocks if kind == "h2"]
+
+
+# The board's verdicts in Markdown, where a cell cannot be coloured: a coloured mark that differs in shape too.
+EMOJI = {"holds": "✅", "fails": "❌", "inconclusive": "🟡", "not measured": "➖"}
+
+
+def _board_cells(bd, column: str) -> list[list[tuple[str, str, str]]]:
+    """Each board row's cell in `column` as (verdict, label, reason) chips; an empty cell is one "not measured"
+    chip (with the reason where a study was not run)."""
+    out = []
+    for system, regime in bd.rows:
+        here = bd.at(column, system, regime)
+        if here:
+            out.append([(v.verdict, v.label, v.why) for v in here])
+        else:
+            why = "; ".join(v.why for v in bd.unplaced.get(column, [])) or "no runs decide it here"
+            out.append([("not measured", "", why)])
+    return out
+
+
+def board_legend(marks: dict[str, str]) -> str:
+    """The line above the board, with the marks of the output it is written in."""
+    return ("**Verdicts**: " + ", ".join(f"{marks[v]} {v}" for v in VERDICTS) + ". A row per claim, a column per "
+            "system and regime; the reasons are under 'Every verdict' (and in each cell's tooltip in report.html).")
+
+
 def render_markdown(blocks, out_dir: Path) -> str:
+    return "\n".join(_markdown(blocks, out_dir, _sections(blocks)))
+
+
+def _markdown(blocks, out_dir: Path, sections: list[str]) -> list[str]:
     lines = []
     for kind, *rest in blocks:
         if kind in ("h1", "h2"):
             lines += [("#" if kind == "h1" else "##") + " " + rest[0], ""]
         elif kind == "p":
             lines += [rest[0], ""]
+        elif kind == "toc":
+            lines += ["**Contents:** " + " · ".join(f"[{t}](#{slug(t)})" for t in sections), ""]
         elif kind == "table":
             head, rows = rest
             lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
             lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
             lines.append("")
+        elif kind == "board":
+            bd = rest[0]
+            lines += [board_legend(EMOJI), "", "| claim | " + " | ".join(f"{s} {g}" for s, g in bd.rows) + " |",
+                      "|---|" + "---|" * len(bd.rows)]
+            for column in bd.columns:
+                cells = ["<br>".join(EMOJI[v] + (f" {label}" if label else "" if v == "not measured" else f" {v}")
+                                     for v, label, _ in chips) for chips in _board_cells(bd, column)]
+                lines.append(f"| **{column}** {BOARD_COLUMNS[column]} | " + " | ".join(cells) + " |")
+            lines.append("")
+        elif kind == "columns":
+            for part in rest[0]:
+                lines += _markdown(part, out_dir, sections)
+        elif kind == "box":
+            title, items = rest
+            lines += [f"**{title}**", "", *[f"- {item}" for item in items], ""]
+        elif kind == "details":
+            summary_, inner = rest
+            lines += [f"<details><summary>{html.escape(summary_)}</summary>", "",
+                      *_markdown(inner, out_dir, sections), "</details>", ""]
         elif kind == "fig":
             path, caption = rest
             lines += [f"![{caption}]({path.relative_to(out_dir).as_posix()})", "", f"*{caption}*", ""]
-    return "\n".join(lines)
+        else:
+            raise ValueError(f"unknown block kind {kind!r}")
+    return lines
 
 
-CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#212529}
-table{border-collapse:collapse;margin:1em 0;font-size:.85em}td,th{border:1px solid #ced4da;padding:.3em .5em;
-vertical-align:top}th{background:#f1f3f5}code{font-size:.85em;word-break:break-all}figure{margin:1em 0}
-img{max-width:100%}figcaption{font-size:.85em;color:#495057}"""
+CSS = """body{font-family:system-ui,sans-serif;max-width:1340px;margin:.6em auto;padding:0 1em;color:#212529;
+font-size:15px;line-height:1.4}h1{font-size:1.45em;margin:.2em 0}h2{font-size:1.2em;margin:1.4em 0 .5em;
+border-bottom:1px solid #dee2e6}h3{font-size:1em;margin:0 0 .3em}p{margin:.45em 0}
+table{border-collapse:collapse;margin:.6em 0;font-size:.85em}td,th{border:1px solid #ced4da;padding:.25em .45em;
+vertical-align:top}th{background:#f1f3f5}td.num{white-space:nowrap;text-align:right}
+code{font-size:.85em;word-break:break-all}figure{margin:.6em 0}img{max-width:100%;height:auto;display:block}
+figcaption{font-size:.82em;color:#495057}nav.toc{font-size:.88em;margin:.3em 0 .6em;color:#495057}
+nav.toc a{color:#1864ab;text-decoration:none;margin-right:.2em}
+.cols{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:1.2em;align-items:start}
+.box{border:1px solid #dee2e6;border-radius:6px;padding:.45em .8em;margin:.5em 0;background:#f8f9fa;
+font-size:.9em}.box ul{margin:0;padding-left:1.1em}.box li{margin:.15em 0}
+details{margin:.3em 0}summary{cursor:pointer;color:#1864ab;font-size:.92em}
+table.board{width:100%;table-layout:fixed;font-size:.8em;margin:.2em 0;line-height:1.25}
+table.board th{font-weight:600;text-align:center;padding:.2em}table.board th.claim{text-align:left;width:16.5em}
+table.board th.claim small{display:block;font-weight:400;color:#495057}table.board td{padding:2px}
+.v{display:block;border-radius:3px;padding:1px 4px;margin:1px 0;white-space:nowrap;overflow:hidden;
+text-overflow:ellipsis;font-weight:600}.v small{font-weight:400;font-size:.92em;white-space:normal}
+.v-holds{background:#b2f2bb;color:#1b4332}.v-fails{background:#ffa8a8;color:#5c0a0a}
+.v-inconclusive{background:#ffec99;color:#5c3c00}.v-not-measured{color:#adb5bd;text-align:center}
+p.legend{font-size:.8em;color:#495057;margin:.1em 0 .4em}"""
+
+_NUMERIC = re.compile(r"^[>\s\d.e+\-x(),=]*$")
+
+
+def _numeric(cell: str) -> bool:
+    """A number, a ratio or a 'median (min to max)' spread: kept on one line."""
+    bare = cell.replace(NOT_REACHED, "").replace("n/a", "").replace(" to ", " ").replace("n=", "")
+    return bool(cell) and any(ch.isdigit() or ch == "/" for ch in cell) and bool(_NUMERIC.match(bare.replace("/", "")))
 
 
 def _inline(text: str) -> str:
@@ -259,22 +455,69 @@ def _inline(text: str) -> str:
 
 
 def render_html(blocks) -> str:
-    body = []
-    for kind, *rest in blocks:
-        if kind in ("h1", "h2"):
-            body.append(f"<{kind}>{html.escape(rest[0])}</{kind}>")
-        elif kind == "p":
-            body.append(f"<p>{_inline(rest[0])}</p>")
-        elif kind == "table":
-            head, rows = rest
-            body.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>" +
-                        "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in rows) +
-                        "</table>")
-        elif kind == "fig":
-            path, caption = rest
-            data = base64.b64encode(path.read_bytes()).decode()
-            body.append(f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
-                        f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    body = _html(blocks, _sections(blocks))
     title = html.escape(blocks[0][1])
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
             f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def _html(blocks, sections: list[str]) -> list[str]:
+    body = []
+    for kind, *rest in blocks:
+        if kind == "h1":
+            body.append(f"<h1>{html.escape(rest[0])}</h1>")
+        elif kind == "h2":
+            body.append(f'<h2 id="{slug(rest[0])}">{html.escape(rest[0])}</h2>')
+        elif kind == "p":
+            body.append(f"<p>{_inline(rest[0])}</p>")
+        elif kind == "toc":
+            body.append('<nav class="toc"><strong>Contents:</strong> ' +
+                        " · ".join(f'<a href="#{slug(t)}">{html.escape(t)}</a>' for t in sections) + "</nav>")
+        elif kind == "table":
+            head, rows = rest
+            body.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>" +
+                        "".join("<tr>" + "".join(f'<td class="num">{_inline(c)}</td>' if _numeric(c) else
+                                                 f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in rows) +
+                        "</table>")
+        elif kind == "board":
+            body.append(_board_html(rest[0]))
+        elif kind == "columns":
+            body.append('<div class="cols">' + "".join("<div>" + "\n".join(_html(part, sections)) + "</div>"
+                                                       for part in rest[0]) + "</div>")
+        elif kind == "box":
+            title, items = rest
+            body.append(f'<div class="box"><h3>{html.escape(title)}</h3><ul>' +
+                        "".join(f"<li>{_inline(item)}</li>" for item in items) + "</ul></div>")
+        elif kind == "details":
+            summary_, inner = rest
+            body.append(f"<details><summary>{html.escape(summary_)}</summary>\n" + "\n".join(_html(inner, sections))
+                        + "\n</details>")
+        elif kind == "fig":
+            path, caption = rest
+            png = path.read_bytes()
+            width = int.from_bytes(png[16:20], "big") * 96 // figures.DPI  # the IHDR width, at 96 px per inch
+            body.append(f'<figure><img style="width:{width}px" alt="{html.escape(caption)}" '
+                        f'src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+                        f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+        else:
+            raise ValueError(f"unknown block kind {kind!r}")
+    return body
+
+
+def _board_html(bd) -> str:
+    systems = list(dict.fromkeys(s for s, _ in bd.rows))
+    head = ('<tr><th class="claim" rowspan="2">claim</th>' +
+            "".join(f'<th colspan="{sum(s == x for x, _ in bd.rows)}">{html.escape(s)}</th>' for s in systems) +
+            "</tr><tr>" + "".join(f"<th>{html.escape(g)}</th>" for _, g in bd.rows) + "</tr>")
+    rows = []
+    for column in bd.columns:
+        cells = []
+        for chips in _board_cells(bd, column):
+            cells.append("<td>" + "".join(
+                f'<span class="v v-{v.replace(" ", "-")}" title="{html.escape(why, quote=True)}">{MARK[v]} ' +
+                (f"<small>{html.escape(label)}</small>" if label else "" if v == "not measured" else v) + "</span>"
+                for v, label, why in chips) + "</td>")
+        rows.append(f'<tr><th class="claim">{html.escape(column)}<small>{html.escape(BOARD_COLUMNS[column])}</small>'
+                    "</th>" + "".join(cells) + "</tr>")
+    return (f'<p class="legend">{_inline(board_legend(MARK))}</p><table class="board">{head}' + "".join(rows) +
+            "</table>")

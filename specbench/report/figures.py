@@ -11,23 +11,48 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
-from specbench.report.verdicts import exponent, median  # noqa: E402
+from specbench.report.verdicts import MARK, median  # noqa: E402
 from specbench.results import write_bytes_atomic  # noqa: E402
-from specbench.trainers import TRAINERS  # noqa: E402
+from specbench.trainers import TRAINERS, role_of  # noqa: E402
 
-# Okabe-Ito (colour-blind safe), then tab10's others: a trainer's colour is fixed by its place in the registry.
-PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000",
-           "#8c564b", "#7f7f7f", "#bcbd22", "#17becf"]
+# Okabe-Ito (colour-blind safe) without its yellow (unreadable on white) and with its sky blue moved behind black
+# (so the first trainers are never two shades of blue), then tab10's others: a trainer's colour is fixed by its
+# place in the registry. Line styles and markers cycle on other periods, so trainers that share a hue still differ
+# in line and marker.
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#000000", "#56B4E9", "#8c564b", "#7f7f7f",
+           "#bcbd22"]
+LINESTYLES = ["-", "--", "-.", ":"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
 SERIES_COLOURS = ["#1b6ac9", "#d9480f", "#2b8a3e", "#862e9c", "#e67700", "#495057"]
-plt.rcParams.update({"figure.dpi": 110, "font.size": 10, "axes.grid": True, "grid.alpha": 0.3,
-                     "axes.spines.top": False, "axes.spines.right": False})
+DPI = 150  # PNGs at 150 dpi: sharp when the HTML scales a wide figure to the page
+plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": DPI, "font.size": 10, "axes.grid": True, "grid.alpha": 0.3,
+                     "axes.spines.top": False, "axes.spines.right": False, "legend.frameon": False})
+
+# A verdict's colour in figures, the same as on the report's board.
+VERDICT_COLOUR = {"holds": "#2b8a3e", "fails": "#c92a2a", "inconclusive": "#b35c00", "not measured": "#868e96"}
+
+
+def _index(trainer: str) -> int | None:
+    names = list(TRAINERS)
+    return names.index(trainer) if trainer in names else None
 
 
 def colour(trainer: str) -> str:
     """The trainer's colour, the same in every figure: by its place in the registry (unknown names grey)."""
-    names = list(TRAINERS)
-    return PALETTE[names.index(trainer) % len(PALETTE)] if trainer in names else "#495057"
+    i = _index(trainer)
+    return PALETTE[i % len(PALETTE)] if i is not None else "#495057"
+
+
+def style(trainer: str) -> dict:
+    """The trainer's line: colour, line style and marker by its place in the registry (the candidate drawn
+    thicker), so every registered trainer looks different from every other in every figure."""
+    i = _index(trainer)
+    if i is None:
+        return {"color": "#495057", "ls": ":", "marker": "x", "lw": 1.4}
+    return {"color": colour(trainer), "ls": LINESTYLES[i % len(LINESTYLES)], "marker": MARKERS[i % len(MARKERS)],
+            "lw": 2.4 if role_of(trainer) == "candidate" else 1.5}
 
 
 _DRAW = [True]
@@ -44,9 +69,11 @@ def drawing(on: bool):
 
 
 def _save(fig, path: Path) -> Path:
-    """Render the figure and write it atomically (a full disk never leaves half a PNG)."""
+    """Render the figure and write it atomically (a full disk never leaves half a PNG). Every figure goes through
+    here, so within `drawing(False)` none is rendered and each still returns its path."""
     if _DRAW[-1]:
-        fig.tight_layout()
+        if fig.get_layout_engine() is None:
+            fig.tight_layout()
         buf = io.BytesIO()
         fig.savefig(buf, format="png", metadata={"Software": None})
         write_bytes_atomic(path, buf.getvalue())
@@ -54,135 +81,295 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def learning_curves(groups: dict[str, list[dict]], target: float, title: str, path: Path) -> Path:
+def _legend_on_top(fig, handles, labels, ncol: int | None = None) -> None:
+    """One legend for the whole figure, above the axes (never over the data), in as many columns as its width
+    holds."""
+    fits = max(1, int(fig.get_figwidth() // 2.3))
+    fig.legend(handles, labels, loc="outside upper center", ncol=min(len(labels), ncol or 6, fits), fontsize=9,
+               handlelength=2.6, columnspacing=1.4)
+
+
+def _unique_legend(axes) -> tuple[list, list]:
+    """The legend entries of several axes, each label once, in order of first appearance."""
+    seen = {}
+    for ax in np.ravel(axes):
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(label, h)
+    return list(seen.values()), list(seen)
+
+
+# ---- overview: per-seed paired ratios --------------------------------------------------------------------------
+
+def seed_ratios(rows: list[tuple[str, str, dict[str, list[tuple[float, bool]]]]], threshold: float, xlabel: str,
+                title: str, path: Path, bound_label: str | None = None) -> Path:
+    """A dot plot of spectral's advantage (log scale): a line per (cell, baseline), one dot per seed, an arrow
+    where the seed's ratio is a lower bound, the median as a black bar; the claim's threshold and parity (1x)
+    drawn, the cell's verdict written on the right. rows: (cell label, verdict, {baseline: [(ratio, is a lower
+    bound)]}), top to bottom; the pairs are the ones the verdict's median is taken over (verdicts.seed_ratios)."""
+    bases = list(dict.fromkeys(b for _, _, per in rows for b in per))
+    k = max(1, len(bases))
+    step = 0.8 / k
+    fig, ax = plt.subplots(figsize=(7.2, 1.15 + 0.28 * len(rows) * max(1, k / 3)), layout="constrained")
+    values = [v for _, _, per in rows for pairs in per.values() for v, _ in pairs if v > 0 and math.isfinite(v)]
+    lo = min([*values, 1.0, threshold]) / 2.5
+    hi = max([*values, 1.0, threshold]) * 4
+    ax.axvspan(threshold, hi, color=VERDICT_COLOUR["holds"], alpha=0.07, lw=0)
+    ax.axvline(1.0, color="#495057", lw=1.2)
+    if threshold != 1.0:
+        ax.axvline(threshold, color=VERDICT_COLOUR["holds"], lw=1.4, ls="--")
+    for i, (label, verdict, per) in enumerate(rows):
+        if not any(per.values()):
+            ax.text(lo * 1.15, i, "no per-seed ratio (see the verdict's reason)", va="center", fontsize=8,
+                    color="#868e96")
+        for j, b in enumerate(bases):
+            pairs = [(v, lower) for v, lower in per.get(b, []) if v > 0 and math.isfinite(v)]
+            if not pairs:
+                continue
+            y, c = i + (j - (k - 1) / 2) * step, colour(b)
+            exact = [v for v, lower in pairs if not lower]
+            bounds = [v for v, lower in pairs if lower]
+            ax.plot(exact, [y] * len(exact), "o", color=c, ms=5.5, alpha=0.85, mec="white", mew=0.5)
+            for v in bounds:
+                ax.annotate("", xy=(v * 2.2, y), xytext=(v, y),
+                            arrowprops={"arrowstyle": "-|>", "color": c, "lw": 1.4, "mutation_scale": 9})
+                ax.plot(v, y, "|", color=c, ms=7, mew=1.6)
+            ax.plot(float(np.median([v for v, _ in pairs])), y, "|", color="black", ms=13, mew=2.4)
+        ax.text(1.01, i, f"{MARK[verdict]} {verdict}", transform=ax.get_yaxis_transform(), va="center",
+                fontsize=9, color=VERDICT_COLOUR[verdict], fontweight="bold")
+    ax.set_xscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.set_yticks(range(len(rows)), [label for label, _, _ in rows])
+    ax.grid(axis="y", visible=False)
+    for i in range(1, len(rows)):
+        ax.axhline(i - 0.5, color="#dee2e6", lw=0.8)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, loc="left", fontsize=11, fontweight="bold")
+    from matplotlib.lines import Line2D
+    handles = [Line2D([], [], ls="", marker="o", color=colour(b), label=b) for b in bases]
+    handles += [Line2D([], [], ls="", marker="|", color="black", ms=11, mew=2.2, label="median over seeds")]
+    if bound_label:
+        handles.append(Line2D([], [], ls="", marker=r"$\rightarrow$", color="#495057", ms=14, label=bound_label))
+    handles += [Line2D([], [], color=VERDICT_COLOUR["holds"], ls="--" if threshold != 1 else "-",
+                       label=f"claim: {threshold:g}x" if threshold != 1 else "claim: 1x (parity)")]
+    fig.legend(handles=handles, loc="outside upper center", ncol=3, fontsize=8.5, handlelength=1.6,
+               columnspacing=1.2)
+    return _save(fig, path)
+
+
+# ---- per-system small multiples ---------------------------------------------------------------------------------
+
+def _grid(cells: dict[tuple[str, str], object], panel_height: float = 2.5):
+    """A figure with a panel per (system, regime): systems across, regimes down; panels with no cell hidden.
+    Returns the figure and {cell: axis}."""
+    systems = list(dict.fromkeys(s for s, _ in cells))
+    regimes = list(dict.fromkeys(g for _, g in sorted(cells, key=lambda c: c[1])))
+    fig, axes = plt.subplots(len(regimes), len(systems), figsize=(max(7.0, 2.9 * len(systems)),
+                                                                  0.9 + panel_height * len(regimes)),
+                             squeeze=False, layout="constrained")
+    out = {}
+    for i, regime in enumerate(regimes):
+        for j, system in enumerate(systems):
+            if (system, regime) in cells:
+                out[(system, regime)] = axes[i, j]
+                axes[i, j].set_title(f"{system} ({regime})", fontsize=10)
+            else:
+                axes[i, j].set_axis_off()
+    return fig, out
+
+
+def _curve_panel(ax, groups: dict[str, list[dict]], target: float) -> None:
     """Common metric against training time per trainer: median over seeds and the min-max band, log scales."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for trainer, runs in groups.items():
-        curves = [np.array(r["curve"], dtype=float) for r in runs if r["curve"]]
+        curves = [np.array([row for row in r["curve"] if row[2] is not None], dtype=float).reshape(-1, 3)
+                  for r in runs if r["curve"]]
         curves = [c[np.isfinite(c[:, 2])] for c in curves]
         curves = [c for c in curves if len(c)]
         if not curves:
             continue
         t_end = max(c[-1, 0] for c in curves)
-        grid = np.geomspace(max(min(c[1, 0] if len(c) > 1 else c[0, 0] for c in curves), 1e-3), t_end, 200)
+        grid = np.geomspace(max(min(c[1, 0] if len(c) > 1 else c[0, 0] for c in curves), 1e-3), max(t_end, 2e-3),
+                            200)
         # step interpolation: the metric known at a time is the last one evaluated
         values = np.array([c[np.clip(np.searchsorted(c[:, 0], grid, side="right") - 1, 0, None), 2] for c in curves])
-        ax.plot(grid, np.median(values, 0), color=colour(trainer), label=trainer, lw=1.8)
+        st = style(trainer)
+        ax.plot(grid, np.median(values, 0), color=st["color"], ls=st["ls"], lw=st["lw"], label=trainer)
         if len(curves) > 1:
-            ax.fill_between(grid, values.min(0), values.max(0), color=colour(trainer), alpha=0.18, lw=0)
-    ax.axhline(target, color="black", ls="--", lw=1, label=f"target {target:g}")
-    ax.set(xscale="log", yscale="log", xlabel="training time (s)", ylabel="common metric: train rollout NMSE",
-           title=title)
-    ax.legend(fontsize=8, loc="best")
+            ax.fill_between(grid, values.min(0), values.max(0), color=st["color"], alpha=0.13, lw=0)
+    ax.axhline(target, color="black", ls=(0, (4, 3)), lw=1, label="target")
+    ax.set(xscale="log", yscale="log")
+
+
+def curves_grid(cells: dict[tuple[str, str], dict[str, list[dict]]], path: Path) -> Path:
+    """The common metric against training time, a panel per (system, regime), one legend for all."""
+    fig, axes = _grid(cells)
+    for cell, ax in axes.items():
+        groups = cells[cell]
+        _curve_panel(ax, groups, next(iter(groups.values()))[0]["target_loss"])
+    for ax in fig.axes:
+        if ax.axison and ax.get_subplotspec().is_last_row():
+            ax.set_xlabel("training time (s)")
+        if ax.axison and ax.get_subplotspec().is_first_col():
+            ax.set_ylabel("train rollout NMSE")
+    _legend_on_top(fig, *_unique_legend(list(axes.values())))
     return _save(fig, path)
 
 
-def per_trainer(groups: dict[str, list[dict]], value, ylabel: str, title: str, path: Path,
-                scale: float = 1.0, log: bool = True) -> Path:
-    """A measure per trainer (`value(record)`, from specbench.measures): the median (large marker), the seed range (line) and each seed (small dots). On a log
-    axis a dot plot, never bars (a bar's length on a log axis depends on an arbitrary bottom); on a linear axis,
-    bars from zero."""
-    fig, ax = plt.subplots(figsize=(6.4, 3.4))
-    names = list(groups)
-    for i, trainer in enumerate(names):
-        vals = [value(r) * scale for r in groups[trainer] if value(r) is not None]
-        if not vals:
-            ax.text(i, 0.5, "no value\n(failed)", ha="center", va="center", transform=ax.get_xaxis_transform(),
-                    fontsize=8)
-            continue
-        m, c = median(vals), colour(trainer)
-        if log:
-            ax.plot([i, i], [min(vals), max(vals)], color=c, lw=2)
-            ax.plot(i, m, "o", color=c, ms=9)
-        else:
-            ax.bar(i, m, color=c, width=0.6, alpha=0.85)
-            ax.plot([i, i], [min(vals), max(vals)], color="black", lw=1)
-        ax.plot([i] * len(vals), vals, ".", color="black", ms=4)
-    ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
-    ax.set_xlim(-0.6, len(names) - 0.4)
-    ax.set(ylabel=ylabel, title=title)
-    if log:
+def measure_grid(cells: dict[tuple[str, str], dict[str, list[dict]]], value, ylabel: str, path: Path,
+                 threshold: float | None = None, threshold_label: str = "") -> Path:
+    """A measure per trainer (`value(record)`, from specbench.measures) in a panel per (system, regime): each seed
+    a small black dot, the seed range a line, the median a large marker in the trainer's colour, log scale.
+    threshold: where given, a dashed line at threshold x the candidate's median (C2's line for test MSE)."""
+    from specbench.trainers import candidate
+
+    fig, axes = _grid(cells, panel_height=2.2)
+    for cell, ax in axes.items():
+        groups = cells[cell]
+        for i, (trainer, runs) in enumerate(groups.items()):
+            vals = [value(r) for r in runs if value(r) is not None]
+            st = style(trainer)
+            if not vals:
+                ax.text(i, 0.5, "failed", ha="center", va="center", rotation=90, fontsize=7,
+                        transform=ax.get_xaxis_transform())
+                continue
+            ax.plot([i, i], [min(vals), max(vals)], color=st["color"], lw=2)
+            ax.plot(i, median(vals), st["marker"], color=st["color"], ms=8, ls="", label=trainer)
+            ax.plot([i] * len(vals), vals, ".", color="black", ms=3.5)
+        spec = [value(r) for r in groups.get(candidate(), []) if value(r) is not None]
+        if threshold and spec:
+            ax.axhline(threshold * median(spec), color=VERDICT_COLOUR["holds"], ls="--", lw=1.2,
+                       label=threshold_label)
         ax.set_yscale("log")
-    else:
-        ax.set_ylim(bottom=0)
+        ax.set_xticks(range(len(groups)), [])
+        ax.set_xlim(-0.7, len(groups) - 0.3)
+        ax.grid(axis="x", visible=False)
+    for ax in fig.axes:
+        if ax.axison and ax.get_subplotspec().is_first_col():
+            ax.set_ylabel(ylabel)
+    _legend_on_top(fig, *_unique_legend(list(axes.values())))
     return _save(fig, path)
 
 
-def rollout(groups: dict[str, list[dict]], title: str, path: Path, max_states: int = 2) -> Path | None:
-    """The first test trajectory against each trainer's rollout (seed with the lowest number)."""
-    runs = {t: rs[0] for t, rs in groups.items() if rs and rs[0].get("test_rollout")}
-    if not runs:
+def _rollout_seed(groups: dict[str, list[dict]]) -> int | None:
+    """The lowest seed with a test rollout for the most trainers: every trainer drawn against the same truth."""
+    counts: dict[int, int] = {}
+    for runs in groups.values():
+        for r in runs:
+            if r.get("test_rollout") and r["test_rollout"].get("pred") is not None:
+                counts[r["seed"]] = counts.get(r["seed"], 0) + 1
+    return min(counts, key=lambda s: (-counts[s], s)) if counts else None
+
+
+def rollout_grid(cells: dict[tuple[str, str], dict[str, list[dict]]], path: Path) -> Path | None:
+    """The first state of the first test trajectory and each trainer's rollout from its initial state, a panel per
+    (system, regime), all trainers at one seed (named): the truth as markers at its sampled times, the training
+    span shaded and the training observation times ticked along the bottom (from the record's config.data)."""
+    seeds = {cell: _rollout_seed(groups) for cell, groups in cells.items()}
+    drawn = {cell: groups for cell, groups in cells.items() if seeds[cell] is not None}
+    if not drawn:
         return None
-    first = next(iter(runs.values()))["test_rollout"]
-    n = min(max_states, len(first["truth"][0]))
-    fig, axes = plt.subplots(n, 1, figsize=(6.4, 1.9 * n + 0.6), sharex=True, squeeze=False)
-    t = np.array(first["t"])
-    for k, ax in enumerate(axes[:, 0]):
-        ax.plot(t, np.array(first["truth"])[:, k], color="black", lw=2.2, label="truth")
+    fig, axes = _grid(drawn, panel_height=2.3)
+    for cell, ax in axes.items():
+        runs = {t: r for t, rs in drawn[cell].items() for r in rs
+                if r["seed"] == seeds[cell] and r.get("test_rollout")}
+        first = next(iter(runs.values()))
+        t, truth = np.array(first["test_rollout"]["t"]), np.array(first["test_rollout"]["truth"])[:, 0]
+        data = first["config"].get("data") or {}
+        if data.get("t_span"):
+            ax.axvspan(0.0, data["t_span"], color="#e9ecef", lw=0, label="training span")
+            if data.get("n_times"):
+                ax.plot(np.linspace(0.0, data["t_span"], int(data["n_times"])), np.zeros(int(data["n_times"])),
+                        "|", color="#495057", ms=5, mew=0.7, transform=ax.get_xaxis_transform(), clip_on=False,
+                        label="training observation times")
         for trainer, r in runs.items():
             pred = r["test_rollout"]["pred"]
             if pred is not None:
-                ax.plot(t, np.array(pred)[:, k], color=colour(trainer), lw=1.2, ls="--", label=trainer)
-        ax.set_ylabel(f"state {k + 1}")
-        if math.isfinite(np.abs(np.array(first["truth"])).max()):
-            lim = 1.5 * np.abs(np.array(first["truth"])[:, k]).max()
-            ax.set_ylim(-lim if np.array(first["truth"])[:, k].min() < 0 else 0, lim)
-    axes[0, 0].set_title(title)
-    axes[-1, 0].set_xlabel("time (system units)")
-    axes[0, 0].legend(fontsize=7, ncol=3, loc="upper right")
+                st = style(trainer)
+                ax.plot(t, np.array(pred, dtype=float)[:, 0], color=st["color"], ls=st["ls"], lw=1.3, label=trainer)
+        dense = len(t) > 60  # many samples: small dots, or the markers hide the rollouts
+        ax.plot(t, truth, "o", mfc="black" if dense else "none", mec="black", ms=1.6 if dense else 4,
+                mew=1.1, label="truth (test samples)")
+        if np.isfinite(truth).all() and truth.size:
+            span = max(np.abs(truth).max(), 1e-12)
+            ax.set_ylim(min(truth.min(), 0) - 0.5 * span, truth.max() + 0.5 * span)
+        ax.set_xlim(t[0], t[-1])
+        ax.set_title(f"{cell[0]} ({cell[1]}), seed {seeds[cell]}", fontsize=10)
+    for ax in fig.axes:
+        if ax.axison and ax.get_subplotspec().is_last_row():
+            ax.set_xlabel("time (system units)")
+        if ax.axison and ax.get_subplotspec().is_first_col():
+            ax.set_ylabel("state 1")
+    _legend_on_top(fig, *_unique_legend(list(axes.values())), ncol=5)
     return _save(fig, path)
 
 
+# ---- scaling studies ---------------------------------------------------------------------------------------------
+
 def _series_style(series: str, i: int) -> dict:
-    """A trainer's series keeps the trainer's colour (dashed for a variant); other series take a palette colour."""
+    """A trainer's series keeps the trainer's colour and marker (dashed for a variant, e.g. whole trajectories);
+    other series take a palette colour."""
     trainer = series.split(" (")[0]
     if trainer in TRAINERS:
-        return {"color": colour(trainer), "ls": "--" if " (" in series else "-"}
-    return {"color": SERIES_COLOURS[i % len(SERIES_COLOURS)], "ls": "-"}
+        st = style(trainer)
+        return {"color": st["color"], "marker": st["marker"], "ls": "--" if " (" in series else "-"}
+    return {"color": SERIES_COLOURS[i % len(SERIES_COLOURS)], "marker": MARKERS[i % len(MARKERS)], "ls": "-"}
 
 
-def _plot_series(ax, by_series: dict[str, list], label) -> None:
-    """A line per series through its positive points; label(series, points) names it in the legend."""
-    for i, (series, pts) in enumerate(by_series.items()):
-        xy = [(x, y) for x, y in pts if y is not None and y > 0]
+def _plot_series(ax, by_series: dict[str, list], names: list[str] | None = None) -> None:
+    """A line per series through its positive, finite points; a series that is not a trainer's takes its colour
+    by its place in `names` (default: the series here), so the panels of one figure agree."""
+    names = names or list(by_series)
+    for series, pts in by_series.items():
+        xy = [(x, y) for x, y in pts if y is not None and 0 < y < math.inf]
         if xy:
-            ax.plot(*zip(*xy), marker="o", ms=4, lw=1.5, label=label(series, pts), **_series_style(series, i))
+            ax.plot(*zip(*xy), ms=4.5, lw=1.5, label=series, **_series_style(series, names.index(series)))
 
 
-def scaling(panels: dict[str, dict[str, list]], xlabel: str, title: str, path: Path) -> Path:
-    """One log-log panel per quantity: a line per series, the fitted exponent in its legend entry."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.0), squeeze=False)
+def _plain_minor_ticks(ax) -> None:
+    """No labels on a log axis's minor ticks (a short range otherwise labels them all, '4x10^0 6x10^0')."""
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def scaling(panels: dict[str, dict[str, list]], xlabel: str, path: Path) -> Path:
+    """One log-log panel per quantity, a line per series, one legend for all above them (the fitted exponents
+    are in the report's tables)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 4.0), squeeze=False, layout="constrained")
     for ax, (ylabel, by_series) in zip(axes[0], panels.items()):
-        _plot_series(ax, by_series, lambda series, pts: f"{series}: n^{exponent(pts):.2f}")
+        _plot_series(ax, by_series)
         ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel=ylabel)
-        ax.legend(fontsize=6, loc="best")
-    fig.suptitle(title)
+        _plain_minor_ticks(ax)
+    _legend_on_top(fig, *_unique_legend(axes), ncol=4)
     return _save(fig, path)
 
 
 def order(p_points: dict[str, list], e_points: dict[str, list], path: Path) -> Path:
     """Representation error against p (semi-log) and against E (log-log)."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.0))
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.8), layout="constrained")
+    names = [*p_points, *e_points]
     for ax, by_series, xlabel, xlog in ((axes[0], p_points, "Legendre order p", False),
                                         (axes[1], e_points, "elements E", True)):
-        _plot_series(ax, by_series, lambda series, pts: series)
+        _plot_series(ax, by_series, names)
         ax.set(yscale="log", xscale="log" if xlog else "linear", xlabel=xlabel,
                ylabel="representation error (max, relative)")
-        ax.legend(fontsize=7, loc="best")
-    fig.suptitle("spectral representation error")
+    _legend_on_top(fig, *_unique_legend(axes), ncol=3)
     return _save(fig, path)
 
 
-def cells(grid: dict[str, list], labels: list[str], ylabel: str, title: str, path: Path) -> Path:
-    """A value per trainer in each of several cells (regime, noise): markers side by side, log scale."""
-    fig, ax = plt.subplots(figsize=(7.2, 3.8))
-    width = 0.8 / max(1, len(grid))
-    for k, (trainer, values) in enumerate(grid.items()):
-        xs = [i - 0.4 + width * (k + 0.5) for i in range(len(labels))]
-        pts = [(x, v) for x, v in zip(xs, values) if v is not None and math.isfinite(v) and v > 0]
-        if pts:
-            ax.plot(*zip(*pts), "o", color=colour(trainer), ms=7, label=trainer)
-    ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
-    ax.set(yscale="log", ylabel=ylabel, title=title)
-    ax.legend(fontsize=7, loc="best")
+def cells(panels: dict[str, tuple[dict[str, list], list[str]]], ylabel: str, path: Path) -> Path:
+    """A value per trainer in each of several cells (regime, noise), a panel per system: markers side by side,
+    log scale. panels: system -> ({trainer: [value per cell]}, cell labels)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(7.0, 4.6 * len(panels)), 3.9), squeeze=False,
+                             layout="constrained")
+    for ax, (system, (grid, labels)) in zip(axes[0], panels.items()):
+        width = 0.8 / max(1, len(grid))
+        for k, (trainer, values) in enumerate(grid.items()):
+            xs = [i - 0.4 + width * (k + 0.5) for i in range(len(labels))]
+            pts = [(x, v) for x, v in zip(xs, values) if v is not None and math.isfinite(v) and v > 0]
+            if pts:
+                st = style(trainer)
+                ax.plot(*zip(*pts), st["marker"], color=st["color"], ms=6.5, ls="", label=trainer)
+        ax.set_xticks(range(len(labels)), labels, rotation=25, ha="right", fontsize=8.5)
+        ax.set(yscale="log", ylabel=ylabel, title=system)
+    _legend_on_top(fig, *_unique_legend(axes))
     return _save(fig, path)

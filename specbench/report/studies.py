@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from specbench import measures
 from specbench.report import figures
-from specbench.report.verdicts import Ratio, Verdict, claims, exponent, fmt, median, trainer_order
+from specbench.report.verdicts import MARK, Ratio, Verdict, claims, exponent, fmt, median, trainer_order
 from specbench.trainers import candidate, with_role
 
 WHOLE = " (whole trajectories)"  # the horizon study's series of solver baselines on whole trajectories
@@ -27,14 +28,17 @@ def by_study(records: list[dict]) -> dict[str, list[dict]]:
     return dict(out)
 
 
-def series_points(records: list[dict], value) -> dict[str, list[tuple[float, float | None]]]:
-    """series -> [(swept value, median over seeds of value(record))], sorted by the swept value."""
+def series_points(records: list[dict], value, unreached: bool = False) -> dict[str, list[tuple[float, float | None]]]:
+    """series -> [(swept value, median over seeds of value(record))], sorted by the swept value. A None is no
+    value (left out of the median), or with `unreached` a time never reached (+inf in the median, as in the
+    headline tables)."""
     cells = defaultdict(list)
     for r in records:
         cells[(r["study"]["series"], float(r["study"]["value"]))].append(value(r))
     out = defaultdict(list)
-    for (series, x), vs in sorted(cells.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        present = [v for v in vs if v is not None]
+    for (series, x), vs in sorted(cells.items(), key=lambda kv: (trainer_order(kv[0][0].split(" (")[0]), kv[0][0],
+                                                                 kv[0][1])):
+        present = vs if unreached else [v for v in vs if v is not None]
         out[series].append((x, median(present) if present else None))
     return dict(out)
 
@@ -80,21 +84,22 @@ def horizon_verdicts(records: list[dict]) -> list[Verdict]:
     if not ok:
         return []
     longest = max(r["study"]["value"] for r in ok)
-    system = ok[0]["system"]
+    system, regime = ok[0]["system"], ok[0]["regime"]
     mem, depth = series_points(ok, memory), series_points(ok, nfe)
     slopes = {s: exponent(p) for s, p in mem.items()}
     at_end = {s: dict(p).get(float(longest)) for s, p in mem.items()}
     out = []
     spectral = candidate()
     baselines = with_role("baseline")
-    for label, suffix in (("whole trajectories", WHOLE), ("tuned segments", "")):
+    for label, suffix, short in (("whole trajectories", WHOLE, "whole"), ("tuned segments", "", "segments")):
         ratios = {b: _ratio(at_end.get(b + suffix), at_end.get(spectral)) for b in baselines if b + suffix in mem}
         worse = [b for b, r in ratios.items() if not r.value >= 1]
         why = (f"spectral uses more memory than {', '.join(worse)}" if worse else
                "spectral uses less memory than every baseline") + \
             f" at {longest:g} observation times; memory exponents: spectral {fmt_exponent(slopes.get(spectral))}, " + \
             ", ".join(f"{b} {fmt_exponent(slopes.get(b + suffix))}" for b in ratios)
-        out.append(Verdict("C3", system, f"horizon study, {label}", "fails" if worse else "holds", ratios, why))
+        out.append(Verdict("C3", system, f"horizon study, {label}", "fails" if worse else "holds", ratios, why,
+                           column="C3 at scale", sampling=regime, label=f"horizon, {short}"))
     spec_depth = exponent(depth.get(spectral, []))
     ratios = {b: _ratio(dict(depth.get(b + WHOLE, [])).get(float(longest)), dict(depth[spectral]).get(float(longest)))
               for b in baselines if b + WHOLE in depth} if spectral in depth else {}
@@ -104,7 +109,7 @@ def horizon_verdicts(records: list[dict]) -> list[Verdict]:
         f" on whole trajectories); wall time per iteration on this machine grows as n^" \
         f"{fmt_exponent(exponent(times.get(spectral, [])))} for spectral, because its work still grows with n"
     verdict = "inconclusive" if math.isnan(spec_depth) else "holds" if spec_depth < 0.1 else "fails"
-    out.append(Verdict("C4", system, "horizon study", verdict, ratios, why))
+    out.append(Verdict("C4", system, "horizon study", verdict, ratios, why, sampling=regime))
     return out
 
 
@@ -140,6 +145,7 @@ def order_verdicts(records: list[dict]) -> list[Verdict]:
     """C5 for each noiseless p-sweep series: holds when the error falls >= 1000x, exponentially in p."""
     out = []
     sweeps = [r for r in records if r["study"]["variable"] == "p" and r.get("representation_error") is not None]
+    regime = {r["study"]["series"]: r["regime"] for r in sweeps}
     for series, points in series_points(sweeps, lambda r: r["representation_error"]).items():
         d = decay(points)
         noisy = not series.endswith("noise 0")
@@ -147,21 +153,31 @@ def order_verdicts(records: list[dict]) -> list[Verdict]:
               f"p={d['floor_at']:g}, {fmt(d['rate'])} decades per order; " + \
               ("an exponential in p fits better than a power law" if d["exponential"] else
                "a power law in p fits as well as an exponential")
+        system, _, label = series.partition(", ")
+        place = {"sampling": regime[series], "label": label}
         if noisy:
-            out.append(Verdict("C5", series.split(",")[0], f"order study, {series}", "inconclusive", {},
-                               why + " (noisy data: the floor is the noise, shown, not judged)"))
+            out.append(Verdict("C5", system, f"order study, {series}", "inconclusive", {},
+                               why + " (noisy data: the floor is the noise, shown, not judged)", **place))
             continue
         holds = d["fall"] >= 1e3 and d["exponential"]
-        out.append(Verdict("C5", series.split(",")[0], f"order study, {series}", "holds" if holds else "fails", {},
-                           why))
+        out.append(Verdict("C5", system, f"order study, {series}", "holds" if holds else "fails", {}, why,
+                           **place))
     return out
 
 
 def regimes_verdicts(records: list[dict]) -> list[Verdict]:
     """C2 in every (regime, noise) cell of the regimes study: the low-data claim is C2 in the sparse cells."""
-    relabelled = [{**r, "regime": f"regimes study, {r['regime']}, noise {float(r['study']['value']):g}"}
-                  for r in records]
-    return [v for v in claims(relabelled) if v.claim == "C2"]
+    cell = {f"regimes study, {r['regime']}, noise {float(r['study']['value']):g}":
+            (r["regime"], f"noise {float(r['study']['value']):g}") for r in records}
+    return [replace(v, column="low data", sampling=cell[v.regime][0], label=cell[v.regime][1])
+            for v in claims(regimes_relabelled(records)) if v.claim == "C2"]
+
+
+def regimes_relabelled(records: list[dict]) -> list[dict]:
+    """The regimes study's records with each (regime, noise) cell as its regime, for the headline verdict rules
+    and their per-seed ratios."""
+    return [{**r, "regime": f"regimes study, {r['regime']}, noise {float(r['study']['value']):g}"}
+            for r in records]
 
 
 def state_size_verdicts(records: list[dict]) -> list[Verdict]:
@@ -177,8 +193,8 @@ def state_size_verdicts(records: list[dict]) -> list[Verdict]:
     why = (f"spectral uses more memory than {', '.join(worse)}" if worse else
            "spectral uses less memory than every baseline") + f" at N = {largest:g}; memory exponents in N: " + \
         ", ".join(f"{s} {fmt_exponent(exponent(p))}" for s, p in mem.items())
-    return [Verdict("C3", "network", f"state-size study, N = {largest:g}", "fails" if worse else "holds", ratios,
-                    why)]
+    return [Verdict("C3", ok[0]["system"], f"state-size study, N = {largest:g}", "fails" if worse else "holds",
+                    ratios, why, column="C3 at scale", sampling=ok[0]["regime"], label=f"N = {largest:g}")]
 
 
 VERDICTS = {"horizon": horizon_verdicts, "state-size": state_size_verdicts, "order": order_verdicts,
@@ -200,18 +216,23 @@ def study_verdicts(records: list[dict]) -> list[Verdict]:
 # ---- tables and figures -------------------------------------------------------------------------------------------
 
 def _table(points_by_series: dict, fmt_value=fmt, with_exponent=True) -> tuple[list[str], list[list[str]]]:
+    """Series against the swept value: a median where every seed reached it (+inf, a time never reached, written
+    NOT_REACHED), 'n/a' where no run has a value."""
+    from specbench.report import NOT_REACHED
+
     xs = sorted({x for pts in points_by_series.values() for x, _ in pts})
     head = ["series", *[f"{x:g}" for x in xs]] + (["exponent"] if with_exponent else [])
     rows = []
     for series, pts in points_by_series.items():
         values = dict(pts)
-        rows.append([series, *[fmt_value(values[x]) if values.get(x) is not None else "-" for x in xs]] +
+        rows.append([series, *[("n/a" if values.get(x) is None else NOT_REACHED if values[x] == math.inf
+                                else fmt_value(values[x])) for x in xs]] +
                     ([fmt_exponent(exponent(pts))] if with_exponent else []))
     return head, rows
 
 
-def _settings(records) -> list[tuple]:
-    """Each series' settings, with the keys that change along the sweep named rather than listed."""
+def _settings(records) -> tuple:
+    """Each series' settings, with the keys that change along the sweep named rather than listed (folded)."""
     import json
 
     skip = ("env", "system_params", "data", "cadence", "model")
@@ -223,7 +244,8 @@ def _settings(records) -> list[tuple]:
         fixed = {k: v for k, v in cfgs[0].items() if k not in varies}
         rows.append([series, "`" + json.dumps(fixed, sort_keys=True, separators=(",", ":")) + "`",
                      ", ".join(varies) or "-"])
-    return [("p", "Settings of each series:"), ("table", ["series", "settings", "varies along the sweep"], rows)]
+    return ("details", f"Settings of each of {len(rows)} series",
+            [("table", ["series", "settings", "varies along the sweep"], rows)])
 
 
 def _failures(records):
@@ -234,71 +256,71 @@ def _failures(records):
                                        f"{r['study']['value']} ({r['status']}: {r['error']})" for r in bad))]
 
 
+def _verdicts_box(verdicts: list[Verdict]) -> list[tuple]:
+    """The claims a study decides, each with its reason, above its figure."""
+    if not verdicts:
+        return []
+    return [("box", "What it decides", [f"{MARK[v.verdict]} **{v.claim} {v.verdict}**, {v.system} "
+                                        f"({v.label or v.regime}): {v.why}" for v in verdicts])]
+
+
 FIGURE_QUANTITIES = ("memory (MiB)", "time per iteration (ms)", "network evaluations per iteration")
 
 
-def _quantities(ok: list[dict], values: dict, against: str, xlabel: str, title: str, path: Path,
+def _quantities(ok: list[dict], values: dict, against: str, xlabel: str, path: Path,
                 caption: str) -> list[tuple]:
-    """A table per quantity against the swept variable (with exponents, except for times to target), then one
-    log-log figure of the quantities in FIGURE_QUANTITIES; each quantity's series are computed once."""
-    points = {name: series_points(ok, value) for name, value in values.items()}
-    b = []
+    """One log-log figure of the quantities in FIGURE_QUANTITIES, then a table per quantity against the swept
+    variable (with exponents, except for times to target), folded; each quantity's series are computed once."""
+    points = {name: series_points(ok, value, unreached="time to" in name) for name, value in values.items()}
+    tables = []
     for name, pts in points.items():
-        b.append(("p", f"**{name}** against {against}:"))
-        b.append(("table", *_table(pts, with_exponent="time to" not in name)))
+        tables.append(("p", f"**{name}** against {against}:"))
+        tables.append(("table", *_table(pts, with_exponent="time to" not in name)))
     panels = {name: points[name] for name in FIGURE_QUANTITIES if name in points}
-    return b + [("fig", figures.scaling(panels, xlabel, title, path), caption)]
+    return [("fig", figures.scaling(panels, xlabel, path), caption),
+            ("details", f"Tables: {', '.join(points)} against {against}, medians over seeds", tables)]
 
 
-def horizon_blocks(records, fig_dir: Path) -> list[tuple]:
+def horizon_blocks(records, verdicts, fig_dir: Path) -> list[tuple]:
     ok = _ok(records)
     system = records[0]["system"]
     b = [("h2", f"Horizon study ({system})"),
          ("p", "Trajectories of the same sampling interval and growing length; the solver baselines with their tuned "
-               "segments and, marked 'whole trajectories', on every whole trajectory at once, as in the paper's "
-               "memory argument. Medians over seeds; 'exponent' is the least-squares slope of log value against "
-               "log n (value ~ n^exponent). Memory is what the trainer built in setup plus its peak growth in "
-               "training (RSS on CPU, after a warm-up, evaluations excluded). RSS moves in pages and keeps what the "
-               "allocator has not returned, so values under about 2 MiB are mostly that residue and their exponents "
-               "say little.")]
+               "segments and, marked 'whole trajectories' (dashed), on every whole trajectory at once, as in the "
+               "paper's memory argument. Medians over seeds; 'exponent' is the least-squares slope of log value "
+               "against log n (value ~ n^exponent). Memory is what the trainer built in setup plus its peak growth "
+               "in training (RSS on CPU, after a warm-up, evaluations excluded). RSS moves in pages and keeps what "
+               "the allocator has not returned, so values under about 2 MiB are mostly that residue and their "
+               "exponents say little."), *_verdicts_box(verdicts)]
     b += _quantities(ok, {"memory (MiB)": memory, "of which the training peak (MiB)": training_peak,
                           "time per iteration (ms)": step_ms, "network evaluations per iteration": nfe},
                      "the number of observation times n", "observation times per trajectory n",
-                     f"{system}: cost against horizon", fig_dir / "study-horizon.png",
-                     "Cost against trajectory length (log-log; fitted exponent in the legend). Dashed: solver "
-                     "baselines on whole trajectories.")
-    return b + _settings(records) + _failures(records)
+                     fig_dir / "study-horizon.png",
+                     "Cost against trajectory length (log-log; the fitted exponents are in the tables). Dashed: "
+                     "solver baselines on whole trajectories.")
+    return b + [_settings(records)] + _failures(records)
 
 
-def state_size_blocks(records, fig_dir: Path) -> list[tuple]:
+def state_size_blocks(records, verdicts, fig_dir: Path) -> list[tuple]:
     ok = _ok(records)
     b = [("h2", "State-size study (network)"),
          ("p", "N coupled oscillators (2N states), every trainer with its tuned settings, dense data. Medians over "
-               "seeds; exponents are log-log slopes in N.")]
+               "seeds; exponents are log-log slopes in N."), *_verdicts_box(verdicts)]
     b += _quantities(ok, {"memory (MiB)": memory, "of which the training peak (MiB)": training_peak,
-                          "time per iteration (ms)": step_ms, "time to target (s)": lambda r: r["time_to_target_s"],
-                          "test MSE": lambda r: r["test_mse"]},
-                     "N", "oscillators N", "network: cost against state size", fig_dir / "study-state-size.png",
-                     "Cost against the number of oscillators (log-log; fitted exponent in the legend).")
-    return b + _settings(records) + _failures(records)
+                          "time per iteration (ms)": step_ms, "time to target (s)": measures.time_to_target,
+                          "test MSE": measures.test_mse},
+                     "N", "oscillators N", fig_dir / "study-state-size.png",
+                     "Cost against the number of oscillators (log-log; the fitted exponents are in the tables).")
+    return b + [_settings(records)] + _failures(records)
 
 
-def order_blocks(records, fig_dir: Path) -> list[tuple]:
+def order_blocks(records, verdicts, fig_dir: Path) -> list[tuple]:
     ok = _ok(records)
-    b = [("h2", "Order study (spectral representation)"),
+    b = [("h2", "Order study"),
          ("p", "The representation error is the unregularised least-squares fit of the mesh to the training "
                "observations, evaluated on a grid 4x finer, as its maximum error against the clean trajectory "
                "relative to the trajectory's maximum (float64). Beside it, the spectral trainer with that E and p: "
-               "time to target and test MSE.")]
-    for variable, label in (("p", "Legendre order p"), ("E", "element count E")):
-        rs = [r for r in ok if r["study"]["variable"] == variable]
-        if not rs:
-            continue
-        for title, value in (("representation error", lambda r: r.get("representation_error")),
-                             ("time to target (s)", measures.time_to_target),
-                             ("test MSE", measures.test_mse)):
-            b.append(("p", f"**{title}** against {label}:"))
-            b.append(("table", *_table(series_points(rs, value), with_exponent=False)))
+               "time to target and test MSE."), *_verdicts_box(verdicts)]
     p_rs = [r for r in ok if r["study"]["variable"] == "p"]
     e_rs = [r for r in ok if r["study"]["variable"] == "E"]
     b.append(("fig", figures.order(series_points(p_rs, lambda r: r.get("representation_error")),
@@ -306,27 +328,46 @@ def order_blocks(records, fig_dir: Path) -> list[tuple]:
                                    fig_dir / "study-order.png"),
               "Representation error against p (semi-log: a straight line is exponential convergence) and against "
               "E (log-log: a straight line is algebraic convergence)."))
-    return b + _settings(records) + _failures(records)
+    tables = []
+    for variable, label in (("p", "Legendre order p"), ("E", "element count E")):
+        rs = [r for r in ok if r["study"]["variable"] == variable]
+        for title, value in (("representation error", lambda r: r.get("representation_error")),
+                             ("time to target (s)", measures.time_to_target),
+                             ("test MSE", measures.test_mse)):
+            if rs:
+                tables.append(("p", f"**{title}** against {label}:"))
+                tables.append(("table", *_table(series_points(rs, value, unreached="time to" in title),
+                                                with_exponent=False)))
+    b.append(("details", "Tables: representation error, time to target and test MSE against p and E", tables))
+    return b + [_settings(records)] + _failures(records)
 
 
-def regimes_blocks(records, fig_dir: Path) -> list[tuple]:
+def regimes_blocks(records, verdicts, fig_dir: Path) -> list[tuple]:
     ok = _ok(records)
-    b = [("h2", "Regimes study (sampling and noise)"),
+    b = [("h2", "Regimes study"),
          ("p", "Dense against sparse sampling at three noise levels (relative to each state's standard deviation); "
-               "test MSE of rollouts from held-out initial states, median over seeds.")]
+               "test MSE of rollouts from held-out initial states, median over seeds. The per-seed ratios behind "
+               "its verdicts are drawn in the overview (low data)."), *_verdicts_box(verdicts)]
+    panels, tables = {}, []
     for system in sorted({r["system"] for r in records}):
         rs = [r for r in ok if r["system"] == system]
         cells = sorted({(r["regime"], float(r["study"]["value"])) for r in rs})
         trainers = sorted({r["trainer"] for r in rs}, key=trainer_order)
-        grid = {t: [median([r["test_mse"] for r in rs if r["trainer"] == t and
-                            (r["regime"], float(r["study"]["value"])) == c]) for c in cells] for t in trainers}
+        grid = {}
+        for t in trainers:
+            values = [[measures.test_mse(r) for r in rs if r["trainer"] == t and
+                       (r["regime"], float(r["study"]["value"])) == c] for c in cells]
+            grid[t] = [median([v for v in vs if v is not None]) if any(v is not None for v in vs) else None
+                       for vs in values]
         labels = [f"{g}, noise {n:g}" for g, n in cells]
-        b.append(("p", f"**{system}**: test MSE"))
-        b.append(("table", ["trainer", *labels], [[t, *map(fmt, v)] for t, v in grid.items()]))
-        b.append(("fig", figures.cells(grid, labels, "test MSE (state units²)", f"{system}: test MSE by regime",
-                                       fig_dir / f"study-regimes-{system}.png"),
-                  f"{system}: test MSE per trainer in each sampling regime and noise level (log scale)."))
-    return b + _settings(records) + _failures(records)
+        panels[system] = (grid, labels)
+        tables.append(("p", f"**{system}**: test MSE"))
+        tables.append(("table", ["trainer", *labels], [[t, *[fmt(x) if x is not None else "n/a" for x in v]]
+                                                       for t, v in grid.items()]))
+    b.append(("fig", figures.cells(panels, "test MSE (state units²)", fig_dir / "study-regimes.png"),
+              "Test MSE per trainer in each sampling regime and noise level, a panel per system (log scale)."))
+    b.append(("details", "Tables: test MSE per trainer and cell, medians over seeds", tables))
+    return b + [_settings(records)] + _failures(records)
 
 
 BLOCKS = {"horizon": horizon_blocks, "state-size": state_size_blocks, "order": order_blocks,
@@ -334,7 +375,7 @@ BLOCKS = {"horizon": horizon_blocks, "state-size": state_size_blocks, "order": o
 
 
 def study_blocks(records: list[dict], fig_dir: Path) -> list[tuple]:
+    """A section per study present, in BLOCKS order, each with the verdicts it decides (VERDICTS)."""
     return [blk for name, rs in sorted(by_study(records).items(), key=lambda kv: list(BLOCKS).index(kv[0])
                                        if kv[0] in BLOCKS else 99)
-            for blk in BLOCKS.get(name, lambda *_: [])(rs, fig_dir)]
-
+            for blk in BLOCKS.get(name, lambda *_: [])(rs, VERDICTS.get(name, lambda _: [])(rs), fig_dir)]

@@ -30,16 +30,26 @@ from specbench.trainers import candidate, role_of
 SPEEDUP_CLAIM = 10.0  # C1: at least 10x faster to a comparable loss
 MSE_CLAIM = 10.0  # C2: test MSE one order of magnitude smaller
 VERDICTS = ("holds", "fails", "inconclusive", "not measured")
+MARK = {"holds": "✓", "fails": "✗", "inconclusive": "?", "not measured": "–"}  # beside the word, wherever shown
 
+# The claims as the verdict board has them, in its order: the headline claims, then what the scaling studies decide.
 CLAIMS = {
     "C1": "speed: >= 10x faster to the target of the common metric (sustained to the end of the budget)",
     "C2": "generalisation: test MSE >= 10x smaller",
     "C3": "memory: smaller peak memory (setup + training peak) than each baseline",
-    "C2 in the regimes study": "the paper's low-data claim, C2 in the sparse and noisy cells",
+    "C3 at scale": "memory at scale: C3 at the longest horizon of the horizon study (against whole trajectories "
+                   "and tuned segments) and at the largest N of the state-size study",
     "C4": "time-parallel: the network evaluations of an iteration (each one a sequential solver stage) do not grow "
           "with the horizon",
     "C5": "accuracy: representation error falls exponentially with the Legendre order",
+    "low data": "low-data generalisation: C2 in every cell of the regimes study, dense and sparse sampling at each "
+                "noise level (its sparse and noisy cells are the paper's low-data claim)",
 }
+# Each claim in a few words, for the board's row headers.
+BOARD_COLUMNS = {"C1": "speed: ≥ 10x faster to target", "C2": "test MSE ≥ 10x smaller", "C3": "less peak memory",
+                 "C3 at scale": "less memory at the largest size", "C4": "network calls flat in the horizon",
+                 "C5": "error exponential in the order p", "low data": "C2 across sampling and noise"}
+assert list(BOARD_COLUMNS) == list(CLAIMS)
 
 
 @dataclass(frozen=True)
@@ -66,12 +76,25 @@ class Ratio:
 
 @dataclass(frozen=True)
 class Verdict:
+    """One claim judged in one setting. `regime` names the setting in the tables (a headline regime, or a study
+    and its cell); `column`, `sampling` and `label` place it on the verdict board: its column (default: the claim),
+    the regime of the runs behind it (its row with the system; default: `regime`) and, where a board cell holds
+    several verdicts, what tells this one apart."""
+
     claim: str
     system: str
     regime: str
     verdict: str  # one of VERDICTS
     ratios: dict  # baseline -> Ratio
     why: str
+    column: str = ""
+    sampling: str = ""
+    label: str = ""
+
+    @property
+    def cell(self) -> tuple[str, str, str]:
+        """(column, system, regime of the runs): where the verdict sits on the board."""
+        return self.column or self.claim, self.system, self.sampling or self.regime
 
 
 def fmt(x: float) -> str:
@@ -106,13 +129,14 @@ def group(records: list[dict]) -> dict[tuple[str, str, str], list[dict]]:
     return {k: sorted(v, key=lambda r: r["seed"]) for k, v in out.items()}
 
 
-def paired(spec: list[dict], base: list[dict], value: Callable[[dict], float | None],
-           bound: Callable[[dict], float | None] | None = None) -> Ratio:
-    """The median over seeds of value(baseline run) / value(spectral run) for the same seed. Where the baseline
-    has no value, `bound(baseline run)` (if given) makes that seed's ratio a lower bound; where spectral has none,
-    the seed gives no ratio."""
+def seed_ratios(spec: list[dict], base: list[dict], value: Callable[[dict], float | None],
+                bound: Callable[[dict], float | None] | None = None) -> list[tuple[float, bool]]:
+    """The per-seed ratios value(baseline run) / value(spectral run) for the same seed, as (ratio, is a lower
+    bound) pairs in spectral's seed order. Where the baseline has no value, `bound(baseline run)` (if given) makes
+    that seed's ratio a lower bound; where spectral has none, the seed gives no ratio. What a verdict's median and
+    the overview figures' dots are both made of."""
     by_seed = {r["seed"]: r for r in base}
-    pairs = []  # (ratio, is a lower bound)
+    pairs = []
     for s in spec:
         b = by_seed.get(s["seed"])
         vs = value(s)
@@ -123,6 +147,12 @@ def paired(spec: list[dict], base: list[dict], value: Callable[[dict], float | N
             pairs.append((vb / vs, False))
         elif bound is not None and bound(b) is not None:
             pairs.append((bound(b) / vs, True))
+    return pairs
+
+
+def summarise(pairs: list[tuple[float, bool]]) -> Ratio:
+    """The median of per-seed (ratio, is a lower bound) pairs, their min to max and count: a lower bound when
+    some per-seed bound is at or below the median (raising that bound could raise the median)."""
     if not pairs:
         return Ratio(math.nan)
     values = [v for v, _ in pairs]
@@ -131,10 +161,35 @@ def paired(spec: list[dict], base: list[dict], value: Callable[[dict], float | N
     return Ratio(m, lower, min(values), max(values), len(values))
 
 
+def paired(spec: list[dict], base: list[dict], value: Callable[[dict], float | None],
+           bound: Callable[[dict], float | None] | None = None) -> Ratio:
+    """The median over seeds of value(baseline run) / value(spectral run) for the same seed (see seed_ratios)."""
+    return summarise(seed_ratios(spec, base, value, bound))
+
+
+def _time_bound(r: dict) -> float:
+    """What a baseline that never reached the target is bounded by: the seconds it trained (its budget if it
+    failed)."""
+    return r["train_seconds"] if r["status"] == "ok" else measures.budget(r)
+
+
+def speed_ratios(spec: list[dict], base: list[dict]) -> list[tuple[float, bool]]:
+    """C1's per-seed ratios: sustained time to target, the baseline's training seconds bounding a seed it missed."""
+    return seed_ratios(spec, base, measures.time_to_target, bound=_time_bound)
+
+
 def speedup(spec: list[dict], base: list[dict]) -> Ratio:
-    """C1's paired ratio: sustained time to target, the baseline's training seconds bounding a seed it missed."""
-    return paired(spec, base, measures.time_to_target, bound=lambda r: r["train_seconds"] if r["status"] == "ok"
-                  else measures.budget(r))
+    """C1's paired ratio (the median of speed_ratios)."""
+    return summarise(speed_ratios(spec, base))
+
+
+# The per-seed ratios behind each headline claim: (spectral runs, baseline runs) -> [(ratio, is a lower bound)].
+SEED_RATIOS = {
+    "C1": speed_ratios,
+    "C2": lambda spec, base: seed_ratios(spec, base, measures.test_mse),
+    "C3": lambda spec, base: seed_ratios(spec, base, measures.peak_memory),
+}
+THRESHOLDS = {"C1": SPEEDUP_CLAIM, "C2": MSE_CLAIM, "C3": 1.0}
 
 
 def _median_time(runs: list[dict]) -> float:
@@ -166,12 +221,13 @@ def decide_speed(spec: list[dict], bases: dict[str, list[dict]]) -> tuple[str, d
     return _combine(ratios, fails, why_open, SPEEDUP_CLAIM)
 
 
-def decide_ratio(spec: list[dict], bases: dict[str, list[dict]], value: Callable, threshold: float,
-                 what: str) -> tuple[str, dict, str]:
-    """C2 and C3: paired ratios of `value` (lower is better), against `threshold`."""
+def decide_ratio(spec: list[dict], bases: dict[str, list[dict]], claim: str, what: str) -> tuple[str, dict, str]:
+    """C2 and C3: the paired ratios SEED_RATIOS[claim] (of a measure where lower is better) against the claim's
+    threshold."""
     ratios, fails, why_open = {}, [], []
+    threshold = THRESHOLDS[claim]
     for b, runs in bases.items():
-        ratios[b] = r = paired(spec, runs, value)
+        ratios[b] = r = summarise(SEED_RATIOS[claim](spec, runs))
         if math.isnan(r.value):
             why_open.append(f"no seed has a {what} for both spectral and {b}")
         elif r.value < threshold:
@@ -189,27 +245,40 @@ def _combine(ratios: dict, fails: list[str], why_open: list[str], threshold: flo
     return "holds", ratios, f">= {threshold:g}x against every baseline"
 
 
-def claims(records: list[dict]) -> list[Verdict]:
-    """C1-C3 per (system, regime) from the headline runs; C4 and C5 come from the scaling studies
-    (specbench.report.studies)."""
+def cells(records: list[dict]) -> list[tuple[str, str, list[dict] | None, dict[str, list[dict]]]]:
+    """The headline comparisons: (system, regime, spectral's runs or None, {baseline: runs} in registry order),
+    sorted by system and regime. What the verdicts and the overview figures both iterate over."""
     groups = group(records)
     spectral = candidate()
     out = []
     for system, regime in sorted({(s, g) for s, g, _ in groups}):
-        spec = groups.get((system, regime, spectral))
         bases = {t: groups[(s, g, t)] for s, g, t in groups if (s, g) == (system, regime) and
                  role_of(t) == "baseline"}
-        bases = dict(sorted(bases.items(), key=lambda kv: trainer_order(kv[0])))
+        out.append((system, regime, groups.get((system, regime, spectral)),
+                    dict(sorted(bases.items(), key=lambda kv: trainer_order(kv[0])))))
+    return out
+
+
+def claims(records: list[dict]) -> list[Verdict]:
+    """C1-C3 per (system, regime) from the headline runs; C4 and C5 come from the scaling studies
+    (specbench.report.studies)."""
+    out = []
+    for system, regime, spec, bases in cells(records):
         if not spec:
             for c in ("C1", "C2", "C3"):
-                out.append(Verdict(c, system, regime, "not measured", {}, f"no {spectral} runs"))
+                out.append(Verdict(c, system, regime, "not measured", {}, f"no {candidate()} runs"))
             continue
         out.append(Verdict("C1", system, regime, *decide_speed(spec, bases)))
-        out.append(Verdict("C2", system, regime, *decide_ratio(spec, bases, measures.test_mse, MSE_CLAIM,
-                                                               "test MSE")))
-        out.append(Verdict("C3", system, regime, *decide_ratio(spec, bases, measures.peak_memory, 1.0,
-                                                               "peak memory")))
+        out.append(Verdict("C2", system, regime, *decide_ratio(spec, bases, "C2", "test MSE")))
+        out.append(Verdict("C3", system, regime, *decide_ratio(spec, bases, "C3", "peak memory")))
     return out
+
+
+def seed_ratios_by_cell(records: list[dict], claim: str) -> dict[tuple[str, str], dict[str, list[tuple[float, bool]]]]:
+    """(system, regime) -> baseline -> the per-seed (ratio, is a lower bound) pairs of a headline claim: the
+    numbers behind its verdicts, for the overview figures. A cell without spectral runs is left out."""
+    return {(system, regime): {b: SEED_RATIOS[claim](spec, runs) for b, runs in bases.items()}
+            for system, regime, spec, bases in cells(records) if spec}
 
 
 def trainer_order(name: str) -> int:

@@ -1,0 +1,83 @@
+"""The report's first screen: the verdict board (claims x (system, regime)) and the summary made from it.
+
+Pure functions of the verdicts (specbench.report.verdicts and .studies): the board places each verdict in one cell,
+the summary counts them, so neither can say something the verdicts do not.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from specbench.report.verdicts import BOARD_COLUMNS, CLAIMS, VERDICTS, Verdict
+
+
+@dataclass(frozen=True)
+class Board:
+    """rows: (system, regime of the runs), sorted; cells: (column, system, regime) -> the verdicts there, in the
+    order they were made. `unplaced`: column -> verdicts that belong to no system (a study not run), shown in every
+    empty cell of their column."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, str], ...]
+    cells: dict
+    unplaced: dict
+
+    def at(self, column: str, system: str, regime: str) -> list[Verdict]:
+        """The verdicts in a cell; an empty cell is "not measured" (rendered from `unplaced` where a reason is
+        known)."""
+        return self.cells.get((column, system, regime), [])
+
+
+def board(verdicts: list[Verdict]) -> Board:
+    cells: dict = {}
+    unplaced: dict = {}
+    for v in verdicts:
+        column, system, regime = v.cell
+        if system == "-":
+            unplaced.setdefault(column, []).append(v)
+        else:
+            cells.setdefault(v.cell, []).append(v)
+    rows = tuple(sorted({(s, g) for _, s, g in cells}))
+    return Board(tuple(BOARD_COLUMNS), rows, cells, unplaced)
+
+
+def place(v: Verdict) -> str:
+    """Where a verdict was made, in a few words: 'lotka-volterra dense [horizon, whole]'."""
+    _, system, regime = v.cell
+    return f"{system} {regime}" + (f" [{v.label}]" if v.label else "")
+
+
+def tally(vs: list[Verdict]) -> str:
+    """'holds in 1 of 4 (a), fails in 3 (b, c, d)': each verdict's count, naming the places when at most three."""
+    if not vs:
+        return "not measured"
+    if all(v.system == "-" for v in vs):
+        return "not measured: " + vs[0].why.split(":")[0]
+    placed = [v for v in vs if v.system != "-"]
+    parts = []
+    for verdict in VERDICTS:
+        here = [place(v) for v in placed if v.verdict == verdict]
+        if not here:
+            continue
+        text = f"{verdict} in {len(here)}" + (f" of {len(placed)}" if not parts else "")
+        parts.append(text + (f" ({', '.join(here)})" if len(here) <= 3 else ""))
+    return ", ".join(parts)
+
+
+# The summary's five lines: the board's columns each line counts, and how it names them.
+SUMMARY = (("C1", ("C1",), ()), ("C2", ("C2",), ("low data",)), ("C3", ("C3",), ("C3 at scale",)),
+           ("C4", ("C4",), ()), ("C5", ("C5",), ()))
+
+
+def summary(verdicts: list[Verdict]) -> list[str]:
+    """Five plain lines, one per claim, counting the verdicts on the board (the low-data claim with C2, C3 at
+    scale with C3)."""
+    by_column: dict[str, list[Verdict]] = {c: [] for c in BOARD_COLUMNS}
+    for v in verdicts:
+        by_column[v.cell[0]].append(v)
+    lines = []
+    for claim, main, more in SUMMARY:
+        text = f"**{claim} {CLAIMS[claim].split(':')[0]}**: {tally([v for c in main for v in by_column[c]])}"
+        for column in more:
+            text += f"; {column}: {tally(by_column[column])}"
+        lines.append(text + ".")
+    return lines
