@@ -269,6 +269,7 @@ def environment(device: str, threads: int) -> dict:
     import numpy
     import torch
     import torchdiffeq
+    import torchode
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -288,5 +289,6 @@ def environment(device: str, threads: int) -> dict:
         commit = "unknown"
     gpu = torch.cuda.get_device_name() if device == "cuda" and torch.cuda.is_available() else None
     return {"python": platform.python_version(), "torch": torch.__version__, "torchdiffeq": torchdiffeq.__version__,
+            "torchode": torchode.__version__,
             "numpy": numpy.__version__, "threads": threads, "device": device, "gpu": gpu, "cpu": cpu,
             "cores": os.cpu_count(), "platform": platform.platform(), "git_commit": commit}
