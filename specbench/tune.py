@@ -17,7 +17,7 @@ from pathlib import Path
 
 from specbench.presets import TUNED, load_preset, tuned_settings
 from specbench.protocol import Job
-from specbench.runner import run_sweep
+from specbench.runner import run_jobs
 
 TUNING_SEED = 100
 LEARNING_RATES = [3e-3, 1e-2, 3e-2]
@@ -52,10 +52,10 @@ def tune(systems: list[str], trainers: list[str], budget_s: float, out: Path, th
                             target=preset.targets[system], config=point, threads=threads or 2,
                             cadence=preset.cadence))
     # One directory per grid point keeps records apart (record names do not carry the config).
-    records = {}
-    for job in jobs:
-        tag = "_".join(f"{k}={v}" for k, v in job.config.items())
-        [records[(job.system, job.trainer, tag)]] = run_sweep([job], out / f"{job.system}__{job.trainer}__{tag}")
+    tags = ["_".join(f"{k}={v}" for k, v in job.config.items()) for job in jobs]
+    placed = [(job, out / f"{job.system}__{job.trainer}__{tag}" / "runs" / job.name) for job, tag in zip(jobs, tags)]
+    records = {(job.system, job.trainer, tag): record
+               for job, tag, record in zip(jobs, tags, run_jobs(placed))}
     settings = tuned_settings()
     for system, trainer in itertools.product(systems, trainers):
         candidates = [(score(r), tag, r) for (s, t, tag), r in records.items() if (s, t) == (system, trainer)]
