@@ -37,6 +37,14 @@ def _positive(kind: type, what: str) -> callable:
     return parse
 
 
+def _executor_options(parser: argparse.ArgumentParser) -> None:
+    """Where a sweep's runs happen: one at a time here (default), N Dask workers here, or a Dask cluster."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_positive(int, "--workers"), default=1,
+                       help="runs at once on this machine, on a Dask LocalCluster of N single-threaded workers")
+    where.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from specbench.presets import PRESETS
     from specbench.studies import STUDIES
@@ -66,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     r.add_argument("--threads", type=_positive(int, "--threads"))
     r.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    _executor_options(r)
 
     rp = sub.add_parser("report", help="markdown + HTML + figures from a directory of run records")
     rp.add_argument("dir", type=Path)
@@ -86,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     st.add_argument("--threads", type=_positive(int, "--threads"))
     st.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    _executor_options(st)
 
     t = sub.add_parser("tune", help="regenerate the per-system, per-trainer settings (presets/tuned.toml)")
     t.add_argument("--systems", type=_names("systems", SYSTEMS), default=list(SYSTEMS))
@@ -93,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--budget", type=_positive(float, "--budget"), default=10.0, help="training seconds per point")
     t.add_argument("--out", type=Path, default=Path("results/tuning"))
     t.add_argument("--threads", type=_positive(int, "--threads"))
+    _executor_options(t)
     return p
 
 
@@ -157,9 +168,12 @@ def cmd_study(args) -> int:
 
 
 def cmd_tune(args) -> int:
+    from specbench.executors import make_executor
     from specbench.tune import tune, write_tuned
 
-    write_tuned(tune(args.systems, args.trainers, args.budget, args.out, args.threads), args.budget)
+    with make_executor(args.workers, args.scheduler) as executor:
+        settings = tune(args.systems, args.trainers, args.budget, args.out, args.threads, executor)
+    write_tuned(settings, args.budget)
     return 0
 
 

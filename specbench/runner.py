@@ -1,7 +1,7 @@
 """Sweeps: plan jobs from a preset, run each in a fresh process, keep every finished record.
 
 A job is (system, trainer, regime, seed, config) in, one record out (`protocol.Job`). An executor
-(`specbench.executors`) runs each job in a fresh process
+(`specbench.executors`: one process at a time here, or Dask) runs each job in a fresh process
 (`python -m specbench.worker`), so a job's memory is measured cleanly and a crash or hang kills one run, not the
 sweep; the record comes back here and only this process writes it. A sweep started again with the same --out
 skips the runs it has (same job, same config) and reruns the rest; records are written atomically, so none is
@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from specbench.errors import UsageError
-from specbench.executors import Local, Progress
+from specbench.executors import Local, Progress, make_executor
 from specbench.presets import Preset, config_for, load_preset
 from specbench.protocol import Job
 from specbench.results import CorruptRecord, load, write_atomic
@@ -105,10 +105,13 @@ def run_study(args) -> int:
 
     _check_device(args.device)
     out = args.out or Path("runs") / f"study-{args.name}"
-    jobs = STUDIES[args.name].plan(Size(args.full, args.seeds, args.device, args.threads or os.cpu_count() or 1))
-    print(f"specbench: study {args.name}: {len(jobs)} runs, {sum(j.budget_s for j in jobs):g} s of training "
-          f"-> {out}", file=sys.stderr)
-    return _finish(run_sweep(jobs, out), out, args.no_report)
+    with make_executor(args.workers, args.scheduler) as executor:
+        threads = args.threads or executor.default_threads()
+        jobs = STUDIES[args.name].plan(Size(args.full, args.seeds, args.device, threads))
+        print(f"specbench: study {args.name}: {len(jobs)} runs, {sum(j.budget_s for j in jobs):g} s of training "
+              f"-> {out}", file=sys.stderr)
+        records = run_sweep(jobs, out, executor=executor)
+    return _finish(records, out, args.no_report)
 
 
 def run_from_args(args) -> int:
@@ -120,6 +123,9 @@ def run_from_args(args) -> int:
         overrides["budget_s"] = args.budget
     preset = replace(preset, **overrides)
     _check_device(args.device)
-    jobs = plan(preset, args.device, args.threads)
-    print(f"specbench: {len(jobs)} runs of up to {preset.budget_s:g} s training each -> {args.out}", file=sys.stderr)
-    return _finish(run_sweep(jobs, args.out, preset.timeout_factor), args.out, args.no_report)
+    with make_executor(args.workers, args.scheduler) as executor:
+        jobs = plan(preset, args.device, args.threads or executor.default_threads())
+        print(f"specbench: {len(jobs)} runs of up to {preset.budget_s:g} s training each -> {args.out}",
+              file=sys.stderr)
+        records = run_sweep(jobs, args.out, preset.timeout_factor, executor)
+    return _finish(records, args.out, args.no_report)

@@ -15,6 +15,7 @@ import math
 import sys
 from pathlib import Path
 
+from specbench.executors import Local
 from specbench.presets import TUNED, load_preset, tuned_settings
 from specbench.protocol import Job
 from specbench.runner import run_jobs
@@ -43,19 +44,22 @@ def score(record: dict) -> tuple[int, float, float]:
     return (0 if final <= record["target_loss"] else 1, ttt if ttt is not None else math.inf, final)
 
 
-def tune(systems: list[str], trainers: list[str], budget_s: float, out: Path, threads: int | None) -> dict:
+def tune(systems: list[str], trainers: list[str], budget_s: float, out: Path, threads: int | None,
+         executor=None) -> dict:
     preset = load_preset("quick")  # for the targets and the evaluation cadence
+    executor = executor or Local()
+    threads = threads or executor.default_threads()
     jobs = []
     for system, trainer in itertools.product(systems, trainers):
         for i, point in enumerate(grid(trainer)):
             jobs.append(Job(system=system, trainer=trainer, regime="dense", seed=TUNING_SEED, budget_s=budget_s,
-                            target=preset.targets[system], config=point, threads=threads or 2,
+                            target=preset.targets[system], config=point, threads=threads,
                             cadence=preset.cadence))
     # One directory per grid point keeps records apart (record names do not carry the config).
     tags = ["_".join(f"{k}={v}" for k, v in job.config.items()) for job in jobs]
     placed = [(job, out / f"{job.system}__{job.trainer}__{tag}" / "runs" / job.name) for job, tag in zip(jobs, tags)]
     records = {(job.system, job.trainer, tag): record
-               for job, tag, record in zip(jobs, tags, run_jobs(placed))}
+               for job, tag, record in zip(jobs, tags, run_jobs(placed, executor=executor))}
     settings = tuned_settings()
     for system, trainer in itertools.product(systems, trainers):
         candidates = [(score(r), tag, r) for (s, t, tag), r in records.items() if (s, t) == (system, trainer)]
