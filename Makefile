@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 OUT ?= runs/quick
 
-.PHONY: setup run test asv-smoke clean
+.PHONY: setup run test asv-smoke clean reference
 
 setup: $(VENV)/.installed
 
@@ -29,3 +29,27 @@ asv-smoke: setup
 
 clean:
 	rm -rf $(VENV) .cache
+
+# The reference run behind reports/reference, at one commit (about an hour on 2 cores): tuning of the trainers
+# whose settings changed, the paper preset's sweep, the torchode comparison and the four scaling studies. Sweeps
+# skip finished runs, so an interrupted `make reference` resumes where it stopped.
+SB := $(BIN)/specbench
+EXEC ?= --workers 2 --threads 1
+REF_SEEDS ?= 2
+REF_BUDGET ?= 10
+RETUNE ?= spectral,torchode-dopri5,torchode-adjoint
+
+reference: setup
+	$(SB) tune --trainers $(RETUNE) --budget 10 $(EXEC) --out results/tuning --settings specbench/presets/tuned.toml
+	$(SB) run --preset paper --trainers spectral,backprop-rk4,backprop-dopri5,adjoint-dopri5,torchode-dopri5,torchode-adjoint \
+		--seeds $(REF_SEEDS) --budget $(REF_BUDGET) $(EXEC) --out results/reference --no-report
+	mkdir -p results/torchode/runs
+	cp results/reference/runs/cubic-oscillator__*__dense__*.json results/reference/runs/lotka-volterra__*__dense__*.json \
+		results/torchode/runs/
+	$(SB) run --preset paper --systems cubic-oscillator,lotka-volterra --regimes dense \
+		--trainers spectral,backprop-rk4,backprop-dopri5,adjoint-dopri5,torchode-dopri5,torchode-adjoint \
+		--seeds 3 --budget $(REF_BUDGET) $(EXEC) --out results/torchode --no-report
+	for s in horizon order state-size regimes; do \
+		$(SB) study $$s $(EXEC) --out results/studies/$$s --no-report || exit 1; done
+	$(SB) report results/torchode --out reports/torchode
+	$(SB) report results/reference --studies results/studies --out reports/reference --readme README.md

@@ -1,3 +1,4 @@
 from specbench.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # Dask's worker processes are spawned and import the parent's main module
+    raise SystemExit(main())

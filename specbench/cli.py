@@ -69,6 +69,14 @@ def _one(kind: str, valid, plural: str = "") -> callable:
     return parse
 
 
+def _executor_options(parser: argparse.ArgumentParser) -> None:
+    """Where a sweep's runs happen: one at a time here (default), N Dask workers here, or a Dask cluster."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_positive(int, "--workers"), default=1,
+                       help="runs at once on this machine, on a Dask LocalCluster of N single-threaded workers")
+    where.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from specbench.studies import STUDIES
     from specbench.systems import SYSTEMS
@@ -102,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     r.add_argument("--threads", type=_positive(int, "--threads", most=MAX_THREADS))
     r.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    _executor_options(r)
 
     rp = sub.add_parser("report", help="markdown + HTML + figures from a directory of run records", parents=[plugin])
     rp.add_argument("dir", type=Path)
@@ -124,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     st.add_argument("--threads", type=_positive(int, "--threads", most=MAX_THREADS))
     st.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    _executor_options(st)
 
     t = sub.add_parser("tune", help="choose each trainer's settings per system from its tuning grid",
                        parents=[plugin])
@@ -135,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--settings", type=Path, help="the tuned-settings file to update (default: OUT/tuned.toml; "
                    "a preset reads it with tuned = \"PATH\")")
     t.add_argument("--threads", type=_positive(int, "--threads", most=MAX_THREADS))
+    _executor_options(t)
     return p
 
 
@@ -201,6 +212,7 @@ def cmd_study(args) -> int:
 
 
 def cmd_tune(args) -> int:
+    from specbench.executors import make_executor
     from specbench.tune import tune, write_tuned
 
     settings = args.settings or args.out / "tuned.toml"
@@ -210,7 +222,9 @@ def cmd_tune(args) -> int:
             pass
     except OSError as exc:
         raise UsageError(f"cannot write the tuned settings to {settings}: {exc.strerror}") from None
-    write_tuned(tune(args.systems, args.trainers, args.budget, args.out, args.threads, settings), settings)
+    with make_executor(args.workers, args.scheduler) as executor:
+        tuned = tune(args.systems, args.trainers, args.budget, args.out, args.threads, settings, executor)
+    write_tuned(tuned, settings)
     print(f"wrote {settings}", file=sys.stderr)
     return 0
 

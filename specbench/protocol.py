@@ -25,7 +25,7 @@ import numpy as np
 
 from specbench.job import Cadence, Job, targets_for  # noqa: F401  (Job is part of the protocol's face)
 from specbench.measures import first_crossing, sustained
-from specbench.results import SCHEMA
+from specbench.results import new_record
 
 ROLLOUT_STATES = 4
 
@@ -123,28 +123,23 @@ def _train(job: Job, evaluate, cache_dir) -> dict:
     # Sustained times (specbench.measures): a diverged run kept no model, so it reached nothing.
     reached = {k: sustained(curve, v) if status == "ok" else None for k, v in targets.items()}
     first = {k: first_crossing(curve, v) for k, v in targets.items()}
-    return {
-        "schema": SCHEMA, "job_key": job.key(), "system": job.system, "trainer": job.trainer, "regime": job.regime,
-        "seed": job.seed,
-        "status": status, "error": error,
-        "config": {**trainer.config, "budget_s": job.budget_s, "noise": job.noise, "device": job.device,
-                   "threads": job.threads, "system_params": system.params, "cadence": asdict(cadence),
-                   "data": {"n_train": int(data.train.shape[0]), "n_times": int(data.train.shape[1]),
-                            "t_span": float(data.t[-1] - data.t[0]), "test_horizon": system.test_horizon}},
-        "target_loss": float(job.target), "time_to_target_s": reached[key], "times_to_targets": reached,
-        "first_crossing_s": first[key], "first_crossings": first,
-        "train_seconds": train_s, "eval_seconds": eval_s, "iterations": trainer.iteration,
-        "final_train_loss": metric if np.isfinite(metric) else None, "test_mse": test_mse, "test_nmse": test_nmse,
-        "peak_memory_bytes": peak, "setup_memory_bytes": setup_memory,
+    return new_record(
+        job, status, environment(job.device, job.threads), error,
+        config={**trainer.config, "budget_s": job.budget_s, "noise": job.noise, "device": job.device,
+                "threads": job.threads, "system_params": system.params, "cadence": asdict(cadence),
+                "data": {"n_train": int(data.train.shape[0]), "n_times": int(data.train.shape[1]),
+                         "t_span": float(data.t[-1] - data.t[0]), "test_horizon": system.test_horizon}},
+        time_to_target_s=reached[key], times_to_targets=reached, first_crossing_s=first[key], first_crossings=first,
+        train_seconds=train_s, eval_seconds=eval_s, iterations=trainer.iteration, curve=curve,
+        final_train_loss=metric if np.isfinite(metric) else None, test_mse=test_mse, test_nmse=test_nmse,
+        peak_memory_bytes=peak, setup_memory_bytes=setup_memory,
         # the median step after the first (which pays one-off costs); network evaluations per training step
-        "step_seconds": float(np.median(step_s[1:] or step_s)) if step_s else None,
-        "nfe_per_iteration": nfe / len(step_s) if step_s else None,
-        "study": job.study, **measurements(job, system, data, trainer.config),
-        "curve": curve, "env": environment(job.device, job.threads),
-        "test_rollout": {  # the first held-out trajectory, for the report's figure (at most 4 states)
+        step_seconds=float(np.median(step_s[1:] or step_s)) if step_s else None,
+        nfe_per_iteration=nfe / len(step_s) if step_s else None,
+        **measurements(job, system, data, trainer.config),
+        test_rollout={  # the first held-out trajectory, for the report's figure (at most 4 states)
             "t": data.t_test.tolist(), "truth": data.test[0, :, :ROLLOUT_STATES].tolist(),
-            "pred": None if pred is None else pred[0, :, :ROLLOUT_STATES].tolist()},
-    }
+            "pred": None if pred is None else pred[0, :, :ROLLOUT_STATES].tolist()})
 
 
 def warm_up(job: Job, system, data, evaluate) -> None:

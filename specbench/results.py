@@ -29,6 +29,29 @@ OPTIONAL = {  # fields added after schema 1 first shipped: checked where present
 }
 
 
+def new_record(job, status: str, env: dict, error: str | None = None, **measured) -> dict:
+    """The one place a record is assembled: the job's identity and settings, then what the run measured; what
+    it did not measure keeps its empty value (a failed run's record is this with nothing measured). `job` is a
+    specbench.job.Job; `measured` may only name fields of the schema."""
+    from specbench.job import targets_for
+
+    empty_targets = {k: None for k in targets_for(job.target)}
+    record = {
+        "schema": SCHEMA, "job_key": job.key(), "system": job.system, "trainer": job.trainer, "regime": job.regime,
+        "seed": job.seed, "status": status, "error": error,
+        "config": {**job.config, "budget_s": job.budget_s, "noise": job.noise, "device": job.device,
+                   "threads": job.threads},
+        "target_loss": float(job.target), "time_to_target_s": None, "times_to_targets": empty_targets,
+        "first_crossing_s": None, "first_crossings": dict(empty_targets),
+        "train_seconds": 0.0, "eval_seconds": 0.0, "iterations": 0, "final_train_loss": None, "test_mse": None,
+        "test_nmse": None, "peak_memory_bytes": None, "study": job.study, "curve": [], "env": env,
+    }
+    unknown = set(measured) - set(REQUIRED) - set(NULLABLE) - set(OPTIONAL) - {"test_rollout"}
+    if unknown:
+        raise ValueError(f"not record fields: {', '.join(sorted(unknown))}")
+    return {**record, **measured}
+
+
 def record_name(system: str, trainer: str, regime: str, seed: int, study: dict | None = None) -> str:
     """The record's file name; a study's records carry the study, the swept value and the series."""
     name = f"{system}__{trainer}__{regime}__seed{seed}.json"

@@ -19,9 +19,10 @@ from pathlib import Path
 import datetime
 
 from specbench.errors import UsageError
+from specbench.executors import Local
 from specbench.job import make_job
 from specbench.presets import read_toml
-from specbench.runner import run_sweep
+from specbench.runner import run_jobs
 from specbench.trainers import get_trainer
 
 TUNING_SEED = 100
@@ -44,19 +45,21 @@ def score(record: dict) -> tuple[int, float, float]:
 
 
 def tune(systems: list[str], trainers: list[str], budget_s: float, out: Path, threads: int | None,
-         settings_path: Path) -> dict:
+         settings_path: Path, executor=None) -> dict:
+    executor = executor or Local()
+    threads = threads or executor.default_threads()
     jobs = []
     for system, trainer in itertools.product(systems, trainers):
         for point in grid(trainer):
             # the quick preset's cadence and targets; the grid point over the trainer's defaults, nothing tuned
-            job = make_job(system, trainer, "dense", TUNING_SEED, budget_s=budget_s, threads=threads or 2)
+            job = make_job(system, trainer, "dense", TUNING_SEED, budget_s=budget_s, threads=threads)
             job.config = point
             jobs.append(job)
     # One directory per grid point keeps records apart (record names do not carry the config).
-    records = {}
-    for job in jobs:
-        tag = "_".join(f"{k}={v}" for k, v in job.config.items())
-        [records[(job.system, job.trainer, tag)]] = run_sweep([job], out / f"{job.system}__{job.trainer}__{tag}")
+    tags = ["_".join(f"{k}={v}" for k, v in job.config.items()) for job in jobs]
+    placed = [(job, out / f"{job.system}__{job.trainer}__{tag}" / "runs" / job.name) for job, tag in zip(jobs, tags)]
+    records = {(job.system, job.trainer, tag): record
+               for job, tag, record in zip(jobs, tags, run_jobs(placed, executor=executor))}
     settings = read_toml(settings_path) if settings_path.exists() else {}
     today = datetime.date.today().isoformat()
     for system, trainer in itertools.product(systems, trainers):

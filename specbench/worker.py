@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -11,7 +12,22 @@ from specbench.registry import load_plugin
 from specbench.results import write_atomic
 
 
+def _die_with_parent() -> None:
+    """On Linux, ask the kernel to kill this run when the process that started it dies (a Dask worker killed
+    mid-run), so no orphan keeps a core busy."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    parent = os.environ.get("SPECBENCH_PARENT_PID")
+    if parent and os.getppid() != int(parent):  # the parent died before the request took hold
+        os._exit(1)
+
+
 def main(job_path: str, out_path: str) -> int:
+    _die_with_parent()
     job = Job(**json.loads(Path(job_path).read_text()))
     for spec in job.plugins:  # the sweep's plugins, so this process's registry is the sweep's
         load_plugin(spec)

@@ -1,0 +1,285 @@
+"""Executors: where a sweep's runs happen. Every run is a fresh Python process (`python -m specbench.worker`), so
+its memory is its own and a crash or hang ends one run, not the sweep.
+
+- `Local`: one run at a time, started from this process (the default).
+- `Dask`: Dask distributed, a LocalCluster of N single-threaded worker processes on this machine or the cluster
+  behind an existing scheduler; a task starts the same run process on its worker and returns the record.
+
+Either way the record comes back to the client as a dict (`run_in_subprocess`), and the client alone writes it to
+--out (`runner.run_jobs`), so resuming, atomic writes and the records themselves do not depend on where a run ran.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Callable
+
+from specbench.errors import UsageError
+from specbench.job import Job
+from specbench.protocol import environment
+from specbench.results import CorruptRecord, load, new_record
+
+Task = tuple[Job, float]  # a job and its timeout in seconds
+Deliver = Callable[[int, dict], None]  # called on the client with (index of the task, its record)
+
+
+def failure_record(job: Job, status: str, error: str) -> dict:
+    """The record of a run whose process failed or was killed before it could write its own."""
+    return new_record(job, status, environment(job.device, job.threads), error)
+
+
+_RUNNING: dict[str, set[subprocess.Popen]] = {}  # sweep id -> the run processes this process has started for it
+
+
+def run_in_subprocess(job: Job, timeout_s: float, sweep: str = "") -> dict:
+    """Run one job in a fresh Python process and return its record. The process writes the record to a temporary
+    file beside it, never to --out; a crash or the timeout is a failure record instead."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(job.threads), "MKL_NUM_THREADS": str(job.threads),
+           "OPENBLAS_NUM_THREADS": str(job.threads), "SPECBENCH_PARENT_PID": str(os.getpid())}
+    with tempfile.TemporaryDirectory(prefix="specbench-run-") as tmp:
+        job_path, out = Path(tmp) / "job.json", Path(tmp) / "record.json"
+        job_path.write_text(json.dumps(job.to_dict()))
+        proc = subprocess.Popen([sys.executable, "-m", "specbench.worker", str(job_path), str(out)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        running = _RUNNING.setdefault(sweep, set())
+        running.add(proc)
+        try:
+            _, stderr = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            return failure_record(job, "timeout", f"run did not finish within {timeout_s:.0f} s")
+        except BaseException:  # Ctrl-C: the unfinished run leaves no record and is rerun next time
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            running.discard(proc)
+        if proc.returncode == 0 and out.exists():
+            try:
+                return load(out)
+            except CorruptRecord as exc:
+                return failure_record(job, "error", str(exc)[:300])
+    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+    why = lines[-1] if lines else f"worker exited with status {proc.returncode}"
+    return failure_record(job, "error", why[:300])
+
+
+def stop_runs(sweep: str) -> int:
+    """Kill the run processes this process started for `sweep` (the client was interrupted); how many."""
+    procs = list(_RUNNING.get(sweep, ()))
+    for proc in procs:
+        proc.kill()
+    return len(procs)
+
+
+class Local:
+    """One run at a time, each in a fresh process started from this one."""
+
+    def __enter__(self) -> Local:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def default_threads(self) -> int:
+        return os.cpu_count() or 1
+
+    def busy(self) -> int:
+        return 1
+
+    def run(self, tasks: list[Task], deliver: Deliver) -> None:
+        for i, (job, timeout_s) in enumerate(tasks):
+            record = run_in_subprocess(job, timeout_s)
+            try:
+                deliver(i, record)
+            except KeyboardInterrupt:
+                deliver(i, record)  # a finished run is never lost to a Ctrl-C that lands while it is written
+                raise
+
+
+class Dask:
+    """Runs on Dask distributed: a LocalCluster of `workers` single-threaded worker processes on this machine, or
+    the cluster behind `scheduler` (an address such as tcp://host:8786). Each task starts the run process on its
+    worker and returns the record; a worker that dies mid-run leaves its task to Dask, which retries it elsewhere
+    up to `distributed.scheduler.allowed-failures` times, and then the run is an `error` record."""
+
+    def __init__(self, workers: int | None = None, scheduler: str | None = None):
+        self.workers, self.scheduler = workers, scheduler
+        self.client = self.cluster = None
+
+    def __enter__(self) -> Dask:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise UsageError("--workers and --scheduler need Dask: pip install 'dask[distributed]'") from None
+        if self.scheduler:
+            try:
+                self.client = Client(self.scheduler, timeout=10)
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise UsageError(f"cannot reach the Dask scheduler at {self.scheduler}: {exc}") from None
+        else:
+            with _workers_ignore_ctrl_c():
+                self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                            dashboard_address=None, silence_logs=logging.ERROR)
+            self.client = Client(self.cluster)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+    def default_threads(self) -> int:
+        """The cores of a worker's machine shared among the worker threads there (at least 1)."""
+        from distributed.comm import get_address_host
+
+        nthreads, cores = self.client.nthreads(), self.client.run(os.cpu_count)
+        per_host = Counter()
+        for address, n in nthreads.items():
+            per_host[get_address_host(address)] += n
+        shares = [(cores.get(a) or 1) // per_host[get_address_host(a)] for a in nthreads]
+        return max(1, min(shares, default=1))
+
+    def busy(self) -> int:
+        return sum(1 for keys in self.client.processing().values() if keys)
+
+    def run(self, tasks: list[Task], deliver: Deliver) -> None:
+        from distributed import as_completed
+
+        sweep = uuid.uuid4().hex  # names this sweep's tasks, and its run processes on the workers
+        waiting = list(enumerate(tasks))[::-1]
+        futures, in_hand = {}, None
+        # Results travel to the client as each task ends, so a record in hand here outlives the worker it came from.
+        results = as_completed(with_results=True, raise_errors=False)
+
+        def submit():
+            # No more tasks in flight than worker threads: Dask hands small groups of tasks to workers eagerly, so a
+            # run could wait behind another while a worker idles, and a worker that died would take its queue along.
+            slots = max(1, sum(self.client.nthreads().values())) - results.count()
+            for _ in range(min(slots, len(waiting))):
+                i, (job, timeout_s) = waiting.pop()
+                future = self.client.submit(run_in_subprocess, job, timeout_s, sweep, pure=False,
+                                            key=f"specbench-run-{sweep}-{i}")
+                futures[future] = i
+                results.add(future)
+
+        try:
+            submit()
+            for in_hand in results:
+                submit()  # the next run starts while this record is written
+                self._deliver(in_hand, futures, tasks, deliver)
+                in_hand = None
+        except KeyboardInterrupt:
+            self.client.cancel([f for f in futures if not f.done()])
+            try:
+                self.client.run(stop_runs, sweep)
+            except Exception:  # noqa: BLE001  a worker going down too takes its runs with it
+                pass
+            for done in ([in_hand] if in_hand else []) + results.next_batch(block=False):
+                if not done[0].cancelled():  # every record that reached the client is kept
+                    self._deliver(done, futures, tasks, deliver)
+            raise
+
+    @staticmethod
+    def _deliver(done: tuple, futures: dict, tasks: list[Task], deliver: Deliver) -> None:
+        """Hand a finished task's record to `deliver`; a failed task (a worker that died, a task that raised) is
+        an `error` record of its job."""
+        from distributed import KilledWorker
+
+        future, outcome = done
+        i = futures[future]
+        if future.status == "finished":
+            return deliver(i, outcome)
+        exc = outcome[1] if isinstance(outcome, tuple) else outcome  # (type, exception, traceback) when it erred
+        if isinstance(exc, KilledWorker):
+            why = "every Dask worker that ran this job died mid-run (KilledWorker)"
+        else:
+            why = f"Dask task failed: {type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+        deliver(i, failure_record(tasks[i][0], "error", why[:300]))
+
+
+@contextlib.contextmanager
+def _workers_ignore_ctrl_c():
+    """Processes started inside inherit an ignored SIGINT: Ctrl-C in a terminal reaches the whole process group,
+    and the client alone should stop a sweep (cancel its tasks, kill their runs, keep the records in hand)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def make_executor(workers: int | None = None, scheduler: str | None = None):
+    """`Local` for one worker (the default), `Dask` for --workers N > 1 or --scheduler ADDRESS."""
+    return Dask(workers, scheduler) if scheduler or (workers or 1) > 1 else Local()
+
+
+class Progress:
+    """One line per finished run, in the order runs finish, with the count done, an ETA and the workers in use;
+    on a terminal those lines scroll above a tqdm bar, elsewhere (CI logs, pipes) they are plain lines."""
+
+    def __init__(self, total: int, skipped: list[dict], stream=None):
+        from tqdm import tqdm
+
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.total, self.done, self.skipped = total, len(skipped), len(skipped)
+        for record in skipped:
+            self._line(f"    {_label(record)}: skipped (record exists)")
+        self.bar = tqdm(total=total, initial=self.done, unit="run", file=self.stream, disable=not self.tty,
+                        smoothing=0, dynamic_ncols=True, leave=False)
+        self.t0 = time.perf_counter()
+
+    def _line(self, text: str) -> None:
+        if self.tty:
+            from tqdm import tqdm
+
+            tqdm.write(text, file=self.stream)
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def eta(self) -> str:
+        from tqdm import tqdm
+
+        ran = self.done - self.skipped  # runs finished in this sweep set the pace; skipped ones took no time
+        if not ran:
+            return "?"
+        return tqdm.format_interval((time.perf_counter() - self.t0) / ran * (self.total - self.done))
+
+    def finished(self, record: dict, busy: int) -> None:
+        self.done += 1
+        busy = min(busy, self.total - self.done)
+        ttt = record.get("time_to_target_s")
+        summary = f"{record['status']}, {record['iterations']} it, metric " \
+                  f"{record.get('final_train_loss') or float('nan'):.3g}, " \
+                  f"to target {'%.2f s' % ttt if ttt is not None else 'not reached'}"
+        if record.get("error"):
+            summary += f" ({record['error']})"
+        self._line(f"[{self.done}/{self.total}] {_label(record)}: {summary}; ETA {self.eta()}, "
+                   f"{busy} worker{'s' * (busy != 1)} in use")
+        self.bar.set_postfix_str(f"{busy} workers in use", refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _label(record: dict) -> str:
+    study = record.get("study")
+    where = f"{study['name']} {study['variable']}={study['value']} / " if study else ""
+    return f"{where}{record['system']} / {record['trainer']} / {record['regime']} / seed {record['seed']}"
