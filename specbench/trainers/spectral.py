@@ -12,12 +12,14 @@ element-local values and w the GLL quadrature weights times h/2 (the discrete we
 Coordinate descent alternates
   (a) theta: Adam steps on dyn with c fixed — a plain regression over all nodes of all trajectories at once;
   (b) c: the minimiser of J with f_theta frozen at the current c, plus a proximal term mu ||c - c_old||^2
-      (a Picard least-squares step). Its normal matrix A = P'P + lam G'WG + mu I is the same for every trajectory,
-      so it is factored once per state and each step is one pair of batched triangular solves: well scaled by
-      construction, unlike a gradient step on c, which the p^2/h size of D turns into noise.
-P, G and S are applied in their element-local form (gathers and one small matrix per element), so a step's cost
-and memory grow linearly with the number of nodes, except for the dense factor of A: its nodes^2 floats per state
-and the two triangular solves (O(nodes^2) per step) are what remain; a banded factor would remove them.
+      (a Picard least-squares step). Its normal matrix A = P'P + lam G'WG + mu I is the same for every trajectory
+      and banded (an element couples only its own p+1 nodes), so it is held in element form, one block per
+      element and state, and solved by `ElementSolver` (static condensation onto the element end nodes, then
+      cyclic reduction) in float64: well scaled by construction, unlike a gradient step on c, which the p^2/h size
+      of D turns into noise.
+Every operator is applied in element-local form (S a gather, G one (p+1)x(p+1) product per element, P a weighted
+gather of p+1 nodes per observation, A as blocks), so a step's time and memory grow linearly with the number of
+nodes, and nothing of size nodes x nodes is ever formed.
 c starts from the same least-squares fit with f = 0 and a small smoothing weight. `spectral-2stage` keeps c there
 (gradient matching / two-stage collocation). Every step is batched over trajectories x elements x nodes.
 """
@@ -26,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from specbench.spectral import Mesh
+from specbench.spectral import ElementSolver, Mesh
 from specbench.trainers.base import Trainer
 
 
@@ -50,98 +52,129 @@ class Spectral(Trainer):
         if cfg["E"] == "auto":
             cfg["E"] = auto_elements(len(t), int(cfg["p"]))
         self.mesh = mesh = Mesh(float(t[0]), float(t[-1]), int(cfg["E"]), int(cfg["p"]))
-        # The operators are applied in their sparse, element-local form (O(nodes) per step, nothing of size
-        # nodes x nodes kept but the factor below): S c is a gather, G c one (p+1)x(p+1) product per element,
-        # P c a weighted gather of p+1 nodes per observation.
-        self.idx = torch.as_tensor(mesh.element_nodes.ravel(), device=self.device)  # (M,)
-        self.D = self.tensor(mesh.local_derivative)  # (p+1, p+1)
-        self.D64 = self.D.double()  # the c-step's float64 copy, made once rather than every step
-        obs_nodes, obs_weights = mesh.locate(t)
-        self.obs_idx = torch.as_tensor(obs_nodes, device=self.device)  # (obs, p+1)
-        self.obs_w = self.tensor(obs_weights)[None, :, :, None]  # (1, obs, p+1, 1)
-        self.w = self.tensor(mesh.quadrature)[None, :, None]  # (1, M, 1)
-        self.y = self.tensor(data.train)  # (traj, obs, state)
-        self.std = self.tensor(self.scales["std"])
-        self.deriv_std = self.tensor(self.scales["deriv_std"])
         n_traj, n_obs, dim = data.train.shape
+        n, p1 = mesh.n_nodes, mesh.p + 1
+        self.shape = (n_traj, n, dim)  # of c
+        # The operators are applied in element-local form: S c is a gather, G c one (p+1)x(p+1) product per
+        # element, P c a weighted gather of p+1 nodes per observation, and the c-step's matrix is held as blocks.
+        # Element b*E + e (trajectory b) holds the nodes b*n + e*p + j of c viewed as (traj * nodes, state).
+        self.element_idx = torch.as_tensor((np.arange(n_traj)[:, None, None] * n + mesh.element_nodes[None])
+                                           .reshape(-1, p1), device=self.device)  # (traj*E, p+1)
+        self.D = self.tensor(mesh.local_derivative)  # (p+1, p+1)
+        obs_nodes, obs_weights = mesh.locate(t)
+        self.obs_idx = torch.as_tensor(obs_nodes.ravel(), device=self.device)  # (obs * (p+1),)
+        self.obs_w = self.tensor(obs_weights)[:, :, None]  # (obs, p+1, 1)
+        self.y = self.tensor(data.train).transpose(0, 1)  # (obs, traj, state): node-major, as P c comes out
+        std, deriv_std = self.scales["std"], self.scales["deriv_std"]
         span = float(t[-1] - t[0])
-        self.dyn_norm = n_traj * span * dim
+        # data = sum of data_weight * (P c - y)^2, dyn = sum of residual_weight * (G c - f)^2: the means and
+        # normalisations of the objective folded into one weight per state (and per node for dyn).
+        self.data_weight = self.tensor(1.0 / (std ** 2 * n_traj * n_obs * dim))  # (state,)
+        self.residual_weight = self.tensor(mesh.quadrature[:p1, None] / (deriv_std ** 2 * n_traj * span * dim))
         # lam_s puts rho * dyn and data on the same scale per state once both are multiplied by std_s^2 * n_obs.
-        ratio = n_obs * self.scales["std"] ** 2 / (span * self.scales["deriv_std"] ** 2)  # (state,)
-        P, G, w = mesh.interpolation(t), mesh.derivative, mesh.quadrature  # dense, for the normal matrices only
-        PtP, GtWG = P.T @ P, G.T @ (w[:, None] * G)
-        del P, G
-        self.mu = float(cfg["prox"]) * np.trace(PtP) / mesh.n_nodes
-        self.lam = self.tensor(cfg["rho"] * ratio).double()  # (state,)
-        # One Cholesky factor per state of A_s = P'P + lam_s G'WG + mu I, float64 (G'WG grows like (p^2/h)^2).
-        A = PtP[None] + (cfg["rho"] * ratio)[:, None, None] * GtWG[None] + self.mu * np.eye(mesh.n_nodes)[None]
-        self.chol = torch.linalg.cholesky(torch.as_tensor(A, device=self.device))  # (state, nodes, nodes)
-        del A
-        self.PtY = self.scatter(self.y.double()[:, :, None, :] * self.obs_w.double(), self.obs_idx)  # (state, traj, n)
-        A0 = PtP[None] + (cfg["init_smoothing"] * ratio)[:, None, None] * GtWG[None]
-        c0 = torch.cholesky_solve(self.PtY.transpose(1, 2),
-                                  torch.linalg.cholesky(torch.as_tensor(A0, device=self.device)))
-        self.c = c0.permute(2, 1, 0).float().contiguous()  # (traj, nodes, state)
+        ratio = n_obs * std ** 2 / (span * deriv_std ** 2)  # (state,)
+        PtP, GtWG = mesh.observation_blocks(t), mesh.stiffness_block  # element form: (E, p+1, p+1), (p+1, p+1)
+        self.mu = float(cfg["prox"]) * np.trace(PtP, axis1=1, axis2=2).sum() / n
+        # The c-step's float64 operands, from the mesh's float64 numbers: its right-hand side must be made of the
+        # same numbers as its matrix, or float32 rounding (1e-7) is all the accuracy the float64 solve can have.
+        self.D64 = self.blocks(mesh.local_derivative)
+        self.lam_w = self.blocks(mesh.quadrature[:p1, None] * cfg["rho"] * ratio)  # (p+1, state): lam_s W
+        obs_flat = np.arange(n_traj)[:, None, None] * n + obs_nodes[None]  # (traj, obs, p+1)
+        self.PtY = self.scatter(self.blocks(data.train[:, :, None, :] * obs_weights[None, :, :, None]),
+                                torch.as_tensor(obs_flat, device=self.device))  # (traj, nodes, state)
+        initial = ElementSolver(self.blocks(PtP[None] + (cfg["init_smoothing"] * ratio)[:, None, None, None] * GtWG))
+        self.c = self.solve(initial, self.PtY)
+        if cfg["update_coefficients"]:
+            # A_s = P'P + lam_s G'WG + mu I per state, in float64 (G'WG grows like (p^2/h)^2), factored once.
+            self.solver = ElementSolver(self.blocks(PtP[None] + (cfg["rho"] * ratio)[:, None, None, None] * GtWG
+                                                    + self.mu * mesh.identity_blocks[None]))
         with torch.no_grad():
             self.data_fit = self.data_loss().item()  # constant while c is frozen
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg["lr"])
 
-    def scatter(self, local: torch.Tensor, nodes: torch.Tensor) -> torch.Tensor:
-        """Sum element-local values (traj, ..., state) onto the global nodes `nodes` (...): the transpose of a
-        gather. Returns (state, traj, n_nodes) in local's dtype, the layout of the c-step's right-hand side."""
-        b, s = local.shape[0], local.shape[-1]
-        out = torch.zeros(b, self.mesh.n_nodes, s, dtype=local.dtype, device=self.device)
-        out.index_add_(1, nodes.reshape(-1), local.reshape(b, -1, s))
-        return out.permute(2, 0, 1)
+    def blocks(self, array: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(array, dtype=torch.float64, device=self.device)
+
+    def scatter(self, local: torch.Tensor, nodes: torch.Tensor, onto: torch.Tensor | None = None) -> torch.Tensor:
+        """Sum values (..., state) onto the flat nodes `nodes` (...) of c viewed as (traj * nodes, state): the
+        transpose of a gather. Adds in place onto `onto` (traj, nodes, state) if given; returns that shape."""
+        b, n, s = self.shape
+        out = torch.zeros(b * n, s, dtype=local.dtype, device=self.device) if onto is None else onto.view(b * n, s)
+        return out.index_add_(0, nodes.reshape(-1), local.reshape(-1, s)).view(b, n, s)
+
+    @staticmethod
+    def solve(solver: ElementSolver, rhs: torch.Tensor) -> torch.Tensor:
+        """c (traj, nodes, state), float32, from the normal equations' right-hand side (traj, nodes, state)."""
+        c = solver.solve(rhs.permute(2, 1, 0)).permute(2, 1, 0)  # the solver batches states, solves for traj
+        return c.to(torch.float32, memory_format=torch.contiguous_format)
+
+    def element_values(self):
+        """Values and time derivatives at the local nodes of every element, each (traj*E, p+1, state)."""
+        x = self.c.view(-1, self.c.shape[-1])[self.element_idx]
+        return x, torch.einsum("ij,bjs->bis", self.D, x)
 
     def nodes(self):
         """Element-local values and time derivatives of the current trajectories, each (traj, M, state)."""
         b, s = self.c.shape[0], self.c.shape[-1]
-        x = self.c[:, self.idx]  # (traj, M, state)
-        local = x.view(b, self.mesh.E, self.mesh.p + 1, s)
-        return x, torch.einsum("ij,bejs->beis", self.D, local).reshape(x.shape)
+        return tuple(v.reshape(b, -1, s) for v in self.element_values())
 
-    def residual_loss(self, x, dxdt) -> torch.Tensor:
-        r = (dxdt - self.model(None, x)) / self.deriv_std
-        return (self.w * r ** 2).sum() / self.dyn_norm
+    def residual_loss(self, f, dxdt) -> torch.Tensor:
+        """The dynamics term over the elements of f and dxdt (elements, p+1, state): all of them gives dyn."""
+        return (self.residual_weight * (dxdt - f) ** 2).sum()
+
+    def theta_loss(self):
+        """(loss, f): the dynamics term and f_theta at every element node."""
+        x, dxdt = self.element_values()
+        f = self.model(None, x)
+        return self.residual_loss(f, dxdt), f
+
+    @torch.no_grad()
+    def field(self) -> torch.Tensor:
+        """f_theta at every element-local node, (traj*E, p+1, state)."""
+        return self.model(None, self.element_values()[0])
+
+    def observed(self) -> torch.Tensor:
+        """x at the observation times, (obs, traj, state): P c as a weighted gather of p+1 nodes each."""
+        b, n, s = self.shape
+        rows = self.c.transpose(0, 1).reshape(n, b * s)  # node-major, so that each gathered row is contiguous
+        x = (rows.index_select(0, self.obs_idx).view(*self.obs_w.shape[:2], b * s) * self.obs_w).sum(1)
+        return x.view(-1, b, s)
 
     def at_observations(self) -> torch.Tensor:
-        """x at the observation times, (traj, obs, state): P c as a weighted gather."""
-        return (self.c[:, self.obs_idx] * self.obs_w).sum(2)
+        """x at the observation times, (traj, obs, state)."""
+        return self.observed().transpose(0, 1)
 
     def data_loss(self) -> torch.Tensor:
-        return (((self.at_observations() - self.y) / self.std) ** 2).mean()
+        return (self.data_weight * (self.observed() - self.y) ** 2).sum()
 
     def _step(self) -> float:
         """One sweep of coordinate descent; returns J at the start of the sweep (no extra network evaluation)."""
-        x, dxdt = self.nodes()
-        for k in range(int(self.config["theta_steps"])):
+        cfg = self.config
+        for k in range(int(cfg["theta_steps"])):
             self.optimizer.zero_grad(set_to_none=True)
-            loss = self.residual_loss(x, dxdt)
+            loss, _ = self.theta_loss()
             loss.backward()
             self.optimizer.step()
             if k == 0:
-                dyn = loss.item()
-        if self.config["update_coefficients"]:
-            with torch.no_grad():
-                data = self.data_loss().item()
-            self.update_coefficients(x)
-        else:
-            data = self.data_fit
-        return data + self.config["rho"] * dyn
+                dyn = loss.detach()
+        if not cfg["update_coefficients"]:
+            return self.data_fit + cfg["rho"] * dyn.item()
+        with torch.no_grad():
+            J = self.data_loss() + cfg["rho"] * dyn
+        self.c = self.solve(self.solver, self.coefficient_rhs(self.field()))
+        return J.item()
 
     @torch.no_grad()
-    def update_coefficients(self, x: torch.Tensor) -> None:
-        """c <- argmin_c data(c) + rho * ||G c - f(x)||_W^2 + mu ||c - c_old||^2, f frozen at the current x."""
-        f = self.model(None, x)  # (traj, M, state)
-        b, s = f.shape[0], f.shape[-1]
-        wf = (self.w * f).double().view(b, self.mesh.E, self.mesh.p + 1, s)
-        GtWf = self.scatter(torch.einsum("ij,beis->bejs", self.D64, wf), self.idx)  # G'W f: (state, traj, nodes)
-        rhs = self.PtY + self.lam[:, None, None] * GtWf + self.mu * self.c.double().permute(2, 0, 1)
-        # two triangular solves rather than cholesky_solve, which copies the whole factor on every call
-        half = torch.linalg.solve_triangular(self.chol, rhs.transpose(1, 2), upper=False)
-        c = torch.linalg.solve_triangular(self.chol.mT, half, upper=True)  # (state, nodes, traj)
-        self.c = c.permute(2, 1, 0).float().contiguous()
+    def coefficient_rhs(self, f: torch.Tensor) -> torch.Tensor:
+        """P'y + lam G'W f + mu c for f_theta values f (traj*E, p+1, state) at the element nodes: the right-hand
+        side of the c-step's normal equations, (traj, nodes, state) in float64."""
+        rhs = torch.add(self.PtY, self.c.double(), alpha=self.mu)
+        return self.scatter(torch.einsum("ji,bjs->bis", self.D64, self.lam_w * f.double()), self.element_idx, rhs)
+
+    def coefficient_step(self, f: torch.Tensor) -> torch.Tensor:
+        """argmin_c data(c) + rho * ||G c - f||_W^2 + mu ||c - c_old||^2 with f_theta frozen at the values f
+        (traj*E, p+1, state), each state's normal equations solved in element form; (traj, nodes, state), float64."""
+        return self.solver.solve(self.coefficient_rhs(f).permute(2, 1, 0)).permute(2, 1, 0)
 
 
 def auto_elements(n_obs: int, order: int) -> int:
