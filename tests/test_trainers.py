@@ -218,9 +218,34 @@ def test_residual_loss_passes_gradcheck():
     assert torch.autograd.gradcheck(residual, (c, *params))
 
 
+@pytest.mark.parametrize("sweep, passes", [("jacobi", 1), ("gauss-seidel", 2)])
+def test_sweep_decides_which_field_the_coefficient_step_sees(sweep, passes):
+    """Jacobi: the c-step takes f_theta from before the theta update, the theta step's own forward pass (one
+    network pass per iteration); Gauss-Seidel evaluates f_theta again after it (two)."""
+    system, data = dataset("lotka-volterra")
+    trainer = Spectral(system, data, {"sweep": sweep})
+    trainer.step()
+    c0, before = trainer.c, trainer.field()
+    nfe = trainer.model.nfe
+    trainer.step()
+    assert trainer.model.nfe - nfe == passes
+    c1 = trainer.c
+    trainer.c = c0
+    field = before if sweep == "jacobi" else trainer.field()
+    assert torch.equal(trainer.coefficient_step(field).float(), c1)
+
+
+def test_unknown_sweep_is_a_usage_error():
+    from specbench.errors import UsageError
+
+    system, data = dataset("oscillator")
+    with pytest.raises(UsageError, match="gauss-seidel"):
+        Spectral(system, data, {"sweep": "gauss"})
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("cfg", [{}])
+@pytest.mark.parametrize("cfg", [{}, {"sweep": "gauss-seidel"}])
 def test_spectral_full_step_runs_on_cuda_and_matches_cpu(cfg):
     """Every tensor of the step lives on the GPU (the c-step's solve included), and a c-step there equals the
     same c-step on the CPU to float64 round-off."""

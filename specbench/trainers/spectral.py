@@ -17,6 +17,10 @@ Coordinate descent alternates
       element and state, and solved by `ElementSolver` (static condensation onto the element end nodes, then
       cyclic reduction) in float64: well scaled by construction, unlike a gradient step on c, which the p^2/h size
       of D turns into noise.
+`sweep` decides which f_theta the c-step sees. "jacobi" (the default) takes the theta step's own forward pass, from
+before the Adam update, so an iteration makes one network pass; "gauss-seidel" evaluates f_theta again after the
+update (two passes). Both took about as many iterations to the target on cubic-oscillator and Lotka-Volterra, so
+the cheaper iteration is the default (README, design notes).
 Every operator is applied in element-local form (S a gather, G one (p+1)x(p+1) product per element, P a weighted
 gather of p+1 nodes per observation, A as blocks), so a step's time and memory grow linearly with the number of
 nodes, and nothing of size nodes x nodes is ever formed.
@@ -28,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from specbench.errors import UsageError
 from specbench.spectral import ElementSolver, Mesh
 from specbench.trainers.base import Trainer
 
@@ -43,7 +48,9 @@ class Spectral(Trainer):
         "update_coefficients": True,  # False: the two-stage ablation
         "prox": 1.0,  # proximal weight mu of the c-step, relative to the data term's diagonal
         "init_smoothing": 1e-4,  # derivative penalty of the initial least-squares fit, relative to the data
+        "sweep": "jacobi",  # f_theta in the c-step: "jacobi" (theta before its update), "gauss-seidel" (after)
     }
+    SWEEPS = ("jacobi", "gauss-seidel")
 
     def __init__(self, system, data, config=None, seed=0, device="cpu"):
         super().__init__(system, data, config, seed, device)
@@ -51,6 +58,8 @@ class Spectral(Trainer):
         t = data.t
         if cfg["E"] == "auto":
             cfg["E"] = auto_elements(len(t), int(cfg["p"]))
+        if cfg["sweep"] not in self.SWEEPS:
+            raise UsageError(f"unknown sweep {cfg['sweep']!r} for spectral; valid sweeps: {', '.join(self.SWEEPS)}")
         self.mesh = mesh = Mesh(float(t[0]), float(t[-1]), int(cfg["E"]), int(cfg["p"]))
         n_traj, n_obs, dim = data.train.shape
         n, p1 = mesh.n_nodes, mesh.p + 1
@@ -152,7 +161,7 @@ class Spectral(Trainer):
         cfg = self.config
         for k in range(int(cfg["theta_steps"])):
             self.optimizer.zero_grad(set_to_none=True)
-            loss, _ = self.theta_loss()
+            loss, f = self.theta_loss()
             loss.backward()
             self.optimizer.step()
             if k == 0:
@@ -161,7 +170,10 @@ class Spectral(Trainer):
             return self.data_fit + cfg["rho"] * dyn.item()
         with torch.no_grad():
             J = self.data_loss() + cfg["rho"] * dyn
-        self.c = self.solve(self.solver, self.coefficient_rhs(self.field()))
+        # Jacobi: the c-step takes f_theta from before the theta update, the theta step's own forward pass (one
+        # network pass per iteration); Gauss-Seidel evaluates it again after the update.
+        f_c = f.detach() if cfg["sweep"] == "jacobi" else self.field()
+        self.c = self.solve(self.solver, self.coefficient_rhs(f_c))
         return J.item()
 
     @torch.no_grad()
