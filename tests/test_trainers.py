@@ -218,6 +218,42 @@ def test_residual_loss_passes_gradcheck():
     assert torch.autograd.gradcheck(residual, (c, *params))
 
 
+@pytest.mark.parametrize("per_step", [1, 5, 7, 19])
+def test_mini_batch_theta_gradient_averages_to_the_full_one_over_an_epoch(per_step):
+    """Every element lands in exactly one batch of an epoch, and the mean of the batches' gradients is the full
+    gradient (float64), also when the batch size does not divide the element count."""
+    system, data = dataset("lotka-volterra", "sparse")  # 4 trajectories x 5 elements = 20 elements
+    trainer = float64(Spectral(system, data, {"E": 5, "p": 4, "elements_per_step": per_step}))
+
+    def gradient(elements):
+        trainer.optimizer.zero_grad()
+        trainer.theta_loss(elements)[0].backward()
+        return torch.cat([p.grad.flatten() for p in trainer.model.parameters()])
+
+    batches = trainer.epoch()
+    assert len(batches) == trainer.n_batches == -(-20 // per_step)
+    assert torch.equal(torch.cat(batches).sort().values, torch.arange(20))
+    full = gradient(None)
+    mean = torch.stack([gradient(b) for b in batches]).mean(0)
+    assert torch.allclose(mean, full, rtol=1e-12, atol=1e-14 * full.abs().max())
+
+
+def test_mini_batches_bound_what_one_network_call_sees():
+    """With elements_per_step, no network call in a step (theta step or the c-step's field) sees more nodes than
+    a mini-batch holds, whatever the horizon: activation memory stops growing with it. It still trains."""
+    system, data = dataset("oscillator")
+    trainer = Spectral(system, data, {"E": 4, "elements_per_step": 16})  # 64 elements: 4 batches
+    sizes = []
+    trainer.model.register_forward_hook(lambda module, args, out: sizes.append(args[1].shape[:-1].numel()))
+    losses = [trainer.step() for _ in range(100)]
+    assert max(sizes) == 16 * (trainer.mesh.p + 1) and trainer.n_elements == 64
+    assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
+    full = Spectral(system, data, {"E": 4})
+    full.c = trainer.c
+    full.model.load_state_dict(trainer.model.state_dict())
+    assert torch.allclose(trainer.field(), full.field(), rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("sweep, passes", [("jacobi", 1), ("gauss-seidel", 2)])
 def test_sweep_decides_which_field_the_coefficient_step_sees(sweep, passes):
     """Jacobi: the c-step takes f_theta from before the theta update, the theta step's own forward pass (one
@@ -235,17 +271,19 @@ def test_sweep_decides_which_field_the_coefficient_step_sees(sweep, passes):
     assert torch.equal(trainer.coefficient_step(field).float(), c1)
 
 
-def test_unknown_sweep_is_a_usage_error():
+def test_unknown_sweep_or_batch_size_is_a_usage_error():
     from specbench.errors import UsageError
 
     system, data = dataset("oscillator")
     with pytest.raises(UsageError, match="gauss-seidel"):
         Spectral(system, data, {"sweep": "gauss"})
+    with pytest.raises(UsageError, match="elements_per_step"):
+        Spectral(system, data, {"elements_per_step": 0})
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("cfg", [{}, {"sweep": "gauss-seidel"}])
+@pytest.mark.parametrize("cfg", [{}, {"sweep": "gauss-seidel"}, {"elements_per_step": 16}])
 def test_spectral_full_step_runs_on_cuda_and_matches_cpu(cfg):
     """Every tensor of the step lives on the GPU (the c-step's solve included), and a c-step there equals the
     same c-step on the CPU to float64 round-off."""

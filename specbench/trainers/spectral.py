@@ -10,17 +10,22 @@ Each training trajectory is a C0 piecewise polynomial: E elements of order p on 
 with P the interpolation matrix to the observation times, G the element-wise derivative (2/h) D, S the gather of
 element-local values and w the GLL quadrature weights times h/2 (the discrete weak form of the ODE residual).
 Coordinate descent alternates
-  (a) theta: Adam steps on dyn with c fixed — a plain regression over all nodes of all trajectories at once;
+  (a) theta: Adam steps on dyn with c fixed — a plain regression over all nodes of all trajectories at once, or
+      over a mini-batch of `elements_per_step` elements drawn from all trajectories (an epoch's batches
+      partition the elements, and a batch's loss is scaled so that their mean over an epoch is the full one);
   (b) c: the minimiser of J with f_theta frozen at the current c, plus a proximal term mu ||c - c_old||^2
       (a Picard least-squares step). Its normal matrix A = P'P + lam G'WG + mu I is the same for every trajectory
       and banded (an element couples only its own p+1 nodes), so it is held in element form, one block per
       element and state, and solved by `ElementSolver` (static condensation onto the element end nodes, then
       cyclic reduction) in float64: well scaled by construction, unlike a gradient step on c, which the p^2/h size
-      of D turns into noise.
+      of D turns into noise. The c-step stays global: with mini-batches it evaluates f_theta at every node, a
+      mini-batch of elements per network call, so the network's activations stay at one batch's whatever the
+      horizon (what still grows with it is c, the data and the blocks: a few floats per node).
 `sweep` decides which f_theta the c-step sees. "jacobi" (the default) takes the theta step's own forward pass, from
 before the Adam update, so an iteration makes one network pass; "gauss-seidel" evaluates f_theta again after the
 update (two passes). Both took about as many iterations to the target on cubic-oscillator and Lotka-Volterra, so
-the cheaper iteration is the default (README, design notes).
+the cheaper iteration is the default (README, design notes). With mini-batches the theta step's forward covers one
+batch only, so both sweeps evaluate f_theta for the c-step, Jacobi before the theta update.
 Every operator is applied in element-local form (S a gather, G one (p+1)x(p+1) product per element, P a weighted
 gather of p+1 nodes per observation, A as blocks), so a step's time and memory grow linearly with the number of
 nodes, and nothing of size nodes x nodes is ever formed.
@@ -49,6 +54,7 @@ class Spectral(Trainer):
         "prox": 1.0,  # proximal weight mu of the c-step, relative to the data term's diagonal
         "init_smoothing": 1e-4,  # derivative penalty of the initial least-squares fit, relative to the data
         "sweep": "jacobi",  # f_theta in the c-step: "jacobi" (theta before its update), "gauss-seidel" (after)
+        "elements_per_step": "all",  # elements (of all trajectories together) per theta step, or "all"
     }
     SWEEPS = ("jacobi", "gauss-seidel")
 
@@ -69,6 +75,10 @@ class Spectral(Trainer):
         # Element b*E + e (trajectory b) holds the nodes b*n + e*p + j of c viewed as (traj * nodes, state).
         self.element_idx = torch.as_tensor((np.arange(n_traj)[:, None, None] * n + mesh.element_nodes[None])
                                            .reshape(-1, p1), device=self.device)  # (traj*E, p+1)
+        self.n_elements = n_traj * mesh.E
+        self.batch_size = elements_per_step(cfg["elements_per_step"], self.n_elements)  # None: every element
+        self.n_batches = 1 if self.batch_size is None else -(-self.n_elements // self.batch_size)
+        self.queue: list[torch.Tensor] = []
         self.D = self.tensor(mesh.local_derivative)  # (p+1, p+1)
         obs_nodes, obs_weights = mesh.locate(t)
         self.obs_idx = torch.as_tensor(obs_nodes.ravel(), device=self.device)  # (obs * (p+1),)
@@ -117,9 +127,11 @@ class Spectral(Trainer):
         c = solver.solve(rhs.permute(2, 1, 0)).permute(2, 1, 0)  # the solver batches states, solves for traj
         return c.to(torch.float32, memory_format=torch.contiguous_format)
 
-    def element_values(self):
-        """Values and time derivatives at the local nodes of every element, each (traj*E, p+1, state)."""
-        x = self.c.view(-1, self.c.shape[-1])[self.element_idx]
+    def element_values(self, elements: torch.Tensor | None = None):
+        """Values and time derivatives at the local nodes of `elements` (indices into the traj*E elements; None:
+        all, in order), each (elements, p+1, state)."""
+        idx = self.element_idx if elements is None else self.element_idx[elements]
+        x = self.c.view(-1, self.c.shape[-1])[idx]
         return x, torch.einsum("ij,bjs->bis", self.D, x)
 
     def nodes(self):
@@ -131,16 +143,34 @@ class Spectral(Trainer):
         """The dynamics term over the elements of f and dxdt (elements, p+1, state): all of them gives dyn."""
         return (self.residual_weight * (dxdt - f) ** 2).sum()
 
-    def theta_loss(self):
-        """(loss, f): the dynamics term and f_theta at every element node."""
-        x, dxdt = self.element_values()
+    def theta_loss(self, elements: torch.Tensor | None = None):
+        """(loss, f): the dynamics term on `elements` (None: all), scaled by the number of batches in an epoch, so
+        that the mean of the batches' losses (and gradients) over an epoch is the full term; and f_theta there."""
+        x, dxdt = self.element_values(elements)
         f = self.model(None, x)
-        return self.residual_loss(f, dxdt), f
+        loss = self.residual_loss(f, dxdt)
+        return (loss if elements is None else loss * self.n_batches), f
+
+    def epoch(self) -> list[torch.Tensor]:
+        """A random partition of all elements into n_batches mini-batches (sizes differ by at most one)."""
+        order = torch.randperm(self.n_elements, generator=self.generator).to(self.device)
+        return list(order.tensor_split(self.n_batches))
+
+    def next_batch(self) -> torch.Tensor | None:
+        if self.batch_size is None:
+            return None
+        if not self.queue:
+            self.queue = self.epoch()
+        return self.queue.pop()
 
     @torch.no_grad()
     def field(self) -> torch.Tensor:
-        """f_theta at every element-local node, (traj*E, p+1, state)."""
-        return self.model(None, self.element_values()[0])
+        """f_theta at every element-local node, (traj*E, p+1, state); evaluated a mini-batch of elements at a time
+        when elements_per_step is set, so that no activation outgrows a mini-batch's."""
+        x, _ = self.element_values()
+        if self.batch_size is None:
+            return self.model(None, x)
+        return torch.cat([self.model(None, chunk) for chunk in x.split(self.batch_size)])
 
     def observed(self) -> torch.Tensor:
         """x at the observation times, (obs, traj, state): P c as a weighted gather of p+1 nodes each."""
@@ -157,22 +187,26 @@ class Spectral(Trainer):
         return (self.data_weight * (self.observed() - self.y) ** 2).sum()
 
     def _step(self) -> float:
-        """One sweep of coordinate descent; returns J at the start of the sweep (no extra network evaluation)."""
+        """One sweep of coordinate descent; returns J at the start of the sweep (dyn on the first theta batch)."""
         cfg = self.config
+        update = cfg["update_coefficients"]
+        jacobi = cfg["sweep"] == "jacobi"
+        # Jacobi: the c-step takes f_theta from before the theta update, which with all elements in the theta
+        # step is that step's own forward pass (one network pass per iteration); with mini-batches it is evaluated.
+        f_c = self.field() if update and jacobi and self.batch_size is not None else None
         for k in range(int(cfg["theta_steps"])):
             self.optimizer.zero_grad(set_to_none=True)
-            loss, f = self.theta_loss()
+            loss, f = self.theta_loss(self.next_batch())
             loss.backward()
             self.optimizer.step()
             if k == 0:
                 dyn = loss.detach()
-        if not cfg["update_coefficients"]:
+        if not update:
             return self.data_fit + cfg["rho"] * dyn.item()
         with torch.no_grad():
             J = self.data_loss() + cfg["rho"] * dyn
-        # Jacobi: the c-step takes f_theta from before the theta update, the theta step's own forward pass (one
-        # network pass per iteration); Gauss-Seidel evaluates it again after the update.
-        f_c = f.detach() if cfg["sweep"] == "jacobi" else self.field()
+        if f_c is None:
+            f_c = f.detach() if jacobi else self.field()
         self.c = self.solve(self.solver, self.coefficient_rhs(f_c))
         return J.item()
 
@@ -187,6 +221,15 @@ class Spectral(Trainer):
         """argmin_c data(c) + rho * ||G c - f||_W^2 + mu ||c - c_old||^2 with f_theta frozen at the values f
         (traj*E, p+1, state), each state's normal equations solved in element form; (traj, nodes, state), float64."""
         return self.solver.solve(self.coefficient_rhs(f).permute(2, 1, 0)).permute(2, 1, 0)
+
+
+def elements_per_step(value, n_elements: int) -> int | None:
+    """The mini-batch size in elements of the theta step, or None for all of them ("all" or at least as many)."""
+    if value == "all":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(f"elements_per_step must be a positive integer or 'all', got {value!r}")
+    return None if value >= n_elements else value
 
 
 def auto_elements(n_obs: int, order: int) -> int:
