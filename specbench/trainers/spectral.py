@@ -44,6 +44,13 @@ from specbench.trainers.base import Trainer
 
 class Spectral(Trainer):
     summary = "SNODE: Legendre spectral elements, weak-form residual, coordinate descent (no ODE solve)"
+    role = "candidate"
+    # The learning rate against rho, the weight of the residual in the c-step: what most changes spectral's speed
+    # to target. elements_per_step stays out of the grid (six points for every trainer): a mini-batched iteration
+    # still evaluates f_theta at every node for the c-step, so it saves only the backward pass over the elements
+    # left out (a step of 100 elements cost 0.6-0.9x a full one on cubic-oscillator and Lotka-Volterra) while its
+    # gradient sees a fraction of the data; what mini-batches buy is memory that stops growing with the horizon.
+    tuning_grid = {"lr": [3e-3, 1e-2, 3e-2], "rho": [0.03, 0.3]}
     defaults = {
         "E": "auto",  # elements per trajectory; auto: about 0.75 global nodes per observation (see auto_elements)
         "p": 6,  # Legendre order per element
@@ -240,4 +247,7 @@ def auto_elements(n_obs: int, order: int) -> int:
 
 class SpectralTwoStage(Spectral):
     summary = "ablation: SNODE with coefficients frozen at the least-squares fit (two-stage collocation)"
+    role = "ablation"
+    # rho does nothing with c frozen; the Legendre order decides how closely the frozen fit follows the data.
+    tuning_grid = {"lr": [3e-3, 1e-2, 3e-2], "p": [4, 8]}
     defaults = {**Spectral.defaults, "update_coefficients": False}
