@@ -1,9 +1,13 @@
-"""Gauss–Lobatto–Legendre (GLL) spectral-element numerics, pure numpy (float64).
+"""Gauss–Lobatto–Legendre (GLL) spectral-element numerics: the mesh in numpy (float64), its solver in torch.
 
 A trajectory on [t0, t1] is split into E equal elements; on each, x(t) is the degree-p polynomial through its
 values at the p+1 GLL nodes. Neighbouring elements share their end node (C0 continuity), so one trajectory has
-E*p + 1 global nodes. References: Canuto, Hussaini, Quarteroni & Zang, "Spectral Methods" (2006), ch. 2;
-Quaglino et al., "SNODE", ICLR 2020, sec. 3.
+E*p + 1 global nodes. A matrix that only couples nodes of one element (P'P, G'WG, I) is held in element form,
+one (p+1, p+1) block per element, and `ElementSolver` solves with a sum of such blocks in time and memory linear
+in E, batched over matrices and right-hand sides, on any torch device (static condensation onto the shared end
+nodes, then cyclic reduction). References: Canuto, Hussaini, Quarteroni & Zang, "Spectral Methods" (2006),
+ch. 2; Quaglino et al., "SNODE", ICLR 2020, sec. 3; Karniadakis & Sherwin, "Spectral/hp Element Methods for
+CFD" (2005), sec. 4.1 (static condensation); Hockney (1965) and Hockney & Jesshope (1981) (cyclic reduction).
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+import torch
 from numpy.polynomial import legendre as L
 
 
@@ -160,6 +165,35 @@ class Mesh:
         P[np.arange(len(nodes))[:, None], nodes] = weights
         return P
 
+    def observation_blocks(self, t: np.ndarray) -> np.ndarray:
+        """P'P in element form, shape (E, p+1, p+1): block e sums w w' over the observations located in element e
+        (w their Lagrange weights), so `assemble` of the blocks is P'P."""
+        nodes, weights = self.locate(t)
+        blocks = np.zeros((self.E, self.p + 1, self.p + 1))
+        np.add.at(blocks, nodes[:, 0] // self.p, weights[:, :, None] * weights[:, None, :])
+        return blocks
+
+    @cached_property
+    def stiffness_block(self) -> np.ndarray:
+        """G'WG in element form, shape (p+1, p+1), the same for every element: ((2/h) D)' diag(w h/2) (2/h) D."""
+        return self.local_derivative.T @ (self.quadrature[: self.p + 1, None] * self.local_derivative)
+
+    @cached_property
+    def identity_blocks(self) -> np.ndarray:
+        """The identity in element form, shape (E, p+1, p+1): a node two elements share gets half from each."""
+        blocks = np.broadcast_to(np.eye(self.p + 1), (self.E, self.p + 1, self.p + 1)).copy()
+        blocks[1:, 0, 0] = blocks[:-1, -1, -1] = 0.5
+        return blocks
+
+    def assemble(self, blocks: np.ndarray) -> np.ndarray:
+        """The dense (..., n_nodes, n_nodes) matrix of element blocks (..., E, p+1, p+1), each added onto its
+        element's nodes. Quadratic in the nodes: for tests and references, never for training."""
+        blocks = np.asarray(blocks)
+        out = np.zeros(blocks.shape[:-3] + (self.n_nodes, self.n_nodes))
+        for e, nodes in enumerate(self.element_nodes):
+            out[..., nodes[:, None], nodes[None, :]] += blocks[..., e, :, :]
+        return out
+
     def fit(self, t: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Least-squares nodal values (..., nodes, state) of the mesh's C0 polynomial through observations y
         (..., len(t), state), in float64, unregularised (minimum norm where nodes outnumber observations)."""
@@ -174,3 +208,69 @@ def representation_error(mesh: Mesh, t: np.ndarray, y: np.ndarray, t_fine: np.nd
     as its maximum error against the clean trajectory y_fine there relative to y_fine's maximum (C5)."""
     fitted = mesh.interpolation(t_fine) @ mesh.fit(t, y)
     return float(np.abs(fitted - y_fine).max() / np.abs(y_fine).max())
+
+
+class ElementSolver:
+    """Solves A x = b for symmetric positive definite A given in element form, batched, on A's torch device.
+
+    blocks: (batch, E, p+1, p+1), element e's block acting on global nodes e*p .. e*p+p (neighbours share one
+    node), so A (batch, n, n) with n = E*p+1 is banded. Setup eliminates each element's p-1 interior nodes (static
+    condensation: one batched (p-1)x(p-1) inverse per element) and leaves an SPD tridiagonal Schur complement on
+    the E+1 shared end nodes, which parallel cyclic reduction solves in ceil(log2(E+1)) vectorised steps, its
+    multipliers precomputed. Each level of the reduction takes Schur complements of an SPD matrix, and every
+    elimination is exact algebra: the result equals a dense solve to round-off (tests/test_spectral.py). Setup
+    memory and per-solve work grow linearly with E (times log2(E) for the reduction's O(E) vector operations);
+    nothing of size n x n is formed and no step leaves the device. Use float64 where A is ill-conditioned.
+    """
+
+    def __init__(self, blocks: torch.Tensor):
+        batch, self.E, p1, _ = blocks.shape
+        self.p = p = p1 - 1
+        ends = [0, p]
+        a_ii = blocks[..., 1:p, 1:p]  # (batch, E, p-1, p-1): interior nodes, coupled within their element only
+        a_ib = blocks[..., 1:p, :][..., ends]  # (batch, E, p-1, 2)
+        a_bb = blocks[..., ends, :][..., ends]  # (batch, E, 2, 2)
+        inv = torch.cholesky_inverse(torch.linalg.cholesky(a_ii))  # small SPD blocks: explicit, so a solve is a matmul
+        self.K = inv @ a_ib  # (batch, E, p-1, 2): interior values per unit value at the element's two end nodes
+        self.condense = torch.cat([inv, self.K.mT], -2)  # (batch, E, p+1, p-1): [A_II^-1; K'] applied to b_I at once
+        schur = a_bb - a_ib.mT @ self.K  # (batch, E, 2, 2)
+        diag = torch.zeros(batch, self.E + 1, dtype=blocks.dtype, device=blocks.device)
+        diag[:, :-1] += schur[..., 0, 0]
+        diag[:, 1:] += schur[..., 1, 1]
+        zero = torch.zeros_like(diag[:, :1])
+        lower = torch.cat([zero, schur[..., 1, 0]], 1)  # lower[i]: coupling of end node i to i-1 (none for i = 0)
+        upper = torch.cat([schur[..., 0, 1], zero], 1)  # upper[i]: to i+1
+        self.levels = []  # (stride, multiplier of row i - stride, of row i + stride), each (batch, E+1, 1)
+        stride, n = 1, self.E + 1
+        while stride < n:
+            below, above = shifted(diag, stride, 1.0), shifted(diag, -stride, 1.0)  # 1.0: no row there, no use
+            k_lo, k_up = lower / below, upper / above
+            lower, upper, diag = (-shifted(lower, stride, 0.0) * k_lo, -shifted(upper, -stride, 0.0) * k_up,
+                                  diag - shifted(upper, stride, 0.0) * k_lo - shifted(lower, -stride, 0.0) * k_up)
+            self.levels.append((stride, k_lo[..., None], k_up[..., None]))
+            stride *= 2
+        self.inv_diag = (1.0 / diag)[..., None]  # (batch, E+1, 1): the reduced system is diagonal
+
+    def solve(self, b: torch.Tensor) -> torch.Tensor:
+        """x with A x = b, for b of shape (batch, n_nodes, k): k right-hand sides per matrix."""
+        E, p = self.E, self.p
+        batch, n, k = b.shape
+        local = b[:, : E * p].reshape(batch, E, p, k)  # node e*p + j; j = 0 is element e's left end node
+        interior = local[:, :, 1:]  # (batch, E, p-1, k)
+        z = self.condense @ interior  # (batch, E, p+1, k): A_II^-1 b_I, then K' b_I at the two end nodes
+        g = torch.cat([local[:, :, 0], b[:, -1:]], 1)  # (batch, E+1, k): the end nodes' right-hand side
+        g[:, :-1] -= z[:, :, p - 1]
+        g[:, 1:] -= z[:, :, p]
+        for stride, k_lo, k_up in self.levels:
+            padded = torch.nn.functional.pad(g, (0, 0, stride, stride))
+            g = torch.addcmul(g, k_lo, padded[:, : E + 1], value=-1).addcmul_(k_up, padded[:, 2 * stride:], value=-1)
+        ends = g * self.inv_diag  # (batch, E+1, k)
+        inner = z[:, :, : p - 1] - self.K @ torch.stack([ends[:, :-1], ends[:, 1:]], 2)  # (batch, E, p-1, k)
+        x = torch.cat([ends[:, :-1, None], inner], 2).reshape(batch, E * p, k)
+        return torch.cat([x, ends[:, -1:]], 1)
+
+
+def shifted(v: torch.Tensor, by: int, fill: float) -> torch.Tensor:
+    """v (batch, m) moved `by` places along its last axis (out[i] = v[i - by]), the gap filled with `fill`."""
+    pad = torch.full_like(v[:, : abs(by)], fill)
+    return torch.cat([pad, v[:, :-by]], 1) if by > 0 else torch.cat([v[:, -by:], pad], 1)

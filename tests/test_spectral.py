@@ -1,10 +1,12 @@
 """GLL numerics against exact identities (STYLE.md: quadrature to degree 2p-1, differentiation and
-interpolation exact to degree p)."""
+interpolation exact to degree p; element blocks that assemble to the dense matrices; a solve equal to the dense
+one)."""
 import numpy as np
 import pytest
+import torch
 
-from specbench.spectral import (Mesh, differentiation_matrix, gll_nodes_weights, lagrange_matrix, legendre_to_nodal,
-                                nodal_to_legendre, representation_error)
+from specbench.spectral import (ElementSolver, Mesh, differentiation_matrix, gll_nodes_weights, lagrange_matrix,
+                                legendre_to_nodal, nodal_to_legendre, representation_error)
 
 ORDERS = [1, 2, 3, 5, 8, 12, 20]
 
@@ -100,3 +102,52 @@ def test_representation_error_falls_exponentially_with_p():
     falls = [a / b for a, b in zip(errors, errors[1:])]
     # under a power law p^-k each step of 2 in p would fall by less than the last; here every fall is larger
     assert all(f > 10 for f in falls) and all(b >= a for a, b in zip(falls, falls[1:]))
+
+
+MESHES = [(1, 1), (1, 4), (2, 1), (4, 1), (3, 2), (5, 6), (12, 8), (33, 3)]
+
+
+@pytest.mark.parametrize("E, p", MESHES)
+def test_element_blocks_assemble_to_the_dense_matrices(E, p):
+    mesh = Mesh(0.0, 4.0, E, p)
+    t = np.concatenate([np.linspace(0.0, 4.0, 2 * E * p + 7), mesh.times[::p]])  # element ends and in between
+    P, G, w = mesh.interpolation(t), mesh.derivative, mesh.quadrature
+    np.testing.assert_allclose(mesh.assemble(mesh.observation_blocks(t)), P.T @ P, rtol=1e-13, atol=1e-13)
+    GtWG = G.T @ (w[:, None] * G)
+    np.testing.assert_allclose(mesh.assemble(np.broadcast_to(mesh.stiffness_block, (E, p + 1, p + 1))), GtWG,
+                               rtol=1e-12, atol=1e-12 * np.abs(GtWG).max())
+    np.testing.assert_array_equal(mesh.assemble(mesh.identity_blocks), np.eye(mesh.n_nodes))
+
+
+def spd_blocks(E, p, batch, seed):
+    """Random SPD element blocks, each a different matrix: the solver must not rely on the spectral ones."""
+    m = torch.randn(batch, E, p + 1, p + 1, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    return m @ m.mT + 0.1 * torch.eye(p + 1, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("E, p", MESHES)
+def test_element_solver_equals_the_dense_solve(E, p):
+    mesh = Mesh(0.0, 4.0, E, p)
+    t = np.linspace(0.0, 4.0, 3 * E * p + 1)
+    # the c-step's matrices from a tiny to a large residual weight (condition numbers up to ~1e7), and random ones
+    lam = np.array([1e-4, 1.0, 1e3])[:, None, None, None]
+    spectral = torch.as_tensor(mesh.observation_blocks(t)[None] + lam * mesh.stiffness_block
+                               + 1e-2 * mesh.identity_blocks[None])
+    for blocks in (spectral, spd_blocks(E, p, 2, seed=E * p)):
+        A = torch.as_tensor(mesh.assemble(blocks.numpy()))
+        b = torch.randn(len(blocks), mesh.n_nodes, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+        x, dense = ElementSolver(blocks).solve(b), torch.linalg.solve(A, b)
+        cond = torch.linalg.cond(A)[:, None, None]
+        assert torch.all((x - dense).abs() <= 10 * cond * 2.2e-16 * dense.abs().amax((1, 2), keepdim=True))
+        # backward error at round-off: x solves a system within a few ulps of A's
+        backward = (A @ x - b).norm(dim=1) / (torch.linalg.matrix_norm(A, 2)[:, None] * x.norm(dim=1))
+        assert backward.max() < 1e-14
+
+
+def test_element_solver_keeps_its_matrix_banded():
+    """What the solver keeps grows linearly with the elements: no tensor of size nodes x nodes."""
+    E, p = 200, 6
+    solver = ElementSolver(spd_blocks(E, p, 1, seed=0))
+    kept = [solver.K, solver.condense, solver.inv_diag] + [k for _, *ks in solver.levels for k in ks]
+    per_element = sum(v.numel() for v in kept) / E
+    assert per_element < 2 * (p + 1) ** 2 + 3 * np.log2(E + 1)  # a dense factor would be E * p^2 / 2 per element

@@ -46,7 +46,7 @@ def test_a_study_job_records_its_study_and_measurements():
     assert validate(record) == []
     assert record["study"] == job.study and record["config"]["p"] == 8 and record["config"]["E"] == 4
     assert 0 < record["representation_error"] < 1e-5
-    assert record["nfe_per_iteration"] == 2.0  # the theta step and the coefficient step: one network call each
+    assert record["nfe_per_iteration"] == 1.0  # the coefficient step reuses the theta step's forward pass (Jacobi)
     horizon = next(j for j in STUDIES["horizon"].plan(SMALL)
                    if j.trainer == "backprop-rk4" and "whole" in j.study["series"] and j.data["n_times"] == 201)
     record = run_job(replace(horizon, budget_s=0.3))

@@ -39,15 +39,15 @@ def test_spectral_applies_the_mesh_operators_exactly(E, p):
     mesh = trainer.mesh
     c = trainer.c.double()
     trainer.c, trainer.D = c, torch.as_tensor(mesh.local_derivative)
-    trainer.obs_w = torch.as_tensor(mesh.locate(data.t)[1])[None, :, :, None]
+    trainer.obs_w = torch.as_tensor(mesh.locate(data.t)[1])[:, :, None]
     x, dxdt = trainer.nodes()
     assert torch.allclose(x, torch.as_tensor(mesh.gather) @ c, atol=1e-12)
     assert torch.allclose(dxdt, torch.as_tensor(mesh.derivative) @ c, atol=1e-10)
     assert torch.allclose(trainer.at_observations(), torch.as_tensor(mesh.interpolation(data.t)) @ c, atol=1e-12)
     v = torch.randn(c.shape[0], mesh.E * (p + 1), c.shape[-1], dtype=torch.float64)
-    local = torch.einsum("ij,beis->bejs", trainer.D, v.view(c.shape[0], E, p + 1, -1))
-    assert torch.allclose(trainer.scatter(local, trainer.idx),
-                          (torch.as_tensor(mesh.derivative).T @ v).permute(2, 0, 1), atol=1e-10)
+    local = torch.einsum("ji,bjs->bis", trainer.D, v.view(c.shape[0] * E, p + 1, -1))  # D' per element
+    assert torch.allclose(trainer.scatter(local, trainer.element_idx), torch.as_tensor(mesh.derivative).T @ v,
+                          atol=1e-10)
 
 
 def test_spectral_residual_vanishes_on_the_true_solution_with_the_true_field():
@@ -62,11 +62,9 @@ def test_spectral_residual_vanishes_on_the_true_solution_with_the_true_field():
     assert np.abs(r).max() < 1e-9 * np.abs(exact).max()
     # the trainer's own (float32) residual loss, relative to that of the least-squares start perturbed by 1e-3
     trainer.c = torch.as_tensor(exact, dtype=torch.float32)
-    x, dxdt = trainer.nodes()
-    at_truth = trainer.residual_loss(x, dxdt).item()
+    at_truth = trainer.theta_loss()[0].item()
     trainer.c = trainer.c + 1e-3 * torch.randn_like(trainer.c)
-    x, dxdt = trainer.nodes()
-    assert at_truth < 1e-9 and at_truth < 1e-4 * trainer.residual_loss(x, dxdt).item()
+    assert at_truth < 1e-9 and at_truth < 1e-4 * trainer.theta_loss()[0].item()
 
 
 def test_initial_fit_reproduces_noiseless_data():
@@ -140,23 +138,160 @@ def test_trainers_step_on_cuda(name):
 
 
 def test_spectral_step_has_no_python_loop_over_time_elements_or_trajectories():
-    """The number of Python function calls in a step is the same whatever E, p, the trajectory count or the
-    state size: every step is batched over trajectories x elements x nodes."""
+    """The number of Python function calls in a step does not depend on p, the trajectory count or the state size,
+    and grows with E only through the ceil(log2(E+1)) levels of the c-step's cyclic reduction, by the same number
+    of calls per level: every step is batched over trajectories x elements x nodes."""
     import cProfile
     import pstats
 
-    counts = set()
-    for name, regime, params, cfg in [("network", "dense", {"n": 4}, {"E": 3}),
-                                      ("network", "dense", {"n": 4}, {"E": 12, "p": 4}),
-                                      ("network", "sparse", {"n": 4}, {}),
-                                      ("network", "dense", {"n": 8}, {})]:
-        system, data = dataset(name, regime, **params)
+    def calls(regime, n, cfg):
+        system, data = dataset("network", regime, n=n)
         trainer = Spectral(system, data, cfg)
         trainer.step()
         profile = cProfile.Profile()
         profile.enable()
-        for _ in range(3):
-            trainer.step()
+        trainer.step()
         profile.disable()
-        counts.add(pstats.Stats(profile).total_calls)
-    assert len(counts) == 1, counts
+        return pstats.Stats(profile).total_calls
+
+    # E = 4 to 7: three levels; E = 8: four; E = 16: five
+    same = {calls("dense", 4, {"E": 4}), calls("sparse", 4, {"E": 7, "p": 4}), calls("dense", 8, {"E": 5, "p": 2})}
+    assert len(same) == 1, same
+    four, five = calls("dense", 4, {"E": 8}), calls("dense", 8, {"E": 16, "p": 3})
+    assert 0 < four - same.pop() == five - four < 10
+
+
+def float64(trainer: Spectral) -> Spectral:
+    """The trainer's network and theta-step tensors in float64, for checks at round-off."""
+    trainer.model.double()
+    for name in ("c", "D", "residual_weight"):
+        setattr(trainer, name, getattr(trainer, name).double())
+    return trainer
+
+
+@pytest.mark.parametrize("name, params, cfg", [("lotka-volterra", {}, {"E": 9, "p": 5, "rho": 0.3}),
+                                               ("network", {"n": 4}, {"E": 4, "p": 8, "rho": 3.0, "prox": 0.1})])
+def test_coefficient_step_zeroes_the_gradient_of_its_objective(name, params, cfg):
+    """After a c-step, the gradient of J + mu ||c - c_old||^2 with respect to c vanishes to round-off (float64).
+    J is written here from the mesh's dense P, G and W, apart from the trainer's code; mu is in the units of the
+    normal equations, which are J's state by state times N std_s^2 (N = traj * obs * state)."""
+    system, data = dataset(name, **params)
+    trainer = Spectral(system, data, cfg)
+    for _ in range(3):
+        trainer.step()  # a network that is not the initial one, a c that is not the initial fit
+    mesh, (traj, n_obs, dim) = trainer.mesh, data.train.shape
+    f = trainer.field().double().view(traj, -1, dim)  # (traj, M, state) at the current c, held fixed
+    c_old = trainer.c.double()
+    P, G, w = (torch.as_tensor(a) for a in (mesh.interpolation(data.t), mesh.derivative, mesh.quadrature))
+    y, std, dstd = (torch.as_tensor(a) for a in (data.train, trainer.scales["std"], trainer.scales["deriv_std"]))
+    span = data.t[-1] - data.t[0]
+
+    def objective(c):
+        data_term = (((P @ c - y) / std) ** 2).mean()
+        dyn = (w[:, None] * ((G @ c - f) / dstd) ** 2).sum() / (traj * span * dim)
+        prox = (trainer.mu / (traj * n_obs * dim * std ** 2) * (c - c_old) ** 2).sum()
+        return data_term + cfg["rho"] * dyn + prox
+
+    def gradient(c):
+        c = c.clone().requires_grad_()
+        return torch.autograd.grad(objective(c), c)[0]
+
+    c_new = trainer.coefficient_step(f.view(-1, mesh.p + 1, dim))
+    assert c_new.dtype == torch.float64 and not torch.equal(c_new, c_old)
+    assert gradient(c_new).norm() < 1e-9 * gradient(c_old).norm()
+
+
+def test_residual_loss_passes_gradcheck():
+    """Gradients of the dynamics term with respect to c and theta, by autograd, against finite differences."""
+    system, data = dataset("lotka-volterra", "sparse")
+    trainer = float64(Spectral(system, data, {"E": 3, "p": 4, "model": {"width": 8}}))
+    names = [n for n, _ in trainer.model.named_parameters()]
+
+    def residual(c, *params):
+        trainer.c = c
+        x, dxdt = trainer.element_values()
+        f = torch.func.functional_call(trainer.model, dict(zip(names, params)), (None, x))
+        return trainer.residual_loss(f, dxdt)
+
+    c = trainer.c.clone().requires_grad_()
+    params = [p.detach().clone().requires_grad_() for p in trainer.model.parameters()]
+    assert torch.autograd.gradcheck(residual, (c, *params))
+
+
+@pytest.mark.parametrize("per_step", [1, 5, 7, 19])
+def test_mini_batch_theta_gradient_averages_to_the_full_one_over_an_epoch(per_step):
+    """Every element lands in exactly one batch of an epoch, and the mean of the batches' gradients is the full
+    gradient (float64), also when the batch size does not divide the element count."""
+    system, data = dataset("lotka-volterra", "sparse")  # 4 trajectories x 5 elements = 20 elements
+    trainer = float64(Spectral(system, data, {"E": 5, "p": 4, "elements_per_step": per_step}))
+
+    def gradient(elements):
+        trainer.optimizer.zero_grad()
+        trainer.theta_loss(elements)[0].backward()
+        return torch.cat([p.grad.flatten() for p in trainer.model.parameters()])
+
+    batches = trainer.epoch()
+    assert len(batches) == trainer.n_batches == -(-20 // per_step)
+    assert torch.equal(torch.cat(batches).sort().values, torch.arange(20))
+    full = gradient(None)
+    mean = torch.stack([gradient(b) for b in batches]).mean(0)
+    assert torch.allclose(mean, full, rtol=1e-12, atol=1e-14 * full.abs().max())
+
+
+def test_mini_batches_bound_what_one_network_call_sees():
+    """With elements_per_step, no network call in a step (theta step or the c-step's field) sees more nodes than
+    a mini-batch holds, whatever the horizon: activation memory stops growing with it. It still trains."""
+    system, data = dataset("oscillator")
+    trainer = Spectral(system, data, {"E": 4, "elements_per_step": 16})  # 64 elements: 4 batches
+    sizes = []
+    trainer.model.register_forward_hook(lambda module, args, out: sizes.append(args[1].shape[:-1].numel()))
+    losses = [trainer.step() for _ in range(100)]
+    assert max(sizes) == 16 * (trainer.mesh.p + 1) and trainer.n_elements == 64
+    assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
+    full = Spectral(system, data, {"E": 4})
+    full.c = trainer.c
+    full.model.load_state_dict(trainer.model.state_dict())
+    assert torch.allclose(trainer.field(), full.field(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("sweep, passes", [("jacobi", 1), ("gauss-seidel", 2)])
+def test_sweep_decides_which_field_the_coefficient_step_sees(sweep, passes):
+    """Jacobi: the c-step takes f_theta from before the theta update, the theta step's own forward pass (one
+    network pass per iteration); Gauss-Seidel evaluates f_theta again after it (two)."""
+    system, data = dataset("lotka-volterra")
+    trainer = Spectral(system, data, {"sweep": sweep})
+    trainer.step()
+    c0, before = trainer.c, trainer.field()
+    nfe = trainer.model.nfe
+    trainer.step()
+    assert trainer.model.nfe - nfe == passes
+    c1 = trainer.c
+    trainer.c = c0
+    field = before if sweep == "jacobi" else trainer.field()
+    assert torch.equal(trainer.coefficient_step(field).float(), c1)
+
+
+def test_unknown_sweep_or_batch_size_is_a_usage_error():
+    from specbench.errors import UsageError
+
+    system, data = dataset("oscillator")
+    with pytest.raises(UsageError, match="gauss-seidel"):
+        Spectral(system, data, {"sweep": "gauss"})
+    with pytest.raises(UsageError, match="elements_per_step"):
+        Spectral(system, data, {"elements_per_step": 0})
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("cfg", [{}, {"sweep": "gauss-seidel"}, {"elements_per_step": 16}])
+def test_spectral_full_step_runs_on_cuda_and_matches_cpu(cfg):
+    """Every tensor of the step lives on the GPU (the c-step's solve included), and a c-step there equals the
+    same c-step on the CPU to float64 round-off."""
+    system, data = dataset("lotka-volterra")
+    gpu, cpu = Spectral(system, data, cfg, device="cuda"), Spectral(system, data, cfg)
+    assert gpu.solver.condense.is_cuda and gpu.c.is_cuda and gpu.PtY.is_cuda
+    assert torch.allclose(gpu.c.cpu(), cpu.c, rtol=1e-5, atol=1e-6)
+    f = cpu.field().double()
+    assert torch.allclose(gpu.coefficient_step(f.cuda()).cpu(), cpu.coefficient_step(f), rtol=1e-10, atol=1e-12)
+    losses = [gpu.step() for _ in range(50)]
+    assert np.isfinite(losses).all() and gpu.c.is_cuda and np.mean(losses[-5:]) < np.mean(losses[:5])
