@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
+import threading
 import sys
 from pathlib import Path
 
@@ -70,7 +72,10 @@ def _one(kind: str, valid, plural: str = "") -> callable:
 
 
 def _executor_options(parser: argparse.ArgumentParser) -> None:
-    """Where a sweep's runs happen: one at a time here (default), N Dask workers here, or a Dask cluster."""
+    """Where a sweep's runs happen: one at a time here (default), N Dask workers here, or a Dask cluster; and
+    whether records of other settings already in --out may be overwritten."""
+    parser.add_argument("--replace", action="store_true",
+                        help="overwrite records in --out that other settings made (refused otherwise)")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--workers", type=_positive(int, "--workers"), default=1,
                        help="runs at once on this machine, on a Dask LocalCluster of N single-threaded workers")
@@ -151,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    _handle_signals()
     try:
         _plugins(argv)
         args = build_parser().parse_args(argv)
@@ -158,9 +164,33 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"specbench: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("specbench: interrupted; records already written are kept", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"specbench: stopped by {signal.Signals(signum).name}; records already written are kept",
+              file=sys.stderr)
+        return 128 + signum
+    except OSError as exc:  # a full disk or a vanished directory while writing: one line, nothing half-written
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"specbench: error: cannot write{where}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, handled like Ctrl-C: the running run is killed and reaped, finished records kept."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop_on(signum, frame):
+    raise Terminated(signum)
+
+
+def _handle_signals() -> None:
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _stop_on)
 
 
 def cmd_list(args) -> int:
@@ -223,7 +253,8 @@ def cmd_tune(args) -> int:
     except OSError as exc:
         raise UsageError(f"cannot write the tuned settings to {settings}: {exc.strerror}") from None
     with make_executor(args.workers, args.scheduler) as executor:
-        tuned = tune(args.systems, args.trainers, args.budget, args.out, args.threads, settings, executor)
+        tuned = tune(args.systems, args.trainers, args.budget, args.out, args.threads, settings, executor,
+                     args.replace)
     write_tuned(tuned, settings)
     print(f"wrote {settings}", file=sys.stderr)
     return 0

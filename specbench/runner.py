@@ -9,6 +9,7 @@ ever half-written.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from dataclasses import replace
@@ -40,19 +41,85 @@ def is_done(path: Path, job: Job) -> bool:
     return record.get("job_key") == job.key() and record["status"] != "error"
 
 
-def run_jobs(placed: list[tuple[Job, Path]], timeout_factor: float = 3.0, executor=None) -> list[dict]:
+def run_jobs(placed: list[tuple[Job, Path]], timeout_factor: float = 3.0, executor=None,
+             replace: bool = False) -> list[dict]:
     """Run each job whose record path does not already hold its finished record, on `executor` (default: one
     process at a time here); write each record there, atomically and from this process alone, as it comes back.
-    Returns the records in the order of `placed`."""
-    for directory in {path.parent for _, path in placed}:
+    Each output directory is locked for the sweep, and a record there of the same name but another job is
+    refused unless `replace`. Returns the records in the order of `placed`."""
+    with contextlib.ExitStack() as locks:
+        for directory in sorted({path.parent for _, path in placed}):
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+                probe = directory / ".write-test"
+                probe.write_text("")
+                probe.unlink()
+            except OSError as exc:
+                raise UsageError(f"cannot write to --out {directory.parent}: {exc.strerror}") from None
+            locks.enter_context(sweep_lock(directory.parent))
+        if not replace:
+            refuse_other_jobs(placed)
+        return _run_unlocked(placed, timeout_factor, executor or Local())
+
+
+@contextlib.contextmanager
+def sweep_lock(directory: Path):
+    """Hold DIR/.lock for the sweep (an advisory lock the kernel drops when this process ends, however it ends):
+    a second sweep on the same --out is refused with the holder's pid and host."""
+    import fcntl
+    import socket
+
+    path = directory / ".lock"
+    fh = open(path, "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.seek(0)
+        holder = fh.read().strip() or "another process"
+        fh.close()
+        raise UsageError(f"another sweep ({holder}) is writing to {directory}; wait for it to end or use another "
+                         "--out") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"pid {os.getpid()} on {socket.gethostname()}")
+    fh.flush()
+    try:
+        yield
+    finally:
+        fh.close()
+
+
+def refuse_other_jobs(placed: list[tuple[Job, Path]]) -> None:
+    """A record already at a job's path must be that job's (or unreadable, and then it is rerun): records of
+    different settings are never mixed or silently replaced."""
+    for job, path in placed:
         try:
-            directory.mkdir(parents=True, exist_ok=True)
-            probe = directory / ".write-test"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as exc:
-            raise UsageError(f"cannot write to --out {directory.parent}: {exc.strerror}") from None
-    executor = executor or Local()
+            record = load(path)
+        except (CorruptRecord, FileNotFoundError):
+            continue
+        if record.get("job_key") != job.key():
+            raise UsageError(f"{path.parent.parent} already holds {path.name} from another job "
+                             f"({difference(record, job)}); use another --out, or --replace to overwrite it")
+
+
+def difference(record: dict, job: Job) -> str:
+    """The first setting in which `record` was made differently from `job`, as the option a user would change."""
+    if "job_key" not in record:
+        return "made before records carried a job key"
+    cfg = record["config"]
+    for what, there, here in (("--budget", cfg.get("budget_s"), job.budget_s), ("--target", record["target_loss"],
+                              job.target), ("noise", cfg.get("noise"), job.noise),
+                              ("--threads", cfg.get("threads"), job.threads),
+                              ("--device", cfg.get("device"), job.device), ("study", record.get("study"), job.study)):
+        if there != here:
+            return f"{what} {there} there, {here} here"
+    for key, value in job.config.items():
+        if cfg.get(key) != value:
+            return f"setting {key} {cfg.get(key)!r} there, {value!r} here"
+    return "other data, cadence or system parameters"
+
+
+def _run_unlocked(placed: list[tuple[Job, Path]], timeout_factor: float, executor) -> list[dict]:
     records: list[dict | None] = [load(path) if is_done(path, job) else None for job, path in placed]
     todo = [i for i, record in enumerate(records) if record is None]
     progress = Progress(len(placed), [r for r in records if r is not None])
@@ -71,9 +138,10 @@ def run_jobs(placed: list[tuple[Job, Path]], timeout_factor: float = 3.0, execut
     return records
 
 
-def run_sweep(jobs: list[Job], out_dir: Path, timeout_factor: float = 3.0, executor=None) -> list[dict]:
+def run_sweep(jobs: list[Job], out_dir: Path, timeout_factor: float = 3.0, executor=None,
+              replace: bool = False) -> list[dict]:
     """Run a sweep into out_dir/runs (one record per job, named by the job), resuming what it already has."""
-    return run_jobs([(job, out_dir / "runs" / job.name) for job in jobs], timeout_factor, executor)
+    return run_jobs([(job, out_dir / "runs" / job.name) for job in jobs], timeout_factor, executor, replace)
 
 
 def _check_device(device: str) -> None:
@@ -106,7 +174,7 @@ def run_study(args) -> int:
         jobs = STUDIES[args.name].plan(Size(args.full, args.seeds, args.device, threads))
         print(f"specbench: study {args.name}: {len(jobs)} runs, {sum(j.budget_s for j in jobs):g} s of training "
               f"-> {out}", file=sys.stderr)
-        records = run_sweep(jobs, out, executor=executor)
+        records = run_sweep(jobs, out, executor=executor, replace=args.replace)
     return _finish(records, out, args.no_report)
 
 
@@ -124,5 +192,5 @@ def run_from_args(args) -> int:
         warn_untuned(jobs, preset)
         print(f"specbench: {len(jobs)} runs of up to {preset.budget_s:g} s training each -> {args.out}",
               file=sys.stderr)
-        records = run_sweep(jobs, args.out, preset.timeout_factor, executor)
+        records = run_sweep(jobs, args.out, preset.timeout_factor, executor, args.replace)
     return _finish(records, args.out, args.no_report)

@@ -45,7 +45,7 @@ def score(record: dict) -> tuple[int, float, float]:
 
 
 def tune(systems: list[str], trainers: list[str], budget_s: float, out: Path, threads: int | None,
-         settings_path: Path, executor=None) -> dict:
+         settings_path: Path, executor=None, replace: bool = False) -> dict:
     executor = executor or Local()
     threads = threads or executor.default_threads()
     jobs = []
@@ -59,7 +59,7 @@ def tune(systems: list[str], trainers: list[str], budget_s: float, out: Path, th
     tags = ["_".join(f"{k}={v}" for k, v in job.config.items()) for job in jobs]
     placed = [(job, out / f"{job.system}__{job.trainer}__{tag}" / "runs" / job.name) for job, tag in zip(jobs, tags)]
     records = {(job.system, job.trainer, tag): record
-               for job, tag, record in zip(jobs, tags, run_jobs(placed, executor=executor))}
+               for job, tag, record in zip(jobs, tags, run_jobs(placed, executor=executor, replace=replace))}
     settings = read_toml(settings_path) if settings_path.exists() else {}
     today = datetime.date.today().isoformat()
     for system, trainer in itertools.product(systems, trainers):

@@ -2,7 +2,11 @@
 is lost, replaced or double-counted."""
 import json
 import math
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -13,9 +17,10 @@ from tests.test_report import write_records
 
 
 def one_line_exit_2(proc, needle):
-    lines = proc.stderr.strip().splitlines()
+    """Exit 2, no traceback, and one error line that says `needle` (a sweep may have said what it plans first)."""
+    errors = [ln for ln in proc.stderr.strip().splitlines() if ln.startswith("specbench: error:")]
     assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr and len(lines) == 1 and needle in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr and len(errors) == 1 and needle in errors[0], proc.stderr
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -132,3 +137,75 @@ def test_a_dataset_is_never_written_with_non_finite_values(tmp_path):
     assert math.isfinite(generate(get_system("oscillator"), "sparse").train.sum())
     proc = run_cli("data", "oscillator", "--out", tmp_path / "x" / "d.npz")
     assert proc.returncode == 0 and not list((tmp_path / "x").glob(".tmp-*"))
+
+
+SWEEP = ["run", "--systems", "oscillator", "--trainers", "spectral,backprop-rk4", "--threads", "1", "--no-report"]
+
+
+def _spawn(*args):
+    return subprocess.Popen([sys.executable, "-m", "specbench", *map(str, args)], stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(predicate, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline and not predicate():
+        time.sleep(0.05)
+    return predicate()
+
+
+def _runs_of(pid: int) -> list[int]:
+    """The specbench.worker processes whose parent is `pid`."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmd = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and b"specbench.worker" in cmd:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def test_rerunning_a_directory_with_another_budget_is_refused(tmp_path):
+    assert run_cli(*SWEEP, "--trainers", "spectral", "--budget", "0.5", "--out", tmp_path).returncode == 0
+    [path] = (tmp_path / "runs").glob("*.json")
+    before = path.read_bytes()
+    proc = run_cli(*SWEEP, "--trainers", "spectral", "--budget", "0.3", "--out", tmp_path)
+    one_line_exit_2(proc, "--budget 0.5 there, 0.3 here")
+    assert path.read_bytes() == before  # nothing replaced
+    proc = run_cli(*SWEEP, "--trainers", "spectral", "--budget", "0.3", "--out", tmp_path, "--replace")
+    assert proc.returncode == 0 and json.loads(path.read_text())["config"]["budget_s"] == 0.3
+
+
+def test_a_second_sweep_on_the_same_out_is_refused(tmp_path):
+    first = _spawn(*SWEEP, "--budget", "3", "--out", tmp_path)
+    try:
+        assert _wait_for(lambda: (tmp_path / ".lock").exists() and "pid" in (tmp_path / ".lock").read_text())
+        second = run_cli(*SWEEP, "--budget", "3", "--out", tmp_path)
+        one_line_exit_2(second, f"another sweep (pid {first.pid} on")
+    finally:
+        first.kill()
+        first.wait()
+
+
+def test_sigterm_ends_the_sweep_cleanly_and_resume_completes_it(tmp_path):
+    proc = _spawn(*SWEEP, "--budget", "2", "--out", tmp_path)
+    assert _wait_for(lambda: _runs_of(proc.pid)), "no run process started"
+    runs = _runs_of(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "stopped by SIGTERM" in stderr and "Traceback" not in stderr, stderr
+    assert _wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in runs), timeout=10), "orphan run"
+    assert not list((tmp_path / "runs").glob(".tmp-*"))
+    done = run_cli(*SWEEP, "--budget", "2", "--out", tmp_path)
+    assert done.returncode == 0, done.stderr
+    records, warnings = load_dir(tmp_path)
+    assert not warnings and sorted(r["trainer"] for r in records) == ["backprop-rk4", "spectral"]
+
+
+def test_report_refuses_seeds_of_one_group_with_different_settings(tmp_path):
+    recs = sweep()
+    recs[1]["config"] = {**recs[1]["config"], "budget_s": 5.0}
+    write_records(tmp_path, recs)
+    one_line_exit_2(run_cli("report", tmp_path, "--out", tmp_path / "out"), "mix settings (budget_s 10.0 and 5.0)")

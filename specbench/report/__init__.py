@@ -105,12 +105,26 @@ def commit_counts(records: list[dict]) -> dict[str, int]:
 TITLE = "specbench: SNODE's claims against backprop and adjoint baselines"
 
 
+def refuse_mixed_settings(records: list[dict]) -> None:
+    """The seeds of one (system, regime, trainer) must share their settings, or their median means nothing: a
+    setting both records name (budget, noise, every trainer setting) may not differ."""
+    for (system, regime, trainer), runs in group(records).items():
+        first = runs[0]["config"]
+        for r in runs[1:]:
+            differ = sorted(k for k in set(first) & set(r["config"]) if first[k] != r["config"][k])
+            if differ or r["target_loss"] != runs[0]["target_loss"]:
+                what = ", ".join(f"{k} {first[k]!r} and {r['config'][k]!r}" for k in differ[:3]) or "target"
+                raise UsageError(f"the records of {system} / {regime} / {trainer} mix settings ({what}); rerun "
+                                 "them with one setting (specbench run --replace) or report them apart")
+
+
 def build(all_records: list[dict], out_dir: Path, warnings: list[str], command: str = "") -> list[tuple]:
     """The report as blocks: the first screen (verdict board, C1's overview, the summary, the setup and the
     claims), the overview of every claim's per-seed ratios, the per-system small multiples, the scaling studies,
     then the folded tables (numbers per cell, every verdict, settings) and what it was made with."""
     records = [r for r in all_records if not r.get("study")]
     studied = [r for r in all_records if r.get("study")]
+    refuse_mixed_settings(records)
     verdicts = claims(records) + study_verdicts(studied)
     fig_dir = out_dir / "figures"
     by_cell = {(s, g): per for s, g, per in per_cell(records)}
