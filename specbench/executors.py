@@ -27,7 +27,7 @@ from typing import Callable
 
 from specbench.errors import UsageError
 from specbench.job import Job
-from specbench.protocol import environment
+from specbench.machine import environment
 from specbench.results import CorruptRecord, load, new_record
 
 Task = tuple[Job, float]  # a job and its timeout in seconds
@@ -99,6 +99,9 @@ class Local:
     def busy(self) -> int:
         return 1
 
+    def workers(self) -> int:
+        return 1
+
     def run(self, tasks: list[Task], deliver: Deliver) -> None:
         for i, (job, timeout_s) in enumerate(tasks):
             record = run_in_subprocess(job, timeout_s)
@@ -154,6 +157,10 @@ class Dask:
 
     def busy(self) -> int:
         return sum(1 for keys in self.client.processing().values() if keys)
+
+    def workers(self) -> int:
+        """Worker threads of the cluster: how many runs go at once."""
+        return sum(self.client.nthreads().values())
 
     def run(self, tasks: list[Task], deliver: Deliver) -> None:
         from distributed import as_completed

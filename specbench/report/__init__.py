@@ -315,11 +315,12 @@ def setup(records: list[dict], command: str = "") -> list[str]:
     return [f"**machine**: {'; '.join(machines)}; **threads per run**: "
             f"{', '.join(map(str, sorted({e.get('threads') for e in env}, key=str)))}; "
             f"**workers**: {', '.join(workers) if workers else 'not recorded'}",
-            f"**budget per run**: " + (f"{fmt(budgets[0])} s" if len(budgets) == 1 else
+            "**budget per run**: " + (f"{fmt(budgets[0])} s" if len(budgets) == 1 else
                                        f"{fmt(budgets[0])} to {fmt(budgets[-1])} s (by system, regime and study)") +
             f"; **seeds**: {', '.join(map(str, seeds))} ({len(seeds)})",
-            f"**versions**: " + "; ".join(sorted({f"python {e.get('python')}, torch {e.get('torch')}, torchdiffeq "
-                                                  f"{e.get('torchdiffeq')}" for e in env})),
+            "**versions**: " + "; ".join(sorted({f"python {e.get('python')}, torch {e.get('torch')}, torchdiffeq "
+                                                 f"{e.get('torchdiffeq')}, torchode {e.get('torchode', 'n/a')}"
+                                                 for e in env})),
             "**commit**: " + ", ".join(c if len(counts) == 1 else f"{c} ({n} runs)" for c, n in counts.items())] + \
         ([f"Regenerate with `{command}`."] if command else [])
 

@@ -1,0 +1,116 @@
+"""What the protocol reads off the machine: peak memory during training and the environment a record names."""
+from __future__ import annotations
+
+import gc
+import os
+import platform
+import resource
+import subprocess
+from pathlib import Path
+
+
+def _growth(now: int | None, before: int | None) -> int | None:
+    return None if now is None or before is None else max(0, now - before)
+
+
+class PeakMemory:
+    """Peak memory growth over the state at `start()`: the allocator's peak on CUDA, peak RSS on CPU. Between
+    `pause()` and `resume()` (evaluations) allocations are not counted, where the peak can be reset (CUDA; Linux
+    >= 4.0 on CPU)."""
+
+    def __init__(self, cuda: bool):
+        self.cuda = cuda
+
+    def current(self) -> int | None:
+        """Bytes in use now: the allocator's on CUDA, the resident set on CPU."""
+        if self.cuda:
+            import torch
+
+            return int(torch.cuda.memory_allocated())
+        kb = _status_kb("VmRSS")
+        return None if kb is None else kb * 1024
+
+    def start(self):
+        gc.collect()
+        self.best = 0
+        if self.cuda:
+            self.base = self.current()
+        else:
+            kb = _status_kb("VmRSS")
+            self.base = None if kb is None else kb * 1024
+        self.resettable = self._reset()
+
+    def _reset(self) -> bool:
+        if self.cuda:
+            import torch
+
+            torch.cuda.reset_peak_memory_stats()
+            return True
+        try:  # Linux >= 4.0: writing 5 resets the peak RSS (VmHWM) to the current RSS
+            Path("/proc/self/clear_refs").write_text("5")
+            return True
+        except OSError:
+            return False
+
+    def _since_reset(self) -> int | None:
+        if self.base is None:
+            return None
+        if self.cuda:
+            import torch
+
+            return max(0, int(torch.cuda.max_memory_allocated()) - self.base)
+        hwm = _status_kb("VmHWM") if self.resettable else \
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux, peak since the process began
+        return max(0, hwm * 1024 - self.base)
+
+    def pause(self):
+        if self.resettable and self.base is not None:
+            self.best = max(self.best, self._since_reset())
+
+    def resume(self):
+        if self.resettable:
+            self._reset()
+
+    def peak(self) -> int | None:
+        now = self._since_reset()
+        return None if now is None else max(self.best, now)
+
+
+def _status_kb(field_name: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def environment(device: str, threads: int) -> dict:
+    """Versions, hardware and the git commit a record was made with."""
+    import numpy
+    import torch
+    import torchdiffeq
+    import torchode
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        git = lambda *a: subprocess.run(["git", *a], cwd=Path(__file__).parent, capture_output=True,  # noqa: E731
+                                        text=True, timeout=5).stdout.strip()
+        commit = git("rev-parse", "--short", "HEAD") or "unknown"
+        if commit != "unknown" and git("status", "--porcelain", "--untracked-files=no", "--", "."):
+            commit += "-dirty"  # the package's files differ from that commit
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    gpu = torch.cuda.get_device_name() if device == "cuda" and torch.cuda.is_available() else None
+    return {"python": platform.python_version(), "torch": torch.__version__, "torchdiffeq": torchdiffeq.__version__,
+            "torchode": torchode.__version__,
+            "numpy": numpy.__version__, "threads": threads, "device": device, "gpu": gpu, "cpu": cpu,
+            "cores": os.cpu_count(), "platform": platform.platform(), "git_commit": commit}
