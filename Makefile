@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: setup
-	$(BIN)/specbench run --preset quick --out $(OUT)
+	$(BIN)/specbench run --preset quick --workers 2 --threads 1 --out $(OUT)
 
 test: setup
 	$(BIN)/python -m pytest -q
