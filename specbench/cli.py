@@ -88,10 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a study's directory, or a directory of them, whose records join the report (repeatable)")
     rp.add_argument("--readme", type=Path, help="also write the verdict table into this file's verdict block")
 
-    g = sub.add_parser("gate", help="exit 1 when CANDIDATE regressed against BASELINE beyond --factor")
+    g = sub.add_parser("gate", help="exit 1 when CANDIDATE regressed against BASELINE beyond --factor and the "
+                       "noise")
     g.add_argument("baseline", type=Path)
     g.add_argument("candidate", type=Path)
     g.add_argument("--factor", type=_positive(float, "--factor"), default=1.25)
+    g.add_argument("--alpha", type=_positive(float, "--alpha"),
+                   help="significance level of the rank test over seeds (default: specbench.gate.ALPHA)")
 
     st = sub.add_parser("study", help="run a scaling study (horizon, state-size, order, regimes) and report it",
                         parents=[plugin])
@@ -208,7 +211,7 @@ def cmd_report(args) -> int:
 def cmd_gate(args) -> int:
     from specbench.gate import gate
 
-    return gate(args.baseline, args.candidate, args.factor)
+    return gate(args.baseline, args.candidate, args.factor, *([args.alpha] if args.alpha else []))
 
 
 COMMANDS = {"list": cmd_list, "data": cmd_data, "run": cmd_run, "study": cmd_study, "tune": cmd_tune,
