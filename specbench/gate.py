@@ -1,16 +1,20 @@
-"""`specbench gate BASELINE_DIR CANDIDATE_DIR`: exit 1 when the candidate regressed beyond the noise.
+"""`specbench gate BASELINE CANDIDATE`: exit 1 when the candidate regressed.
 
-For each (system, regime, trainer) in the baseline it compares, over seeds, time to target, per-iteration time,
-test MSE and peak memory (all lower-is-better). A measure is worse when the ratio of medians candidate / baseline
-is beyond `factor` (the size that matters) *and* a one-sided Mann-Whitney U test over the seeds says the
-candidate's values are larger with p < alpha (beyond the noise; alpha 0.05 by default). With too few seeds for
-the test ever to reach alpha (fewer than 4 a side at 0.05) the factor alone decides, as asv does with one sample,
-and the verdict says so. A candidate run that is missing, or failed where the baseline's was ok, is a regression
-and is named. Time to target not reached counts as +inf: reached -> not reached is a regression. Study records
-(from `specbench study`) are compared point by point.
+Two directories of run records: for each (system, regime, trainer) in the baseline it compares, over seeds,
+time to target, per-iteration time, test MSE and peak memory (all lower-is-better). A measure is worse when the
+ratio of medians candidate / baseline is beyond `factor` (the size that matters) *and* a one-sided Mann-Whitney U
+test over the seeds says the candidate's values are larger with p < alpha (beyond the noise; alpha 0.05 by
+default). With too few seeds for the test ever to reach alpha (fewer than 4 a side at 0.05) the factor alone
+decides, as asv does with one sample, and the verdict says so. A candidate run that is missing, or failed where
+the baseline's was ok, is a regression and is named. Time to target not reached counts as +inf: reached -> not
+reached is a regression. Study records (from `specbench study`) are compared point by point.
+
+Two work files (`specbench work --out`): every value compared exactly, the float32 metric within the files'
+relative tolerance (`compare_work`); `specbench work --check` uses the same comparison.
 """
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -102,19 +106,90 @@ def points(records: list[dict]) -> dict[tuple[str, str, str], list[dict]]:
     return group([labelled(r) for r in records])
 
 
+def compare_work(reference: dict, candidate: dict, pairs: list[tuple[str, str]] | None = None
+                 ) -> tuple[list[list[str]], list[str]]:
+    """Table rows and mismatches (one line each, naming system, trainer and measure) between two work files
+    (`specbench.work`), over `pairs` (default: every pair in either). Every value must be equal, the metric
+    within the reference's `metric_rtol`; a value better than the reference is a mismatch too, since a
+    reference left behind would let a later regression back to it through."""
+    from specbench.work import COMMAND, MEASURES as WORK
+
+    ref, now = reference["values"], candidate["values"]
+    rtol = float(reference.get("metric_rtol", 0.0))
+    if pairs is None:
+        pairs = sorted({(s, t) for v in (ref, now) for s in v for t in v[s]})
+    rows, mismatches = [], []
+    for s, t in pairs:
+        a, b = ref.get(s, {}).get(t), now.get(s, {}).get(t)
+        if a is None or b is None:
+            where = "the reference" if a is None else "the candidate"
+            rows.append([f"{s} / {t}", "all", "-", "-", "MISSING"])
+            mismatches.append(f"{s} / {t}: no work values in {where}")
+            continue
+        for key, measure in WORK.items():
+            x, y = a.get(key), b.get(key)
+            if x == y:
+                state = "same"
+            elif key == "metric_after_n" and x is not None and y is not None and math.isclose(x, y, rel_tol=rtol):
+                state = f"same (within {rtol:g})"
+            else:
+                state = "worse" if (math.inf if y is None else y) > (math.inf if x is None else x) else "better"
+                mismatches.append(f"{s} / {t}: {measure} {_work_value(x)} -> {_work_value(y)} ({state})")
+            rows.append([f"{s} / {t}", measure, _work_value(x), _work_value(y), state.upper()
+                         if state in ("worse", "better") else state])
+    if mismatches:
+        mismatches.append(f"if the change is intended, regenerate the reference: {COMMAND}")
+    return rows, mismatches
+
+
+def _work_value(x) -> str:
+    """Counts and bytes in full (they are compared exactly), other floats to 6 digits."""
+    if x is None:
+        return "none"
+    return str(int(x)) if float(x).is_integer() else f"{x:.6g}"
+
+
+def read_work(path: Path) -> dict:
+    """A work file (`specbench work --out`); anything else is a UsageError naming the file."""
+    try:
+        data = json.loads(Path(path).read_text())
+        if not isinstance(data.get("values"), dict) or not isinstance(data.get("settings"), dict):
+            raise ValueError("no 'values' and 'settings'")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise UsageError(f"{path} is not a work file from `specbench work --out` ({exc})") from None
+    return data
+
+
 def print_table(head: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
     for row in [head, ["-" * w for w in widths], *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
 
 
-def gate(baseline_dir: Path, candidate_dir: Path, factor: float = 1.25, alpha: float = ALPHA) -> int:
+def report_work(rows: list[list[str]], mismatches: list[str]) -> int:
+    """Print the exact comparison; 1 on any mismatch."""
+    print_table(["system / trainer", "measure", "reference", "now", "verdict"], rows)
+    if mismatches:
+        print(f"\n{len(mismatches) - 1} work value(s) differ from the reference:")
+        for line in mismatches:
+            print(f"  {line}")
+        return 1
+    print("\nwork values equal to the reference")
+    return 0
+
+
+def gate(baseline: Path, candidate: Path, factor: float = 1.25, alpha: float = ALPHA) -> int:
     if not factor >= 1:
         raise UsageError(f"--factor must be >= 1, got {factor}")
     if not 0 < alpha < 1:
         raise UsageError(f"--alpha must be between 0 and 1, got {alpha}")
-    rows, regressions = compare(points(load_sweep(baseline_dir)[0]), points(load_sweep(candidate_dir)[0]), factor,
-                                alpha)
+    if Path(baseline).is_file() and Path(candidate).is_file():
+        base, cand = read_work(baseline), read_work(candidate)
+        if base["settings"] != cand["settings"]:
+            raise UsageError(f"{baseline} and {candidate} were made with different settings: "
+                             f"{base['settings']} and {cand['settings']}")
+        return report_work(*compare_work(base, cand))
+    rows, regressions = compare(points(load_sweep(baseline)[0]), points(load_sweep(candidate)[0]), factor, alpha)
     print_table(["system / regime / trainer", "measure", "baseline", "candidate", "ratio", "p", "verdict"], rows)
     if regressions:
         print(f"\n{len(regressions)} regression(s) beyond {factor:g}x and the noise:")

@@ -1,3 +1,4 @@
+import json
 import shutil
 
 import pytest
@@ -104,3 +105,17 @@ def test_a_slower_median_that_the_seeds_spread_explains_is_noise_not_a_regressio
 def test_decide_needs_the_factor_and_the_rank_test(base, cand, verdict, tested):
     state, _, p = decide(base, cand, 1.25)
     assert state == verdict and (p is not None) == tested
+
+
+def test_gate_compares_two_work_files_exactly(tmp_path):
+    values = {"nfe_per_iteration": 2.0, "metric_after_n": 0.5, "iterations_to_target": 40, "held_bytes": 1000}
+    base = {"settings": {}, "metric_rtol": 1e-3, "values": {"oscillator": {"spectral": values}}}
+    (tmp_path / "a.json").write_text(json.dumps(base))
+    (tmp_path / "b.json").write_text(json.dumps({**base, "values": {"oscillator": {"spectral": {
+        **values, "iterations_to_target": 50}}}}))
+    assert run_cli("gate", tmp_path / "a.json", tmp_path / "a.json").returncode == 0
+    proc = run_cli("gate", tmp_path / "a.json", tmp_path / "b.json")
+    assert proc.returncode == 1 and "oscillator / spectral: iterations to 3x target 40 -> 50 (worse)" in proc.stdout
+    (tmp_path / "bad.json").write_text("{}")
+    proc = run_cli("gate", tmp_path / "a.json", tmp_path / "bad.json")
+    assert proc.returncode == 2 and "not a work file" in proc.stderr and "Traceback" not in proc.stderr
