@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 OUT ?= runs/quick
 
-.PHONY: setup run test asv-smoke clean reference
+.PHONY: setup run test work-check work-reference asv-smoke clean reference
 
 setup: $(VENV)/.installed
 
@@ -19,6 +19,17 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# The exact work gate (README, "Work measures"): iteration-budgeted runs of every system x trainer, compared with
+# the committed reference; about a minute of CPU. After an intended change, `make work-reference` and commit it.
+WORK_REFERENCE := results/work/reference.json
+ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+
+work-check: setup
+	$(ONE_THREAD) $(BIN)/specbench work --check $(WORK_REFERENCE)
+
+work-reference: setup
+	$(ONE_THREAD) $(BIN)/specbench work --out $(WORK_REFERENCE)
 
 # asv's checks and a quick run of a corner of the suite against the working tree (CI runs this after the tests).
 asv-smoke: setup

@@ -1,13 +1,14 @@
-"""asv suites over specbench: per-step cost, evaluation cost, peak memory, and tracked training outcomes.
+"""asv suites over specbench: per-step cost, evaluation cost, the training memory, and tracked work measures.
 
 Thin by design (as scipy's and numpy's benchmarks/): the measured code lives in `specbench.bench`.
+Timing suites take at least 6 samples a side (rounds x repeat), so `asv continuous` (never with --quick, which
+takes one) can use its Mann-Whitney test; the tracks are deterministic counts and bytes, or the protocol's memory.
 """
 import math
 
-from specbench import bench
+from specbench import bench, measures
 from specbench.evaluate import train_metric
-from specbench.report.verdicts import speedup
-from specbench.trainers import candidate, with_role
+from specbench.trainers import candidate
 
 SYSTEMS = bench.systems()
 TRAINERS = bench.trainers()
@@ -20,7 +21,8 @@ class TimeStep:
     param_names = ["system", "trainer"]
     timeout = 300
     number = 1  # one step is milliseconds (spectral) to a quarter second (adjoint on network)
-    repeat = (5, 20, 10.0)
+    rounds = 2  # two processes, so a slow moment of the machine is not the whole sample
+    repeat = (5, 20, 10.0)  # 5 to 20 steps per round, up to 10 s: 10 to 40 samples a side
     warmup_time = 0.5
 
     def setup(self, system, trainer):
@@ -38,10 +40,11 @@ class TimeMetric:
     param_names = ["system"]
     timeout = 300
     number = 1
-    repeat = (3, 10, 10.0)
+    rounds = 2
+    repeat = (3, 10, 10.0)  # 6 to 20 samples a side: enough for asv's rank test at its p < 0.002
 
     def setup(self, system):
-        self.trainer = bench.make_trainer(system, "spectral")
+        self.trainer = bench.make_trainer(system, candidate())
         for _ in range(20):
             self.trainer.step()
 
@@ -49,68 +52,68 @@ class TimeMetric:
         train_metric(self.trainer.model, self.trainer.data)
 
 
-class PeakMemTrain:
-    """Peak resident memory of the benchmark process during 20 training iterations."""
-
-    params = [SYSTEMS, TRAINERS]
-    param_names = ["system", "trainer"]
-    timeout = 600
-
-    def setup(self, system, trainer):
-        self.trainer = bench.make_trainer(system, trainer)
-
-    def peakmem_train(self, system, trainer):
-        for _ in range(20):
-            self.trainer.step()
-
-
-class _SharedRuns:
-    """Training runs made once for every track_* benchmark: asv keys setup_cache by its source location, so the
-    subclasses share one result."""
+class _MemoryRuns:
+    """Protocol runs, one fresh process each, made once for the memory tracks (asv keys setup_cache by its
+    source location, so subclasses share one result)."""
 
     timeout = 1800
 
     def setup_cache(self):
-        return bench.short_runs()
+        return bench.memory_runs()
 
 
-class TrackRun(_SharedRuns):
-    """Outcomes of a short training run (SPECBENCH_ASV_BUDGET seconds) per system and trainer."""
+class TrackMemory(_MemoryRuns):
+    """The memory training needs, as every report measures it (`specbench.measures.peak_memory`): what the
+    trainer's setup kept plus the peak growth during training, over the process after imports and data. Not the
+    whole process's peak RSS, which importing torch and building the data dominate."""
 
     params = [SYSTEMS, TRAINERS]
     param_names = ["system", "trainer"]
 
-    def track_time_to_target(self, runs, system, trainer):
-        t = runs[(system, trainer)]["time_to_target_s"]
-        return math.nan if t is None else t
-
-    track_time_to_target.unit = "seconds"
-
-    def track_test_mse(self, runs, system, trainer):
-        v = runs[(system, trainer)]["test_mse"]
+    def track_peak_memory(self, runs, system, trainer):
+        v = measures.peak_memory(runs[(system, trainer)])
         return math.nan if v is None else v
 
-    track_test_mse.unit = "MSE"
+    track_peak_memory.unit = "bytes"
 
-    def track_final_metric(self, runs, system, trainer):
-        v = runs[(system, trainer)]["final_train_loss"]
+
+class _WorkRuns:
+    """Iteration-budgeted runs (`specbench.work`, the values `specbench work --check` gates exactly), made once
+    for the work tracks."""
+
+    timeout = 1800
+
+    def setup_cache(self):
+        return bench.work_runs()
+
+
+class TrackWork(_WorkRuns):
+    """Work measures on a fixed seed and a fixed number of iterations: the same on every machine (README)."""
+
+    params = [SYSTEMS, TRAINERS]
+    param_names = ["system", "trainer"]
+
+    def _value(self, runs, system, trainer, key):
+        v = runs[(system, trainer)][key]
         return math.nan if v is None else v
 
-    track_final_metric.unit = "NMSE"
+    def track_nfe_per_iteration(self, runs, system, trainer):
+        return self._value(runs, system, trainer, "nfe_per_iteration")
 
+    track_nfe_per_iteration.unit = "evaluations"
 
-class TrackSpeedup(_SharedRuns):
-    """Spectral's speed-up to the target over each baseline, from the same runs (a lower bound where the baseline
-    did not reach the target: its budget over spectral's time)."""
+    def track_metric_after_n(self, runs, system, trainer):
+        return self._value(runs, system, trainer, "metric_after_n")
 
-    params = [SYSTEMS, [b for b in with_role("baseline") if b in TRAINERS]]
-    param_names = ["system", "baseline"]
+    track_metric_after_n.unit = "NMSE"
 
-    def setup(self, runs, system, baseline):
-        if (system, candidate()) not in runs:
-            raise NotImplementedError(f"{candidate()} is not in SPECBENCH_ASV_TRAINERS")
+    def track_iterations_to_target(self, runs, system, trainer):
+        """Sustained iterations to 3x the system's target within the cap; NaN when not reached."""
+        return self._value(runs, system, trainer, "iterations_to_target")
 
-    def track_speedup(self, runs, system, baseline):
-        return speedup([runs[(system, candidate())]], [runs[(system, baseline)]]).value
+    track_iterations_to_target.unit = "iterations"
 
-    track_speedup.unit = "x"
+    def track_held_bytes(self, runs, system, trainer):
+        return self._value(runs, system, trainer, "held_bytes")
+
+    track_held_bytes.unit = "bytes"

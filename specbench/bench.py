@@ -2,18 +2,18 @@
 
 The parameter lists can be narrowed by environment variables, so CI can smoke-run a corner of the suite:
 SPECBENCH_ASV_SYSTEMS, SPECBENCH_ASV_TRAINERS (comma-separated names), SPECBENCH_ASV_BUDGET (training seconds of
-each run behind the track_* benchmarks, default 3).
+each protocol run behind the memory tracks, default 1: the training peak comes in the first iterations).
 """
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
-from specbench.data import make_dataset
 from specbench.errors import UsageError
 from specbench.job import make_job
-from specbench.protocol import run_job
-from specbench.systems import SYSTEMS, get_system
-from specbench.trainers import TRAINERS, get_trainer
+from specbench.systems import SYSTEMS
+from specbench.trainers import TRAINERS
 from specbench.trainers.base import Trainer
 
 
@@ -43,15 +43,28 @@ def make_trainer(system: str, trainer: str, seed: int = 0, device: str = "cpu") 
     """A trainer built as `specbench run --preset quick` builds it (tuned settings, dense data)."""
     import torch
 
+    from specbench.work import build_trainer
+
     torch.set_num_threads(threads())
-    sys_ = get_system(system)
-    data = make_dataset(sys_, "dense", 0.0, seed)
-    job = make_job(system, trainer, "dense", seed, budget_s=1.0, device=device, threads=threads())
-    return get_trainer(trainer)(sys_, data, job.config, seed, device)
+    return build_trainer(make_job(system, trainer, "dense", seed, budget_s=1.0, device=device,
+                                  threads=threads()))[0]
 
 
-def short_runs(budget_s: float | None = None) -> dict[tuple[str, str], dict]:
-    """One protocol run per (system, trainer) in the parameter lists: the records behind the track benchmarks."""
-    budget_s = float(budget_s or os.environ.get("SPECBENCH_ASV_BUDGET", 3.0))
-    return {(s, t): run_job(make_job(s, t, "dense", 0, budget_s=budget_s, threads=threads()))
-            for s in systems() for t in trainers()}
+def work_runs() -> dict[tuple[str, str], dict]:
+    """The work measures (`specbench.work`: iteration-budgeted, one thread, deterministic) per (system, trainer)
+    in the parameter lists: the outcome tracks."""
+    from specbench.work import work
+
+    return {(s, t): work(s, t) for s in systems() for t in trainers()}
+
+
+def memory_runs(budget_s: float | None = None) -> dict[tuple[str, str], dict]:
+    """One protocol run per (system, trainer), each in a fresh process as `specbench run` makes it, so its
+    memory is its own: the records behind the memory tracks (`specbench.measures.peak_memory`)."""
+    from specbench.runner import SETUP_ALLOWANCE_S, run_in_process
+
+    budget_s = float(budget_s or os.environ.get("SPECBENCH_ASV_BUDGET", 1.0))
+    with tempfile.TemporaryDirectory() as tmp:
+        return {(s, t): run_in_process(make_job(s, t, "dense", 0, budget_s=budget_s, threads=threads()),
+                                       Path(tmp) / f"{s}__{t}.json", budget_s + SETUP_ALLOWANCE_S)
+                for s in systems() for t in trainers()}

@@ -124,10 +124,21 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a study's directory, or a directory of them, whose records join the report (repeatable)")
     rp.add_argument("--readme", type=Path, help="also write the verdict table into this file's verdict block")
 
-    g = sub.add_parser("gate", help="exit 1 when CANDIDATE regressed against BASELINE beyond --factor")
+    g = sub.add_parser("gate", help="exit 1 when CANDIDATE regressed against BASELINE beyond --factor and the "
+                       "noise (two sweep directories), or differs at all (two work files)")
     g.add_argument("baseline", type=Path)
     g.add_argument("candidate", type=Path)
     g.add_argument("--factor", type=_positive(float, "--factor"), default=1.25)
+    g.add_argument("--alpha", type=_positive(float, "--alpha"),
+                   help="significance level of the rank test over seeds (default: specbench.gate.ALPHA)")
+
+    w = sub.add_parser("work", help="work measures (iterations, network evaluations, bytes) of each system x "
+                       "trainer: --out writes them, --check compares them exactly with a reference", parents=[plugin])
+    w.add_argument("--systems", type=_names("systems", SYSTEMS))
+    w.add_argument("--trainers", type=_names("trainers", TRAINERS))
+    w.add_argument("--out", type=Path, help="write the work values here (e.g. results/work/reference.json)")
+    w.add_argument("--check", type=Path, metavar="REFERENCE",
+                   help="rerun with REFERENCE's settings; exit 1 naming system, trainer and measure on a mismatch")
 
     st = sub.add_parser("study", help="run a scaling study (horizon, state-size, order, regimes) and report it",
                         parents=[plugin])
@@ -276,8 +287,38 @@ def cmd_report(args) -> int:
 def cmd_gate(args) -> int:
     from specbench.gate import gate
 
-    return gate(args.baseline, args.candidate, args.factor)
+    return gate(args.baseline, args.candidate, args.factor, *([args.alpha] if args.alpha else []))
+
+
+def cmd_work(args) -> int:
+    from specbench.gate import compare_work, read_work, report_work
+    from specbench.results import write_atomic
+    from specbench.systems import SYSTEMS
+    from specbench.trainers import TRAINERS
+    from specbench.work import Settings, settings_of, work_table
+
+    if not (args.out or args.check):
+        raise UsageError("work needs --out FILE, --check REFERENCE or both")
+    reference = read_work(args.check) if args.check else None
+    if reference is None or args.systems or args.trainers:
+        pairs = [(s, t) for s in args.systems or SYSTEMS for t in args.trainers or TRAINERS]
+    else:  # the reference's pairs; a registered one it lacks is said, and the test of the reference covers them
+        pairs = [(s, t) for s, by_trainer in reference["values"].items() for t in by_trainer]
+        lacking = [f"{s} / {t}" for s in SYSTEMS for t in TRAINERS if (s, t) not in pairs]
+        if lacking:
+            print(f"specbench: note: not in {args.check}: {', '.join(lacking)}", file=sys.stderr)
+    settings = settings_of(reference) if reference else Settings()
+    table = work_table(pairs, settings, log=lambda line: print(line, file=sys.stderr))
+    if args.out:
+        try:
+            write_atomic(args.out, table)
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.out}: {exc.strerror}") from None
+        print(f"wrote {args.out}", file=sys.stderr)
+    if reference is None:
+        return 0
+    return report_work(*compare_work(reference, table, pairs))
 
 
 COMMANDS = {"list": cmd_list, "data": cmd_data, "run": cmd_run, "study": cmd_study, "tune": cmd_tune,
-            "report": cmd_report, "gate": cmd_gate}
+            "report": cmd_report, "gate": cmd_gate, "work": cmd_work}

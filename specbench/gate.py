@@ -1,13 +1,20 @@
-"""`specbench gate BASELINE_DIR CANDIDATE_DIR`: exit 1 when the candidate regressed on any measure.
+"""`specbench gate BASELINE CANDIDATE`: exit 1 when the candidate regressed.
 
-For each (system, regime, trainer) in the baseline it compares the medians over seeds of: time to target,
-per-iteration time, test MSE and peak memory. A measure is worse when candidate / baseline > factor (all four are
-lower-is-better); a candidate run that is missing, or failed where the baseline's was ok, is a regression and is
-named. Time to target not reached counts as +inf: reached -> not reached is a regression. Study records (from
-`specbench study`) are compared point by point.
+Two directories of run records: for each (system, regime, trainer) in the baseline it compares, over seeds,
+time to target, per-iteration time, test MSE and peak memory (all lower-is-better). A measure is worse when the
+ratio of medians candidate / baseline is beyond `factor` (the size that matters) *and* a one-sided Mann-Whitney U
+test over the seeds says the candidate's values are larger with p < alpha (beyond the noise; alpha 0.05 by
+default). With too few seeds for the test ever to reach alpha (fewer than 4 a side at 0.05) the factor alone
+decides, as asv does with one sample, and the verdict says so. A candidate run that is missing, or failed where
+the baseline's was ok, is a regression and is named. Time to target not reached counts as +inf: reached -> not
+reached is a regression. Study records (from `specbench study`) are compared point by point.
+
+Two work files (`specbench work --out`): every value compared exactly, the float32 metric within the files'
+relative tolerance (`compare_work`); `specbench work --check` uses the same comparison.
 """
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -22,38 +29,70 @@ MEASURES = {  # the same definitions the report uses (specbench.measures)
     "test MSE": measures.test_mse,
     "peak memory": measures.peak_memory,
 }
+ALPHA = 0.05  # the rank test's level; the factor is the second condition a regression must meet
 
 
-def compare(base: dict, cand: dict, factor: float) -> tuple[list[list[str]], list[str]]:
-    """Table rows and the list of regressions (one line each)."""
+def decide(base: list, cand: list, factor: float, alpha: float = ALPHA) -> tuple[str, float, float | None]:
+    """(verdict, ratio of medians, p) for samples of a lower-is-better measure (None counts as +inf). The
+    verdict is "worse" or "better" when the ratio is beyond `factor` and a one-sided Mann-Whitney U test gives
+    p < alpha, "noise" when the ratio is beyond it but the test is not, else "same". p is None when the samples
+    are too few for the test ever to reach alpha: then the ratio alone decides."""
+    from scipy.special import comb
+    from scipy.stats import mannwhitneyu
+
+    b = [math.inf if x is None else float(x) for x in base]
+    c = [math.inf if x is None else float(x) for x in cand]
+    b, c = [x for x in b if not math.isnan(x)], [x for x in c if not math.isnan(x)]
+    mb, mc = median(b), median(c)
+    if not b or not c or math.isnan(mb) or math.isnan(mc):
+        return "same", math.nan, None
+    if math.isinf(mb) and math.isinf(mc):
+        ratio = 1.0
+    elif math.isinf(mc) or math.isinf(mb) or mb == 0:
+        ratio = math.inf if mc > mb else 0.0 if mc < mb else 1.0
+    else:
+        ratio = mc / mb
+    direction = "worse" if ratio > factor else "better" if ratio < 1 / factor else None
+    if direction is None:
+        return "same", ratio, None
+    if 1 / comb(len(b) + len(c), len(b)) >= alpha:  # the smallest p the exact test can give
+        return direction, ratio, None
+    p = float(mannwhitneyu(c, b, alternative="greater" if direction == "worse" else "less").pvalue)
+    return (direction if p < alpha else "noise"), ratio, p
+
+
+def compare(base: dict, cand: dict, factor: float, alpha: float = ALPHA,
+            only: tuple[str, ...] | None = None) -> tuple[list[list[str]], list[str]]:
+    """Table rows and the list of regressions (one line each), over the measures named in `only` (all when
+    None)."""
     rows, regressions = [], []
     for key in sorted(base):
         name = " / ".join(key)
         b_runs = base[key]
         c_runs = cand.get(key, [])
         if not c_runs:
-            rows.append([name, "all", "-", "-", "-", "MISSING"])
+            rows.append([name, "all", "-", "-", "-", "-", "MISSING"])
             regressions.append(f"{name}: no runs in the candidate")
             continue
         lost = {r["seed"] for r in b_runs if r["status"] == "ok"} - {r["seed"] for r in c_runs if r["status"] == "ok"}
         if lost:
-            rows.append([name, "status", "ok", "not ok", "-", "WORSE"])
+            rows.append([name, "status", "ok", "not ok", "-", "-", "WORSE"])
             regressions.append(f"{name}: seeds {sorted(lost)} ok in the baseline, failed or missing in the candidate")
         for measure, get in MEASURES.items():
-            b = median(get(r) for r in b_runs)
-            c = median(get(r) for r in c_runs)
+            if only is not None and measure not in only:
+                continue
+            bv, cv = [get(r) for r in b_runs], [get(r) for r in c_runs]
+            b, c = median(bv), median(cv)
             if math.isnan(b) or math.isnan(c):
                 continue
-            if math.isinf(b) and math.isinf(c):
-                ratio = 1.0
-            elif math.isinf(c) or b == 0:
-                ratio = math.inf if c > b else 1.0
-            else:
-                ratio = c / b
-            state = "worse" if ratio > factor else "better" if ratio < 1 / factor else "same"
-            rows.append([name, measure, fmt(b), fmt(c), fmt(ratio), state.upper() if state == "worse" else state])
+            state, ratio, p = decide(bv, cv, factor, alpha)
+            stats = "factor only" if p is None and state != "same" else "-" if p is None else f"{p:.2g}"
+            rows.append([name, measure, fmt(b), fmt(c), fmt(ratio), stats,
+                         state.upper() if state == "worse" else state])
             if state == "worse":
-                regressions.append(f"{name}: {measure} {fmt(b)} -> {fmt(c)} ({fmt(ratio)}x > {factor:g}x)")
+                why = f"p={p:.2g} < {alpha:g}" if p is not None else \
+                    f"factor only: {len(bv)} v {len(cv)} runs are too few for the rank test"
+                regressions.append(f"{name}: {measure} {fmt(b)} -> {fmt(c)} ({fmt(ratio)}x > {factor:g}x, {why})")
     return rows, regressions
 
 
@@ -67,18 +106,95 @@ def points(records: list[dict]) -> dict[tuple[str, str, str], list[dict]]:
     return group([labelled(r) for r in records])
 
 
-def gate(baseline_dir: Path, candidate_dir: Path, factor: float = 1.25) -> int:
-    if not factor >= 1:
-        raise UsageError(f"--factor must be >= 1, got {factor}")
-    rows, regressions = compare(points(load_sweep(baseline_dir)[0]), points(load_sweep(candidate_dir)[0]), factor)
-    head = ["system / regime / trainer", "measure", "baseline", "candidate", "ratio", "verdict"]
+def compare_work(reference: dict, candidate: dict, pairs: list[tuple[str, str]] | None = None
+                 ) -> tuple[list[list[str]], list[str]]:
+    """Table rows and mismatches (one line each, naming system, trainer and measure) between two work files
+    (`specbench.work`), over `pairs` (default: every pair in either). Every value must be equal, the metric
+    within the reference's `metric_rtol`; a value better than the reference is a mismatch too, since a
+    reference left behind would let a later regression back to it through."""
+    from specbench.work import COMMAND, MEASURES as WORK
+
+    ref, now = reference["values"], candidate["values"]
+    rtol = float(reference.get("metric_rtol", 0.0))
+    if pairs is None:
+        pairs = sorted({(s, t) for v in (ref, now) for s in v for t in v[s]})
+    rows, mismatches = [], []
+    for s, t in pairs:
+        a, b = ref.get(s, {}).get(t), now.get(s, {}).get(t)
+        if a is None or b is None:
+            where = "the reference" if a is None else "the candidate"
+            rows.append([f"{s} / {t}", "all", "-", "-", "MISSING"])
+            mismatches.append(f"{s} / {t}: no work values in {where}")
+            continue
+        for key, measure in WORK.items():
+            x, y = a.get(key), b.get(key)
+            if x == y:
+                state = "same"
+            elif key == "metric_after_n" and x is not None and y is not None and math.isclose(x, y, rel_tol=rtol):
+                state = f"same (within {rtol:g})"
+            else:
+                state = "worse" if (math.inf if y is None else y) > (math.inf if x is None else x) else "better"
+                mismatches.append(f"{s} / {t}: {measure} {_work_value(x)} -> {_work_value(y)} ({state})")
+            rows.append([f"{s} / {t}", measure, _work_value(x), _work_value(y), state.upper()
+                         if state in ("worse", "better") else state])
+    if mismatches:
+        mismatches.append(f"if the change is intended, regenerate the reference: {COMMAND}")
+    return rows, mismatches
+
+
+def _work_value(x) -> str:
+    """Counts and bytes in full (they are compared exactly), other floats to 6 digits."""
+    if x is None:
+        return "none"
+    return str(int(x)) if float(x).is_integer() else f"{x:.6g}"
+
+
+def read_work(path: Path) -> dict:
+    """A work file (`specbench work --out`); anything else is a UsageError naming the file."""
+    try:
+        data = json.loads(Path(path).read_text())
+        if not isinstance(data.get("values"), dict) or not isinstance(data.get("settings"), dict):
+            raise ValueError("no 'values' and 'settings'")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise UsageError(f"{path} is not a work file from `specbench work --out` ({exc})") from None
+    return data
+
+
+def print_table(head: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
     for row in [head, ["-" * w for w in widths], *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+
+
+def report_work(rows: list[list[str]], mismatches: list[str]) -> int:
+    """Print the exact comparison; 1 on any mismatch."""
+    print_table(["system / trainer", "measure", "reference", "now", "verdict"], rows)
+    if mismatches:
+        print(f"\n{len(mismatches) - 1} work value(s) differ from the reference:")
+        for line in mismatches:
+            print(f"  {line}")
+        return 1
+    print("\nwork values equal to the reference")
+    return 0
+
+
+def gate(baseline: Path, candidate: Path, factor: float = 1.25, alpha: float = ALPHA) -> int:
+    if not factor >= 1:
+        raise UsageError(f"--factor must be >= 1, got {factor}")
+    if not 0 < alpha < 1:
+        raise UsageError(f"--alpha must be between 0 and 1, got {alpha}")
+    if Path(baseline).is_file() and Path(candidate).is_file():
+        base, cand = read_work(baseline), read_work(candidate)
+        if base["settings"] != cand["settings"]:
+            raise UsageError(f"{baseline} and {candidate} were made with different settings: "
+                             f"{base['settings']} and {cand['settings']}")
+        return report_work(*compare_work(base, cand))
+    rows, regressions = compare(points(load_sweep(baseline)[0]), points(load_sweep(candidate)[0]), factor, alpha)
+    print_table(["system / regime / trainer", "measure", "baseline", "candidate", "ratio", "p", "verdict"], rows)
     if regressions:
-        print(f"\n{len(regressions)} regression(s) beyond {factor:g}x:")
+        print(f"\n{len(regressions)} regression(s) beyond {factor:g}x and the noise:")
         for line in regressions:
             print(f"  {line}")
         return 1
-    print(f"\nno regression beyond {factor:g}x")
+    print(f"\nno regression beyond {factor:g}x and the noise")
     return 0

@@ -1,6 +1,9 @@
+import json
 import shutil
 
-from specbench.gate import compare
+import pytest
+
+from specbench.gate import compare, decide
 from specbench.report.verdicts import group
 from specbench.results import load, write_atomic
 from tests.conftest import run_cli
@@ -74,3 +77,45 @@ def test_study_points_are_gated_apart():
     _, regressions = compare(points(base), points(cand), 1.25)
     assert len(regressions) == 1 and "n_times=101" in regressions[0] and "peak memory" in regressions[0]
     assert compare(group(base), group(cand), 1.25)[1] == []  # what pooling the points as seeds would miss
+
+
+def test_a_slower_median_that_the_seeds_spread_explains_is_noise_not_a_regression(tmp_path):
+    """5 seeds a side: spectral's median time to target 1.4x the baseline's (beyond the 1.25 factor), but the
+    ranks of the two samples are mixed, so the rank test does not call it a regression."""
+    write(tmp_path / "base", sweep(spec=(1.0, 3.0, 0.9, 2.5, 0.95)))
+    write(tmp_path / "cand", sweep(spec=(1.4, 1.3, 0.8, 2.6, 1.5)))
+    proc = run_cli("gate", tmp_path / "base", tmp_path / "cand")
+    assert proc.returncode == 0, proc.stdout
+    row = next(line for line in proc.stdout.splitlines() if "dense / spectral" in line and "time to target" in line)
+    assert "noise" in row and "1.4" in row
+    # every candidate seed slower than every baseline seed: beyond the noise
+    write(tmp_path / "cand", sweep(spec=(3.1, 3.2, 3.5, 3.3, 3.4)))
+    proc = run_cli("gate", tmp_path / "base", tmp_path / "cand")
+    assert proc.returncode == 1 and "dense / spectral: time to target" in proc.stdout.split("regression(s)")[1]
+
+
+@pytest.mark.parametrize("base, cand, verdict, tested", [
+    ([1.0, 1.1, 0.9, 1.05, 0.95], [2.0, 2.1, 1.9, 2.05, 1.95], "worse", True),  # 2x, apart: beyond the noise
+    ([1.0, 1.1, 0.9, 1.05, 0.95], [0.5, 0.55, 0.45, 0.52, 0.48], "better", True),
+    ([1.0, 3.0, 0.9, 2.5, 0.95], [1.4, 1.3, 0.8, 2.6, 1.5], "noise", True),  # medians 1.4x apart, ranks mixed
+    ([1.0, 1.1, 0.9], [2.0, 2.1, 1.9], "worse", False),  # 3 a side: the test cannot reach 0.05, the factor decides
+    ([1.0, 1.1, 0.9, 1.05, 0.95], [1.1, 1.2, 1.0, 1.15, 1.05], "same", False),  # within the factor
+    ([1.0, 1.1, 0.9, 1.2, 0.95], [None, None, None, 1.3, None], "worse", True),  # reached -> mostly not reached
+])
+def test_decide_needs_the_factor_and_the_rank_test(base, cand, verdict, tested):
+    state, _, p = decide(base, cand, 1.25)
+    assert state == verdict and (p is not None) == tested
+
+
+def test_gate_compares_two_work_files_exactly(tmp_path):
+    values = {"nfe_per_iteration": 2.0, "metric_after_n": 0.5, "iterations_to_target": 40, "held_bytes": 1000}
+    base = {"settings": {}, "metric_rtol": 1e-3, "values": {"oscillator": {"spectral": values}}}
+    (tmp_path / "a.json").write_text(json.dumps(base))
+    (tmp_path / "b.json").write_text(json.dumps({**base, "values": {"oscillator": {"spectral": {
+        **values, "iterations_to_target": 50}}}}))
+    assert run_cli("gate", tmp_path / "a.json", tmp_path / "a.json").returncode == 0
+    proc = run_cli("gate", tmp_path / "a.json", tmp_path / "b.json")
+    assert proc.returncode == 1 and "oscillator / spectral: iterations to 3x target 40 -> 50 (worse)" in proc.stdout
+    (tmp_path / "bad.json").write_text("{}")
+    proc = run_cli("gate", tmp_path / "a.json", tmp_path / "bad.json")
+    assert proc.returncode == 2 and "not a work file" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,160 @@
+"""Work measures: what training costs and reaches counted in iterations, network evaluations and bytes, never in
+seconds, so they are the same on every machine and a CI gate can compare them exactly, with no noise allowance.
+
+For each system x trainer, one run on a fixed seed (dense regime, the job factory's settings, one thread,
+deterministic algorithms) of `cap` iterations, with the common metric evaluated every `every` iterations:
+- `nfe_per_iteration`: network evaluations per iteration over the first `iterations` (N) iterations;
+- `metric_after_n`: the common metric after N iterations (float32 training: compared with `METRIC_RTOL`);
+- `iterations_to_target`: the sustained iterations to 3x the system's target (`specbench.measures.sustained`
+  on the iteration-indexed curve) within the cap; None when not reached;
+- `held_bytes`: bytes of the tensors the trainer holds after N iterations (parameters, gradients, optimizer
+  state, its own operators and data), each storage counted once: what the trainer keeps, as torch sees it.
+
+`specbench work --out FILE` writes them with the settings that made them; `specbench work --check FILE` reruns
+with the file's settings and exits 1 on any difference (`specbench.gate.compare_work`).
+"""
+from __future__ import annotations
+
+import contextlib
+import types
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from specbench.job import TARGET_FACTORS, make_job
+from specbench.measures import sustained
+
+SCHEMA = 1
+REFERENCE = "results/work/reference.json"
+COMMAND = f"specbench work --out {REFERENCE}"
+METRIC_RTOL = 1e-3  # float32 training: round-off differs across CPUs and BLAS builds (README)
+MEASURES = {  # name in the file -> what the gate calls it
+    "nfe_per_iteration": "network evaluations / iteration",
+    "metric_after_n": "metric after N iterations",
+    "iterations_to_target": "iterations to 3x target",
+    "held_bytes": "bytes held by the trainer",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What decides the work values besides the code: a reference file carries them, and its check reuses them."""
+
+    iterations: int = 30  # N
+    cap: int = 60  # iterations run in all; the target must be reached (and kept) within them
+    every: int = 10  # the common metric is evaluated every `every` iterations
+    seed: int = 0
+    regime: str = "dense"
+
+
+@contextlib.contextmanager
+def pinned():
+    """One thread and torch's deterministic algorithms, restored afterwards: bit-for-bit repeatable runs."""
+    import torch
+
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def build_trainer(job):
+    """The trainer and dataset of `job`, built as `protocol.run_job` builds them (no warm-up, no clocks)."""
+    from specbench.data import make_dataset
+    from specbench.systems import get_system
+    from specbench.trainers import get_trainer
+
+    system = get_system(job.system, **job.system_params)
+    if job.data:
+        system = system.resized(job.regime, **job.data)
+    data = make_dataset(system, job.regime, job.noise, job.seed)
+    return get_trainer(job.trainer)(system, data, job.config, job.seed, job.device), data
+
+
+def held_bytes(trainer) -> int:
+    """Bytes of every torch storage reachable from the trainer's attributes (tensors, modules, optimizer state,
+    containers, plain objects), each storage once: shapes and dtypes decide it, not the allocator or the OS."""
+    import torch
+
+    storages, seen = {}, set()
+
+    def visit(obj):
+        if id(obj) in seen or obj is None or isinstance(obj, (str, bytes, int, float, bool, np.ndarray, type,
+                                                              types.ModuleType, types.FunctionType)):
+            return
+        seen.add(id(obj))
+        if isinstance(obj, torch.Tensor):
+            storage = obj.untyped_storage()
+            if storage.nbytes():
+                storages[storage.data_ptr()] = storage.nbytes()
+            visit(obj.grad)
+        elif isinstance(obj, dict):
+            for k, v in obj.items():
+                visit(k)
+                visit(v)
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            for v in obj:
+                visit(v)
+        elif hasattr(obj, "__dict__"):
+            visit(vars(obj))
+
+    visit(vars(trainer))
+    return int(sum(storages.values()))
+
+
+def work(system: str, trainer: str, settings: Settings = Settings()) -> dict:
+    """The work measures of one (system, trainer): {measure: value or None}."""
+    from specbench.errors import Diverged
+    from specbench.evaluate import train_metric
+
+    with pinned():
+        job = make_job(system, trainer, settings.regime, settings.seed, budget_s=0.0, threads=1)
+        tr, data = build_trainer(job)
+        curve, at_n, diverged = [], {}, False
+        for it in range(settings.cap + 1):
+            if it % settings.every == 0 or it in (settings.iterations, settings.cap):
+                curve.append([it, it, train_metric(tr.model, data)])  # rolls out a copy: the trainer's nfe stays
+            if it == settings.iterations:
+                at_n = {"nfe_per_iteration": tr.model.nfe / settings.iterations, "metric_after_n": curve[-1][2],
+                        "held_bytes": held_bytes(tr)}
+            if it == settings.cap:
+                break
+            try:
+                tr.step()
+            except Diverged:
+                diverged = True  # no model at the cap: nothing reached; what N did not see stays None
+                break
+    reached = None if diverged else sustained(curve, job.target * TARGET_FACTORS[0])
+    metric = at_n.get("metric_after_n")
+    return {"nfe_per_iteration": at_n.get("nfe_per_iteration"),
+            "metric_after_n": metric if metric is not None and np.isfinite(metric) else None,
+            "iterations_to_target": None if reached is None else int(reached),
+            "held_bytes": at_n.get("held_bytes")}
+
+
+def work_table(pairs: list[tuple[str, str]], settings: Settings = Settings(), log=None) -> dict:
+    """The work file's content for (system, trainer) `pairs`: settings, environment and values[system][trainer]."""
+    from specbench.protocol import environment
+
+    values = {}
+    for s, t in pairs:
+        values.setdefault(s, {})[t] = work(s, t, settings)
+        if log:
+            log(f"{s} / {t}: {values[s][t]}")
+    return {"schema": SCHEMA, "regenerate": COMMAND, "settings": asdict(settings), "metric_rtol": METRIC_RTOL,
+            "env": environment("cpu", 1), "values": values}
+
+
+def settings_of(reference: dict) -> Settings:
+    """The settings a work file was made with; a file with others is a UsageError."""
+    from specbench.errors import UsageError
+
+    try:
+        return Settings(**reference["settings"])
+    except TypeError as exc:
+        raise UsageError(f"work file settings {reference['settings']} are not specbench.work.Settings: {exc}") \
+            from None
