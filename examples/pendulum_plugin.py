@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from specbench.systems.base import System, regimes
-from specbench.trainers.solver import SolverTrainer
+from specbench.trainers.solver import TorchdiffeqTrainer
 
 
 @dataclass
@@ -44,12 +44,12 @@ class Pendulum(System):
         return rng.uniform([-2.0, -1.0], [2.0, 1.0], size=(n, 2))
 
 
-class BackpropEuler(SolverTrainer):
+class BackpropEuler(TorchdiffeqTrainer):
     """A trivial variant of a built-in baseline: backprop through explicit Euler with two steps per observation."""
 
     summary = "example plugin: torchdiffeq odeint, fixed-step Euler (2 steps per observation), backprop"
     role = "baseline"
-    defaults = {**SolverTrainer.defaults, "method": "euler", "steps_per_obs": 2}
+    defaults = {**TorchdiffeqTrainer.defaults, "method": "euler", "steps_per_obs": 2}
     tuning_grid = {"lr": [1e-2, 3e-2], "segment_length": [10]}
 
 

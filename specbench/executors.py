@@ -99,7 +99,8 @@ class Local:
     def busy(self) -> int:
         return 1
 
-    def workers(self) -> int:
+    def slots(self) -> int:
+        """Runs at once: one."""
         return 1
 
     def run(self, tasks: list[Task], deliver: Deliver) -> None:
@@ -158,7 +159,7 @@ class Dask:
     def busy(self) -> int:
         return sum(1 for keys in self.client.processing().values() if keys)
 
-    def workers(self) -> int:
+    def slots(self) -> int:
         """Worker threads of the cluster: how many runs go at once."""
         return sum(self.client.nthreads().values())
 

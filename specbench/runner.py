@@ -126,7 +126,7 @@ def _run_unlocked(placed: list[tuple[Job, Path]], timeout_factor: float, executo
 
     def deliver(k: int, record: dict) -> None:
         i = todo[k]
-        record["env"]["workers"] = executor.workers()  # runs at once in this sweep: what a run shared the machine with
+        record["env"]["workers"] = executor.slots()  # runs at once in this sweep: what a run shared the machine with
         write_atomic(placed[i][1], record)
         records[i] = record
         progress.finished(record, executor.busy())

@@ -24,7 +24,8 @@ CADENCE = {"first": 0.05, "growth": 2.0, "max_interval": 1.0}
 TRAINERS = ("spectral", "spectral-2stage", "backprop-rk4")
 # What a run's outcome cannot change: the job, its settings, where it ran, the data and the untrained model's
 # metric. Iteration counts, times and everything trained depend on how fast the machine was at that moment.
-SAME = ("schema", "system", "trainer", "regime", "seed", "status", "error", "config", "target_loss", "study", "env")
+SAME = ("schema", "job_key", "system", "trainer", "regime", "seed", "status", "error", "config", "target_loss",
+        "study")
 
 
 def tiny_jobs(seeds=2, budget=0.05):
@@ -33,7 +34,8 @@ def tiny_jobs(seeds=2, budget=0.05):
 
 
 def deterministic(record):
-    return {**{k: record[k] for k in SAME}, "targets": sorted(record["times_to_targets"]),
+    env = {k: v for k, v in record["env"].items() if k != "workers"}  # the sweep's width, which differs by design
+    return {**{k: record[k] for k in SAME}, "env": env, "targets": sorted(record["times_to_targets"]),
             "t_test": record["test_rollout"]["t"], "truth": record["test_rollout"]["truth"],
             "untrained": record["curve"][0]}
 
@@ -50,6 +52,7 @@ def test_dask_writes_the_records_one_process_writes(tmp_path):
     for a, b in zip(here, there):  # training is deterministic: where both evaluated one iteration, one metric
         common = {it: m for _, it, m in a["curve"]}
         assert all(m == pytest.approx(common[it], rel=1e-9) for _, it, m in b["curve"] if it in common)
+    assert {r["env"]["workers"] for r in here} == {1} and {r["env"]["workers"] for r in there} == {2}
     written = [sorted(p.name for p in (tmp_path / d / "runs").iterdir()) for d in ("local", "dask")]
     assert written[0] == written[1] == sorted(j.name for j in jobs)  # records and nothing else, from the client
 
