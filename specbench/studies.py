@@ -60,6 +60,10 @@ def _seeds(size: Size, small: int, full: int) -> range:
     return range(size.seeds or (full if size.full else small))
 
 
+MINIBATCH = " (element mini-batches)"  # the horizon study's series of the candidate with elements_per_step set
+MINIBATCH_ELEMENTS = 128  # of 192 elements at 101 times and 4000 at 2001
+
+
 def plan_horizon(size: Size) -> list[Job]:
     system = get_system("lotka-volterra")
     dense = system.regimes["dense"]
@@ -74,6 +78,8 @@ def plan_horizon(size: Size) -> list[Job]:
                 variants = {trainer: {}}
                 if cls.solves_ode:
                     variants[f"{trainer} (whole trajectories)"] = {"segment_length": n, "batch_size": dense.n_train}
+                if cls.role == "candidate":  # activations of a fixed number of elements, whatever the horizon
+                    variants[f"{trainer}{MINIBATCH}"] = {"elements_per_step": MINIBATCH_ELEMENTS}
                 for series, config in variants.items():
                     jobs.append(_job(size, system.name, trainer, seed, budget,
                                      {"name": "horizon", "variable": "n_times", "value": n, "series": series},

@@ -6,6 +6,7 @@ beside every verdict that uses them.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from collections import defaultdict
 from dataclasses import replace
@@ -19,6 +20,7 @@ from specbench.report.verdicts import MARK, Ratio, Verdict, claims, exponent, fm
 from specbench.trainers import candidate, with_role
 
 WHOLE = " (whole trajectories)"  # the horizon study's series of solver baselines on whole trajectories
+MINIBATCH = " (element mini-batches)"  # specbench.studies.MINIBATCH: the candidate with elements_per_step set
 
 
 def by_study(records: list[dict]) -> dict[str, list[dict]]:
@@ -91,15 +93,18 @@ def horizon_verdicts(records: list[dict]) -> list[Verdict]:
     out = []
     spectral = candidate()
     baselines = with_role("baseline")
-    for label, suffix, short in (("whole trajectories", WHOLE, "whole"), ("tuned segments", "", "segments")):
-        ratios = {b: _ratio(at_end.get(b + suffix), at_end.get(spectral)) for b in baselines if b + suffix in mem}
+    variants = [(spectral, "", "")] + ([(spectral + MINIBATCH, ", element mini-batches", ", mini-batches")]
+                                       if spectral + MINIBATCH in mem else [])
+    for (label, suffix, short), (spec, spec_label, spec_short) in itertools.product(
+            (("whole trajectories", WHOLE, "whole"), ("tuned segments", "", "segments")), variants):
+        ratios = {b: _ratio(at_end.get(b + suffix), at_end.get(spec)) for b in baselines if b + suffix in mem}
         worse = [b for b, r in ratios.items() if not r.value >= 1]
-        why = (f"spectral uses more memory than {', '.join(worse)}" if worse else
-               "spectral uses less memory than every baseline") + \
-            f" at {longest:g} observation times; memory exponents: spectral {fmt_exponent(slopes.get(spectral))}, " + \
+        why = (f"{spec} uses more memory than {', '.join(worse)}" if worse else
+               f"{spec} uses less memory than every baseline") + \
+            f" at {longest:g} observation times; memory exponents: {spec} {fmt_exponent(slopes.get(spec))}, " + \
             ", ".join(f"{b} {fmt_exponent(slopes.get(b + suffix))}" for b in ratios)
-        out.append(Verdict("C3", system, f"horizon study, {label}", "fails" if worse else "holds", ratios, why,
-                           column="C3 at scale", sampling=regime, label=f"horizon, {short}"))
+        out.append(Verdict("C3", system, f"horizon study, {label}{spec_label}", "fails" if worse else "holds",
+                           ratios, why, column="C3 at scale", sampling=regime, label=f"horizon, {short}{spec_short}"))
     spec_depth = exponent(depth.get(spectral, []))
     ratios = {b: _ratio(dict(depth.get(b + WHOLE, [])).get(float(longest)), dict(depth[spectral]).get(float(longest)))
               for b in baselines if b + WHOLE in depth} if spectral in depth else {}
