@@ -7,8 +7,6 @@ each protocol run behind the memory tracks, default 1: the training peak comes i
 from __future__ import annotations
 
 import os
-import tempfile
-from pathlib import Path
 
 from specbench.errors import UsageError
 from specbench.job import make_job
@@ -61,10 +59,10 @@ def work_runs() -> dict[tuple[str, str], dict]:
 def memory_runs(budget_s: float | None = None) -> dict[tuple[str, str], dict]:
     """One protocol run per (system, trainer), each in a fresh process as `specbench run` makes it, so its
     memory is its own: the records behind the memory tracks (`specbench.measures.peak_memory`)."""
-    from specbench.runner import SETUP_ALLOWANCE_S, run_in_process
+    from specbench.executors import run_in_subprocess
+    from specbench.runner import SETUP_ALLOWANCE_S
 
     budget_s = float(budget_s or os.environ.get("SPECBENCH_ASV_BUDGET", 1.0))
-    with tempfile.TemporaryDirectory() as tmp:
-        return {(s, t): run_in_process(make_job(s, t, "dense", 0, budget_s=budget_s, threads=threads()),
-                                       Path(tmp) / f"{s}__{t}.json", budget_s + SETUP_ALLOWANCE_S)
-                for s in systems() for t in trainers()}
+    return {(s, t): run_in_subprocess(make_job(s, t, "dense", 0, budget_s=budget_s, threads=threads()),
+                                      budget_s + SETUP_ALLOWANCE_S)
+            for s in systems() for t in trainers()}

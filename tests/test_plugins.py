@@ -108,3 +108,12 @@ def test_unknown_plugin_module_and_file_are_exit_2(tmp_path):
     for spec in ("no_such_module_anywhere", str(tmp_path / "missing.py")):
         proc = run_cli("list", "--plugin", spec)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr and "plugin" in proc.stderr
+
+
+def test_asv_memory_runs_come_back_from_fresh_processes():
+    """The records behind asv's memory track: one protocol run per pair, each in its own process."""
+    code = "from specbench import bench; r = bench.memory_runs(0.2); print(sorted((k, v['status']) for k, v in r.items()))"
+    env = {**os.environ, "SPECBENCH_ASV_SYSTEMS": "oscillator", "SPECBENCH_ASV_TRAINERS": "spectral"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "(('oscillator', 'spectral'), 'ok')" in proc.stdout
