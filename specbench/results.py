@@ -121,28 +121,28 @@ def validate(record: dict) -> list[str]:
         problems.append(f"status {record.get('status')!r} not one of {', '.join(STATUSES)}")
     if isinstance(record.get("curve"), list):
         for point in record["curve"]:
-            if not (isinstance(point, list) and len(point) == 3 and _number(point[0]) and _number(point[1])
-                    and (point[2] is None or _number(point[2]))):
+            if not (isinstance(point, list) and len(point) == 3 and finite_number(point[0]) and finite_number(point[1])
+                    and (point[2] is None or finite_number(point[2]))):
                 problems.append("'curve' points must be [train_seconds, iteration, metric or null]")
                 break
     for key in ("times_to_targets", "first_crossings"):
         value = record.get(key)
-        if isinstance(value, dict) and not all(_number(k, parse=True) and (v is None or _number(v))
+        if isinstance(value, dict) and not all(finite_number(k, parse=True) and (v is None or finite_number(v))
                                                for k, v in value.items()):
             problems.append(f"{key!r} must map targets to seconds or null")
     study = record.get("study")
     if isinstance(study, dict) and not (isinstance(study.get("name"), str) and isinstance(study.get("variable"), str)
-                                        and _number(study.get("value")) and isinstance(study.get("series"), str)):
+                                        and finite_number(study.get("value")) and isinstance(study.get("series"), str)):
         problems.append("'study' must have a name, a variable, a numeric value and a series")
     if "test_rollout" in record:
         problems += _rollout_problems(record["test_rollout"])
     budget = record.get("config", {}).get("budget_s") if isinstance(record.get("config"), dict) else None
-    if budget is not None and not _number(budget):
+    if budget is not None and not finite_number(budget):
         problems.append("'config.budget_s' must be a number")
     return problems
 
 
-def _number(x, parse: bool = False) -> bool:
+def finite_number(x, parse: bool = False) -> bool:
     """A finite number (not a bool); with parse=True, also a string that reads as one (dict keys)."""
     if parse and isinstance(x, str):
         try:
@@ -160,12 +160,12 @@ def _rollout_problems(roll) -> list[str]:
     if not (isinstance(roll, dict) and isinstance(roll.get("t"), list) and isinstance(roll.get("truth"), list)):
         return bad
     n = len(roll["t"])
-    if not all(_number(t) for t in roll["t"]):
+    if not all(finite_number(t) for t in roll["t"]):
         return bad
 
     def matrix(m):
         return isinstance(m, list) and len(m) == n and all(isinstance(row, list) for row in m) and \
-            len({len(row) for row in m}) <= 1 and all(v is None or _number(v) for row in m for v in row)
+            len({len(row) for row in m}) <= 1 and all(v is None or finite_number(v) for row in m for v in row)
     if not matrix(roll["truth"]) or not (roll.get("pred") is None or matrix(roll["pred"])):
         return bad
     if roll.get("pred") is not None and n and len(roll["pred"][0]) != len(roll["truth"][0]):

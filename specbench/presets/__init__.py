@@ -94,9 +94,10 @@ def check(preset: Preset, where) -> None:
 
 
 def _positive_number(x) -> bool:
-    import math
+    """A finite number above zero: the check records use (results.finite_number), plus the sign."""
+    from specbench.results import finite_number
 
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+    return finite_number(x) and x > 0
 
 
 def tuned_path(preset: Preset | None = None) -> Path:
