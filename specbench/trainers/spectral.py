@@ -18,17 +18,20 @@ Coordinate descent alternates
       and banded (an element couples only its own p+1 nodes), so it is held in element form, one block per
       element and state, and solved by `ElementSolver` (static condensation onto the element end nodes, then
       cyclic reduction) in float64: well scaled by construction, unlike a gradient step on c, which the p^2/h size
-      of D turns into noise. The c-step stays global: with mini-batches it evaluates f_theta at every node, a
-      mini-batch of elements per network call, so the network's activations stay at one batch's whatever the
-      horizon (what still grows with it is c, the data and the blocks: a few floats per node).
+      of D turns into noise. The c-step stays global, and is exact; with mini-batches it is taken a chunk of
+      trajectories at a time (the normal equations do not couple trajectories), each chunk's f_theta a
+      mini-batch of elements per network call, so neither the network's activations nor the c-step's temporaries
+      outgrow a mini-batch's whatever the horizon (what still grows with it is c and the data in node form: a few
+      floats per node).
 `sweep` decides which f_theta the c-step sees. "jacobi" (the default) takes the theta step's own forward pass, from
 before the Adam update, so an iteration makes one network pass; "gauss-seidel" evaluates f_theta again after the
 update (two passes). Both took about as many iterations to the target on cubic-oscillator and Lotka-Volterra, so
 the cheaper iteration is the default (README, design notes). With mini-batches the theta step's forward covers one
-batch only, so both sweeps evaluate f_theta for the c-step, Jacobi before the theta update.
-Every operator is applied in element-local form (S a gather, G one (p+1)x(p+1) product per element, P a weighted
-gather of p+1 nodes per observation, A as blocks), so a step's time and memory grow linearly with the number of
-nodes, and nothing of size nodes x nodes is ever formed.
+batch only, so both sweeps evaluate f_theta for the c-step; Jacobi takes the c-step first, with the theta step's
+batch gathered from c before it changes, so each update still sees the other's old value.
+Every operator is applied in element-local form (S a strided view of c, G one (p+1)x(p+1) product per element,
+P a weighted gather of p+1 nodes per observation, A as blocks), so a step's time and memory grow linearly with the
+number of nodes, and nothing of size nodes x nodes is ever formed.
 c starts from the same least-squares fit with f = 0 and a small smoothing weight. `spectral-2stage` keeps c there
 (gradient matching / two-stage collocation). Every step is batched over trajectories x elements x nodes.
 """
@@ -77,20 +80,19 @@ class Spectral(Trainer):
         n_traj, n_obs, dim = data.train.shape
         n, p1 = mesh.n_nodes, mesh.p + 1
         self.shape = (n_traj, n, dim)  # of c
-        # The operators are applied in element-local form: S c is a gather, G c one (p+1)x(p+1) product per
-        # element, P c a weighted gather of p+1 nodes per observation, and the c-step's matrix is held as blocks.
-        # Element b*E + e (trajectory b) holds the nodes b*n + e*p + j of c viewed as (traj * nodes, state).
-        self.element_idx = torch.as_tensor((np.arange(n_traj)[:, None, None] * n + mesh.element_nodes[None])
-                                           .reshape(-1, p1), device=self.device)  # (traj*E, p+1)
-        self.n_elements = n_traj * mesh.E
+        # Element e of trajectory b holds the nodes e*p .. e*p+p of c[b]: `elements` views them without a copy.
+        self.n_elements = n_traj * mesh.E  # numbered b*E + e
         self.batch_size = elements_per_step(cfg["elements_per_step"], self.n_elements)  # None: every element
         self.n_batches = 1 if self.batch_size is None else -(-self.n_elements // self.batch_size)
+        # The c-step's chunks of trajectories: all at once, or about a mini-batch's elements each (at least one).
+        per_chunk = n_traj if self.batch_size is None else max(1, self.batch_size // mesh.E)
+        self.chunks = [slice(i, min(i + per_chunk, n_traj)) for i in range(0, n_traj, per_chunk)]
         self.queue: list[torch.Tensor] = []
         self.D = self.tensor(mesh.local_derivative)  # (p+1, p+1)
-        obs_nodes, obs_weights = mesh.locate(t)
-        self.obs_idx = torch.as_tensor(obs_nodes.ravel(), device=self.device)  # (obs * (p+1),)
-        self.obs_w = self.tensor(obs_weights)[:, :, None]  # (obs, p+1, 1)
-        self.y = self.tensor(data.train).transpose(0, 1)  # (obs, traj, state): node-major, as P c comes out
+        obs_nodes, obs_weights = mesh.locate(t)  # (obs, p+1) each
+        self.obs_element = torch.as_tensor(obs_nodes[:, 0] // mesh.p, device=self.device)  # (obs,)
+        self.obs_w = self.tensor(obs_weights)  # (obs, p+1)
+        self.y = self.tensor(data.train)  # (traj, obs, state)
         std, deriv_std = self.scales["std"], self.scales["deriv_std"]
         span = float(t[-1] - t[0])
         # data = sum of data_weight * (P c - y)^2, dyn = sum of residual_weight * (G c - f)^2: the means and
@@ -105,41 +107,51 @@ class Spectral(Trainer):
         # same numbers as its matrix, or float32 rounding (1e-7) is all the accuracy the float64 solve can have.
         self.D64 = self.blocks(mesh.local_derivative)
         self.lam_w = self.blocks(mesh.quadrature[:p1, None] * cfg["rho"] * ratio)  # (p+1, state): lam_s W
-        obs_flat = np.arange(n_traj)[:, None, None] * n + obs_nodes[None]  # (traj, obs, p+1)
-        self.PtY = self.scatter(self.blocks(data.train[:, :, None, :] * obs_weights[None, :, :, None]),
-                                torch.as_tensor(obs_flat, device=self.device))  # (traj, nodes, state)
+        self.PtY = torch.zeros(self.shape, dtype=torch.float64, device=self.device)  # P'y, (traj, nodes, state)
+        train = self.blocks(data.train)
+        for j in range(p1):  # one local node at a time: no (traj, obs, p+1, state) temporary
+            self.PtY.index_add_(1, torch.as_tensor(obs_nodes[:, j], device=self.device),
+                                train * self.blocks(obs_weights[:, j, None]))
+        del train
         initial = ElementSolver(self.blocks(PtP[None] + (cfg["init_smoothing"] * ratio)[:, None, None, None] * GtWG))
-        self.c = self.solve(initial, self.PtY)
+        self.c = torch.empty(self.shape, device=self.device)  # float32, as the network sees it
+        for k in self.chunks:
+            self.c[k] = self.solve(initial, self.PtY[k])
         if cfg["update_coefficients"]:
             # A_s = P'P + lam_s G'WG + mu I per state, in float64 (G'WG grows like (p^2/h)^2), factored once.
             self.solver = ElementSolver(self.blocks(PtP[None] + (cfg["rho"] * ratio)[:, None, None, None] * GtWG
                                                     + self.mu * mesh.identity_blocks[None]))
         with torch.no_grad():
-            self.data_fit = self.data_loss().item()  # constant while c is frozen
+            self.data_fit = sum(self.data_loss(k) for k in self.chunks).item()  # constant while c is frozen
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg["lr"])
 
     def blocks(self, array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(array, dtype=torch.float64, device=self.device)
 
-    def scatter(self, local: torch.Tensor, nodes: torch.Tensor, onto: torch.Tensor | None = None) -> torch.Tensor:
-        """Sum values (..., state) onto the flat nodes `nodes` (...) of c viewed as (traj * nodes, state): the
-        transpose of a gather. Adds in place onto `onto` (traj, nodes, state) if given; returns that shape."""
-        b, n, s = self.shape
-        out = torch.zeros(b * n, s, dtype=local.dtype, device=self.device) if onto is None else onto.view(b * n, s)
-        return out.index_add_(0, nodes.reshape(-1), local.reshape(-1, s)).view(b, n, s)
-
     @staticmethod
     def solve(solver: ElementSolver, rhs: torch.Tensor) -> torch.Tensor:
-        """c (traj, nodes, state), float32, from the normal equations' right-hand side (traj, nodes, state)."""
-        c = solver.solve(rhs.permute(2, 1, 0)).permute(2, 1, 0)  # the solver batches states, solves for traj
-        return c.to(torch.float32, memory_format=torch.contiguous_format)
+        """c (traj, nodes, state), float64, from the normal equations' right-hand side (traj, nodes, state)."""
+        return solver.solve(rhs.permute(2, 1, 0)).permute(2, 1, 0)  # the solver batches states, solves for traj
+
+    def elements(self, c: torch.Tensor) -> torch.Tensor:
+        """The element-local values of c (traj, nodes, state) as a view, (traj, E, p+1, state): S c, no copy."""
+        return c.unfold(1, self.mesh.p + 1, self.mesh.p).transpose(-1, -2)
+
+    def scatter(self, local: torch.Tensor, onto: torch.Tensor) -> torch.Tensor:
+        """Add element-local values (traj, E, p+1, state) onto the nodes of `onto` (traj, nodes, state), in place:
+        S' local, the transpose of `elements` (a node two elements share gets both values). Returns `onto`."""
+        E, p = self.mesh.E, self.mesh.p
+        onto[:, : E * p].view(onto.shape[0], E, p, onto.shape[-1]).add_(local[:, :, :p])
+        onto[:, p::p].add_(local[:, :, p])
+        return onto
 
     def element_values(self, elements: torch.Tensor | None = None):
-        """Values and time derivatives at the local nodes of `elements` (indices into the traj*E elements; None:
-        all, in order), each (elements, p+1, state)."""
-        idx = self.element_idx if elements is None else self.element_idx[elements]
-        x = self.c.view(-1, self.c.shape[-1])[idx]
-        return x, torch.einsum("ij,bjs->bis", self.D, x)
+        """Values and time derivatives at the local nodes of `elements` (indices b*E + e; None: all), each
+        (elements, p+1, state), or (traj, E, p+1, state) for all."""
+        x = self.elements(self.c)
+        # a copy either way: the network and D take contiguous nodes faster than the overlapping view
+        x = x.contiguous() if elements is None else x[elements // self.mesh.E, elements % self.mesh.E]
+        return x, torch.einsum("ij,...js->...is", self.D, x)
 
     def nodes(self):
         """Element-local values and time derivatives of the current trajectories, each (traj, M, state)."""
@@ -147,13 +159,14 @@ class Spectral(Trainer):
         return tuple(v.reshape(b, -1, s) for v in self.element_values())
 
     def residual_loss(self, f, dxdt) -> torch.Tensor:
-        """The dynamics term over the elements of f and dxdt (elements, p+1, state): all of them gives dyn."""
+        """The dynamics term over the elements of f and dxdt (..., p+1, state): all of them gives dyn."""
         return (self.residual_weight * (dxdt - f) ** 2).sum()
 
-    def theta_loss(self, elements: torch.Tensor | None = None):
+    def theta_loss(self, elements: torch.Tensor | None = None, values=None):
         """(loss, f): the dynamics term on `elements` (None: all), scaled by the number of batches in an epoch, so
-        that the mean of the batches' losses (and gradients) over an epoch is the full term; and f_theta there."""
-        x, dxdt = self.element_values(elements)
+        that the mean of the batches' losses (and gradients) over an epoch is the full term; and f_theta there.
+        `values`: those elements' (x, dx/dt), if gathered already."""
+        x, dxdt = values or self.element_values(elements)
         f = self.model(None, x)
         loss = self.residual_loss(f, dxdt)
         return (loss if elements is None else loss * self.n_batches), f
@@ -171,63 +184,81 @@ class Spectral(Trainer):
         return self.queue.pop()
 
     @torch.no_grad()
-    def field(self) -> torch.Tensor:
-        """f_theta at every element-local node, (traj*E, p+1, state); evaluated a mini-batch of elements at a time
-        when elements_per_step is set, so that no activation outgrows a mini-batch's."""
-        x, _ = self.element_values()
+    def field(self, trajectories: slice = slice(None)) -> torch.Tensor:
+        """f_theta at every element-local node of `trajectories`, (traj, E, p+1, state); evaluated a mini-batch of
+        elements at a time when elements_per_step is set, so that no activation outgrows a mini-batch's."""
+        x = self.elements(self.c[trajectories])
         if self.batch_size is None:
             return self.model(None, x)
-        return torch.cat([self.model(None, chunk) for chunk in x.split(self.batch_size)])
+        flat = x.reshape(-1, *x.shape[2:])  # (traj*E, p+1, state)
+        return torch.cat([self.model(None, chunk) for chunk in flat.split(self.batch_size)]).view(x.shape)
 
-    def observed(self) -> torch.Tensor:
-        """x at the observation times, (obs, traj, state): P c as a weighted gather of p+1 nodes each."""
-        b, n, s = self.shape
-        rows = self.c.transpose(0, 1).reshape(n, b * s)  # node-major, so that each gathered row is contiguous
-        x = (rows.index_select(0, self.obs_idx).view(*self.obs_w.shape[:2], b * s) * self.obs_w).sum(1)
-        return x.view(-1, b, s)
+    def observed(self, trajectories: slice = slice(None)) -> torch.Tensor:
+        """x at the observation times, (traj, obs, state): P c as a weighted gather of p+1 nodes each."""
+        at = self.elements(self.c[trajectories])[:, self.obs_element]  # (traj, obs, p+1, state)
+        return (at * self.obs_w[:, :, None]).sum(2)
 
     def at_observations(self) -> torch.Tensor:
         """x at the observation times, (traj, obs, state)."""
-        return self.observed().transpose(0, 1)
+        return self.observed()
 
-    def data_loss(self) -> torch.Tensor:
-        return (self.data_weight * (self.observed() - self.y) ** 2).sum()
+    def data_loss(self, trajectories: slice = slice(None)) -> torch.Tensor:
+        """The data term's part from `trajectories` (all: the data term)."""
+        return (self.data_weight * (self.observed(trajectories) - self.y[trajectories]) ** 2).sum()
 
     def _step(self) -> float:
         """One sweep of coordinate descent; returns J at the start of the sweep (dyn on the first theta batch)."""
         cfg = self.config
         update = cfg["update_coefficients"]
         jacobi = cfg["sweep"] == "jacobi"
-        # Jacobi: the c-step takes f_theta from before the theta update, which with all elements in the theta
-        # step is that step's own forward pass (one network pass per iteration); with mini-batches it is evaluated.
-        f_c = self.field() if update and jacobi and self.batch_size is not None else None
+        batch = self.next_batch()
+        values, data = None, None
+        if update and jacobi and batch is not None:
+            # Jacobi with mini-batches: the c-step first, on theta before its update, and the theta step on the
+            # batch as it was before the c-step (a copy of one batch's nodes), so each sees the other's old value.
+            with torch.no_grad():
+                values = tuple(v.clone() for v in self.element_values(batch))
+            data = self.coefficient_sweep()
         for k in range(int(cfg["theta_steps"])):
             self.optimizer.zero_grad(set_to_none=True)
-            loss, f = self.theta_loss(self.next_batch())
+            loss, f = self.theta_loss(batch, values)
             loss.backward()
             self.optimizer.step()
             if k == 0:
                 dyn = loss.detach()
+            if k + 1 < int(cfg["theta_steps"]):
+                batch = self.next_batch()
+                values = None
         if not update:
             return self.data_fit + cfg["rho"] * dyn.item()
-        with torch.no_grad():
-            J = self.data_loss() + cfg["rho"] * dyn
-        if f_c is None:
-            f_c = f.detach() if jacobi else self.field()
-        self.c = self.solve(self.solver, self.coefficient_rhs(f_c))
-        return J.item()
+        if data is None:
+            # Jacobi on all elements: the theta step's own forward pass; Gauss-Seidel: f_theta after the update.
+            data = self.coefficient_sweep(f.detach() if jacobi else None)
+        return (data + cfg["rho"] * dyn).item()
 
     @torch.no_grad()
-    def coefficient_rhs(self, f: torch.Tensor) -> torch.Tensor:
-        """P'y + lam G'W f + mu c for f_theta values f (traj*E, p+1, state) at the element nodes: the right-hand
-        side of the c-step's normal equations, (traj, nodes, state) in float64."""
-        rhs = torch.add(self.PtY, self.c.double(), alpha=self.mu)
-        return self.scatter(torch.einsum("ji,bjs->bis", self.D64, self.lam_w * f.double()), self.element_idx, rhs)
+    def coefficient_sweep(self, f: torch.Tensor | None = None) -> torch.Tensor:
+        """Replace c by the c-step's minimiser, a chunk of trajectories at a time and in place (the normal equations
+        do not couple trajectories), with f_theta given at every element node (traj, E, p+1, state) or evaluated from
+        the current theta; returns the data term at the old c."""
+        data = torch.zeros((), device=self.device)
+        for k in self.chunks:
+            data += self.data_loss(k)
+            self.c[k] = self.coefficient_step(self.field(k) if f is None else f[k], k)
+        return data
 
-    def coefficient_step(self, f: torch.Tensor) -> torch.Tensor:
-        """argmin_c data(c) + rho * ||G c - f||_W^2 + mu ||c - c_old||^2 with f_theta frozen at the values f
-        (traj*E, p+1, state), each state's normal equations solved in element form; (traj, nodes, state), float64."""
-        return self.solver.solve(self.coefficient_rhs(f).permute(2, 1, 0)).permute(2, 1, 0)
+    def coefficient_rhs(self, f: torch.Tensor, trajectories: slice = slice(None)) -> torch.Tensor:
+        """P'y + lam G'W f + mu c on `trajectories`, for f_theta values f (traj, E, p+1, state) at their element
+        nodes: the right-hand side of the c-step's normal equations, (traj, nodes, state) in float64."""
+        rhs = torch.add(self.PtY[trajectories], self.c[trajectories].double(), alpha=self.mu)
+        return self.scatter(torch.einsum("ji,...js->...is", self.D64, self.lam_w * f.double()), rhs)
+
+    @torch.no_grad()
+    def coefficient_step(self, f: torch.Tensor, trajectories: slice = slice(None)) -> torch.Tensor:
+        """argmin_c data(c) + rho * ||G c - f||_W^2 + mu ||c - c_old||^2 on `trajectories`, with f_theta frozen at
+        the values f (traj, E, p+1, state), each state's normal equations solved in element form; (traj, nodes,
+        state), float64."""
+        return self.solve(self.solver, self.coefficient_rhs(f, trajectories))
 
 
 def elements_per_step(value, n_elements: int) -> int | None:
