@@ -41,17 +41,17 @@ asv-smoke: setup
 clean:
 	rm -rf $(VENV) .cache
 
-# The reference run behind reports/reference, at one commit (about an hour on 2 cores): tuning of the trainers
-# whose settings changed, the paper preset's sweep, the torchode comparison and the four scaling studies. Sweeps
+# The reference run behind reports/reference, at one commit (a few hours on 2 cores): tuning of every trainer
+# on three seeds, the paper preset's sweep, the torchode comparison and the four scaling studies. Sweeps
 # skip finished runs, so an interrupted `make reference` resumes where it stopped.
 SB := $(BIN)/specbench
 EXEC ?= --workers 2 --threads 1
 REF_SEEDS ?= 2
 REF_BUDGET ?= 10
-RETUNE ?= spectral,torchode-dopri5,torchode-adjoint
+RETUNE ?= spectral,spectral-2stage,backprop-rk4,backprop-dopri5,adjoint-dopri5,torchode-dopri5,torchode-adjoint
 
 reference: setup
-	$(SB) tune --trainers $(RETUNE) --budget 10 $(EXEC) --out results/tuning --settings specbench/presets/tuned.toml
+	$(SB) tune --trainers $(RETUNE) --budget 10 --seeds 3 $(EXEC) --out results/tuning --settings specbench/presets/tuned.toml
 	$(SB) run --preset paper --trainers spectral,backprop-rk4,backprop-dopri5,adjoint-dopri5,torchode-dopri5,torchode-adjoint \
 		--seeds $(REF_SEEDS) --budget $(REF_BUDGET) $(EXEC) --out results/reference --no-report
 	mkdir -p results/torchode/runs

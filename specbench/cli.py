@@ -157,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--trainers", type=_names("trainers", TRAINERS), default=list(TRAINERS))
     t.add_argument("--budget", type=_positive(float, "--budget", most=MAX_BUDGET_S), default=10.0,
                    help="training seconds per point")
+    t.add_argument("--seeds", type=_positive(int, "--seeds", most=100), default=3,
+                   help="tuning seeds per point (100, 101, ...); the winner is judged on their median")
     t.add_argument("--out", type=Path, default=Path("runs/tuning"), help="where the tuning records go")
     t.add_argument("--settings", type=Path, help="the tuned-settings file to update (default: OUT/tuned.toml; "
                    "a preset reads it with tuned = \"PATH\")")
@@ -265,7 +267,7 @@ def cmd_tune(args) -> int:
         raise UsageError(f"cannot write the tuned settings to {settings}: {exc.strerror}") from None
     with make_executor(args.workers, args.scheduler) as executor:
         tuned = tune(args.systems, args.trainers, args.budget, args.out, args.threads, settings, executor,
-                     args.replace)
+                     args.replace, args.seeds)
     write_tuned(tuned, settings)
     print(f"wrote {settings}", file=sys.stderr)
     return 0

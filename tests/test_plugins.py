@@ -41,10 +41,10 @@ def test_data_run_and_report_with_a_plugin(tmp_path):
 
 def test_tune_with_a_plugin_writes_its_own_settings_file(tmp_path):
     proc = run_cli("tune", "--plugin", PLUGIN, "--systems", "pendulum", "--trainers", "backprop-euler",
-                   "--budget", "0.3", "--threads", "1", "--out", tmp_path / "tuning")
+                   "--budget", "0.3", "--seeds", "2", "--threads", "1", "--out", tmp_path / "tuning")
     assert proc.returncode == 0, proc.stderr
     text = (tmp_path / "tuning" / "tuned.toml").read_text()
-    assert '["pendulum"."backprop-euler"]' in text and "tuned_budget_s = 0.3" in text
+    assert '["pendulum"."backprop-euler"]' in text and "tuned_budget_s = 0.3" in text and "tuned_seeds = 2" in text
 
 
 def test_studies_and_asv_see_plugins_through_the_environment():
