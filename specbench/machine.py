@@ -27,8 +27,8 @@ def _malloc_trim():
 
 def _trim_heap() -> None:
     """Hand the heap's free pages back to the OS, so that the resident set counts memory in use rather than what
-    earlier work freed and the allocator kept: without it a trainer's measured memory moved by 2x between
-    identical runs, with the heap left over from the data, the setup or an evaluation."""
+    earlier work freed and the allocator kept: without it one spectral run (element mini-batches, 2001 times)
+    measured 6.3 MiB in a sweep and 15.8 MiB alone, from the heap that the data, the setup or an evaluation left."""
     trim = _malloc_trim()
     if trim is not None:
         trim(0)

@@ -75,3 +75,14 @@ def test_readme_verdict_block_is_generated_from_the_reference_records(monkeypatc
     records, studies = command(ROOT / "reports" / "reference")
     block = readme_block(records.relative_to(ROOT), [s.relative_to(ROOT) for s in studies])
     assert block in readme
+
+
+def test_spectral_change_table_regenerates_from_its_committed_records():
+    """reports/spectral-change.md (issue 14's before/after) is what benchmarks/spectral_change.py makes of the
+    tracked records under results/spectral-change."""
+    from benchmarks.spectral_change import ROOT as RECORDS, markdown
+
+    assert (ROOT / "reports" / "spectral-change.md").read_text() == markdown()
+    files = [str(p.relative_to(ROOT)) for p in RECORDS.glob("*/runs/*.json")]
+    tracked = subprocess.run(["git", "ls-files", "--", *files], cwd=ROOT, capture_output=True, text=True).stdout
+    assert files and set(tracked.split()) == set(files)

@@ -294,9 +294,9 @@ def horizon_blocks(records, verdicts, fig_dir: Path) -> list[tuple]:
                "segments and, marked 'whole trajectories' (dashed), on every whole trajectory at once, as in the "
                "paper's memory argument. Medians over seeds; 'exponent' is the least-squares slope of log value "
                "against log n (value ~ n^exponent). Memory is what the trainer built in setup plus its peak growth "
-               "in training (RSS on CPU, after a warm-up, evaluations excluded). RSS moves in pages and keeps what "
-               "the allocator has not returned, so values under about 2 MiB are mostly that residue and their "
-               "exponents say little."), *_verdicts_box(verdicts)]
+               "in training (RSS on CPU, after a warm-up, evaluations excluded, each baseline taken on a trimmed "
+               "heap). RSS moves in pages and the training peak includes what the allocator keeps between "
+               "allocations, so values under about 2 MiB are mostly that residue and their exponents say little."), *_verdicts_box(verdicts)]
     b += _quantities(ok, {"memory (MiB)": memory, "of which the training peak (MiB)": training_peak,
                           "time per iteration (ms)": step_ms, "network evaluations per iteration": nfe},
                      "the number of observation times n", "observation times per trajectory n",
