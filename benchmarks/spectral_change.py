@@ -20,8 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent / "results" / "spectral-change"
 ARMS = {  # arm -> (sweep, settings)
     "before": ("Gauss-Seidel", "tuned before the change"),
     "after-old-settings": ("Jacobi", "tuned before the change"),
-    "before-new-settings": ("Gauss-Seidel", "tuned after the change"),
-    "after": ("Jacobi", "tuned after the change"),
+    "before-new-settings": ("Gauss-Seidel", "tuned after the change, one seed"),
+    "after-one-seed-tuning": ("Jacobi", "tuned after the change, one seed"),
+    "after": ("Jacobi", "tuned after the change, three seeds"),
 }
 
 
