@@ -212,23 +212,22 @@ class Spectral(Trainer):
         update = cfg["update_coefficients"]
         jacobi = cfg["sweep"] == "jacobi"
         batch = self.next_batch()
-        values, data = None, None
+        values = data = None
         if update and jacobi and batch is not None:
             # Jacobi with mini-batches: the c-step first, on theta before its update, and the theta step on the
-            # batch as it was before the c-step (a copy of one batch's nodes), so each sees the other's old value.
-            with torch.no_grad():
-                values = tuple(v.clone() for v in self.element_values(batch))
+            # batch as it was before the c-step (gathering a batch copies its nodes), so each sees the other's old
+            # value.
+            values = self.element_values(batch)
             data = self.coefficient_sweep()
         for k in range(int(cfg["theta_steps"])):
+            if k:
+                batch, values = self.next_batch(), None
             self.optimizer.zero_grad(set_to_none=True)
             loss, f = self.theta_loss(batch, values)
             loss.backward()
             self.optimizer.step()
             if k == 0:
                 dyn = loss.detach()
-            if k + 1 < int(cfg["theta_steps"]):
-                batch = self.next_batch()
-                values = None
         if not update:
             return self.data_fit + cfg["rho"] * dyn.item()
         if data is None:
