@@ -56,6 +56,7 @@ class PeakMemory:
     def start(self):
         gc.collect()
         self.best = 0
+        self.paused_at = None
         self.base = self.current()
         self.resettable = self._reset()
 
@@ -85,11 +86,15 @@ class PeakMemory:
     def pause(self):
         if self.resettable and self.base is not None:
             self.best = max(self.best, self._since_reset())
+            self.paused_at = self.current()
 
     def resume(self):
-        if self.resettable:
-            if not self.cuda:
-                _trim_heap()
+        """Count from here again. What the pause kept (an evaluation's first-use buffers: MKL keeps the work space
+        of each new matrix shape) moves the baseline up, so that it is not counted as training's."""
+        if self.resettable and self.base is not None:
+            now = self.current()  # trims the heap on CPU
+            if now is not None and self.paused_at is not None and now > self.paused_at:
+                self.base += now - self.paused_at
             self._reset()
 
     def peak(self) -> int | None:

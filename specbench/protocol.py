@@ -7,8 +7,8 @@ the end of the budget (the first crossing is recorded beside it), so the model t
 test error decides C2, the model at the end of the budget.
 Peak memory (specbench.machine) is the growth over the process's state after setup (peak RSS on CPU, the
 allocator's peak on CUDA), so `run_job` is meant to run in a fresh process (see `specbench.executors`); what the trainer's setup itself keeps is
-`setup_memory_bytes`. Both are measured after a warm-up on a sliver of the data, so that torch's one-off
-allocations do not enter them.
+`setup_memory_bytes`. Both are measured after a warm-up of the run's own trainer (two steps, then dropped), so
+that one-off allocations of its code path do not enter them.
 """
 from __future__ import annotations
 
@@ -139,9 +139,12 @@ def _train(job: Job, evaluate, cache_dir) -> dict:
 
 
 def warm_up(job: Job, system, data, evaluate) -> None:
-    """Build the same trainer on a sliver of the data, take two steps and evaluate once, then drop it: torch's
-    one-off allocations (kernels, thread pools, the autograd engine, solver buffers) happen here, so the memory
-    measured after it is what this run's problem size needs, not a constant that hides how it grows."""
+    """Build the run's own trainer on its own data, take two steps, evaluate once on a sliver, then drop it: the
+    one-off allocations of the run's code path at the run's shapes (kernels, thread pools, the autograd engine,
+    MKL's work space for each matrix shape, solver buffers) happen here, so the memory measured after it is what
+    the method holds and works in. Everything the trainer held is freed with it and, on CPU, handed back to the OS
+    before the next baseline (`PeakMemory`), so nothing that grows with the problem is hidden. A sliver of the
+    data was not enough: it takes other paths (fewer elements than one mini-batch) and other shapes."""
     import torch
 
     from specbench.evaluate import time_limit
@@ -149,8 +152,9 @@ def warm_up(job: Job, system, data, evaluate) -> None:
 
     n = min(len(data.t), 21)
     sliver = replace(data, t=data.t[:n], train=data.train[:2, :n], train_clean=data.train_clean[:2, :n])
+    trainer = None
     try:
-        trainer = get_trainer(job.trainer)(system, sliver, job.config, job.seed, job.device)
+        trainer = get_trainer(job.trainer)(system, data, job.config, job.seed, job.device)
         trainer.step()
         trainer.step()
         with time_limit(2.0):  # the sliver's rollout takes milliseconds; a stiff field is the run's to report
