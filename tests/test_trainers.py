@@ -39,7 +39,6 @@ def test_spectral_applies_the_mesh_operators_exactly(E, p):
     mesh = trainer.mesh
     c = trainer.c.double()
     trainer.c, trainer.D = c, torch.as_tensor(mesh.local_derivative)
-    trainer.obs_w = torch.as_tensor(mesh.locate(data.t)[1])
     x, dxdt = trainer.nodes()
     assert torch.allclose(x, torch.as_tensor(mesh.gather) @ c, atol=1e-12)
     assert torch.allclose(dxdt, torch.as_tensor(mesh.derivative) @ c, atol=1e-10)

@@ -90,14 +90,11 @@ class Spectral(Trainer):
         self.queue: list[torch.Tensor] = []
         self.D = self.tensor(mesh.local_derivative)  # (p+1, p+1)
         obs_nodes, obs_weights = mesh.locate(t)  # (obs, p+1) each
-        self.obs_element = torch.as_tensor(obs_nodes[:, 0] // mesh.p, device=self.device)  # (obs,)
-        self.obs_w = self.tensor(obs_weights)  # (obs, p+1)
-        self.y = self.tensor(data.train)  # (traj, obs, state)
         std, deriv_std = self.scales["std"], self.scales["deriv_std"]
         span = float(t[-1] - t[0])
         # data = sum of data_weight * (P c - y)^2, dyn = sum of residual_weight * (G c - f)^2: the means and
         # normalisations of the objective folded into one weight per state (and per node for dyn).
-        self.data_weight = self.tensor(1.0 / (std ** 2 * n_traj * n_obs * dim))  # (state,)
+        self.data_weight = self.blocks(1.0 / (std ** 2 * n_traj * n_obs * dim))  # (state,)
         self.residual_weight = self.tensor(mesh.quadrature[:p1, None] / (deriv_std ** 2 * n_traj * span * dim))
         # lam_s puts rho * dyn and data on the same scale per state once both are multiplied by std_s^2 * n_obs.
         ratio = n_obs * std ** 2 / (span * deriv_std ** 2)  # (state,)
@@ -107,6 +104,10 @@ class Spectral(Trainer):
         # same numbers as its matrix, or float32 rounding (1e-7) is all the accuracy the float64 solve can have.
         self.D64 = self.blocks(mesh.local_derivative)
         self.lam_w = self.blocks(mesh.quadrature[:p1, None] * cfg["rho"] * ratio)  # (p+1, state): lam_s W
+        # The data term as the quadratic form c'P'Pc - 2 c.P'y + y.y, from what the c-step holds anyway (P'P in
+        # element form, P'y): the observations themselves, and P c at every observation, are never held.
+        self.PtP = self.blocks(PtP)  # (E, p+1, p+1)
+        self.yty = self.blocks(np.square(data.train).sum(1))  # (traj, state)
         self.PtY = torch.zeros(self.shape, dtype=torch.float64, device=self.device)  # P'y, (traj, nodes, state)
         train = self.blocks(data.train)
         for j in range(p1):  # one local node at a time: no (traj, obs, p+1, state) temporary
@@ -193,18 +194,21 @@ class Spectral(Trainer):
         flat = x.reshape(-1, *x.shape[2:])  # (traj*E, p+1, state)
         return torch.cat([self.model(None, chunk) for chunk in flat.split(self.batch_size)]).view(x.shape)
 
-    def observed(self, trajectories: slice = slice(None)) -> torch.Tensor:
-        """x at the observation times, (traj, obs, state): P c as a weighted gather of p+1 nodes each."""
-        at = self.elements(self.c[trajectories])[:, self.obs_element]  # (traj, obs, p+1, state)
-        return (at * self.obs_w[:, :, None]).sum(2)
-
     def at_observations(self) -> torch.Tensor:
-        """x at the observation times, (traj, obs, state)."""
-        return self.observed()
+        """x at the observation times, (traj, obs, state): P c, p+1 nodes weighted per observation (for checks
+        and plots; training uses the data term's quadratic form)."""
+        nodes, weights = self.mesh.locate(self.data.t)
+        w = torch.as_tensor(weights, dtype=self.c.dtype, device=self.device)
+        return (self.c[:, torch.as_tensor(nodes, device=self.device)] * w[..., None]).sum(-2)
 
     def data_loss(self, trajectories: slice = slice(None)) -> torch.Tensor:
-        """The data term's part from `trajectories` (all: the data term)."""
-        return (self.data_weight * (self.observed(trajectories) - self.y[trajectories]) ** 2).sum()
+        """The data term's part from `trajectories` (all: the data term), float64: per trajectory and state
+        ||P c - y||^2 = c'P'Pc - 2 c.P'y + y.y, P'P applied element by element. Float64 keeps the cancellation
+        harmless: a fit good to 1e-6 of the data loses 1e-10 of its data term."""
+        c = self.c[trajectories].double()
+        x = self.elements(c)
+        quad = torch.einsum("teis,eij,tejs->ts", x, self.PtP, x)
+        return ((quad - 2 * (c * self.PtY[trajectories]).sum(1) + self.yty[trajectories]) * self.data_weight).sum()
 
     def _step(self) -> float:
         """One sweep of coordinate descent; returns J at the start of the sweep (dyn on the first theta batch)."""
@@ -240,7 +244,7 @@ class Spectral(Trainer):
         """Replace c by the c-step's minimiser, a chunk of trajectories at a time and in place (the normal equations
         do not couple trajectories), with f_theta given at every element node (traj, E, p+1, state) or evaluated from
         the current theta; returns the data term at the old c."""
-        data = torch.zeros((), device=self.device)
+        data = torch.zeros((), dtype=torch.float64, device=self.device)
         for k in self.chunks:
             data += self.data_loss(k)
             self.c[k] = self.coefficient_step(self.field(k) if f is None else f[k], k)
