@@ -61,7 +61,8 @@ def _seeds(size: Size, small: int, full: int) -> range:
 
 
 MINIBATCH = " (element mini-batches)"  # the horizon study's series of the candidate with elements_per_step set
-MINIBATCH_ELEMENTS = 128  # of 192 elements at 101 times and 4000 at 2001
+# The mini-batch the candidate's tuning grid tries (32 elements: of 192 at 101 times and 4000 at 2001).
+MINIBATCH_ELEMENTS = next(v for v in TRAINERS[candidate()].tuning_grid["elements_per_step"] if v != "all")
 
 
 def plan_horizon(size: Size) -> list[Job]:

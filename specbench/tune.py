@@ -1,7 +1,7 @@
 """`specbench tune`: one procedure, the same effort for every trainer, writes the settings presets read.
 
-For each system and trainer, every point of the trainer's own `tuning_grid` (six points each for the built-ins: the
-learning rate against one knob that matters for that family) is trained for the same budget on each of `seeds`
+For each system and trainer, every point of the trainer's own `tuning_grid` (six points for the built-in solvers:
+the learning rate against one knob that matters for that family; twelve for spectral) is trained for the same budget on each of `seeds`
 tuning seeds no report uses (100, 101, ...). The winner is the point that ended the budget at or below the
 system's target on the most seeds, then the one with the shortest median time to target (sustained; a seed that
 did not keep it counts as never), then the lowest median final common metric. One seed was the knife edge

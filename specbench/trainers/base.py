@@ -23,8 +23,9 @@ class Trainer:
     # one of its parts ("ablation"), or a method it is compared against ("baseline"). Verdict columns, colours,
     # tuning and the studies read it; no list of names elsewhere.
     role: ClassVar[str] = "baseline"
-    # The grid `specbench tune` searches for this trainer: setting -> values, searched as their product. Every
-    # built-in trainer gets the same effort: six points, learning rate against the one knob of its family.
+    # The grid `specbench tune` searches for this trainer: setting -> values, searched as their product. The
+    # built-in solvers get six points, the learning rate against the one knob of their family; spectral twelve
+    # (its grid says why).
     tuning_grid: ClassVar[dict[str, list]] = {}
     solves_ode: ClassVar[bool] = False
 

@@ -48,12 +48,12 @@ from specbench.trainers.base import Trainer
 class Spectral(Trainer):
     summary = "SNODE: Legendre spectral elements, weak-form residual, coordinate descent (no ODE solve)"
     role = "candidate"
-    # The learning rate against rho, the weight of the residual in the c-step: what most changes spectral's speed
-    # to target. elements_per_step stays out of the grid (six points for every trainer): a mini-batched iteration
-    # still evaluates f_theta at every node for the c-step, so it saves only the backward pass over the elements
-    # left out (a step of 100 elements cost 0.6-0.9x a full one on cubic-oscillator and Lotka-Volterra) while its
-    # gradient sees a fraction of the data; what mini-batches buy is memory that stops growing with the horizon.
-    tuning_grid = {"lr": [3e-3, 1e-2, 3e-2], "rho": [0.03, 0.3]}
+    # The learning rate against rho, the weight of the residual in the c-step (what most changes spectral's speed
+    # to target), and against elements_per_step, the counterpart of the solvers' segment_length: the data one theta
+    # step sees. 32 elements of 6 observation intervals each (at auto E) is about the 160-640 intervals a tuned
+    # solver's batch of 16 segments of 10-40 steps sees. Twelve points against the solvers' six: the candidate is
+    # given the more generous search, so a verdict against it is not one of too little tuning.
+    tuning_grid = {"lr": [3e-3, 1e-2, 3e-2], "rho": [0.03, 0.3], "elements_per_step": ["all", 32]}
     defaults = {
         "E": "auto",  # elements per trajectory; auto: about 0.75 global nodes per observation (see auto_elements)
         "p": 6,  # Legendre order per element
