@@ -277,12 +277,13 @@ def test_sweep_decides_which_field_the_coefficient_step_sees(sweep, passes, per_
                               c1, rtol=1e-6, atol=1e-7)
 
 
-def test_coefficient_sweep_in_chunks_of_trajectories_is_the_whole_c_step():
-    """With mini-batches the c-step runs a chunk of trajectories at a time; it is the same exact minimiser, and the
-    data term it returns is the one at the old c."""
+@pytest.mark.parametrize("per_step, chunks", [(1, 4), (2, 2)])
+def test_coefficient_sweep_in_chunks_of_trajectories_is_the_whole_c_step(per_step, chunks):
+    """With mini-batches the c-step runs a chunk of trajectories at a time (about 8 batches' elements, at least one
+    trajectory); it is the same exact minimiser, and the data term it returns is the one at the old c."""
     system, data = dataset("lotka-volterra", "sparse")  # 4 trajectories x 5 elements
-    trainer = Spectral(system, data, {"E": 5, "p": 4, "elements_per_step": 7})
-    assert len(trainer.chunks) == 4
+    trainer = Spectral(system, data, {"E": 5, "p": 4, "elements_per_step": per_step})
+    assert len(trainer.chunks) == chunks
     trainer.step()
     f, data_term = trainer.field(), trainer.data_loss()
     whole = trainer.coefficient_step(f).float()

@@ -67,6 +67,11 @@ class Spectral(Trainer):
         "elements_per_step": "all",  # elements (of all trajectories together) per theta step, or "all"
     }
     SWEEPS = ("jacobi", "gauss-seidel")
+    # An element costs the c-step about (p+1) x state x 10 float64 temporaries and the theta step (p+1) x width x 5
+    # float32 activations, some 8x more: a chunk of 8 batches' elements holds about what one theta step does. A chunk
+    # of one batch's elements made a mini-batched iteration on Lotka-Volterra (dense) cost 2x a full one (16 chunks
+    # of one trajectory, a solve and a network call each); with 8, 2 chunks.
+    C_STEP_BATCHES = 8
 
     def __init__(self, system, data, config=None, seed=0, device="cpu"):
         super().__init__(system, data, config, seed, device)
@@ -84,8 +89,9 @@ class Spectral(Trainer):
         self.n_elements = n_traj * mesh.E  # numbered b*E + e
         self.batch_size = elements_per_step(cfg["elements_per_step"], self.n_elements)  # None: every element
         self.n_batches = 1 if self.batch_size is None else -(-self.n_elements // self.batch_size)
-        # The c-step's chunks of trajectories: all at once, or about a mini-batch's elements each (at least one).
-        per_chunk = n_traj if self.batch_size is None else max(1, self.batch_size // mesh.E)
+        # The c-step's chunks of trajectories: all at once, or about C_STEP_BATCHES mini-batches' elements each (at
+        # least one trajectory).
+        per_chunk = n_traj if self.batch_size is None else max(1, self.C_STEP_BATCHES * self.batch_size // mesh.E)
         self.chunks = [slice(i, min(i + per_chunk, n_traj)) for i in range(0, n_traj, per_chunk)]
         self.queue: list[torch.Tensor] = []
         self.D = self.tensor(mesh.local_derivative)  # (p+1, p+1)
