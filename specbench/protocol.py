@@ -7,7 +7,7 @@ the end of the budget (the first crossing is recorded beside it), so the model t
 test error decides C2, the model at the end of the budget.
 Peak memory (specbench.machine) is the growth over the process's state after setup (peak RSS on CPU, the
 allocator's peak on CUDA), so `run_job` is meant to run in a fresh process (see `specbench.executors`); what the trainer's setup itself keeps is
-`setup_memory_bytes`. Both are measured after a warm-up of the run's own trainer (two steps, then dropped), so
+`setup_memory_bytes`. Both are measured after a warm-up of the run's own trainer (one step, then dropped), so
 that one-off allocations of its code path do not enter them.
 """
 from __future__ import annotations
@@ -139,7 +139,7 @@ def _train(job: Job, evaluate, cache_dir) -> dict:
 
 
 def warm_up(job: Job, system, data, evaluate) -> None:
-    """Build the run's own trainer on its own data, take two steps, evaluate once on a sliver, then drop it: the
+    """Build the run's own trainer on its own data, take one step, evaluate once on a sliver, then drop it: the
     one-off allocations of the run's code path at the run's shapes (kernels, thread pools, the autograd engine,
     MKL's work space for each matrix shape, solver buffers) happen here, so the memory measured after it is what
     the method holds and works in. Everything the trainer held is freed with it and, on CPU, handed back to the OS
@@ -155,8 +155,7 @@ def warm_up(job: Job, system, data, evaluate) -> None:
     trainer = None
     try:
         trainer = get_trainer(job.trainer)(system, data, job.config, job.seed, job.device)
-        trainer.step()
-        trainer.step()
+        trainer.step()  # one: a whole-trajectory adjoint step at 2001 times takes 46 s, and the run's own is next
         with time_limit(2.0):  # the sliver's rollout takes milliseconds; a stiff field is the run's to report
             evaluate(trainer.model, sliver)
     except Exception:  # best effort: a warm-up that fails only leaves a constant in the measurement

@@ -131,3 +131,34 @@ def test_evaluation_memory_is_not_training_memory():
 
     record = run_job(job(budget_s=0.3), evaluate=hungry)
     assert record["peak_memory_bytes"] < 50 * 2 ** 20
+
+
+def test_memory_an_evaluation_keeps_is_not_training_memory():
+    """What an evaluation allocates and keeps (a first-use buffer: MKL's work space for a rollout's shapes) moves the
+    baseline; before, the peak was reset after the evaluation but the baseline stayed, so it counted as training's."""
+    import numpy as np
+
+    calls, kept = [], []
+
+    def keeper(model, data):
+        calls.append(1)
+        if len(calls) == 2:  # the run's first evaluation (the first call is the warm-up's)
+            kept.append(np.ones(12_500_000))  # 100 MB, written and held to the end of the run
+        return 1.0
+
+    record = run_job(job(budget_s=0.3), evaluate=keeper)
+    assert kept and record["peak_memory_bytes"] < 50 * 2 ** 20
+
+
+def test_memory_training_keeps_is_counted():
+    """The other side of the same line: memory the training steps allocate and keep is the run's."""
+    import numpy as np
+
+    from specbench.machine import PeakMemory
+
+    memory = PeakMemory(cuda=False)
+    memory.start()
+    memory.pause()
+    memory.resume()
+    held = np.ones(12_500_000)  # 100 MB, as a training step that keeps it
+    assert memory.peak() > 90 * 2 ** 20 and held[0] == 1.0
