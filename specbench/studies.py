@@ -7,8 +7,9 @@ other. Each study has a default size that runs in well under 15 minutes on a 2-c
 
 - `horizon`: Lotka-Volterra trajectories from 101 to 2001 observation times (5001 in full) at the same sampling
   interval, every trainer, three seeds: per-step time, network evaluations per step (the sequential depth of an
-  iteration) and peak memory. The solver baselines run twice: with their tuned segments, and on whole trajectories (one batch of
-  every trajectory from its first state), which is what the paper's memory argument is about.
+  iteration) and peak memory. The solver baselines run twice: with their tuned segments, and on whole
+  trajectories (one batch of every trajectory from its first state), which is what the paper's memory argument
+  is about.
 - `state-size`: `network` with N = 4 to 128 oscillators (256 in full), every trainer, tuned settings.
 - `order`: the oscillator's dense data, spectral trainer: p from 1 to 20 at E = 4 (noiseless and 1% noise), E from
   1 to 16 at p = 6; each record carries `representation_error` of the least-squares fit (C5).

@@ -1,15 +1,14 @@
-"""`specbench tune`: one procedure, the same effort for every trainer, writes the settings presets read.
+"""`specbench tune`: one procedure for every trainer, writes the settings presets read.
 
 For each system and trainer, every point of the trainer's own `tuning_grid` (six points for the built-in solvers:
-the learning rate against one knob that matters for that family; twelve for spectral) is trained for the same budget on each of `seeds`
-tuning seeds no report uses (100, 101, ...). The winner is the point that ended the budget at or below the
-system's target on the most seeds, then the one with the shortest median time to target (sustained; a seed that
-did not keep it counts as never), then the lowest median final common metric. One seed was the knife edge
+the learning rate against one knob that matters for that family; twelve for spectral) is trained for the same budget
+on each of `seeds` tuning seeds no report uses (100, 101, ...). The winner is the point that ended the budget at or
+below the system's target on the most seeds, then the one with the shortest median time to target (sustained; a seed
+that did not keep it counts as never), then the lowest median final common metric. One seed was the knife edge
 DESIGN.md warns about: on cubic-oscillator a learning rate chosen on seed 100 alone held the target on seeds 0-2
-later than the one it displaced (results/spectral-change). The winners go to
-the tuned-settings file (`--settings`, default `tuned.toml` in the tuning directory; the package's own file only
-when named), each entry with the score that won, its budget and date, and every tuning record stays in the tuning
-directory as evidence.
+later than the one it displaced (results/spectral-change). The winners go to the tuned-settings file (`--settings`,
+default `tuned.toml` in the tuning directory; the package's own file only when named), each entry with the score
+that won, its budget and date, and every tuning record stays in the tuning directory as evidence.
 """
 from __future__ import annotations
 

@@ -68,6 +68,21 @@ def test_spectral_residual_vanishes_on_the_true_solution_with_the_true_field():
     assert at_truth < 1e-9 and at_truth < 1e-4 * trainer.theta_loss()[0].item()
 
 
+@pytest.mark.parametrize("name, cfg", [("lotka-volterra", {"E": 9, "p": 5}), ("oscillator", {"elements_per_step": 16})])
+def test_data_term_equals_the_mean_squared_error_at_the_observations(name, cfg):
+    """data_loss is the quadratic form c'P'Pc - 2 c.P'y + y.y (float64, from P'P and P'y): equal to the mean of
+    ((P c - y) / std)^2 written from the mesh's dense P and the observations, per chunk of trajectories and in all."""
+    system, data = dataset(name)
+    trainer = Spectral(system, data, cfg)
+    for _ in range(3):
+        trainer.step()  # a c that no longer fits the data
+    P, y, std = (torch.as_tensor(a) for a in (trainer.mesh.interpolation(data.t), data.train, trainer.scales["std"]))
+    direct = (((P @ trainer.c.double() - y) / std) ** 2).mean()
+    assert torch.allclose(trainer.data_loss(), direct, rtol=1e-9)
+    assert torch.allclose(sum(trainer.data_loss(k) for k in trainer.chunks), direct, rtol=1e-9)
+    assert torch.allclose(trainer.at_observations().double(), P @ trainer.c.double(), atol=1e-6)
+
+
 def test_initial_fit_reproduces_noiseless_data():
     system, data = dataset("oscillator")
     trainer = Spectral(system, data, {})
