@@ -5,8 +5,8 @@ tuned before and after the change, from the records under results/spectral-chang
 
 Each arm is one `specbench run --preset results/spectral-change/ARM.toml --out results/spectral-change/ARM
 --workers 2 --threads 1` (cubic-oscillator and Lotka-Volterra, dense, seeds 0-2, 20 s), one arm after another on an
-otherwise idle machine; `before` and `after` on the same package code (their commits differ only in results/),
-the three diagnostic arms at an earlier commit (the table names each). Times are the sustained times to the target (specbench.measures).
+otherwise idle machine; `before` and `after` at one commit, the three diagnostic arms at an earlier one (the table
+names each). Times are the sustained times to the target (specbench.measures).
 """
 from __future__ import annotations
 

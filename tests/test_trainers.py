@@ -68,6 +68,13 @@ def test_spectral_residual_vanishes_on_the_true_solution_with_the_true_field():
     assert at_truth < 1e-9 and at_truth < 1e-4 * trainer.theta_loss()[0].item()
 
 
+def dense_data_term(trainer: Spectral, c: torch.Tensor) -> torch.Tensor:
+    """The data term written from the mesh's dense P and the observations: the mean of ((P c - y) / std)^2."""
+    P, y, std = (torch.as_tensor(a) for a in (trainer.mesh.interpolation(trainer.data.t), trainer.data.train,
+                                              trainer.scales["std"]))
+    return (((P @ c - y) / std) ** 2).mean()
+
+
 @pytest.mark.parametrize("name, cfg", [("lotka-volterra", {"E": 9, "p": 5}), ("oscillator", {"elements_per_step": 16})])
 def test_data_term_equals_the_mean_squared_error_at_the_observations(name, cfg):
     """data_loss is the quadratic form c'P'Pc - 2 c.P'y + y.y (float64, from P'P and P'y): equal to the mean of
@@ -76,10 +83,10 @@ def test_data_term_equals_the_mean_squared_error_at_the_observations(name, cfg):
     trainer = Spectral(system, data, cfg)
     for _ in range(3):
         trainer.step()  # a c that no longer fits the data
-    P, y, std = (torch.as_tensor(a) for a in (trainer.mesh.interpolation(data.t), data.train, trainer.scales["std"]))
-    direct = (((P @ trainer.c.double() - y) / std) ** 2).mean()
+    direct = dense_data_term(trainer, trainer.c.double())
     assert torch.allclose(trainer.data_loss(), direct, rtol=1e-9)
     assert torch.allclose(sum(trainer.data_loss(k) for k in trainer.chunks), direct, rtol=1e-9)
+    P = torch.as_tensor(trainer.mesh.interpolation(data.t))
     assert torch.allclose(trainer.at_observations().double(), P @ trainer.c.double(), atol=1e-6)
 
 
@@ -198,12 +205,12 @@ def test_coefficient_step_zeroes_the_gradient_of_its_objective(name, params, cfg
     mesh, (traj, n_obs, dim) = trainer.mesh, data.train.shape
     f = trainer.field().double()  # (traj, E, p+1, state) at the current c, held fixed
     c_old = trainer.c.double()
-    P, G, w = (torch.as_tensor(a) for a in (mesh.interpolation(data.t), mesh.derivative, mesh.quadrature))
-    y, std, dstd = (torch.as_tensor(a) for a in (data.train, trainer.scales["std"], trainer.scales["deriv_std"]))
+    G, w = (torch.as_tensor(a) for a in (mesh.derivative, mesh.quadrature))
+    std, dstd = (torch.as_tensor(a) for a in (trainer.scales["std"], trainer.scales["deriv_std"]))
     span = data.t[-1] - data.t[0]
 
     def objective(c):
-        data_term = (((P @ c - y) / std) ** 2).mean()
+        data_term = dense_data_term(trainer, c)
         dyn = (w[:, None] * ((G @ c - f.flatten(1, 2)) / dstd) ** 2).sum() / (traj * span * dim)
         prox = (trainer.mu / (traj * n_obs * dim * std ** 2) * (c - c_old) ** 2).sum()
         return data_term + cfg["rho"] * dyn + prox
