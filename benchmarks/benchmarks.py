@@ -8,7 +8,7 @@ import math
 
 from specbench import bench, measures
 from specbench.evaluate import train_metric
-from specbench.trainers import candidate
+from specbench.plugins import candidate
 
 SYSTEMS = bench.systems()
 TRAINERS = bench.trainers()

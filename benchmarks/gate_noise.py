@@ -44,8 +44,8 @@ def sweeps(system: str, trainer: str, seeds: int, budget_s: float) -> tuple[list
     that rotates with the seed, so a slow spell of the machine falls on all three alike (as asv interleaves its
     rounds)."""
     from specbench.job import make_job
+    from specbench.plugins import get_trainer
     from specbench.protocol import run_job
-    from specbench.trainers import get_trainer
 
     rare = {"first": budget_s, "growth": 1.0, "max_interval": budget_s}
     out = ([], [], [])
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from specbench.gate import ALPHA, compare, points
-    from specbench.trainers import candidate
+    from specbench.plugins import candidate
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--system", default="network")

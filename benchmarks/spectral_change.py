@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 from specbench import measures
-from specbench.results import load_sweep
+from specbench.records import load_sweep
+from specbench.studies import vocabulary
 
 ROOT = Path(__file__).resolve().parent.parent / "results" / "spectral-change"
 ARMS = {  # arm -> (sweep, settings)
@@ -44,13 +45,13 @@ def markdown(root: Path = ROOT) -> str:
              "| system | arm | sweep | settings | lr | seed 0 | seed 1 | seed 2 | median | s / iteration (median) | commit |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for arm, (sweep, settings) in ARMS.items():
-        records, _ = load_sweep(root / arm)
-        for system in sorted({r["system"] for r in records}):
-            runs = sorted((r for r in records if r["system"] == system), key=lambda r: r["seed"])
+        records, _ = load_sweep(root / arm, vocabulary())
+        for system in sorted({r.system for r in records}):
+            runs = sorted((r for r in records if r.system == system), key=lambda r: r.seed)
             times = [measures.time_to_target(r) for r in runs]
             step = statistics.median(measures.time_per_iteration(r) for r in runs)
-            commits = ", ".join(sorted({r["env"]["git_commit"] for r in runs}))
-            lines.append(f"| {system} | {arm} | {sweep} | {settings} | {runs[0]['config']['lr']:g} | "
+            commits = ", ".join(sorted({r.env["git_commit"] for r in runs}))
+            lines.append(f"| {system} | {arm} | {sweep} | {settings} | {runs[0].config['lr']:g} | "
                          + " | ".join(fmt(t) for t in times) + f" | {median(times)} | {step:.4f} | {commits} |")
     return "\n".join(lines) + "\n"
 

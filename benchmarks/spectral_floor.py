@@ -20,10 +20,8 @@ import time
 
 import torch
 
-from specbench.data import make_dataset
-from specbench.presets import config_for, load_preset
-from specbench.systems import get_system
-from specbench.trainers import get_trainer
+from specbench.job import make_job
+from specbench.protocol import build
 
 SYSTEMS = ["cubic-oscillator", "lotka-volterra", "network"]
 
@@ -38,9 +36,7 @@ def floor_step(model, optimizer, x, target) -> None:
 def measure(system: str, steps: int, trainer_name: str = "spectral", settings: dict | None = None) -> dict:
     """Median seconds of a spectral step and of a floor step on `system` (dense data, tuned settings updated by
     `settings`)."""
-    sys_ = get_system(system)
-    config = {**config_for(load_preset("quick"), system, trainer_name), **(settings or {})}
-    trainer = get_trainer(trainer_name)(sys_, make_dataset(sys_, "dense", 0.0, 0), config, 0, "cpu")
+    trainer = build(make_job(system, trainer_name, "dense", 0, budget_s=0.0, config=settings))[2]()
     with torch.no_grad():
         x, dxdt = trainer.nodes()  # (traj, M, state): the theta step's inputs and targets
     x, dxdt = x.detach().clone(), dxdt.detach().clone()

@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import os
 
+import torch
+
+from specbench.defaults import default_threads
 from specbench.errors import UsageError
+from specbench.executors import run_in_subprocess
 from specbench.job import make_job
-from specbench.systems import SYSTEMS
-from specbench.trainers import TRAINERS
+from specbench.plugins import SYSTEMS, TRAINERS
+from specbench.records import Record
+from specbench.runner import SETUP_ALLOWANCE_S
 from specbench.trainers.base import Trainer
+from specbench.work import build_trainer, work
 
 
 def _names(var: str, valid) -> list[str]:
@@ -26,23 +32,18 @@ def _names(var: str, valid) -> list[str]:
 
 
 def systems() -> list[str]:
-    return _names("SPECBENCH_ASV_SYSTEMS", SYSTEMS)
+    return _names("SPECBENCH_ASV_SYSTEMS", SYSTEMS.names())
 
 
 def trainers() -> list[str]:
-    return _names("SPECBENCH_ASV_TRAINERS", TRAINERS)
+    return _names("SPECBENCH_ASV_TRAINERS", TRAINERS.names())
 
 
-def threads() -> int:
-    return int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+threads = default_threads
 
 
 def make_trainer(system: str, trainer: str, seed: int = 0, device: str = "cpu") -> Trainer:
     """A trainer built as `specbench run --preset quick` builds it (tuned settings, dense data)."""
-    import torch
-
-    from specbench.work import build_trainer
-
     torch.set_num_threads(threads())
     return build_trainer(make_job(system, trainer, "dense", seed, budget_s=1.0, device=device,
                                   threads=threads()))[0]
@@ -51,17 +52,12 @@ def make_trainer(system: str, trainer: str, seed: int = 0, device: str = "cpu") 
 def work_runs() -> dict[tuple[str, str], dict]:
     """The work measures (`specbench.work`: iteration-budgeted, one thread, deterministic) per (system, trainer)
     in the parameter lists: the outcome tracks."""
-    from specbench.work import work
-
     return {(s, t): work(s, t) for s in systems() for t in trainers()}
 
 
-def memory_runs(budget_s: float | None = None) -> dict[tuple[str, str], dict]:
+def memory_runs(budget_s: float | None = None) -> dict[tuple[str, str], Record]:
     """One protocol run per (system, trainer), each in a fresh process as `specbench run` makes it, so its
     memory is its own: the records behind the memory tracks (`specbench.measures.peak_memory`)."""
-    from specbench.executors import run_in_subprocess
-    from specbench.runner import SETUP_ALLOWANCE_S
-
     budget_s = float(budget_s or os.environ.get("SPECBENCH_ASV_BUDGET", 1.0))
     return {(s, t): run_in_subprocess(make_job(s, t, "dense", 0, budget_s=budget_s, threads=threads()),
                                       budget_s + SETUP_ALLOWANCE_S)

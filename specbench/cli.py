@@ -1,14 +1,27 @@
-"""The `specbench` command. Bad input is one line on stderr and exit status 2, never a traceback."""
+"""The `specbench` command. Bad input is one line on stderr and exit status 2, never a traceback.
+
+The commands that train (run, study, tune, work, data) import their modules when they run: those load torch, which
+the commands that only read records (report, gate, list's names) never need.
+"""
 from __future__ import annotations
 
 import argparse
 import math
 import signal
-import threading
 import sys
+import threading
 from pathlib import Path
 
+from specbench import workfile
+from specbench.defaults import GATE_FACTOR, MAX_BUDGET_S, MAX_SEEDS, MAX_THREADS, cores
 from specbench.errors import UsageError
+from specbench.gate import gate, report_work
+from specbench.io import ensure_dir, write_json_atomic
+from specbench.plugins import SYSTEMS, TRAINERS, get_system, use_plugins
+from specbench.presets import PRESETS, load_preset
+from specbench.records import REGIMES
+from specbench.report.document import readme_block, update_readme, write_report
+from specbench.studies import STUDIES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -19,18 +32,13 @@ class _Parser(argparse.ArgumentParser):
 def _names(kind: str, valid) -> callable:
     """An argparse type for a comma-separated list of names from `valid`."""
     def parse(text: str) -> list[str]:
-        names = [n.strip() for n in text.split(",") if n.strip()]
+        names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))  # a name once, however given
         bad = [n for n in names if n not in valid]
         if bad or not names:
             raise UsageError(f"unknown {kind} {', '.join(map(repr, bad)) or repr(text)}; "
                              f"valid {kind}: {', '.join(valid)}")
         return names
     return parse
-
-
-MAX_BUDGET_S = 7 * 24 * 3600.0  # a week of training per run: beyond it a number is a typo, not a budget
-MAX_SEEDS = 10_000
-MAX_THREADS = 1024
 
 
 def _positive(kind: type, what: str, most: float | None = None, zero: bool = False) -> callable:
@@ -53,12 +61,17 @@ def _positive(kind: type, what: str, most: float | None = None, zero: bool = Fal
 
 def _plugins(argv: list[str]) -> None:
     """Load every `--plugin X` (or `--plugin=X`) before the parser is built, so plugin names are valid choices."""
-    from specbench.registry import use_plugins
-
     specs = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--plugin"] + \
         [a.split("=", 1)[1] for a in argv if a.startswith("--plugin=")]
     if specs:
         use_plugins(specs)
+
+
+def _path(text: str) -> Path:
+    """An argparse type for a path: an empty one would silently mean the working directory."""
+    if not text.strip():
+        raise UsageError("an empty path is not a place to write to; give a file or directory name")
+    return Path(text)
 
 
 def _one(kind: str, valid, plural: str = "") -> callable:
@@ -83,10 +96,6 @@ def _executor_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from specbench.studies import STUDIES
-    from specbench.systems import SYSTEMS
-    from specbench.trainers import TRAINERS
-
     p = _Parser(prog="specbench", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     plugin = argparse.ArgumentParser(add_help=False)
@@ -97,10 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("data", help="write a dataset as .npz", parents=[plugin])
     d.add_argument("system", type=_one("system", SYSTEMS))
-    d.add_argument("--regime", choices=["dense", "sparse"], default="dense")
+    d.add_argument("--regime", choices=REGIMES, default=REGIMES[0])
     d.add_argument("--noise", type=_positive(float, "--noise", most=10.0, zero=True), default=0.0)
     d.add_argument("--seed", type=_positive(int, "--seed", most=2 ** 32 - 1, zero=True), default=0)
-    d.add_argument("--out", type=Path, required=True)
+    d.add_argument("--out", type=_path, required=True)
 
     r = sub.add_parser("run", help="run a sweep of training runs and write its records and report", parents=[plugin])
     r.add_argument("--preset", default="quick", help="a preset's name (see `specbench list`) or a TOML file")
@@ -108,27 +117,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the common-metric target for every system (default: each system's own, or the preset's)")
     r.add_argument("--systems", type=_names("systems", SYSTEMS))
     r.add_argument("--trainers", type=_names("trainers", TRAINERS))
-    r.add_argument("--regimes", type=_names("regimes", ["dense", "sparse"]))
+    r.add_argument("--regimes", type=_names("regimes", REGIMES))
     r.add_argument("--seeds", type=_positive(int, "--seeds", most=MAX_SEEDS), help="number of seeds (0..N-1)")
     r.add_argument("--budget", type=_positive(float, "--budget", most=MAX_BUDGET_S), help="training seconds per run")
-    r.add_argument("--out", type=Path, default=Path("runs/latest"))
+    r.add_argument("--out", type=_path, default=Path("runs/latest"))
     r.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     r.add_argument("--threads", type=_positive(int, "--threads", most=MAX_THREADS))
     r.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     _executor_options(r)
 
     rp = sub.add_parser("report", help="markdown + HTML + figures from a directory of run records", parents=[plugin])
-    rp.add_argument("dir", type=Path)
-    rp.add_argument("--out", type=Path)
+    rp.add_argument("dir", type=_path)
+    rp.add_argument("--out", type=_path)
     rp.add_argument("--studies", type=Path, action="append", default=[],
                     help="a study's directory, or a directory of them, whose records join the report (repeatable)")
     rp.add_argument("--readme", type=Path, help="also write the verdict table into this file's verdict block")
 
     g = sub.add_parser("gate", help="exit 1 when CANDIDATE regressed against BASELINE beyond --factor and the "
                        "noise (two sweep directories), or differs at all (two work files)")
-    g.add_argument("baseline", type=Path)
-    g.add_argument("candidate", type=Path)
-    g.add_argument("--factor", type=_positive(float, "--factor"), default=1.25)
+    g.add_argument("baseline", type=_path)
+    g.add_argument("candidate", type=_path)
+    g.add_argument("--factor", type=_positive(float, "--factor"), default=GATE_FACTOR)
     g.add_argument("--alpha", type=_positive(float, "--alpha"),
                    help="significance level of the rank test over seeds (default: specbench.gate.ALPHA)")
 
@@ -136,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "trainer: --out writes them, --check compares them exactly with a reference", parents=[plugin])
     w.add_argument("--systems", type=_names("systems", SYSTEMS))
     w.add_argument("--trainers", type=_names("trainers", TRAINERS))
-    w.add_argument("--out", type=Path, help="write the work values here (e.g. results/work/reference.json)")
+    w.add_argument("--out", type=_path, help="write the work values here (e.g. results/work/reference.json)")
     w.add_argument("--check", type=Path, metavar="REFERENCE",
                    help="rerun with REFERENCE's settings; exit 1 naming system, trainer and measure on a mismatch")
 
@@ -145,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("name", type=_one("study", STUDIES, "studies"))
     st.add_argument("--full", action="store_true", help="the bigger size: more values, seeds and budget")
     st.add_argument("--seeds", type=_positive(int, "--seeds", most=MAX_SEEDS), help="number of seeds (0..N-1)")
-    st.add_argument("--out", type=Path, help="default: runs/study-NAME")
+    st.add_argument("--out", type=_path, help="default: runs/study-NAME")
     st.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     st.add_argument("--threads", type=_positive(int, "--threads", most=MAX_THREADS))
     st.add_argument("--no-report", action="store_true", help="do not write the report at the end")
@@ -153,14 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("tune", help="choose each trainer's settings per system from its tuning grid",
                        parents=[plugin])
-    t.add_argument("--systems", type=_names("systems", SYSTEMS), default=list(SYSTEMS))
-    t.add_argument("--trainers", type=_names("trainers", TRAINERS), default=list(TRAINERS))
+    t.add_argument("--systems", type=_names("systems", SYSTEMS), default=SYSTEMS.names())
+    t.add_argument("--trainers", type=_names("trainers", TRAINERS), default=TRAINERS.names())
     t.add_argument("--budget", type=_positive(float, "--budget", most=MAX_BUDGET_S), default=10.0,
                    help="training seconds per point")
     t.add_argument("--seeds", type=_positive(int, "--seeds", most=100), default=3,
                    help="tuning seeds per point (100, 101, ...); the winner is judged on their median")
-    t.add_argument("--out", type=Path, default=Path("runs/tuning"), help="where the tuning records go")
-    t.add_argument("--settings", type=Path, help="the tuned-settings file to update (default: OUT/tuned.toml; "
+    t.add_argument("--out", type=_path, default=Path("runs/tuning"), help="where the tuning records go")
+    t.add_argument("--settings", type=_path, help="the tuned-settings file to update (default: OUT/tuned.toml; "
                    "a preset reads it with tuned = \"PATH\")")
     t.add_argument("--threads", type=_positive(int, "--threads", most=MAX_THREADS))
     _executor_options(t)
@@ -173,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _plugins(argv)
         args = build_parser().parse_args(argv)
+        _warn_threads(getattr(args, "threads", None))
         return COMMANDS[args.command](args) or 0
     except UsageError as exc:
         print(f"specbench: error: {exc}", file=sys.stderr)
@@ -186,6 +196,14 @@ def main(argv: list[str] | None = None) -> int:
         where = f" {exc.filename}" if exc.filename else ""
         print(f"specbench: error: cannot write{where}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+
+
+def _warn_threads(threads: int | None) -> None:
+    """More threads per run than this machine has cores is allowed (a run may go elsewhere), but said: each run's
+    steps then time-share the cores, and its times are not what the machine can do."""
+    if threads and threads > cores():
+        print(f"specbench: warning: --threads {threads} is more than this machine's {cores()} cores; each run's "
+              "threads will time-share them (fine for a remote --scheduler, slow and noisy here)", file=sys.stderr)
 
 
 class Terminated(KeyboardInterrupt):
@@ -207,10 +225,6 @@ def _handle_signals() -> None:
 
 
 def cmd_list(args) -> int:
-    from specbench.presets import PRESETS, load_preset
-    from specbench.systems import SYSTEMS, get_system
-    from specbench.trainers import TRAINERS
-
     print("systems:")
     for name in SYSTEMS:
         s = get_system(name)
@@ -221,8 +235,6 @@ def cmd_list(args) -> int:
     print("presets:")
     for name in sorted(PRESETS):
         print(f"  {name:18s} {load_preset(name).description}")
-    from specbench.studies import STUDIES
-
     print("studies:")
     for name, study in STUDIES.items():
         print(f"  {name:18s} {study.description}")
@@ -230,8 +242,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_data(args) -> int:
-    from specbench.data import make_dataset, save
-    from specbench.systems import get_system
+    from specbench.data import make_dataset, save  # numpy and scipy's solvers: not for the readers' commands
 
     data = make_dataset(get_system(args.system), args.regime, args.noise, args.seed)
     try:
@@ -243,41 +254,45 @@ def cmd_data(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from specbench.runner import run_from_args
+    from specbench import runner  # loads torch: only the commands that train import it
 
-    return run_from_args(args)
+    return _report_unless(args.no_report, runner.run_from_args(args))
 
 
 def cmd_study(args) -> int:
-    from specbench.runner import run_study
+    from specbench import runner  # loads torch: only the commands that train import it
 
-    return run_study(args)
+    return _report_unless(args.no_report, runner.run_study(args))
+
+
+def _report_unless(no_report: bool, out: Path) -> int:
+    """The report of a sweep's records, which end up in `out`."""
+    if not no_report:
+        md, page = write_report(out, out)
+        print(f"specbench: report {md} and {page}", file=sys.stderr)
+    return 0
 
 
 def cmd_tune(args) -> int:
-    from specbench.executors import make_executor
-    from specbench.tune import tune, write_tuned
+    from specbench import executors, tune  # load torch: only the commands that train import them
 
     settings = args.settings or args.out / "tuned.toml"
     try:  # find out now, not after all the training, that the settings cannot be written
-        settings.parent.mkdir(parents=True, exist_ok=True)
+        ensure_dir(settings.parent)
         with open(settings, "a"):
             pass
     except OSError as exc:
         raise UsageError(f"cannot write the tuned settings to {settings}: {exc.strerror}") from None
-    with make_executor(args.workers, args.scheduler) as executor:
-        tuned = tune(args.systems, args.trainers, args.budget, args.out, args.threads, settings, executor,
-                     args.replace, args.seeds)
-    write_tuned(tuned, settings)
+    tune.read_settings(settings)  # and that what is there is TOML
+    with executors.make_executor(args.workers, args.scheduler) as executor:
+        tuned = tune.tune(args.systems, args.trainers, args.budget, args.out, args.threads, settings, executor,
+                          args.replace, args.seeds)
+    tune.write_tuned(tuned, settings)
     print(f"wrote {settings}", file=sys.stderr)
     return 0
 
 
 def cmd_report(args) -> int:
-    from specbench.report import write_report
-
-    from specbench.report import readme_block, update_readme
-
     md, page = write_report(args.dir, args.out, studies=args.studies)
     print(f"wrote {md} and {page}")
     if args.readme:
@@ -287,21 +302,15 @@ def cmd_report(args) -> int:
 
 
 def cmd_gate(args) -> int:
-    from specbench.gate import gate
-
     return gate(args.baseline, args.candidate, args.factor, *([args.alpha] if args.alpha else []))
 
 
 def cmd_work(args) -> int:
-    from specbench.gate import compare_work, read_work, report_work
-    from specbench.results import write_atomic
-    from specbench.systems import SYSTEMS
-    from specbench.trainers import TRAINERS
-    from specbench.work import Settings, settings_of, work_table
+    from specbench.work import work_table  # loads torch: only the commands that train import it
 
     if not (args.out or args.check):
         raise UsageError("work needs --out FILE, --check REFERENCE or both")
-    reference = read_work(args.check) if args.check else None
+    reference = workfile.read(args.check) if args.check else None
     if reference is None or args.systems or args.trainers:
         pairs = [(s, t) for s in args.systems or SYSTEMS for t in args.trainers or TRAINERS]
     else:  # the reference's pairs; a registered one it lacks is said, and the test of the reference covers them
@@ -309,17 +318,21 @@ def cmd_work(args) -> int:
         lacking = [f"{s} / {t}" for s in SYSTEMS for t in TRAINERS if (s, t) not in pairs]
         if lacking:
             print(f"specbench: note: not in {args.check}: {', '.join(lacking)}", file=sys.stderr)
-    settings = settings_of(reference) if reference else Settings()
+    settings = workfile.settings_of(reference) if reference else workfile.Settings()
     table = work_table(pairs, settings, log=lambda line: print(line, file=sys.stderr))
     if args.out:
         try:
-            write_atomic(args.out, table)
+            write_json_atomic(args.out, table)
         except OSError as exc:
             raise UsageError(f"cannot write {args.out}: {exc.strerror}") from None
         print(f"wrote {args.out}", file=sys.stderr)
     if reference is None:
         return 0
-    return report_work(*compare_work(reference, table, pairs))
+    if not workfile.same_cpu(reference, table):
+        print(f"specbench: note: {args.check} was made on {reference.get('env', {}).get('cpu')!r}, this machine is "
+              f"{table['env'].get('cpu')!r}: network evaluations of adaptive solvers and the metric are compared "
+              f"within {workfile.CROSS_CPU_RTOL:g} (round-off), everything else exactly", file=sys.stderr)
+    return report_work(*workfile.compare(reference, table, pairs))
 
 
 COMMANDS = {"list": cmd_list, "data": cmd_data, "run": cmd_run, "study": cmd_study, "tune": cmd_tune,

@@ -7,6 +7,7 @@ is regenerated, never trusted.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from specbench.errors import UsageError
+from specbench.io import write_bytes_atomic
 from specbench.systems import System
 
 DATA_VERSION = 1  # bump when the way data is generated changes, so old cache files are not used
@@ -86,7 +88,8 @@ def generate(system: System, regime: str = "dense", noise: float = 0.0, seed: in
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("SPECBENCH_CACHE", Path.home() / ".cache" / "specbench"))
+    """SPECBENCH_CACHE, or ~/.cache/specbench where it is unset or empty (empty is not the working directory)."""
+    return Path(os.environ.get("SPECBENCH_CACHE") or Path.home() / ".cache" / "specbench")
 
 
 def make_dataset(system: System, regime: str = "dense", noise: float = 0.0, seed: int = 0,
@@ -111,7 +114,19 @@ def make_dataset(system: System, regime: str = "dense", noise: float = 0.0, seed
     return data
 
 
+def digest(arrays: dict[str, np.ndarray]) -> str:
+    """A hash of the arrays' values, shapes and dtypes: a cache file whose values were changed after it was
+    written (a bad copy, a bit flip, an edit) no longer matches it."""
+    h = hashlib.sha256()
+    for name in ARRAYS:
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}{a.shape}{a.dtype.str}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def _load_cached(path: Path, system, regime, noise, seed) -> Dataset | None:
+    """The cached dataset at `path` if it is the one asked for and whole; None (regenerate) otherwise."""
     if not path.exists():
         return None
     try:
@@ -119,7 +134,9 @@ def _load_cached(path: Path, system, regime, noise, seed) -> Dataset | None:
             if str(f["key"]) != dataset_key(system, regime, noise, seed):
                 return None
             arrays = {name: f[name] for name in ARRAYS}
-    except Exception:  # truncated, not a zip, missing arrays: regenerate
+            if str(f["digest"]) != digest(arrays):
+                return None
+    except Exception:  # truncated, not a zip, missing arrays or digest (an older file): regenerate
         return None
     spec = system.regimes[regime]
     expected = {"train": (spec.n_train, spec.n_times, system.dim), "test": (spec.n_test, None, system.dim)}
@@ -134,12 +151,9 @@ def _load_cached(path: Path, system, regime, noise, seed) -> Dataset | None:
 
 def save(data: Dataset, path: Path | str) -> None:
     """Write the dataset as .npz (arrays, system parameters as scalars, the key), atomically."""
-    import io
-
-    from specbench.results import write_bytes_atomic
-
     scalars = {f"param_{k}": np.asarray(v) for k, v in data.system.params.items()}
     buf = io.BytesIO()
-    np.savez(buf, key=data.key, system=data.system.name, regime=data.regime, noise=data.noise,
-             seed=data.seed, **{name: getattr(data, name) for name in ARRAYS}, **scalars)
+    arrays = {name: getattr(data, name) for name in ARRAYS}
+    np.savez(buf, key=data.key, digest=digest(arrays), system=data.system.name, regime=data.regime,
+             noise=data.noise, seed=data.seed, **arrays, **scalars)
     write_bytes_atomic(path, buf.getvalue())

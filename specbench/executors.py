@@ -25,28 +25,29 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
+from specbench.defaults import cores, thread_environment
 from specbench.errors import UsageError
 from specbench.job import Job
 from specbench.machine import environment
-from specbench.results import CorruptRecord, load, new_record
+from specbench.plugins import TRAINERS
+from specbench.records import CorruptRecord, Record, load, new_record
 
 Task = tuple[Job, float]  # a job and its timeout in seconds
-Deliver = Callable[[int, dict], None]  # called on the client with (index of the task, its record)
+Deliver = Callable[[int, Record], None]  # called on the client with (index of the task, its record)
 
 
-def failure_record(job: Job, status: str, error: str) -> dict:
+def failure_record(job: Job, status: str, error: str) -> Record:
     """The record of a run whose process failed or was killed before it could write its own."""
-    return new_record(job, status, environment(job.device, job.threads), error)
+    return new_record(job, TRAINERS[job.trainer].role, status, environment(job.device, job.threads), error)
 
 
 _RUNNING: dict[str, set[subprocess.Popen]] = {}  # sweep id -> the run processes this process has started for it
 
 
-def run_in_subprocess(job: Job, timeout_s: float, sweep: str = "") -> dict:
+def run_in_subprocess(job: Job, timeout_s: float, sweep: str = "") -> Record:
     """Run one job in a fresh Python process and return its record. The process writes the record to a temporary
     file beside it, never to --out; a crash or the timeout is a failure record instead."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(job.threads), "MKL_NUM_THREADS": str(job.threads),
-           "OPENBLAS_NUM_THREADS": str(job.threads), "SPECBENCH_PARENT_PID": str(os.getpid())}
+    env = {**os.environ, **thread_environment(job.threads), "SPECBENCH_PARENT_PID": str(os.getpid())}
     with tempfile.TemporaryDirectory(prefix="specbench-run-") as tmp:
         job_path, out = Path(tmp) / "job.json", Path(tmp) / "record.json"
         job_path.write_text(json.dumps(job.to_dict()))
@@ -94,7 +95,7 @@ class Local:
         return None
 
     def default_threads(self) -> int:
-        return os.cpu_count() or 1
+        return cores()
 
     def busy(self) -> int:
         return 1
@@ -149,11 +150,11 @@ class Dask:
         """The cores of a worker's machine shared among the worker threads there (at least 1)."""
         from distributed.comm import get_address_host
 
-        nthreads, cores = self.client.nthreads(), self.client.run(os.cpu_count)
+        nthreads, machine_cores = self.client.nthreads(), self.client.run(cores)
         per_host = Counter()
         for address, n in nthreads.items():
             per_host[get_address_host(address)] += n
-        shares = [(cores.get(a) or 1) // per_host[get_address_host(a)] for a in nthreads]
+        shares = [(machine_cores.get(a) or 1) // per_host[get_address_host(a)] for a in nthreads]
         return max(1, min(shares, default=1))
 
     def busy(self) -> int:
@@ -241,7 +242,7 @@ class Progress:
     """One line per finished run, in the order runs finish, with the count done, an ETA and the workers in use;
     on a terminal those lines scroll above a tqdm bar, elsewhere (CI logs, pipes) they are plain lines."""
 
-    def __init__(self, total: int, skipped: list[dict], stream=None):
+    def __init__(self, total: int, skipped: list[Record], stream=None):
         from tqdm import tqdm
 
         self.stream = stream or sys.stderr
@@ -269,15 +270,15 @@ class Progress:
             return "?"
         return tqdm.format_interval((time.perf_counter() - self.t0) / ran * (self.total - self.done))
 
-    def finished(self, record: dict, busy: int) -> None:
+    def finished(self, record: Record, busy: int) -> None:
         self.done += 1
         busy = min(busy, self.total - self.done)
-        ttt = record.get("time_to_target_s")
-        summary = f"{record['status']}, {record['iterations']} it, metric " \
-                  f"{record.get('final_train_loss') or float('nan'):.3g}, " \
+        ttt = record.time_to_target_s
+        summary = f"{record.status}, {record.iterations} it, metric " \
+                  f"{record.final_train_loss or float('nan'):.3g}, " \
                   f"to target {'%.2f s' % ttt if ttt is not None else 'not reached'}"
-        if record.get("error"):
-            summary += f" ({record['error']})"
+        if record.error:
+            summary += f" ({record.error})"
         self._line(f"[{self.done}/{self.total}] {_label(record)}: {summary}; ETA {self.eta()}, "
                    f"{busy} worker{'s' * (busy != 1)} in use")
         self.bar.set_postfix_str(f"{busy} workers in use", refresh=False)
@@ -287,7 +288,7 @@ class Progress:
         self.bar.close()
 
 
-def _label(record: dict) -> str:
-    study = record.get("study")
-    where = f"{study['name']} {study['variable']}={study['value']} / " if study else ""
-    return f"{where}{record['system']} / {record['trainer']} / {record['regime']} / seed {record['seed']}"
+def _label(record: Record) -> str:
+    study = record.study
+    where = f"{study.name} {study.variable}={study.value} / " if study else ""
+    return f"{where}{record.system} / {record.trainer} / {record.regime} / seed {record.seed}"

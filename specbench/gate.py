@@ -14,14 +14,19 @@ relative tolerance (`compare_work`); `specbench work --check` uses the same comp
 """
 from __future__ import annotations
 
-import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
-from specbench import measures
+from scipy.special import comb
+from scipy.stats import mannwhitneyu
+
+from specbench import measures, workfile
+from specbench.defaults import GATE_FACTOR
 from specbench.errors import UsageError
-from specbench.report.verdicts import fmt, group, median
-from specbench.results import load_sweep
+from specbench.records import Record, load_sweep
+from specbench.studies import vocabulary
+from specbench.verdicts import fmt, group, median
 
 MEASURES = {  # the same definitions the report uses (specbench.measures)
     "time to target": measures.time_to_target,
@@ -37,9 +42,6 @@ def decide(base: list, cand: list, factor: float, alpha: float = ALPHA) -> tuple
     verdict is "worse" or "better" when the ratio is beyond `factor` and a one-sided Mann-Whitney U test gives
     p < alpha, "noise" when the ratio is beyond it but the test is not, else "same". p is None when the samples
     are too few for the test ever to reach alpha: then the ratio alone decides."""
-    from scipy.special import comb
-    from scipy.stats import mannwhitneyu
-
     b = [math.inf if x is None else float(x) for x in base]
     c = [math.inf if x is None else float(x) for x in cand]
     b, c = [x for x in b if not math.isnan(x)], [x for x in c if not math.isnan(x)]
@@ -74,7 +76,7 @@ def compare(base: dict, cand: dict, factor: float, alpha: float = ALPHA,
             rows.append([name, "all", "-", "-", "-", "-", "MISSING"])
             regressions.append(f"{name}: no runs in the candidate")
             continue
-        lost = {r["seed"] for r in b_runs if r["status"] == "ok"} - {r["seed"] for r in c_runs if r["status"] == "ok"}
+        lost = {r.seed for r in b_runs if r.status == "ok"} - {r.seed for r in c_runs if r.status == "ok"}
         if lost:
             rows.append([name, "status", "ok", "not ok", "-", "-", "WORSE"])
             regressions.append(f"{name}: seeds {sorted(lost)} ok in the baseline, failed or missing in the candidate")
@@ -96,68 +98,23 @@ def compare(base: dict, cand: dict, factor: float, alpha: float = ALPHA,
     return rows, regressions
 
 
-def points(records: list[dict]) -> dict[tuple[str, str, str], list[dict]]:
+def points(records: list[Record]) -> dict[tuple[str, str, str], list[Record]]:
     """`group`, with each study point (study, swept value, series) kept apart in the regime: a study's runs at
     different values of its variable are not seeds of one run."""
     def labelled(r):
-        st = r.get("study")
-        return {**r, "regime": f"{r['regime']} [{st['name']} {st['variable']}={st['value']} {st['series']}]"} if st \
-            else r
+        st = r.study
+        return replace(r, regime=f"{r.regime} [{st.name} {st.variable}={st.value} {st.series}]") if st else r
     return group([labelled(r) for r in records])
 
 
-def compare_work(reference: dict, candidate: dict, pairs: list[tuple[str, str]] | None = None
-                 ) -> tuple[list[list[str]], list[str]]:
-    """Table rows and mismatches (one line each, naming system, trainer and measure) between two work files
-    (`specbench.work`), over `pairs` (default: every pair in either). Every value must be equal, the metric
-    within the reference's `metric_rtol`; a value better than the reference is a mismatch too, since a
-    reference left behind would let a later regression back to it through."""
-    from specbench.work import COMMAND, MEASURES as WORK
-
-    ref, now = reference["values"], candidate["values"]
-    rtol = float(reference.get("metric_rtol", 0.0))
-    if pairs is None:
-        pairs = sorted({(s, t) for v in (ref, now) for s in v for t in v[s]})
-    rows, mismatches = [], []
-    for s, t in pairs:
-        a, b = ref.get(s, {}).get(t), now.get(s, {}).get(t)
-        if a is None or b is None:
-            where = "the reference" if a is None else "the candidate"
-            rows.append([f"{s} / {t}", "all", "-", "-", "MISSING"])
-            mismatches.append(f"{s} / {t}: no work values in {where}")
-            continue
-        for key, measure in WORK.items():
-            x, y = a.get(key), b.get(key)
-            if x == y:
-                state = "same"
-            elif key == "metric_after_n" and x is not None and y is not None and math.isclose(x, y, rel_tol=rtol):
-                state = f"same (within {rtol:g})"
-            else:
-                state = "worse" if (math.inf if y is None else y) > (math.inf if x is None else x) else "better"
-                mismatches.append(f"{s} / {t}: {measure} {_work_value(x)} -> {_work_value(y)} ({state})")
-            rows.append([f"{s} / {t}", measure, _work_value(x), _work_value(y), state.upper()
-                         if state in ("worse", "better") else state])
-    if mismatches:
-        mismatches.append(f"if the change is intended, regenerate the reference: {COMMAND}")
-    return rows, mismatches
-
-
-def _work_value(x) -> str:
-    """Counts and bytes in full (they are compared exactly), other floats to 6 digits."""
-    if x is None:
-        return "none"
-    return str(int(x)) if float(x).is_integer() else f"{x:.6g}"
-
-
-def read_work(path: Path) -> dict:
-    """A work file (`specbench work --out`); anything else is a UsageError naming the file."""
-    try:
-        data = json.loads(Path(path).read_text())
-        if not isinstance(data.get("values"), dict) or not isinstance(data.get("settings"), dict):
-            raise ValueError("no 'values' and 'settings'")
-    except (OSError, ValueError, AttributeError) as exc:
-        raise UsageError(f"{path} is not a work file from `specbench work --out` ({exc})") from None
-    return data
+def sweep(directory: Path) -> list[Record]:
+    """A sweep's records, every one of them: a record the gate cannot read would leave its trainer ungated, so it
+    is a UsageError naming the file, not a warning."""
+    records, warnings = load_sweep(directory, vocabulary())
+    if warnings:
+        more = f" (and {len(warnings) - 1} more)" if len(warnings) > 1 else ""
+        raise UsageError(f"cannot gate on {directory}: {warnings[0]}{more}")
+    return records
 
 
 def print_table(head: list[str], rows: list[list[str]]) -> None:
@@ -178,18 +135,18 @@ def report_work(rows: list[list[str]], mismatches: list[str]) -> int:
     return 0
 
 
-def gate(baseline: Path, candidate: Path, factor: float = 1.25, alpha: float = ALPHA) -> int:
+def gate(baseline: Path, candidate: Path, factor: float = GATE_FACTOR, alpha: float = ALPHA) -> int:
     if not factor >= 1:
         raise UsageError(f"--factor must be >= 1, got {factor}")
     if not 0 < alpha < 1:
         raise UsageError(f"--alpha must be between 0 and 1, got {alpha}")
     if Path(baseline).is_file() and Path(candidate).is_file():
-        base, cand = read_work(baseline), read_work(candidate)
+        base, cand = workfile.read(baseline), workfile.read(candidate)
         if base["settings"] != cand["settings"]:
             raise UsageError(f"{baseline} and {candidate} were made with different settings: "
                              f"{base['settings']} and {cand['settings']}")
-        return report_work(*compare_work(base, cand))
-    rows, regressions = compare(points(load_sweep(baseline)[0]), points(load_sweep(candidate)[0]), factor, alpha)
+        return report_work(*workfile.compare(base, cand))
+    rows, regressions = compare(points(sweep(baseline)), points(sweep(candidate)), factor, alpha)
     print_table(["system / regime / trainer", "measure", "baseline", "candidate", "ratio", "p", "verdict"], rows)
     if regressions:
         print(f"\n{len(regressions)} regression(s) beyond {factor:g}x and the noise:")

@@ -7,22 +7,9 @@ import json
 import sys
 from dataclasses import asdict, dataclass, field
 
-from specbench.results import record_name
-
-TARGET_FACTORS = (3.0, 1.0, 1.0 / 3.0)  # times to 3x, 1x and 1/3x the system's target: no single knife edge
-
-
-@dataclass
-class Cadence:
-    """Evaluate at training times first, then each gap `growth` times the last, capped at `max_interval`."""
-
-    first: float = 0.05
-    growth: float = 1.3
-    max_interval: float = 2.0
-
-    def next_after(self, t: float, gap: float) -> tuple[float, float]:
-        gap = min(max(gap * self.growth, self.first), self.max_interval)
-        return t + gap, gap
+from specbench.plugins import SYSTEMS, env_plugins
+from specbench.presets import config_for, load_preset, tuned_settings
+from specbench.records import Study, record_name
 
 
 @dataclass
@@ -42,9 +29,13 @@ class Job:
     threads: int = 1
     cadence: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict)  # System.resized overrides of the regime: n_times, t_span, n_train
-    study: dict | None = None  # scaling studies: {"name", "variable", "value", "series"}, copied into the record
+    study: Study | None = None  # scaling studies: where the run sits in its study, copied into the record
     measure: list = field(default_factory=list)  # extra measurements: "representation_error"
     plugins: list = field(default_factory=list)  # plugin modules the worker loads first (specbench.registry)
+
+    def __post_init__(self):
+        if isinstance(self.study, dict):  # a job read back from JSON (specbench.worker)
+            self.study = Study(**self.study)
 
     @property
     def name(self) -> str:
@@ -60,10 +51,6 @@ class Job:
         return hashlib.sha256(json.dumps(decided, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def targets_for(target: float) -> dict[str, float]:
-    return {f"{target * k:.3g}": target * k for k in TARGET_FACTORS}
-
-
 def make_job(system: str, trainer: str, regime: str, seed: int, *, budget_s: float, preset=None,
              target: float | None = None, config: dict | None = None, device: str = "cpu", threads: int = 1,
              **kw) -> Job:
@@ -71,10 +58,6 @@ def make_job(system: str, trainer: str, regime: str, seed: int, *, budget_s: flo
     system's own. Its settings, later winning: the trainer's defaults (applied by the trainer), the tuned
     settings, the preset's [settings.SYSTEM.TRAINER], then `config`. Cadence, noise and system parameters come
     from the preset unless given. Plugins in use are carried, so a worker anywhere builds the same registry."""
-    from specbench.presets import config_for, load_preset
-    from specbench.registry import env_plugins
-    from specbench.systems import SYSTEMS
-
     preset = preset or load_preset("quick")
     if target is None:
         target = preset.targets.get(system, SYSTEMS.get_class(system).target)
@@ -89,8 +72,6 @@ def make_job(system: str, trainer: str, regime: str, seed: int, *, budget_s: flo
 def untuned(jobs: list[Job], preset=None) -> list[tuple[str, str]]:
     """(system, trainer) pairs among `jobs` that no tuning run chose settings for: they run on the trainer's
     defaults (and the preset's settings), which a sweep says at its start and the report marks."""
-    from specbench.presets import tuned_settings
-
     tuned = tuned_settings(preset)
     return sorted({(j.system, j.trainer) for j in jobs if j.trainer not in tuned.get(j.system, {})})
 

@@ -1,13 +1,21 @@
 """What the protocol reads off the machine: peak memory during training and the environment a record names."""
 from __future__ import annotations
 
+import ctypes
 import gc
-import os
 import platform
 import resource
 import subprocess
 from functools import lru_cache
 from pathlib import Path
+
+import numpy
+import psutil
+import torch
+import torchdiffeq
+import torchode
+
+from specbench.defaults import cores
 
 
 def _growth(now: int | None, before: int | None) -> int | None:
@@ -17,8 +25,6 @@ def _growth(now: int | None, before: int | None) -> int | None:
 @lru_cache(maxsize=1)
 def _malloc_trim():
     """glibc's malloc_trim, or None where the C library is not glibc (then the measure keeps the heap's slack)."""
-    import ctypes
-
     try:
         return ctypes.CDLL("libc.so.6").malloc_trim
     except (OSError, AttributeError):
@@ -46,12 +52,9 @@ class PeakMemory:
     def current(self) -> int | None:
         """Bytes in use now: the allocator's on CUDA, the resident set on CPU."""
         if self.cuda:
-            import torch
-
             return int(torch.cuda.memory_allocated())
         _trim_heap()
-        kb = _status_kb("VmRSS")
-        return None if kb is None else kb * 1024
+        return int(psutil.Process().memory_info().rss)
 
     def start(self):
         gc.collect()
@@ -62,8 +65,6 @@ class PeakMemory:
 
     def _reset(self) -> bool:
         if self.cuda:
-            import torch
-
             torch.cuda.reset_peak_memory_stats()
             return True
         try:  # Linux >= 4.0: writing 5 resets the peak RSS (VmHWM) to the current RSS
@@ -76,8 +77,6 @@ class PeakMemory:
         if self.base is None:
             return None
         if self.cuda:
-            import torch
-
             return max(0, int(torch.cuda.max_memory_allocated()) - self.base)
         hwm = _status_kb("VmHWM") if self.resettable else \
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux, peak since the process began
@@ -103,6 +102,7 @@ class PeakMemory:
 
 
 def _status_kb(field_name: str) -> int | None:
+    """A field of /proc/self/status in kB: the peak RSS since its reset (VmHWM), which psutil does not give."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith(field_name + ":"):
@@ -114,13 +114,8 @@ def _status_kb(field_name: str) -> int | None:
 
 def environment(device: str, threads: int) -> dict:
     """Versions, hardware and the git commit a record was made with."""
-    import numpy
-    import torch
-    import torchdiffeq
-    import torchode
-
     cpu = platform.processor() or platform.machine()
-    try:
+    try:  # the CPU's model name, which neither platform nor psutil gives
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
@@ -139,4 +134,4 @@ def environment(device: str, threads: int) -> dict:
     return {"python": platform.python_version(), "torch": torch.__version__, "torchdiffeq": torchdiffeq.__version__,
             "torchode": torchode.__version__,
             "numpy": numpy.__version__, "threads": threads, "device": device, "gpu": gpu, "cpu": cpu,
-            "cores": os.cpu_count(), "platform": platform.platform(), "git_commit": commit}
+            "cores": cores(), "platform": platform.platform(), "git_commit": commit}

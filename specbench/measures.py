@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 
+from specbench.records import Record
+
 
 def sustained(curve: list, target: float) -> float | None:
     """Training seconds at the first evaluation of `curve` ([[seconds, iteration, metric], ...]) from which every
@@ -32,44 +34,43 @@ def first_crossing(curve: list, target: float) -> float | None:
     return next((s for s, _, m in curve if m is not None and m <= target), None)
 
 
-def time_to_target(r: dict, key: str | None = None) -> float | None:
+def time_to_target(r: Record, key: str | None = None) -> float | None:
     """The sustained time to the record's target (or to `times_to_targets[key]`); None when not reached or when
     the run did not end its budget with a model (diverged, failed)."""
-    if r["status"] != "ok":
+    if not r.ok:
         return None
-    return r["time_to_target_s"] if key is None else r["times_to_targets"].get(key)
+    return r.time_to_target_s if key is None else r.times_to_targets.get(key)
 
 
-def first_time_to_target(r: dict) -> float | None:
+def first_time_to_target(r: Record) -> float | None:
     """The first crossing of the record's target, kept beside the sustained time."""
-    if r["status"] != "ok":
+    if not r.ok:
         return None
-    return r.get("first_crossing_s", first_crossing(r["curve"], r["target_loss"]))
+    return r.first_crossing_s if r.first_crossings is not None else first_crossing(r.curve, r.target_loss)
 
 
-def time_per_iteration(r: dict) -> float | None:
+def time_per_iteration(r: Record) -> float | None:
     """Seconds per training step: the median step after the first where recorded."""
-    if r.get("step_seconds") is not None:
-        return r["step_seconds"]
-    return r["train_seconds"] / r["iterations"] if r.get("iterations") else None
+    if r.step_seconds is not None:
+        return r.step_seconds
+    return r.train_seconds / r.iterations if r.iterations else None
 
 
-def peak_memory(r: dict) -> float | None:
+def peak_memory(r: Record) -> float | None:
     """Bytes the trainer holds at its peak: what setup kept plus the peak growth during training."""
-    if r.get("peak_memory_bytes") is None:
+    if r.peak_memory_bytes is None:
         return None
-    return float((r.get("setup_memory_bytes") or 0) + r["peak_memory_bytes"])
+    return float((r.setup_memory_bytes or 0) + r.peak_memory_bytes)
 
 
-def test_mse(r: dict) -> float | None:
-    return r.get("test_mse") if r["status"] == "ok" else None
+def test_mse(r: Record) -> float | None:
+    return r.test_mse if r.ok else None
 
 
-def nfe(r: dict) -> float | None:
-    return r.get("nfe_per_iteration")
+def nfe(r: Record) -> float | None:
+    return r.nfe_per_iteration
 
 
-def budget(r: dict) -> float:
+def budget(r: Record) -> float:
     """The training seconds the run was given (what a baseline that never arrived is bounded by)."""
-    b = r.get("config", {}).get("budget_s")
-    return float(b) if b is not None else float(r["train_seconds"])
+    return r.budget

@@ -15,51 +15,58 @@ from __future__ import annotations
 import gc
 import time
 from dataclasses import asdict, replace
+from typing import Callable
 
 import numpy as np
+import torch
 
-from specbench.job import Cadence, Job, targets_for  # noqa: F401  (Job is part of the protocol's face)
+from specbench.data import Dataset, integrate, make_dataset
+from specbench.defaults import Cadence
+from specbench.errors import Diverged
+from specbench.evaluate import RolloutTooSlow, test_errors, time_limit, train_metric
+from specbench.job import Job
 from specbench.machine import PeakMemory, _growth, environment
 from specbench.measures import first_crossing, sustained
-from specbench.results import new_record
+from specbench.plugins import get_system, get_trainer
+from specbench.records import Record, job_config, new_record, target_key, targets_for
+from specbench.spectral import Mesh, representation_error
+from specbench.systems import System
+from specbench.trainers.base import Trainer
 
 ROLLOUT_STATES = 4
 
 
-def run_job(job: Job, evaluate=None, cache_dir=None) -> dict:
+def build(job: Job, cache_dir=None) -> tuple[System, Dataset, Callable[[], Trainer]]:
+    """The job's system and dataset, and how to build its trainer: the one way a run, its warm-up, the work
+    measures and the benchmarks make them."""
+    system = get_system(job.system, **job.system_params)
+    if job.data:
+        system = system.resized(job.regime, **job.data)
+    data = make_dataset(system, job.regime, job.noise, job.seed, cache_dir=cache_dir)
+    return system, data, lambda: get_trainer(job.trainer)(system, data, job.config, job.seed, job.device)
+
+
+def run_job(job: Job, evaluate=None, cache_dir=None) -> Record:
     """Train one (system, trainer, regime, seed) for `job.budget_s` training seconds and return its record.
 
     `evaluate(model, data) -> float` replaces the common metric only in tests of the protocol itself.
     A Diverged step ends the run early with status 'diverged', and so does a rollout of the metric (in the
     warm-up too) that takes longer than half the budget (at least 10 s): a field too stiff to integrate.
     """
-    from specbench.evaluate import time_limit
-
     with time_limit(max(10.0, 0.5 * job.budget_s)):
         return _train(job, evaluate, cache_dir)
 
 
-def _train(job: Job, evaluate, cache_dir) -> dict:
-    import torch
-
-    from specbench.data import make_dataset
-    from specbench.errors import Diverged
-    from specbench.evaluate import RolloutTooSlow, test_errors, train_metric
-    from specbench.systems import get_system
-    from specbench.trainers import get_trainer
-
+def _train(job: Job, evaluate, cache_dir) -> Record:
     torch.set_num_threads(job.threads)
     evaluate = evaluate or train_metric
 
-    system = get_system(job.system, **job.system_params)
-    if job.data:
-        system = system.resized(job.regime, **job.data)
-    data = make_dataset(system, job.regime, job.noise, job.seed, cache_dir=cache_dir)
+    system, data, make_trainer = build(job, cache_dir)
     cuda = torch.device(job.device).type == "cuda"
     memory = PeakMemory(cuda)
-    warm_up(job, system, data, evaluate)
+    warm_up(job, data, make_trainer, evaluate)
     before_setup = memory.current()
-    trainer = get_trainer(job.trainer)(system, data, job.config, job.seed, job.device)
+    trainer = make_trainer()
     setup_memory = _growth(memory.current(), before_setup)
 
     cadence = Cadence(**job.cadence)
@@ -115,16 +122,15 @@ def _train(job: Job, evaluate, cache_dir) -> dict:
             test_mse, test_nmse, pred = test_errors(trainer.model, data)
         except RolloutTooSlow as exc:
             status, error = "diverged", str(exc)
-    key = f"{job.target:.3g}"
+    key = target_key(job.target)
     # Sustained times (specbench.measures): a diverged run kept no model, so it reached nothing.
     reached = {k: sustained(curve, v) if status == "ok" else None for k, v in targets.items()}
     first = {k: first_crossing(curve, v) for k, v in targets.items()}
     return new_record(
-        job, status, environment(job.device, job.threads), error,
-        config={**trainer.config, "budget_s": job.budget_s, "noise": job.noise, "device": job.device,
-                "threads": job.threads, "system_params": system.params, "cadence": asdict(cadence),
-                "data": {"n_train": int(data.train.shape[0]), "n_times": int(data.train.shape[1]),
-                         "t_span": float(data.t[-1] - data.t[0]), "test_horizon": system.test_horizon}},
+        job, type(trainer).role, status, environment(job.device, job.threads), error,
+        config=job_config(job, trainer.config, system_params=system.params, cadence=asdict(cadence),
+                          data={"n_train": int(data.train.shape[0]), "n_times": int(data.train.shape[1]),
+                                "t_span": float(data.t[-1] - data.t[0]), "test_horizon": system.test_horizon}),
         time_to_target_s=reached[key], times_to_targets=reached, first_crossing_s=first[key], first_crossings=first,
         train_seconds=train_s, eval_seconds=eval_s, iterations=trainer.iteration, curve=curve,
         final_train_loss=metric if np.isfinite(metric) else None, test_mse=test_mse, test_nmse=test_nmse,
@@ -138,23 +144,18 @@ def _train(job: Job, evaluate, cache_dir) -> dict:
             "pred": None if pred is None else pred[0, :, :ROLLOUT_STATES].tolist()})
 
 
-def warm_up(job: Job, system, data, evaluate) -> None:
+def warm_up(job: Job, data: Dataset, make_trainer: Callable[[], Trainer], evaluate) -> None:
     """Build the run's own trainer on its own data, take one step, evaluate once on a sliver, then drop it: the
     one-off allocations of the run's code path at the run's shapes (kernels, thread pools, the autograd engine,
     MKL's work space for each matrix shape, solver buffers) happen here, so the memory measured after it is what
     the method holds and works in. Everything the trainer held is freed with it and, on CPU, handed back to the OS
     before the next baseline (`PeakMemory`), so nothing that grows with the problem is hidden. A sliver of the
     data was not enough: it takes other paths (fewer elements than one mini-batch) and other shapes."""
-    import torch
-
-    from specbench.evaluate import time_limit
-    from specbench.trainers import get_trainer
-
     n = min(len(data.t), 21)
     sliver = replace(data, t=data.t[:n], train=data.train[:2, :n], train_clean=data.train_clean[:2, :n])
     trainer = None
     try:
-        trainer = get_trainer(job.trainer)(system, data, job.config, job.seed, job.device)
+        trainer = make_trainer()
         trainer.step()  # one: a whole-trajectory adjoint step at 2001 times takes 46 s, and the run's own is next
         with time_limit(2.0):  # the sliver's rollout takes milliseconds; a stiff field is the run's to report
             evaluate(trainer.model, sliver)
@@ -170,9 +171,6 @@ def measurements(job: Job, system, data, config: dict) -> dict:
     """The extra measurements a job asks for (`job.measure`), as record fields."""
     out = {}
     if "representation_error" in job.measure:
-        from specbench.data import integrate
-        from specbench.spectral import Mesh, representation_error
-
         # the clean trajectories on a grid 4x finer than the observations: the fit is judged between them too
         t_fine = np.linspace(data.t[0], data.t[-1], 4 * (len(data.t) - 1) + 1)
         truth = np.stack([integrate(system, x0, t_fine) for x0 in data.train_clean[:, 0]])

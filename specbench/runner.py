@@ -10,16 +10,24 @@ ever half-written.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import fcntl
+import json
 import os
+import socket
 import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+from specbench.defaults import TIMEOUT_FACTOR, default_threads
 from specbench.errors import UsageError
 from specbench.executors import Local, Progress, make_executor
+from specbench.io import ensure_dir, finite_or_none
 from specbench.job import Job, make_job, warn_untuned
 from specbench.presets import Preset, load_preset
-from specbench.results import CorruptRecord, load, write_atomic
+from specbench.records import CorruptRecord, Record, load, write
+from specbench.studies import STUDIES, Size, vocabulary
 
 # Process start, data generation, the warm-up (the run's own trainer for one step) and the final test rollouts, on
 # top of the budget: the slowest step measured (torchode's adjoint on whole trajectories of 2001 times) takes 46 s.
@@ -27,7 +35,7 @@ SETUP_ALLOWANCE_S = 180.0
 
 
 def plan(preset: Preset, device: str = "cpu", threads: int | None = None, target: float | None = None) -> list[Job]:
-    threads = threads or os.cpu_count() or 1
+    threads = threads or default_threads()
     return [make_job(s, tr, r, seed, budget_s=preset.budget_s, preset=preset, target=target, device=device,
                      threads=threads)
             for s in preset.systems for r in preset.regimes for seed in range(preset.seeds) for tr in preset.trainers]
@@ -37,14 +45,14 @@ def is_done(path: Path, job: Job) -> bool:
     """A finished record of this very job (the same job key: every setting that decides it), and not an `error`
     (those are retried)."""
     try:
-        record = load(path)
+        record = load(path, vocabulary())
     except CorruptRecord:
         return False
-    return record.get("job_key") == job.key() and record["status"] != "error"
+    return record.job_key == job.key() and record.status != "error"
 
 
-def run_jobs(placed: list[tuple[Job, Path]], timeout_factor: float = 3.0, executor=None,
-             replace: bool = False) -> list[dict]:
+def run_jobs(placed: list[tuple[Job, Path]], timeout_factor: float = TIMEOUT_FACTOR, executor=None,
+             replace: bool = False) -> list[Record]:
     """Run each job whose record path does not already hold its finished record, on `executor` (default: one
     process at a time here); write each record there, atomically and from this process alone, as it comes back.
     Each output directory is locked for the sweep, and a record there of the same name but another job is
@@ -52,7 +60,7 @@ def run_jobs(placed: list[tuple[Job, Path]], timeout_factor: float = 3.0, execut
     with contextlib.ExitStack() as locks:
         for directory in sorted({path.parent for _, path in placed}):
             try:
-                directory.mkdir(parents=True, exist_ok=True)
+                ensure_dir(directory)
                 probe = directory / ".write-test"
                 probe.write_text("")
                 probe.unlink()
@@ -68,9 +76,6 @@ def run_jobs(placed: list[tuple[Job, Path]], timeout_factor: float = 3.0, execut
 def sweep_lock(directory: Path):
     """Hold DIR/.lock for the sweep (an advisory lock the kernel drops when this process ends, however it ends):
     a second sweep on the same --out is refused with the holder's pid and host."""
-    import fcntl
-    import socket
-
     path = directory / ".lock"
     fh = open(path, "a+")
     try:
@@ -96,23 +101,23 @@ def refuse_other_jobs(placed: list[tuple[Job, Path]]) -> None:
     different settings are never mixed or silently replaced."""
     for job, path in placed:
         try:
-            record = load(path)
+            record = load(path, vocabulary())
         except (CorruptRecord, FileNotFoundError):
             continue
-        if record.get("job_key") != job.key():
+        if record.job_key != job.key():
             raise UsageError(f"{path.parent.parent} already holds {path.name} from another job "
                              f"({difference(record, job)}); use another --out, or --replace to overwrite it")
 
 
-def difference(record: dict, job: Job) -> str:
+def difference(record: Record, job: Job) -> str:
     """The first setting in which `record` was made differently from `job`, as the option a user would change."""
-    if "job_key" not in record:
+    if record.job_key is None:
         return "made before records carried a job key"
-    cfg = record["config"]
-    for what, there, here in (("--budget", cfg.get("budget_s"), job.budget_s), ("--target", record["target_loss"],
+    cfg = record.config
+    for what, there, here in (("--budget", cfg.get("budget_s"), job.budget_s), ("--target", record.target_loss,
                               job.target), ("noise", cfg.get("noise"), job.noise),
                               ("--threads", cfg.get("threads"), job.threads),
-                              ("--device", cfg.get("device"), job.device), ("study", record.get("study"), job.study)):
+                              ("--device", cfg.get("device"), job.device), ("study", record.study, job.study)):
         if there != here:
             return f"{what} {there} there, {here} here"
     for key, value in job.config.items():
@@ -121,15 +126,20 @@ def difference(record: dict, job: Job) -> str:
     return "other data, cadence or system parameters"
 
 
-def _run_unlocked(placed: list[tuple[Job, Path]], timeout_factor: float, executor) -> list[dict]:
-    records: list[dict | None] = [load(path) if is_done(path, job) else None for job, path in placed]
+def _run_unlocked(placed: list[tuple[Job, Path]], timeout_factor: float, executor) -> list[Record]:
+    records: list[Record | None] = [load(path, vocabulary()) if is_done(path, job) else None for job, path in placed]
     todo = [i for i, record in enumerate(records) if record is None]
     progress = Progress(len(placed), [r for r in records if r is not None])
 
-    def deliver(k: int, record: dict) -> None:
+    def deliver(k: int, record: Record) -> None:
         i = todo[k]
-        record["env"]["workers"] = executor.slots()  # runs at once in this sweep: what a run shared the machine with
-        write_atomic(placed[i][1], record)
+        # runs at once in this sweep: what a run shared the machine with
+        record = dataclasses.replace(record, env={**record.env, "workers": executor.slots()})
+        try:
+            write(placed[i][1], record)
+        except OSError:
+            rescue(record)  # a full disk stops the sweep, but the run that just finished is not lost
+            raise
         records[i] = record
         progress.finished(record, executor.busy())
 
@@ -141,8 +151,26 @@ def _run_unlocked(placed: list[tuple[Job, Path]], timeout_factor: float, executo
     return records
 
 
-def run_sweep(jobs: list[Job], out_dir: Path, timeout_factor: float = 3.0, executor=None,
-              replace: bool = False) -> list[dict]:
+def unsaved_dir() -> Path:
+    """Where a finished run's record goes when --out cannot take it."""
+    return Path(tempfile.gettempdir()) / "specbench-unsaved"
+
+
+def rescue(record: Record) -> None:
+    """Keep a finished run's record that could not be written to --out: in the temporary directory if it can
+    be written there, else as one JSON line on stderr. Either way the message says where."""
+    where = unsaved_dir() / record.name
+    try:
+        write(where, record)
+        print(f"specbench: the finished run's record is kept in {where}; copy it to its sweep's runs/ when there "
+              "is room", file=sys.stderr)
+    except OSError:
+        print(f"specbench: the finished run's record, which could not be written anywhere: "
+              f"{json.dumps(finite_or_none(record.to_dict()))}", file=sys.stderr)
+
+
+def run_sweep(jobs: list[Job], out_dir: Path, timeout_factor: float = TIMEOUT_FACTOR, executor=None,
+              replace: bool = False) -> list[Record]:
     """Run a sweep into out_dir/runs (one record per job, named by the job), resuming what it already has."""
     return run_jobs([(job, out_dir / "runs" / job.name) for job in jobs], timeout_factor, executor, replace)
 
@@ -155,21 +183,14 @@ def _check_device(device: str) -> None:
             raise UsageError("--device cuda: no CUDA device is available to torch here")
 
 
-def _finish(records: list[dict], out: Path, no_report: bool) -> int:
-    bad = [r for r in records if r["status"] != "ok"]
+def _finish(records: list[Record], out: Path) -> Path:
+    bad = [r for r in records if not r.ok]
     print(f"specbench: {len(records) - len(bad)} ok, {len(bad)} not ok; records in {out / 'runs'}", file=sys.stderr)
-    if not no_report:
-        from specbench.report import write_report
-
-        md, page = write_report(out, out)
-        print(f"specbench: report {md} and {page}", file=sys.stderr)
-    return 0
+    return out
 
 
-def run_study(args) -> int:
-    """`specbench study NAME`: plan the study's jobs and run them like any sweep."""
-    from specbench.studies import STUDIES, Size
-
+def run_study(args) -> Path:
+    """`specbench study NAME`: plan the study's jobs and run them like any sweep; the directory of its records."""
     _check_device(args.device)
     out = args.out or Path("runs") / f"study-{args.name}"
     with make_executor(args.workers, args.scheduler) as executor:
@@ -178,10 +199,11 @@ def run_study(args) -> int:
         print(f"specbench: study {args.name}: {len(jobs)} runs, {sum(j.budget_s for j in jobs):g} s of training "
               f"-> {out}", file=sys.stderr)
         records = run_sweep(jobs, out, executor=executor, replace=args.replace)
-    return _finish(records, out, args.no_report)
+    return _finish(records, out)
 
 
-def run_from_args(args) -> int:
+def run_from_args(args) -> Path:
+    """`specbench run`: plan the preset's jobs, as the options narrow them, and run them; the records' directory."""
     preset = load_preset(args.preset)
     overrides = {k: getattr(args, k) for k in ("systems", "trainers", "regimes") if getattr(args, k)}
     if args.seeds:
@@ -196,4 +218,4 @@ def run_from_args(args) -> int:
         print(f"specbench: {len(jobs)} runs of up to {preset.budget_s:g} s training each -> {args.out}",
               file=sys.stderr)
         records = run_sweep(jobs, args.out, preset.timeout_factor, executor, args.replace)
-    return _finish(records, args.out, args.no_report)
+    return _finish(records, args.out)

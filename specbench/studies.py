@@ -23,9 +23,9 @@ from functools import lru_cache
 from typing import Callable
 
 from specbench.job import Job, make_job
+from specbench.plugins import SYSTEMS, TRAINERS, candidate, get_system, record_roles, with_role
 from specbench.presets import load_preset
-from specbench.systems import SYSTEMS, get_system
-from specbench.trainers import TRAINERS, candidate, with_role
+from specbench.records import REGIMES, Study, Vocabulary
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,9 @@ class Size:
 
 
 @dataclass(frozen=True)
-class Study:
+class Plan:
+    """A study: its name, what it measures, and the jobs it runs at a size."""
+
     name: str
     description: str
     plan: Callable[[Size], list[Job]]
@@ -48,7 +50,7 @@ def _paper():
     return load_preset("paper")  # read once per plan, not once per job
 
 
-def _job(size: Size, system: str, trainer: str, seed: int, budget_s: float, study: dict, *, regime: str = "dense",
+def _job(size: Size, system: str, trainer: str, seed: int, budget_s: float, study: Study, *, regime: str = "dense",
          config: dict | None = None, cadence: dict | None = None, **kw) -> Job:
     """A study job with the paper preset's target and cadence and the tuned settings (updated by `config`)."""
     if cadence:
@@ -61,9 +63,13 @@ def _seeds(size: Size, small: int, full: int) -> range:
     return range(size.seeds or (full if size.full else small))
 
 
-MINIBATCH = " (element mini-batches)"  # the horizon study's series of the candidate with elements_per_step set
-# The mini-batch the candidate's tuning grid tries (32 elements: of 192 at 101 times and 4000 at 2001).
-MINIBATCH_ELEMENTS = next(v for v in TRAINERS[candidate()].tuning_grid["elements_per_step"] if v != "all")
+WHOLE = "whole trajectories"  # the horizon study's variant of a solver trainer on whole trajectories
+MINIBATCH = "element mini-batches"  # the horizon study's variant of the candidate with elements_per_step set
+
+
+def minibatch_elements() -> int:
+    """The mini-batch the candidate's tuning grid tries (32 elements: of 192 at 101 times and 4000 at 2001)."""
+    return next(v for v in TRAINERS[candidate()].tuning_grid["elements_per_step"] if v != "all")
 
 
 def plan_horizon(size: Size) -> list[Job]:
@@ -81,12 +87,12 @@ def plan_horizon(size: Size) -> list[Job]:
             for trainer, cls in TRAINERS.items():
                 variants = {trainer: {}}
                 if cls.solves_ode:
-                    variants[f"{trainer} (whole trajectories)"] = {"segment_length": n, "batch_size": dense.n_train}
+                    variants[Study.label(trainer, WHOLE)] = {"segment_length": n, "batch_size": dense.n_train}
                 if cls.role == "candidate":  # activations of a fixed number of elements, whatever the horizon
-                    variants[f"{trainer}{MINIBATCH}"] = {"elements_per_step": MINIBATCH_ELEMENTS}
+                    variants[Study.label(trainer, MINIBATCH)] = {"elements_per_step": minibatch_elements()}
                 for series, config in variants.items():
                     jobs.append(_job(size, system.name, trainer, seed, budget,
-                                     {"name": "horizon", "variable": "n_times", "value": n, "series": series},
+                                     Study("horizon", "n_times", n, series),
                                      config=config, cadence=only_ends, data=data))
     return jobs
 
@@ -94,7 +100,7 @@ def plan_horizon(size: Size) -> list[Job]:
 def plan_state_size(size: Size) -> list[Job]:
     budget = 20.0 if size.full else 8.0
     return [_job(size, "network", trainer, seed, budget,
-                 {"name": "state-size", "variable": "N", "value": n, "series": trainer}, system_params={"n": n})
+                 Study("state-size", "N", n, trainer), system_params={"n": n})
             for n in [4, 8, 16, 32, 64, 128] + ([256] if size.full else [])
             for seed in _seeds(size, 1, 3) for trainer in TRAINERS]
 
@@ -117,7 +123,7 @@ def plan_order(size: Size) -> list[Job]:
             series = f"{system}, E={E}, noise {noise:g}" if variable == "p" else f"{system}, p={p}, noise {noise:g}"
             for seed in _seeds(size, 1, 3):
                 jobs.append(_job(size, system, candidate(), seed, budget,
-                                 {"name": "order", "variable": variable, "value": value, "series": series},
+                                 Study("order", variable, value, series),
                                  config={"E": E, "p": p}, noise=noise, measure=["representation_error"]))
     return jobs
 
@@ -130,19 +136,24 @@ def plan_regimes(size: Size) -> list[Job]:
     trainers = list(TRAINERS) if size.full else with_role("candidate", "baseline")
     budget = 20.0 if size.full else 6.0
     return [_job(size, system, trainer, seed, budget,
-                 {"name": "regimes", "variable": "noise", "value": noise, "series": regime}, regime=regime,
+                 Study("regimes", "noise", noise, regime), regime=regime,
                  noise=noise)
-            for system in systems for regime in ("dense", "sparse") for noise in NOISES
+            for system in systems for regime in REGIMES for noise in NOISES
             for seed in _seeds(size, 1, 3) for trainer in trainers]
 
 
 STUDIES = {s.name: s for s in [
-    Study("horizon", "per-step time, network evaluations per step and peak memory against trajectory length "
+    Plan("horizon", "per-step time, network evaluations per step and peak memory against trajectory length "
                      "(Lotka-Volterra, 101-2001 observation times), every trainer", plan_horizon),
-    Study("state-size", "per-step time, peak memory and time to target against N (network, N = 4-128), "
+    Plan("state-size", "per-step time, peak memory and time to target against N (network, N = 4-128), "
                         "every trainer", plan_state_size),
-    Study("order", "representation error, time to target and test MSE against the Legendre order p and the "
+    Plan("order", "representation error, time to target and test MSE against the Legendre order p and the "
                    "element count E (oscillator), spectral trainer", plan_order),
-    Study("regimes", "test MSE per trainer, dense against sparse sampling at noise 0, 1% and 5% "
+    Plan("regimes", "test MSE per trainer, dense against sparse sampling at noise 0, 1% and 5% "
                      "(oscillator, Lotka-Volterra)", plan_regimes),
 ]}
+
+
+def vocabulary() -> Vocabulary:
+    """The names a reader of records knows here: every registered trainer and every study (records.load)."""
+    return Vocabulary(record_roles(), tuple(STUDIES))

@@ -12,20 +12,23 @@ that won, its budget and date, and every tuning record stays in the tuning direc
 """
 from __future__ import annotations
 
+import datetime
 import itertools
 import math
 import statistics
 import sys
 from pathlib import Path
 
-import datetime
+import tomli_w
 
 from specbench.errors import UsageError
 from specbench.executors import Local
+from specbench.io import write_text_atomic
 from specbench.job import make_job
+from specbench.plugins import get_trainer
 from specbench.presets import read_toml
+from specbench.records import Record
 from specbench.runner import run_jobs
-from specbench.trainers import get_trainer
 
 TUNING_SEED = 100
 
@@ -38,18 +41,19 @@ def grid(trainer: str) -> list[dict]:
     return [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
 
 
-def score(records: list[dict]) -> tuple[int, float, float]:
+def score(records: list[Record]) -> tuple[int, float, float]:
     """Lower is better, over a point's runs on the tuning seeds: (how many did not end the budget at or below the
     target, median time to target, median final metric), a missing time or metric counting as infinite."""
-    finals = [r["final_train_loss"] if r.get("final_train_loss") is not None else math.inf for r in records]
-    times = [r["time_to_target_s"] if r.get("time_to_target_s") is not None else math.inf for r in records]
-    missed = sum(final > r["target_loss"] for final, r in zip(finals, records))
+    finals = [r.final_train_loss if r.final_train_loss is not None else math.inf for r in records]
+    times = [r.time_to_target_s if r.time_to_target_s is not None else math.inf for r in records]
+    missed = sum(final > r.target_loss for final, r in zip(finals, records))
     return missed, statistics.median(times), statistics.median(finals)
 
 
 def tune(systems: list[str], trainers: list[str], budget_s: float, out: Path, threads: int | None,
          settings_path: Path, executor=None, replace: bool = False, seeds: int = 1) -> dict:
     executor = executor or Local()
+    settings = read_settings(settings_path)  # a broken file is said now, not after hours of tuning
     threads = threads or executor.default_threads()
     jobs = []
     for system, trainer in itertools.product(systems, trainers):
@@ -62,15 +66,14 @@ def tune(systems: list[str], trainers: list[str], budget_s: float, out: Path, th
     # One directory per grid point keeps records apart (record names do not carry the config).
     tags = ["_".join(f"{k}={v}" for k, v in job.config.items()) for job in jobs]
     placed = [(job, out / f"{job.system}__{job.trainer}__{tag}" / "runs" / job.name) for job, tag in zip(jobs, tags)]
-    records: dict[tuple, list[dict]] = {}
+    records: dict[tuple, list[Record]] = {}
     for job, tag, record in zip(jobs, tags, run_jobs(placed, executor=executor, replace=replace)):
         records.setdefault((job.system, job.trainer, tag), []).append(record)
-    settings = read_toml(settings_path) if settings_path.exists() else {}
     today = datetime.date.today().isoformat()
     for system, trainer in itertools.product(systems, trainers):
         candidates = [(score(rs), tag, rs[0]) for (s, t, tag), rs in records.items() if (s, t) == (system, trainer)]
         (_, ttt, final), _, best = min(candidates, key=lambda c: c[0])
-        point = {k: best["config"][k] for k in grid(trainer)[0]}
+        point = {k: best.config[k] for k in grid(trainer)[0]}
         settings.setdefault(system, {})[trainer] = {**point, "tuned_time_to_target_s": ttt if ttt < math.inf
                                                     else -1.0, "tuned_final_metric": final,
                                                     "tuned_budget_s": budget_s, "tuned_seeds": seeds,
@@ -80,18 +83,23 @@ def tune(systems: list[str], trainers: list[str], budget_s: float, out: Path, th
     return settings
 
 
-def write_tuned(settings: dict, path: Path) -> None:
-    lines = ["# Written by `specbench tune` (specbench/tune.py): the best point of each trainer's grid on tuning",
-             f"# seeds {TUNING_SEED}, {TUNING_SEED + 1}, ..., dense regime. tuned_* keys say how each entry was chosen",
-             "# (its budget per point, its number of tuning seeds, absent: one, its date, the median scores that won;",
-             "# tuned_time_to_target_s = -1: the winner's median did not reach the target); trainers ignore them.",
-             ""]
-    for system in sorted(settings):
-        for trainer in sorted(settings[system]):
-            lines.append(f'["{system}"."{trainer}"]')
-            for k, v in settings[system][trainer].items():
-                lines.append(f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"')
-            lines.append("")
-    from specbench.results import write_text_atomic
+HEADER = f"""\
+# Written by `specbench tune` (specbench/tune.py): the best point of each trainer's grid on tuning
+# seeds {TUNING_SEED}, {TUNING_SEED + 1}, ..., dense regime. tuned_* keys say how each entry was chosen
+# (its budget per point, its number of tuning seeds, absent: one, its date, the median scores that won;
+# tuned_time_to_target_s = -1: the winner's median did not reach the target); trainers ignore them.
 
-    write_text_atomic(path, "\n".join(lines))
+"""
+
+
+def read_settings(path: Path) -> dict:
+    """The tuned settings already in `path` (empty when there is none); a file that is not TOML is a
+    UsageError."""
+    return read_toml(path) if path.exists() and path.stat().st_size else {}
+
+
+def write_tuned(settings: dict, path: Path) -> None:
+    """The tuned settings as TOML (tomli_w), systems and trainers sorted, under a header that says what they are."""
+    ordered = {system: {trainer: settings[system][trainer] for trainer in sorted(settings[system])}
+               for system in sorted(settings)}
+    write_text_atomic(path, HEADER + tomli_w.dumps(ordered))

@@ -11,52 +11,37 @@ deterministic algorithms) of `cap` iterations, with the common metric evaluated 
   state, its own operators and data), each storage counted once: what the trainer keeps, as torch sees it.
 
 `specbench work --out FILE` writes them with the settings that made them; `specbench work --check FILE` reruns
-with the file's settings and exits 1 on any difference (`specbench.gate.compare_work`).
+with the file's settings and exits 1 on any difference (`specbench.workfile.compare`: the file and its comparison
+need no torch).
 """
 from __future__ import annotations
 
 import contextlib
 import types
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
+import torch
 
-from specbench.job import TARGET_FACTORS, make_job
+from specbench.defaults import limit_threads
+from specbench.errors import Diverged
+from specbench.evaluate import train_metric
+from specbench.job import make_job
+from specbench.machine import environment
 from specbench.measures import sustained
-
-SCHEMA = 1
-REFERENCE = "results/work/reference.json"
-COMMAND = f"specbench work --out {REFERENCE}"
-METRIC_RTOL = 1e-3  # float32 training: round-off differs across CPUs and BLAS builds (README)
-MEASURES = {  # name in the file -> what the gate calls it
-    "nfe_per_iteration": "network evaluations / iteration",
-    "metric_after_n": "metric after N iterations",
-    "iterations_to_target": "iterations to 3x target",
-    "held_bytes": "bytes held by the trainer",
-}
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What decides the work values besides the code: a reference file carries them, and its check reuses them."""
-
-    iterations: int = 30  # N
-    cap: int = 60  # iterations run in all; the target must be reached (and kept) within them
-    every: int = 10  # the common metric is evaluated every `every` iterations
-    seed: int = 0
-    regime: str = "dense"
-
+from specbench.protocol import build
+from specbench.records import TARGET_FACTORS
+from specbench.workfile import COMMAND, METRIC_RTOL, SCHEMA, Settings
 
 @contextlib.contextmanager
 def pinned():
     """One thread and torch's deterministic algorithms, restored afterwards: bit-for-bit repeatable runs."""
-    import torch
-
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     try:
-        yield
+        with limit_threads(1):
+            yield
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
@@ -64,22 +49,13 @@ def pinned():
 
 def build_trainer(job):
     """The trainer and dataset of `job`, built as `protocol.run_job` builds them (no warm-up, no clocks)."""
-    from specbench.data import make_dataset
-    from specbench.systems import get_system
-    from specbench.trainers import get_trainer
-
-    system = get_system(job.system, **job.system_params)
-    if job.data:
-        system = system.resized(job.regime, **job.data)
-    data = make_dataset(system, job.regime, job.noise, job.seed)
-    return get_trainer(job.trainer)(system, data, job.config, job.seed, job.device), data
+    system, data, make = build(job)
+    return make(), data
 
 
 def held_bytes(trainer) -> int:
     """Bytes of every torch storage reachable from the trainer's attributes (tensors, modules, optimizer state,
     containers, plain objects), each storage once: shapes and dtypes decide it, not the allocator or the OS."""
-    import torch
-
     storages, seen = {}, set()
 
     def visit(obj):
@@ -108,9 +84,6 @@ def held_bytes(trainer) -> int:
 
 def work(system: str, trainer: str, settings: Settings = Settings()) -> dict:
     """The work measures of one (system, trainer): {measure: value or None}."""
-    from specbench.errors import Diverged
-    from specbench.evaluate import train_metric
-
     with pinned():
         job = make_job(system, trainer, settings.regime, settings.seed, budget_s=0.0, threads=1)
         tr, data = build_trainer(job)
@@ -138,8 +111,6 @@ def work(system: str, trainer: str, settings: Settings = Settings()) -> dict:
 
 def work_table(pairs: list[tuple[str, str]], settings: Settings = Settings(), log=None) -> dict:
     """The work file's content for (system, trainer) `pairs`: settings, environment and values[system][trainer]."""
-    from specbench.protocol import environment
-
     values = {}
     for s, t in pairs:
         values.setdefault(s, {})[t] = work(s, t, settings)
@@ -147,14 +118,3 @@ def work_table(pairs: list[tuple[str, str]], settings: Settings = Settings(), lo
             log(f"{s} / {t}: {values[s][t]}")
     return {"schema": SCHEMA, "regenerate": COMMAND, "settings": asdict(settings), "metric_rtol": METRIC_RTOL,
             "env": environment("cpu", 1), "values": values}
-
-
-def settings_of(reference: dict) -> Settings:
-    """The settings a work file was made with; a file with others is a UsageError."""
-    from specbench.errors import UsageError
-
-    try:
-        return Settings(**reference["settings"])
-    except TypeError as exc:
-        raise UsageError(f"work file settings {reference['settings']} are not specbench.work.Settings: {exc}") \
-            from None

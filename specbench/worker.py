@@ -6,10 +6,11 @@ import os
 import sys
 from pathlib import Path
 
+from specbench.defaults import limit_threads
 from specbench.job import Job
+from specbench.plugins import load_plugin
 from specbench.protocol import run_job
-from specbench.registry import load_plugin
-from specbench.results import write_atomic
+from specbench.records import write
 
 
 def _die_with_parent() -> None:
@@ -31,11 +32,12 @@ def main(job_path: str, out_path: str) -> int:
     job = Job(**json.loads(Path(job_path).read_text()))
     for spec in job.plugins:  # the sweep's plugins, so this process's registry is the sweep's
         load_plugin(spec)
+    limit_threads(job.threads)  # the environment said so at start-up; this holds pools made later too
     try:
         record = run_job(job)
     except KeyboardInterrupt:
         return 130  # an interrupted run writes nothing: the sweep reruns it
-    write_atomic(out_path, record)
+    write(out_path, record)
     return 0
 
 

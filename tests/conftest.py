@@ -11,7 +11,7 @@ def _private_cache(tmp_path_factory):
     os.environ["SPECBENCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
 
 
-def run_cli(*args, timeout=600):
-    """Run `python -m specbench ARGS` in a fresh process; returns the CompletedProcess."""
+def run_cli(*args, timeout=600, cwd=None):
+    """Run `python -m specbench ARGS` in a fresh process (in `cwd`); returns the CompletedProcess."""
     return subprocess.run([sys.executable, "-m", "specbench", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ})
+                          timeout=timeout, env={**os.environ}, cwd=cwd)

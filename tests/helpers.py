@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from specbench.data import generate
-from specbench.systems import get_system
+from specbench.plugins import get_system
 
 
 class TrueField(nn.Module):

@@ -1,12 +1,27 @@
 """Hand-made run records for tests of the verdicts, the report and the gate."""
+import dataclasses
 import math
 
-from specbench.results import SCHEMA
+from specbench.io import write_json_atomic
+from specbench.records import SCHEMA, Record
+from specbench.studies import vocabulary
+
+
+def save(path, record) -> None:
+    """Write a record (a Record, or a dict as a file might hold one) where a sweep would."""
+    write_json_atomic(path, record.to_dict() if isinstance(record, Record) else record)
+
+
+def replace(record: Record, **changes) -> Record:
+    return dataclasses.replace(record, **changes)
 
 
 def make_record(system="oscillator", trainer="spectral", seed=0, ttt=1.0, test_mse=1e-3, memory=1_000_000,
-                status="ok", budget=10.0, regime="dense", iterations=100, target=1e-2, rollout=False):
-    """A record; rollout=True adds what a real run keeps for the rollout figure: the data's layout in
+                status="ok", budget=10.0, regime="dense", iterations=100, target=1e-2, rollout=False,
+                as_dict=False, role=None):
+    """A record (as_dict: its JSON object, as a file holds it, without a role like records made before roles);
+    `role` where the trainer is newer than roles (the rivals: "rival"), whose records always carry it;
+    rollout=True adds what a real run keeps for the rollout figure: the data's layout in
     config.data and the first test trajectory with a prediction (the truth scaled by 1 + seed/10)."""
     reached = None if ttt is None else ttt
     record = {
@@ -22,13 +37,15 @@ def make_record(system="oscillator", trainer="spectral", seed=0, ttt=1.0, test_m
         "env": {"python": "3.11", "torch": "2.13.0", "torchdiffeq": "0.2.5", "numpy": "2", "threads": 2,
                 "device": "cpu", "gpu": None, "cpu": "test cpu", "cores": 2, "git_commit": "abc"},
     }
+    if role is not None:
+        record["role"] = role
     if rollout:
         t = [0.5 * i for i in range(21)]
         truth = [[math.cos(x), -math.sin(x)] for x in t]
         record["config"]["data"] = {"n_train": 4, "n_times": 11, "t_span": 5.0, "test_horizon": 10.0}
         record["test_rollout"] = {"t": t, "truth": truth,
                                   "pred": [[v * (1 + seed / 10) for v in row] for row in truth]}
-    return record
+    return record if as_dict else Record.from_dict(record, vocabulary())
 
 
 def sweep(spec=(1.0, 1.2, 0.8), baselines=None, base_mse=1e-2, **kw):
@@ -41,3 +58,9 @@ def sweep(spec=(1.0, 1.2, 0.8), baselines=None, base_mse=1e-2, **kw):
         out += [make_record(trainer=b, seed=i, ttt=t, test_mse=base_mse, memory=2_000_000)
                 for i, t in enumerate(times)]
     return out
+
+
+def seeds(trainer, times, role=None, **kw):
+    """One record of `trainer` per seed 0, 1, ..., with these times to target (None: not reached); `role` as in
+    make_record ("rival" for the rivals)."""
+    return [make_record(trainer=trainer, seed=i, ttt=t, role=role, **kw) for i, t in enumerate(times)]

@@ -1,5 +1,10 @@
+from pathlib import Path
+
 import pytest
 
+from specbench import presets
+from specbench.plugins import SYSTEMS, TRAINERS
+from specbench.studies import STUDIES
 from tests.conftest import run_cli
 
 
@@ -21,13 +26,31 @@ def test_bad_input_is_one_line_and_exit_2(args, needle):
     assert "Traceback" not in proc.stderr
 
 
+def listing(stdout: str) -> dict[str, list[list[str]]]:
+    """`specbench list` as {section: [the words of each of its lines]}."""
+    sections: dict[str, list[list[str]]] = {}
+    for line in stdout.splitlines():
+        if line.startswith(" "):
+            sections[current].append(line.split())
+        else:
+            current = line.rstrip(":")
+            sections[current] = []
+    return sections
+
+
 def test_list_names_everything():
+    """Every registered system, trainer (with its role) and study, and every preset file beside the presets module
+    (not the tuned-settings file), each once, in the registries' order; the expected names come from the registries
+    and the files, so a new one cannot be missed."""
     proc = run_cli("list")
-    assert proc.returncode == 0
-    for name in ("oscillator", "cubic-oscillator", "lotka-volterra", "lorenz", "network", "spectral",
-                 "spectral-2stage", "backprop-rk4", "backprop-dopri5", "adjoint-dopri5", "quick", "horizon",
-                 "state-size", "order", "regimes"):
-        assert name in proc.stdout
+    assert proc.returncode == 0, proc.stderr
+    got = listing(proc.stdout)
+    assert list(got) == ["systems", "trainers", "presets", "studies"]
+    assert [words[0] for words in got["systems"]] == list(SYSTEMS)
+    assert [words[:2] for words in got["trainers"]] == [[name, cls.role] for name, cls in TRAINERS.items()]
+    preset_files = sorted(f.stem for f in Path(presets.__file__).parent.glob("*.toml") if f != presets.TUNED)
+    assert [words[0] for words in got["presets"]] == preset_files and "paper" in preset_files
+    assert [words[0] for words in got["studies"]] == list(STUDIES)
 
 
 def test_unwritable_data_out_is_a_clear_error(tmp_path):

@@ -1,14 +1,18 @@
 """The committed reports are made from the committed records: every table regenerates byte for byte, every record
 behind them is tracked, and the README's verdict block is the one the records give."""
+import math
 import re
 import shutil
+import statistics
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from specbench.report import README_BEGIN, README_END, markdown_tables_only, readme_block
-from specbench.results import load, write_atomic
+from specbench.report.document import README_BEGIN, README_END, markdown_tables_only, readme_block
+from specbench.records import load
+from specbench.studies import vocabulary
+from tests.records import replace, save
 from tests.test_report import ratios_outside_their_spread
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,21 +55,62 @@ def test_committed_report_regenerates_from_committed_records(report_dir, monkeyp
     assert not ratios_outside_their_spread(text)
 
 
+def spread(values) -> str:
+    """The report's 'median (min to max)' of times over seeds, written out: a run that never reached the target
+    (None) counts as later than any time in the median, and is 'not reached' wherever it decides what is shown."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return "not reached"
+    m = statistics.median([math.inf if v is None else v for v in values])
+    text = "not reached" if m == math.inf else f"{m:.3g}"
+    if len(values) > 1:
+        text += f" ({min(present):.3g} to {f'{max(present):.3g}' if len(present) == len(values) else 'not reached'})"
+    return text
+
+
+def cells(row: str) -> list[str]:
+    return [c.strip() for c in row.strip().strip("|").split("|")]
+
+
 def test_an_altered_record_changes_the_regenerated_report(tmp_path, monkeypatch):
+    """Triple a spectral run's times to its targets: its trainer's row in its cell's table shows the tripled times
+    (medians and spreads over seeds recomputed here from the records), the C1 ratios of its (system, regime) fall
+    to a third (each pairs that one seed), the verdict stays, and nothing else in the report changes."""
     monkeypatch.chdir(ROOT)
     report_dir = REPORTS[0]
     records, studies = command(report_dir)
     copy = tmp_path / "records"
     shutil.copytree(records, copy)
-    path = next(p for p in sorted((copy / "runs").glob("*.json")) if load(p)["time_to_target_s"] is not None)
-    r = load(path)
-    r["time_to_target_s"] *= 3
-    r["times_to_targets"] = {k: (v * 3 if v is not None else None) for k, v in r["times_to_targets"].items()}
-    write_atomic(path, r)
-    committed = (report_dir / "report.md").read_text()
-    altered = markdown_tables_only(copy, report_dir, [s.relative_to(ROOT) for s in studies])
-    strip = lambda text: COMMAND.sub("", text)  # noqa: E731  (the copy's path differs; the tables must too)
-    assert strip(altered) != strip(committed)
+    runs = {p: load(p, vocabulary()) for p in sorted((copy / "runs").glob("*.json"))}
+    path, r = next((p, r) for p, r in runs.items() if r.trainer == "spectral" and r.time_to_target_s is not None)
+    runs[path] = replace(r, time_to_target_s=3 * r.time_to_target_s,
+                         times_to_targets={k: None if v is None else 3 * v for k, v in r.times_to_targets.items()})
+    save(path, runs[path])
+    committed = COMMAND.sub("", (report_dir / "report.md").read_text()).splitlines()
+    altered = COMMAND.sub("", markdown_tables_only(copy, report_dir, [s.relative_to(ROOT) for s in studies])
+                          ).splitlines()  # the copy's path differs; the tables must too
+    assert len(altered) == len(committed)
+    changed = [i for i, (a, b) in enumerate(zip(committed, altered)) if a != b]
+    cell = next(i for i, line in enumerate(committed) if line.startswith(f"<details><summary>{r.system} ({r.regime}):"))
+    row = next(i for i in range(cell, len(committed)) if committed[i].startswith("| spectral |"))
+    verdict = next(i for i, line in enumerate(committed) if line.startswith(f"| C1 | {r.system} | {r.regime} |"))
+    assert changed == sorted([row, verdict])
+
+    same_cell = [x for x in runs.values() if (x.system, x.regime, x.trainer) == (r.system, r.regime, "spectral")]
+    keys = sorted(r.times_to_targets, key=float, reverse=True)  # 3x, 1x, 1/3x the target: columns 2, 3 and 5
+    for column, key in zip((2, 3, 5), keys):
+        assert cells(altered[row])[column] == spread([x.times_to_targets[key] if x.status == "ok" else None
+                                                      for x in same_cell])
+    untouched = [0, 1, 4, *range(6, len(cells(committed[row])))]
+    assert [cells(altered[row])[i] for i in untouched] == [cells(committed[row])[i] for i in untouched]
+
+    ratio = re.compile(r"(>?) ?([0-9.e+-]+)x \(n=(\d+)\)")
+    before, after = ratio.findall(committed[verdict]), ratio.findall(altered[verdict])
+    assert before and len(after) == len(before)
+    for (bound, old, n), (bound_after, new, n_after) in zip(before, after):
+        assert (bound_after, n_after) == (bound, n) == (bound, "1")  # one pair: this seed's
+        assert float(new) == pytest.approx(float(old) / 3, rel=1e-2)  # both printed to 3 significant figures
+    assert cells(altered[verdict])[3] == cells(committed[verdict])[3]  # a third of a ratio below 10x: same verdict
 
 
 def test_readme_verdict_block_is_generated_from_the_reference_records(monkeypatch):

@@ -1,9 +1,12 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from specbench.data import dataset_key, generate, make_dataset
-from specbench.systems import SYSTEMS, get_system
+import specbench.data as data_module
+from specbench.data import dataset_key, generate, make_dataset, save
+from specbench.plugins import SYSTEMS, get_system
 from tests.conftest import run_cli
 
 
@@ -58,28 +61,89 @@ def test_noise_is_relative_to_each_states_spread():
     assert np.array_equal(generate(get_system("lorenz"), noise=0.0).train, d.train_clean)
 
 
-def test_cache_round_trip_and_key(tmp_path):
+def cached_path(tmp_path, system, regime="dense", noise=0.0, seed=0):
+    [path] = tmp_path.glob(f"{system.name}-{dataset_key(system, regime, noise, seed)}.npz")
+    return path
+
+
+def forbid_generation(monkeypatch):
+    """From here on, making a dataset from the equations is an error: what comes back was read from the cache."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("the dataset was generated again instead of read from the cache")
+
+    monkeypatch.setattr(data_module, "generate", refuse)
+
+
+def count_generation(monkeypatch) -> list:
+    calls = []
+    original = data_module.generate
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(data_module, "generate", counting)
+    return calls
+
+
+def test_cache_is_read_back_not_regenerated(tmp_path, monkeypatch):
+    """The second call reads the file the first wrote (generation is forbidden then), under the dataset's key; a
+    planted file with that key and marked arrays is what comes back, so the cache is what is read."""
     s = get_system("oscillator")
     first = make_dataset(s, "sparse", 0.01, 5, cache_dir=tmp_path)
-    files = list(tmp_path.glob("*.npz"))
-    assert len(files) == 1 and dataset_key(s, "sparse", 0.01, 5) in files[0].name
+    path = cached_path(tmp_path, s, "sparse", 0.01, 5)
+    forbid_generation(monkeypatch)
     again = make_dataset(s, "sparse", 0.01, 5, cache_dir=tmp_path)
-    assert np.array_equal(first.train, again.train) and np.array_equal(first.test, again.test)
-    make_dataset(s, "sparse", 0.02, 5, cache_dir=tmp_path)  # another noise level is another file
-    assert len(list(tmp_path.glob("*.npz"))) == 2
+    for name in ("t", "train_clean", "train", "t_test", "test"):
+        assert np.array_equal(getattr(first, name), getattr(again, name))
+    marked = replace(first, train=first.train + 123.0)
+    save(marked, path)
+    assert np.array_equal(make_dataset(s, "sparse", 0.01, 5, cache_dir=tmp_path).train, first.train + 123.0)
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "wrong-arrays"])
-def test_corrupt_cache_file_is_regenerated(tmp_path, damage):
+def test_each_key_has_its_own_file(tmp_path, monkeypatch):
+    s = get_system("oscillator")
+    calls = count_generation(monkeypatch)
+    a = make_dataset(s, "sparse", 0.01, 5, cache_dir=tmp_path)
+    b = make_dataset(s, "sparse", 0.02, 5, cache_dir=tmp_path)  # another noise level is another file
+    assert len(calls) == 2 and len(list(tmp_path.glob("*.npz"))) == 2 and not np.array_equal(a.train, b.train)
+    assert np.array_equal(make_dataset(s, "sparse", 0.01, 5, cache_dir=tmp_path).train, a.train) and len(calls) == 2
+
+
+def damage(path, how: str, good):
+    """Make the cache file at `path` (which holds `good`) unfit to trust, in one way."""
+    if how == "truncate":
+        path.write_bytes(path.read_bytes()[:200])
+    elif how == "garbage":
+        path.write_bytes(b"not an npz at all")
+    elif how == "wrong-arrays":
+        np.savez(path, key="other", t=np.zeros(3))
+    elif how == "missing-array":  # the right key, one array short
+        np.savez(path, key=good.key, **{k: getattr(good, k) for k in ("t", "train_clean", "train", "t_test")})
+    elif how == "another-key":  # a whole, valid dataset, but another seed's
+        save(generate(good.system, good.regime, good.noise, good.seed + 1), path)
+    elif how == "wrong-shape":  # the right key, a trajectory short
+        save(replace(good, train=good.train[1:], train_clean=good.train_clean[1:]), path)
+    elif how == "non-finite":
+        save(replace(good, train=np.where(np.arange(good.train.size).reshape(good.train.shape) == 7, np.nan,
+                                          good.train)), path)
+    else:
+        raise ValueError(how)
+
+
+@pytest.mark.parametrize("how", ["truncate", "garbage", "wrong-arrays", "missing-array", "another-key", "wrong-shape",
+                                 "non-finite"])
+def test_bad_cache_file_is_regenerated_not_trusted(tmp_path, monkeypatch, how):
+    """A cache file that cannot be read, or does not hold this key's arrays, is generated again (exactly once) and
+    rewritten; what comes back is the dataset itself, and the next call reads the rewritten file."""
     s = get_system("oscillator")
     good = make_dataset(s, cache_dir=tmp_path)
-    path = next(tmp_path.glob("*.npz"))
-    if damage == "truncate":
-        path.write_bytes(path.read_bytes()[:200])
-    elif damage == "garbage":
-        path.write_bytes(b"not an npz at all")
-    else:
-        np.savez(path, key="other", t=np.zeros(3))
+    path = cached_path(tmp_path, s)
+    damage(path, how, good)
+    calls = count_generation(monkeypatch)
     again = make_dataset(s, cache_dir=tmp_path)
-    assert np.array_equal(good.train, again.train)
-    assert make_dataset(s, cache_dir=tmp_path).train.shape == good.train.shape  # rewritten, readable
+    assert len(calls) == 1
+    for name in ("t", "train_clean", "train", "t_test", "test"):
+        assert np.array_equal(getattr(again, name), getattr(good, name))
+    forbid_generation(monkeypatch)
+    assert np.array_equal(make_dataset(s, cache_dir=tmp_path).train, good.train)  # rewritten, readable

@@ -17,7 +17,7 @@ from specbench import executors
 from specbench.cli import main
 from specbench.executors import Dask, Local
 from specbench.protocol import Job
-from specbench.results import load_dir
+from specbench.records import load_dir
 from specbench.runner import run_sweep
 
 CADENCE = {"first": 0.05, "growth": 2.0, "max_interval": 1.0}
@@ -34,10 +34,10 @@ def tiny_jobs(seeds=2, budget=0.05):
 
 
 def deterministic(record):
-    env = {k: v for k, v in record["env"].items() if k != "workers"}  # the sweep's width, which differs by design
-    return {**{k: record[k] for k in SAME}, "env": env, "targets": sorted(record["times_to_targets"]),
-            "t_test": record["test_rollout"]["t"], "truth": record["test_rollout"]["truth"],
-            "untrained": record["curve"][0]}
+    env = {k: v for k, v in record.env.items() if k != "workers"}  # the sweep's width, which differs by design
+    return {**{k: getattr(record, k) for k in SAME}, "env": env, "targets": sorted(record.times_to_targets),
+            "t_test": record.test_rollout["t"], "truth": record.test_rollout["truth"],
+            "untrained": record.curve[0]}
 
 
 def test_dask_writes_the_records_one_process_writes(tmp_path):
@@ -47,12 +47,12 @@ def test_dask_writes_the_records_one_process_writes(tmp_path):
     with Dask(workers=2) as dask_executor:
         assert dask_executor.default_threads() == max(1, (os.cpu_count() or 1) // 2)
         there = run_sweep(jobs, tmp_path / "dask", executor=dask_executor)
-    assert len(here) == len(there) == 6 and all(r["status"] == "ok" for r in here + there)
+    assert len(here) == len(there) == 6 and all(r.status == "ok" for r in here + there)
     assert [deterministic(r) for r in there] == [deterministic(r) for r in here]
     for a, b in zip(here, there):  # training is deterministic: where both evaluated one iteration, one metric
-        common = {it: m for _, it, m in a["curve"]}
-        assert all(m == pytest.approx(common[it], rel=1e-9) for _, it, m in b["curve"] if it in common)
-    assert {r["env"]["workers"] for r in here} == {1} and {r["env"]["workers"] for r in there} == {2}
+        common = {it: m for _, it, m in a.curve}
+        assert all(m == pytest.approx(common[it], rel=1e-9) for _, it, m in b.curve if it in common)
+    assert {r.env["workers"] for r in here} == {1} and {r.env["workers"] for r in there} == {2}
     written = [sorted(p.name for p in (tmp_path / d / "runs").iterdir()) for d in ("local", "dask")]
     assert written[0] == written[1] == sorted(j.name for j in jobs)  # records and nothing else, from the client
 
@@ -103,9 +103,9 @@ def test_a_worker_killed_mid_run_costs_its_runs_not_the_sweep(tmp_path, capsys):
             records = run_sweep(jobs, tmp_path, executor=executor)
         killer.join()
     assert killed and _gone(killed["run"])  # the run died with its worker: no orphan training on
-    failed = [r for r in records if r["status"] != "ok"]
+    failed = [r for r in records if r.status != "ok"]
     assert 1 <= len(failed) < len(jobs)
-    assert all(r["status"] == "error" and "KilledWorker" in r["error"] and "\n" not in r["error"] for r in failed)
+    assert all(r.status == "error" and "KilledWorker" in r.error and "\n" not in r.error for r in failed)
     on_disk, warnings = load_dir(tmp_path)
     assert warnings == [] and sorted(p.name for p in (tmp_path / "runs").iterdir()) == sorted(j.name for j in jobs)
 
@@ -113,9 +113,9 @@ def test_a_worker_killed_mid_run_costs_its_runs_not_the_sweep(tmp_path, capsys):
     capsys.readouterr()
     again = run_sweep(jobs, tmp_path, executor=Local())
     assert capsys.readouterr().err.count("skipped (record exists)") == len(jobs) - len(failed)
-    assert all(r["status"] == "ok" for r in again)
+    assert all(r.status == "ok" for r in again)
     after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "runs").iterdir()}
-    rerun = {j.name for j, r in zip(jobs, records) if r["status"] != "ok"}
+    rerun = {j.name for j, r in zip(jobs, records) if r.status != "ok"}
     assert {name for name in before if before[name] != after[name]} == rerun
 
 

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from specbench.results import load_dir, write_atomic
+from specbench.records import load, load_dir
+from tests.records import save
 from tests.conftest import run_cli
-from tests.records import make_record, sweep
+from tests.records import make_record, replace, sweep
 from tests.test_report import write_records
 
 
@@ -63,7 +64,8 @@ def test_broken_preset_values(tmp_path, line, needle):
 
 
 def _bad(record, **changes):
-    return {**record, **changes}
+    """The record's JSON object with `changes`: what a damaged file holds."""
+    return {**record.to_dict(), **changes}
 
 
 BAD_RECORDS = {
@@ -80,7 +82,7 @@ BAD_RECORDS = {
 @pytest.mark.parametrize("case", BAD_RECORDS)
 def test_report_and_gate_skip_a_half_valid_record_with_a_warning(tmp_path, case):
     write_records(tmp_path / "a", sweep())
-    write_atomic(tmp_path / "a" / "runs" / "bad.json", _bad(make_record(seed=7), **BAD_RECORDS[case]))
+    save(tmp_path / "a" / "runs" / "bad.json", _bad(make_record(seed=7), **BAD_RECORDS[case]))
     proc = run_cli("report", tmp_path / "a", "--out", tmp_path / "out")
     assert proc.returncode == 0 and "bad.json" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     write_records(tmp_path / "b", sweep())
@@ -97,7 +99,7 @@ def test_a_record_nested_deep_is_skipped(tmp_path):
 
 def test_temporary_files_are_never_read_as_records(tmp_path):
     write_records(tmp_path, sweep())
-    write_atomic(tmp_path / "runs" / "x.json", make_record(seed=9))
+    save(tmp_path / "runs" / "x.json", make_record(seed=9))
     (tmp_path / "runs" / "x.json").rename(tmp_path / "runs" / ".tmp-abc.json")  # killed between flush and rename
     records, warnings = load_dir(tmp_path)
     assert len(records) == len(sweep()) and not warnings
@@ -120,15 +122,15 @@ def test_a_field_that_diverges_at_once_is_recorded_diverged_quickly(tmp_path):
     t0 = time.perf_counter()
     proc = run_cli("run", "--preset", tmp_path / "p.toml", "--threads", "1", "--out", tmp_path / "o", "--no-report")
     assert proc.returncode == 0, proc.stderr
-    [record] = [json.loads(p.read_text()) for p in (tmp_path / "o" / "runs").glob("*.json")]
-    assert record["status"] == "diverged" and "too stiff" in record["error"]
+    [record] = [load(p) for p in (tmp_path / "o" / "runs").glob("*.json")]
+    assert record.status == "diverged" and "too stiff" in record.error
     assert time.perf_counter() - t0 < 90  # it was a 123 s 'timeout' with 0 iterations
 
 
 def test_a_dataset_is_never_written_with_non_finite_values(tmp_path):
     from specbench.data import generate
     from specbench.errors import UsageError
-    from specbench.systems import get_system
+    from specbench.plugins import get_system
 
     with pytest.raises(UsageError, match="cannot be integrated"):
         generate(get_system("lotka-volterra", a=1e300), "sparse")
@@ -201,11 +203,195 @@ def test_sigterm_ends_the_sweep_cleanly_and_resume_completes_it(tmp_path):
     done = run_cli(*SWEEP, "--budget", "2", "--out", tmp_path)
     assert done.returncode == 0, done.stderr
     records, warnings = load_dir(tmp_path)
-    assert not warnings and sorted(r["trainer"] for r in records) == ["backprop-rk4", "spectral"]
+    assert not warnings and sorted(r.trainer for r in records) == ["backprop-rk4", "spectral"]
 
 
 def test_report_refuses_seeds_of_one_group_with_different_settings(tmp_path):
     recs = sweep()
-    recs[1]["config"] = {**recs[1]["config"], "budget_s": 5.0}
+    recs[1] = replace(recs[1], config={**recs[1].config, "budget_s": 5.0})
     write_records(tmp_path, recs)
     one_line_exit_2(run_cli("report", tmp_path, "--out", tmp_path / "out"), "mix settings (budget_s 10.0 and 5.0)")
+
+
+# ---- reliability, round two (issue 24): each case failed before its fix ----------------------------------------
+
+def test_a_sweep_in_which_no_run_is_ok_reports_so_and_exits_0(tmp_path):
+    save(tmp_path / "runs" / "a.json", make_record(status="diverged"))
+    save(tmp_path / "runs" / "b.json", make_record(trainer="backprop-rk4", status="error"))
+    proc = run_cli("report", tmp_path, "--out", tmp_path / "out")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "**No run was ok** (1 diverged, 1 error)" in text and "| diverged |" in text
+
+
+def test_a_plugin_system_without_states_is_refused_before_any_training(tmp_path):
+    plugin = tmp_path / "flat.py"
+    plugin.write_text("from dataclasses import dataclass\nfrom specbench.systems.base import System, regimes\n\n"
+                      "@dataclass\nclass Flat(System):\n    name: str = 'flat'\n    dim: int = 0\n"
+                      "    regimes: dict = regimes(11, 5)\n\n    @property\n    def params(self):\n"
+                      "        return {}\n\n    def f(self, x, xp):\n        return x\n\n"
+                      "    def sample_initial(self, rng, n):\n        return rng.standard_normal((n, 0))\n\n"
+                      "SYSTEMS = {'flat': Flat}\n")
+    for args in (["run", "--systems", "flat", "--no-report", "--out", tmp_path / "o"], ["data", "flat"]):
+        proc = run_cli(*args[:1], "--plugin", plugin, *args[1:], *(["--out", tmp_path / "d.npz"] if
+                                                                    args[0] == "data" else []))
+        one_line_exit_2(proc, "has dim = 0")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("damage, needle", [
+    (lambda ref: ref["values"]["oscillator"].__setitem__("spectral", "fast"), "should be an object of measures"),
+    (lambda ref: ref["values"].__setitem__("oscillator", [1]), "should be an object of trainers"),
+    (lambda ref: ref["settings"].__setitem__("iterations", "30"), "should be a positive integer"),
+    (lambda ref: ref["values"]["oscillator"]["spectral"].__setitem__("held_bytes", -4), "should be a number >= 0"),
+])
+def test_a_work_reference_with_values_of_the_wrong_type_is_refused(tmp_path, damage, needle):
+    ref = json.loads((Path(__file__).parents[1] / "results" / "work" / "reference.json").read_text())
+    damage(ref)
+    (tmp_path / "ref.json").write_text(json.dumps(ref))
+    one_line_exit_2(run_cli("work", "--systems", "oscillator", "--trainers", "spectral", "--check",
+                            tmp_path / "ref.json"), needle)
+
+
+VERDICT_MOVERS = {  # each was loaded, and could move a verdict
+    "negative seconds and memory": (dict(train_seconds=-5.0, peak_memory_bytes=-10), "'train_seconds'"),
+    "infinite test MSE": (dict(test_mse=math.inf), "'test_mse'"),
+    "negative infinite time": (dict(time_to_target_s=-math.inf), "'time_to_target_s'"),
+    "unknown trainer": (dict(trainer="nobody"), "unknown trainer 'nobody'"),
+    "unknown study": (dict(study={"name": "fame", "variable": "n", "value": 1, "series": "spectral"}),
+                      "unknown study 'fame'"),
+}
+
+
+@pytest.mark.parametrize("case", VERDICT_MOVERS)
+def test_a_record_that_could_move_a_verdict_is_left_out_with_a_warning(tmp_path, case):
+    changes, needle = VERDICT_MOVERS[case]
+    write_records(tmp_path / "a", sweep())
+    # JSON as Python writes it (Infinity), which a hand-edited or foreign file may hold
+    (tmp_path / "a" / "runs" / "bad.json").write_text(json.dumps(_bad(make_record(seed=7), **changes)))
+    proc = run_cli("report", tmp_path / "a", "--out", tmp_path / "out")
+    assert proc.returncode == 0 and "bad.json" in proc.stderr and needle in proc.stderr, proc.stderr
+    assert "seed 7" not in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_the_same_run_under_two_file_names_is_counted_once(tmp_path):
+    write_records(tmp_path, sweep())
+    [first] = (tmp_path / "runs").glob("oscillator__spectral__dense__seed0.json")
+    (tmp_path / "runs" / "copy-of-seed0.json").write_text(first.read_text())
+    records, warnings = load_dir(tmp_path)
+    assert len(records) == len(sweep()) and len(warnings) == 1 and "the same run as" in warnings[0]
+
+
+def test_gate_refuses_a_baseline_it_cannot_read_whole(tmp_path):
+    write_records(tmp_path / "base", sweep())
+    write_records(tmp_path / "cand", sweep())
+    path = next((tmp_path / "base" / "runs").glob("*backprop-rk4*seed0.json"))
+    path.write_text(path.read_text()[:100])  # truncated
+    one_line_exit_2(run_cli("gate", tmp_path / "base", tmp_path / "cand"), "cannot gate on")
+    nan = next((tmp_path / "cand" / "runs").glob("*adjoint-dopri5*seed1.json"))
+    nan.write_text(nan.read_text().replace('"test_mse": 0.01', '"test_mse": NaN'))
+    write_records(tmp_path / "base", sweep())
+    one_line_exit_2(run_cli("gate", tmp_path / "base", tmp_path / "cand"), "'test_mse'")
+
+
+def test_a_cache_file_with_the_right_key_and_wrong_values_is_not_trusted(tmp_path):
+    import numpy as np
+
+    from specbench.data import ARRAYS, make_dataset
+    from specbench.plugins import get_system
+
+    system = get_system("oscillator")
+    truth = make_dataset(system, "dense", cache_dir=tmp_path)
+    [path] = tmp_path.glob("*.npz")
+    with np.load(path) as f:
+        content = {k: f[k] for k in f.files}
+    content.update({name: content[name] * 1.5 for name in ARRAYS})
+    np.savez(path, **content)
+    again = make_dataset(system, "dense", cache_dir=tmp_path)
+    assert np.array_equal(again.train, truth.train) and np.array_equal(again.test, truth.test)
+
+
+def test_a_name_given_twice_is_one_job(tmp_path):
+    proc = run_cli("run", "--systems", "oscillator,oscillator", "--trainers", "spectral,spectral", "--budget",
+                   "0.2", "--threads", "1", "--no-report", "--out", tmp_path)
+    assert proc.returncode == 0 and "1 runs of up to" in proc.stderr, proc.stderr
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 1
+
+
+@pytest.mark.parametrize("args", [["run", "--out", ""], ["data", "oscillator", "--out", ""],
+                                  ["report", ""], ["tune", "--settings", " "]])
+def test_an_empty_path_is_refused(tmp_path, args):
+    proc = run_cli(*args, cwd=tmp_path)
+    one_line_exit_2(proc, "an empty path")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_cache_variable_means_the_default_cache(tmp_path, monkeypatch):
+    from specbench.data import default_cache_dir
+
+    monkeypatch.setenv("SPECBENCH_CACHE", "")
+    assert default_cache_dir() == Path.home() / ".cache" / "specbench"
+
+
+def test_a_full_disk_names_the_file_and_keeps_the_finished_run(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from specbench import runner
+    from specbench.job import make_job
+
+    written = []
+
+    def full(path, record):
+        if "specbench-unsaved" in str(path):
+            written.append(path)
+            return save(path, record)
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(runner, "write", full)
+    monkeypatch.setattr(runner, "unsaved_dir", lambda: tmp_path / "tmp" / "specbench-unsaved")
+    job = make_job("oscillator", "spectral", "dense", 0, budget_s=0.1, threads=1)
+    with pytest.raises(OSError) as exc:
+        runner.run_sweep([job], tmp_path / "out")
+    assert exc.value.filename == str(tmp_path / "out" / "runs" / job.name)
+    assert written and load(written[0]).job_key == job.key()
+    assert str(written[0]) in capsys.readouterr().err
+
+
+def test_a_broken_settings_file_is_refused_before_any_tuning(tmp_path):
+    (tmp_path / "tuned.toml").write_text("x = [")
+    t0 = time.perf_counter()
+    one_line_exit_2(run_cli("tune", "--systems", "oscillator", "--trainers", "spectral", "--settings",
+                            tmp_path / "tuned.toml", "--out", tmp_path / "t"), "cannot read")
+    assert not (tmp_path / "t").exists() and time.perf_counter() - t0 < 60
+
+
+def test_more_threads_than_cores_is_said(tmp_path):
+    from specbench.defaults import cores
+
+    proc = run_cli("run", "--systems", "oscillator", "--trainers", "spectral", "--budget", "0.05", "--no-report",
+                   "--threads", str(cores() + 1), "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"--threads {cores() + 1} is more than this machine's {cores()} cores" in proc.stderr
+
+
+@pytest.mark.parametrize("args", [["data", "oscillator", "--out", "{file}/x.npz"],
+                                  ["tune", "--systems", "oscillator", "--settings", "{file}/t.toml"]])
+def test_a_path_below_a_file_is_not_a_directory(tmp_path, args):
+    (tmp_path / "file").write_text("")
+    one_line_exit_2(run_cli(*[a.format(file=tmp_path / "file") for a in args]), "Not a directory")
+
+
+def test_a_name_too_long_to_read_is_not_a_directory_of_records(tmp_path):
+    one_line_exit_2(run_cli("report", tmp_path / ("a" * 300)), "is not a directory of run records")
+
+
+def test_records_and_reports_are_readable_by_colleagues(tmp_path):
+    import os
+    import stat
+
+    write_records(tmp_path, sweep())
+    assert run_cli("report", tmp_path).returncode == 0
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in [*(tmp_path / "runs").glob("*.json"), tmp_path / "report.md", tmp_path / "report.html"]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask

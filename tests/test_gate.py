@@ -4,15 +4,16 @@ import shutil
 import pytest
 
 from specbench.gate import compare, decide
-from specbench.report.verdicts import group
-from specbench.results import load, write_atomic
+from specbench.verdicts import group
+from specbench.records import Study, load
+from tests.records import replace, save
 from tests.conftest import run_cli
 from tests.records import sweep
 
 
 def write(directory, records):
     for r in records:
-        write_atomic(directory / "runs" / f"{r['system']}__{r['trainer']}__{r['regime']}__seed{r['seed']}.json", r)
+        save(directory / "runs" / f"{r.system}__{r.trainer}__{r.regime}__seed{r.seed}.json", r)
 
 
 def test_gate_passes_against_a_copy_of_itself(tmp_path):
@@ -28,8 +29,7 @@ def test_gate_fails_on_a_2x_slower_time_to_target_and_names_it(tmp_path):
     shutil.copytree(tmp_path / "base", tmp_path / "cand")
     for path in (tmp_path / "cand" / "runs").glob("oscillator__backprop-dopri5__*.json"):
         r = load(path)
-        r["time_to_target_s"] *= 2
-        write_atomic(path, r)
+        save(path, replace(r, time_to_target_s=r.time_to_target_s * 2))
     proc = run_cli("gate", tmp_path / "base", tmp_path / "cand")
     assert proc.returncode == 1
     regressions = proc.stdout.split("regression(s)")[1]
@@ -41,8 +41,8 @@ def test_gate_fails_on_a_2x_slower_time_to_target_and_names_it(tmp_path):
 
 def test_missing_or_failed_runs_are_regressions(tmp_path):
     base = sweep()
-    cand = [r for r in base if r["trainer"] != "adjoint-dopri5"]
-    cand = [{**r, "status": "diverged", "error": "boom"} if r["trainer"] == "backprop-rk4" and r["seed"] == 1
+    cand = [r for r in base if r.trainer != "adjoint-dopri5"]
+    cand = [replace(r, status="diverged", error="boom") if r.trainer == "backprop-rk4" and r.seed == 1
             else r for r in cand]
     rows, regressions = compare(group(base), group(cand), 1.25)
     text = "\n".join(regressions)
@@ -68,9 +68,7 @@ def test_study_points_are_gated_apart():
     from tests.records import make_record
 
     def study(n, memory):
-        r = make_record(trainer="spectral", memory=memory)
-        r["study"] = {"name": "horizon", "variable": "n_times", "value": n, "series": "spectral"}
-        return r
+        return replace(make_record(trainer="spectral", memory=memory), study=Study("horizon", "n_times", n, "spectral"))
 
     base = [study(101, 1_000_000), study(2001, 20_000_000)]
     cand = [study(101, 2_000_000), study(2001, 20_000_000)]

@@ -5,10 +5,12 @@ import os
 import subprocess
 import sys
 import textwrap
+import tomllib
 from pathlib import Path
 
 import pytest
 
+from specbench.records import load
 from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,10 +31,10 @@ def test_data_run_and_report_with_a_plugin(tmp_path):
                    "--budget", "1", "--threads", "1", "--out", out)
     assert proc.returncode == 0, proc.stderr
     assert "no tuned settings for pendulum / backprop-euler, pendulum / spectral" in proc.stderr
-    records = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
-    assert {(r["system"], r["trainer"], r["status"]) for r in records} == {
+    records = [load(p) for p in (out / "runs").glob("*.json")]
+    assert {(r.system, r.trainer, r.status) for r in records} == {
         ("pendulum", "spectral", "ok"), ("pendulum", "backprop-euler", "ok")}
-    assert all(r["target_loss"] == 2e-2 for r in records)  # the plugin system's own target
+    assert all(r.target_loss == 2e-2 for r in records)  # the plugin system's own target
     text = (out / "report.md").read_text()
     assert "vs backprop-euler" in text and "| C1 | pendulum | dense |" in text
     proc = run_cli("report", out, "--plugin", PLUGIN, "--out", tmp_path / "again")
@@ -43,8 +45,8 @@ def test_tune_with_a_plugin_writes_its_own_settings_file(tmp_path):
     proc = run_cli("tune", "--plugin", PLUGIN, "--systems", "pendulum", "--trainers", "backprop-euler",
                    "--budget", "0.3", "--seeds", "2", "--threads", "1", "--out", tmp_path / "tuning")
     assert proc.returncode == 0, proc.stderr
-    text = (tmp_path / "tuning" / "tuned.toml").read_text()
-    assert '["pendulum"."backprop-euler"]' in text and "tuned_budget_s = 0.3" in text and "tuned_seeds = 2" in text
+    entry = tomllib.loads((tmp_path / "tuning" / "tuned.toml").read_text())["pendulum"]["backprop-euler"]
+    assert entry["tuned_budget_s"] == 0.3 and entry["tuned_seeds"] == 2
 
 
 def test_studies_and_asv_see_plugins_through_the_environment():
@@ -112,7 +114,7 @@ def test_unknown_plugin_module_and_file_are_exit_2(tmp_path):
 
 def test_asv_memory_runs_come_back_from_fresh_processes():
     """The records behind asv's memory track: one protocol run per pair, each in its own process."""
-    code = "from specbench import bench; r = bench.memory_runs(0.2); print(sorted((k, v['status']) for k, v in r.items()))"
+    code = "from specbench import bench; r = bench.memory_runs(0.2); print(sorted((k, v.status) for k, v in r.items()))"
     env = {**os.environ, "SPECBENCH_ASV_SYSTEMS": "oscillator", "SPECBENCH_ASV_TRAINERS": "spectral"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr

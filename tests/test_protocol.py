@@ -8,7 +8,9 @@ import time
 import pytest
 
 from specbench.protocol import Cadence, Job, run_job
-from specbench.results import CorruptRecord, load, load_dir, validate, write_atomic
+from specbench.records import CorruptRecord, load, load_dir
+from specbench.records import problems_of
+from tests.records import replace, save
 from tests.conftest import run_cli
 
 
@@ -18,44 +20,87 @@ def job(**kw):
     return Job(**{**base, **kw})
 
 
-def test_slow_evaluation_does_not_move_time_to_target(monkeypatch):
-    """The metric falls as 1/(steps+1), so the target 5e-2 is met at step 19 however slow evaluation is."""
+class FakeClock:
+    """The protocol's clock (its `time` module) on a fake time that moves only when a test moves it."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+STEP = 2 ** -7  # fake seconds per training step: a power of two, so that sums of them are exact
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.25])
+def test_training_clock_counts_steps_only(monkeypatch, delay):
+    """On a fake clock every training step takes STEP s and every evaluation `delay` s. The metric after k steps is
+    1/(k+1), so the target 5e-2 is first met after 19 steps: the record says so at the training time of the first
+    evaluation at or after step 19, on the curve's training clock, whatever an evaluation costs; training seconds
+    are STEP per step to the budget, evaluation seconds `delay` per evaluation on the curve."""
+    import specbench.protocol as protocol
     import specbench.trainers.base as base
 
-    steps = []
+    clock = FakeClock()
+    monkeypatch.setattr(protocol, "time", clock)  # the protocol's clock only: rollouts keep their real deadline
     original = base.Trainer.step
 
-    def counting_step(self):
-        steps.append(1)
-        return original(self)
+    def timed_step(self):
+        loss = original(self)
+        self.model.steps_taken = self.iteration  # what the metric below reads
+        clock.now += STEP
+        return loss
 
-    monkeypatch.setattr(base.Trainer, "step", counting_step)
-    results = {}
-    for delay in (0.0, 0.25):
-        steps.clear()
+    def evaluate(model, data):
+        clock.now += delay
+        return 1.0 / (getattr(model, "steps_taken", 0) + 1)
 
-        def evaluate(model, data, delay=delay):
-            time.sleep(delay)
-            return 1.0 / (len(steps) + 1)
+    monkeypatch.setattr(base.Trainer, "step", timed_step)
+    record = run_job(job(budget_s=1.0, target=5e-2), evaluate=evaluate)
+    assert record.status == "ok" and record.iterations == 128  # 1 s of training at STEP s a step
+    assert record.train_seconds == 1.0 and record.eval_seconds == delay * len(record.curve)
+    assert all(t == STEP * k and metric == 1.0 / (k + 1) for t, k, metric in record.curve)
+    reached = min(k for _, k, _ in record.curve if k >= 19)  # the first evaluation at or below the target
+    assert record.time_to_target_s == record.first_crossing_s == STEP * reached
 
-        results[delay] = run_job(job(budget_s=1.0, target=5e-2), evaluate=evaluate)
-    fast, slow = results[0.0], results[0.25]
-    assert slow["eval_seconds"] > 1.0  # evaluations alone outlast the training budget
-    assert slow["train_seconds"] == pytest.approx(1.0, abs=0.2)
-    assert slow["time_to_target_s"] is not None and slow["time_to_target_s"] < 1.0
-    # the same step meets the target; its training time differs by step-time jitter and the cadence's
-    # resolution, never by the 0.25 s each evaluation costs
-    assert abs(slow["time_to_target_s"] - fast["time_to_target_s"]) < 0.25
+
+def test_memory_the_setup_and_the_training_keep_is_measured(monkeypatch):
+    """A trainer whose setup keeps 32 MiB more and whose first step allocates and keeps 64 MiB more: the record's
+    setup memory holds the 32 MiB and its training peak the 64 MiB (and not the setup's), each within what the
+    spectral trainer itself needs on the oscillator (a few MiB)."""
+    import numpy as np
+
+    from specbench.trainers.spectral import Spectral
+
+    MiB = 2 ** 20
+    init, step = Spectral.__init__, Spectral._step
+
+    def setup_keeps(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.setup_ballast = np.full(32 * MiB // 8, 1.0)  # written, so resident
+
+    def step_keeps(self):
+        if not hasattr(self, "step_ballast"):
+            self.step_ballast = np.full(64 * MiB // 8, 1.0)
+        return step(self)
+
+    monkeypatch.setattr(Spectral, "__init__", setup_keeps)
+    monkeypatch.setattr(Spectral, "_step", step_keeps)
+    record = run_job(job(budget_s=0.3))
+    assert record.status == "ok"
+    assert 32 * MiB <= record.setup_memory_bytes < 48 * MiB
+    assert 64 * MiB <= record.peak_memory_bytes < 80 * MiB
 
 
 def test_record_is_valid_and_complete():
     record = run_job(job(budget_s=0.5))
-    assert validate(record) == []
-    assert record["status"] == "ok" and record["iterations"] > 0 and record["test_nmse"] is not None
-    assert set(record["times_to_targets"]) == {"0.03", "0.01", "0.00333"}
-    assert record["curve"][0][0] == 0.0 and record["curve"][-1][1] == record["iterations"]
-    assert record["config"]["E"] >= 1 and record["env"]["torch"]
-    assert record["peak_memory_bytes"] is not None and record["peak_memory_bytes"] >= 0
+    assert problems_of(record.to_dict()) == []
+    assert record.status == "ok" and record.iterations > 0 and record.test_nmse is not None
+    assert set(record.times_to_targets) == {"0.03", "0.01", "0.00333"}
+    assert record.curve[0][0] == 0.0 and record.curve[-1][1] == record.iterations
+    assert record.config["E"] >= 1 and record.env["torch"]
+    assert record.peak_memory_bytes is not None  # its value: test_memory_the_setup_and_the_training_keep_is_measured
 
 
 def test_divergence_is_a_record_not_an_exception(monkeypatch):
@@ -63,8 +108,8 @@ def test_divergence_is_a_record_not_an_exception(monkeypatch):
 
     monkeypatch.setattr(Spectral, "_step", lambda self: float("nan"))
     record = run_job(job(budget_s=2.0))
-    assert record["status"] == "diverged" and "non-finite" in record["error"]
-    assert validate(record) == []
+    assert record.status == "diverged" and "non-finite" in record.error
+    assert problems_of(record.to_dict()) == []
 
 
 def test_cadence_starts_fine_and_widens():
@@ -78,10 +123,10 @@ def test_cadence_starts_fine_and_widens():
 
 def test_atomic_write_round_trip_and_corrupt_records(tmp_path):
     record = run_job(job(budget_s=0.2))
-    write_atomic(tmp_path / "runs" / "a.json", record)
-    assert load(tmp_path / "runs" / "a.json") == json.loads(json.dumps(record))
+    save(tmp_path / "runs" / "a.json", record)
+    assert load(tmp_path / "runs" / "a.json") == record
     (tmp_path / "runs" / "b.json").write_text('{"schema": 1, "system": "osc')
-    (tmp_path / "runs" / "c.json").write_text(json.dumps({**record, "status": "great"}))
+    (tmp_path / "runs" / "c.json").write_text(json.dumps({**record.to_dict(), "status": "great"}))
     records, warnings = load_dir(tmp_path)
     assert len(records) == 1 and len(warnings) == 2
     assert any("b.json" in w for w in warnings) and any("c.json" in w and "status" in w for w in warnings)
@@ -110,7 +155,7 @@ def test_interrupted_sweep_resumes_and_loses_nothing(tmp_path):
     records, warnings = load_dir(tmp_path)
     assert warnings == [] and len(records) == 4
     assert {p.name: p.stat().st_mtime_ns for p in runs.glob("*.json") if p.name in first} == first
-    assert {(r["system"], r["trainer"]) for r in records} == {
+    assert {(r.system, r.trainer) for r in records} == {
         (s, t) for s in ("oscillator", "lotka-volterra") for t in ("spectral", "spectral-2stage")}
 
 
@@ -130,7 +175,7 @@ def test_evaluation_memory_is_not_training_memory():
         return float(block[0])
 
     record = run_job(job(budget_s=0.3), evaluate=hungry)
-    assert record["peak_memory_bytes"] < 50 * 2 ** 20
+    assert record.peak_memory_bytes < 50 * 2 ** 20
 
 
 def test_memory_an_evaluation_keeps_is_not_training_memory():
@@ -147,7 +192,7 @@ def test_memory_an_evaluation_keeps_is_not_training_memory():
         return 1.0
 
     record = run_job(job(budget_s=0.3), evaluate=keeper)
-    assert kept and record["peak_memory_bytes"] < 50 * 2 ** 20
+    assert kept and record.peak_memory_bytes < 50 * 2 ** 20
 
 
 def test_memory_training_keeps_is_counted():

@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from specbench.report import markdown_tables_only, render_html, render_markdown, write_report
+from specbench.report.document import markdown_tables_only, render_html, render_markdown, write_report
 from specbench.report.board import board, summary
-from specbench.report.verdicts import MARK, claims, median, seed_ratios_by_cell, speedup, summarise
-from specbench.results import write_atomic
+from specbench.verdicts import MARK, claims, median, seed_ratios_by_cell, speedup, summarise, versus
+from tests.records import replace, save
 from tests.conftest import run_cli
-from tests.records import make_record, sweep
+from tests.records import make_record, seeds, sweep
 
 BASES = ("backprop-rk4", "backprop-dopri5", "adjoint-dopri5")
 
@@ -91,15 +91,15 @@ def test_a_transient_crossing_does_not_count():
 
 
 def test_no_spectral_runs_is_not_measured():
-    recs = [r for r in sweep() if r["trainer"] != "spectral"]
+    recs = [r for r in sweep() if r.trainer != "spectral"]
     assert {v.verdict for v in claims(recs)} == {"not measured"}
 
 
 def test_diverged_baseline_counts_as_unreached():
     recs = sweep()
-    recs = [make_record(trainer=r["trainer"], seed=r["seed"], ttt=None, status="diverged")
-            if r["trainer"] == "adjoint-dopri5" else r for r in recs]
-    r = speedup([x for x in recs if x["trainer"] == "spectral"], [x for x in recs if x["trainer"] == "adjoint-dopri5"])
+    recs = [make_record(trainer=r.trainer, seed=r.seed, ttt=None, status="diverged")
+            if r.trainer == "adjoint-dopri5" else r for r in recs]
+    r = speedup([x for x in recs if x.trainer == "spectral"], [x for x in recs if x.trainer == "adjoint-dopri5"])
     assert r.lower and r.value == pytest.approx(10.0)
 
 
@@ -121,7 +121,7 @@ def test_scaling_claims_are_inconclusive_without_studies():
 
 def write_records(directory, records):
     for r in records:
-        write_atomic(directory / "runs" / f"{r['system']}__{r['trainer']}__{r['regime']}__seed{r['seed']}.json", r)
+        save(directory / "runs" / f"{r.system}__{r.trainer}__{r.regime}__seed{r.seed}.json", r)
 
 
 def test_report_is_written_and_tables_are_reproducible(tmp_path):
@@ -132,10 +132,10 @@ def test_report_is_written_and_tables_are_reproducible(tmp_path):
     assert "predate the memory warm-up" in text  # hand-made records have no setup_memory_bytes
     assert (tmp_path / "out" / "figures" / "curves.png").stat().st_size > 1000
     html = page.read_text()
-    # every figure the Markdown names is drawn and embedded: 3 overviews (C1-C3), curves and test MSE
+    # every figure the Markdown names is drawn and embedded: 3 overviews (C1-C3), the profiles, curves and test MSE
     figures = re.findall(r"!\[[^]]*\]\((figures/[^)]+\.png)\)", text)
-    assert len(figures) == 5 and all((tmp_path / "out" / f).stat().st_size > 1000 for f in figures)
-    assert html.count("data:image/png;base64,") == 5 and "<strong>holds</strong>" in html
+    assert len(figures) == 6 and all((tmp_path / "out" / f).stat().st_size > 1000 for f in figures)
+    assert html.count("data:image/png;base64,") == 6 and "<strong>holds</strong>" in html
     md2, _ = write_report(tmp_path, tmp_path / "again")
     assert md2.read_text() == text
     assert markdown_tables_only(tmp_path, tmp_path / "out") == text  # the committed-reports check, figures skipped
@@ -190,7 +190,7 @@ def board_rows(text: str) -> dict[str, list[str]]:
 
 def two_cells():
     """oscillator/dense where C2 holds (100x) and lorenz/sparse where it fails (2x)."""
-    return sweep(base_mse=1e-1) + [{**r, "system": "lorenz", "regime": "sparse"} for r in sweep(base_mse=2e-3)]
+    return sweep(base_mse=1e-1) + [replace(r, system="lorenz", regime="sparse") for r in sweep(base_mse=2e-3)]
 
 
 def test_the_board_shows_every_verdict_in_its_cell(tmp_path):
@@ -203,7 +203,7 @@ def test_the_board_shows_every_verdict_in_its_cell(tmp_path):
     write_records(tmp_path, records)
     rows = board_rows(write_report(tmp_path, tmp_path / "out")[0].read_text())
     assert rows["claim"] == ["lorenz sparse", "oscillator dense"]
-    from specbench.report import EMOJI
+    from specbench.report.document import EMOJI
     for v in verdicts:
         assert rows[v.claim][bd.rows.index((v.system, v.regime))] == f"{EMOJI[v.verdict]} {v.verdict}"
     assert rows["C2"] == ["❌ fails", "✅ holds"]
@@ -211,7 +211,7 @@ def test_the_board_shows_every_verdict_in_its_cell(tmp_path):
 
 
 def test_the_board_names_several_verdicts_in_one_cell():
-    from specbench.report.verdicts import Verdict
+    from specbench.verdicts import Verdict
 
     vs = [Verdict("C3", "lv", "horizon study, whole", "holds", {}, "why a", column="C3 at scale", sampling="dense",
                   label="horizon, whole"),
@@ -230,7 +230,7 @@ def test_the_summary_is_made_from_the_verdicts():
     assert len(lines) == 5
     assert lines[1].startswith("**C2 generalisation**: holds in 1 of 2 (oscillator dense), fails in 1 (lorenz sparse)")
     # the same records with lorenz's baselines 100x worse: C2 now holds in both cells, and the line says so
-    better = sweep(base_mse=1e-1) + [{**r, "system": "lorenz", "regime": "sparse"} for r in sweep(base_mse=1e-1)]
+    better = sweep(base_mse=1e-1) + [replace(r, system="lorenz", regime="sparse") for r in sweep(base_mse=1e-1)]
     changed = summary(claims(better))
     assert changed[1].startswith("**C2 generalisation**: holds in 2 of 2 (lorenz sparse, oscillator dense);")
     assert changed[0] == lines[0] and changed[2] == lines[2]  # C1 and C3 did not change
@@ -267,8 +267,123 @@ def test_rollouts_missing_values_and_folds(tmp_path):
 
 
 def test_the_board_and_its_marks_cover_every_verdict_value():
-    from specbench.report import EMOJI
-    from specbench.report.verdicts import VERDICTS
+    from specbench.report.document import EMOJI
+    from specbench.verdicts import VERDICTS
 
     assert set(MARK) == set(EMOJI) == set(VERDICTS)
     assert len(set(MARK.values())) == len(set(EMOJI.values())) == len(VERDICTS)
+
+
+# ---- against the rivals, and the performance profiles ---------------------------------------------------------
+
+def with_rivals(vf=(2.0, 2.4, 1.6), vf_mse=2e-3, shooting=(None, None, None), shooting_mse=1e-3, **kw):
+    """sweep() (spectral at 1, 1.2 and 0.8 s, test MSE 1e-3) and the two rivals at these times to target (None:
+    not reached within their budget) and test MSEs."""
+    return sweep() + seeds("vf-node", vf, role="rival", test_mse=vf_mse, **kw) + \
+        seeds("multiple-shooting", shooting, role="rival", test_mse=shooting_mse, **kw)
+
+
+def test_rivals_never_enter_the_baseline_claims():
+    plain, rivalled = claims(sweep()), claims(with_rivals(vf=(0.1, 0.1, 0.1), vf_mse=1.0))
+    assert [v for v in rivalled if v.claim != "rivals"] == plain  # C1-C3 the same verdicts, ratios and reasons
+    assert {b for v in rivalled if v.claim != "rivals" for b in v.ratios} == set(BASES)
+    assert not [v for v in plain if v.claim == "rivals"]  # no rival records: no rivals verdict
+
+
+def test_the_rivals_verdict_holds_on_both_measures_against_every_rival():
+    [v] = [v for v in claims(with_rivals()) if v.claim == "rivals"]
+    assert v.verdict == "holds" and (v.system, v.regime) == ("oscillator", "dense")
+    # vf-node: 2/1, 2.4/1.2, 1.6/0.8 = 2x on every seed; test MSE 2e-3 / 1e-3 = 2x
+    assert str(v.ratios[versus("vf-node", "time to target")]) == "2x (2 to 2, n=3)"
+    assert v.ratios[versus("vf-node", "test MSE")].value == pytest.approx(2.0)
+    # multiple shooting never reached within 10 s: a lower bound, 10 s over spectral's time (median 10x)
+    shooting = v.ratios[versus("multiple-shooting", "time to target")]
+    assert shooting.lower and shooting.value == pytest.approx(10.0) and str(shooting).startswith("> 10x")
+    assert v.ratios[versus("multiple-shooting", "test MSE")].value == pytest.approx(1.0)  # equal: at least as good
+    assert list(v.ratios) == [versus(r, m) for r in ("vf-node", "multiple-shooting")
+                              for m in ("time to target", "test MSE")]
+
+
+@pytest.mark.parametrize("kw, measure", [({"vf": (0.5, 0.6, 0.4)}, "time to target"),  # 0.5x
+                                         ({"shooting_mse": 5e-4}, "test MSE")])  # 0.5x
+def test_the_rivals_verdict_fails_when_a_rival_is_faster_or_more_accurate(kw, measure):
+    [v] = [v for v in claims(with_rivals(**kw)) if v.claim == "rivals"]
+    assert v.verdict == "fails" and v.why.startswith("below 1x: ") and f"{measure}: 0.5x" in v.why
+
+
+def test_the_rivals_verdict_fails_when_a_rival_reaches_the_target_and_spectral_does_not():
+    records = [r for r in with_rivals() if r.trainer != "spectral"] + seeds("spectral", (None, None, 1.0))
+    [v] = [v for v in claims(records) if v.claim == "rivals"]
+    assert v.verdict == "fails" and "vf-node reaches the target" in v.why
+
+
+def test_a_short_rival_budget_leaves_the_rivals_verdict_inconclusive():
+    # spectral at 4 s on every seed; vf-node never reached within its 2 s: > 0.5x, a bound that cannot decide 1x
+    records = [r for r in with_rivals() if r.trainer not in ("spectral", "vf-node")] + \
+        seeds("spectral", (4.0, 4.0, 4.0)) + seeds("vf-node", (None, None, None), role="rival", budget=2.0)
+    [v] = [v for v in claims(records) if v.claim == "rivals"]
+    bound = v.ratios[versus("vf-node", "time to target")]
+    assert bound.lower and bound.value == pytest.approx(0.5)
+    assert v.verdict == "inconclusive" and "a budget of 4 s" in v.why
+
+
+def test_rivals_without_spectral_runs_are_not_measured():
+    records = [replace(r, system="lorenz") for r in with_rivals() if r.trainer != "spectral"] + sweep()
+    by_cell = {(v.system, v.claim): v.verdict for v in claims(records)}
+    assert by_cell[("lorenz", "rivals")] == "not measured" and ("oscillator", "rivals") not in by_cell
+
+
+def section(text: str, title: str) -> str:
+    """The Markdown of one '## title' section, up to the next."""
+    return text.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_report_judges_spectral_against_its_rivals(tmp_path):
+    records = with_rivals(shooting_mse=5e-4)
+    write_records(tmp_path, records)
+    md, page = write_report(tmp_path, tmp_path / "out")
+    text = md.read_text()
+    [v] = [v for v in claims(records) if v.claim == "rivals"]
+    assert v.verdict == "fails"
+    rivals = section(text, "Against its rivals")
+    assert "at least as fast and at least as accurate" in rivals and "below 1x" in rivals  # the rule
+    head = ["system", "regime", "verdict", *[f"vs {versus(r, m)}" for r in ("vf-node", "multiple-shooting")
+                                             for m in ("time to target", "test MSE")], "why"]
+    assert "| " + " | ".join(head) + " |" in rivals
+    assert (f"| oscillator | dense | {MARK['fails']} **fails** | " + " | ".join(str(r) for r in v.ratios.values())
+            + f" | {v.why} |") in rivals
+    assert board_rows(text)["rivals"] == ["❌ fails"]
+    assert "**rivals** against its rivals" in text  # in the claims box
+    assert 'id="against-its-rivals"' in page.read_text()
+
+
+def test_without_rivals_there_is_no_rivals_section_row_or_column(tmp_path):
+    write_records(tmp_path, sweep())
+    text = write_report(tmp_path, tmp_path / "out")[0].read_text()
+    assert "Against its rivals" not in text and "rivals" not in board_rows(text)
+    assert "**rivals**" not in text and "vs vf-node" not in text
+
+
+def test_the_report_ranks_every_trainer_with_performance_profiles(tmp_path):
+    records = with_rivals(vf=(2.0, 2.0, 2.0))  # medians: spectral 1, vf-node 2, baselines 25, shooting never
+    write_records(tmp_path, records)
+    md, page = write_report(tmp_path, tmp_path / "out")
+    text = md.read_text()
+    prof = section(text, "Which method to use: performance profiles")
+    assert "figures/profiles.png" in prof and (tmp_path / "out" / "figures" / "profiles.png").stat().st_size > 1000
+    assert "No cell left out" in prof
+    rows = [line for line in prof.splitlines() if line.startswith("| ") and not line.startswith("| trainer")]
+    assert rows == ["| spectral | candidate | 1.000 | 1/1 | 1/1 |",
+                    f"| vf-node | rival | {1 - math.log(2) / math.log(100):.3f} | 0/1 | 1/1 |",
+                    *[f"| {b} | baseline | {1 - math.log(25) / math.log(100):.3f} | 0/1 | 1/1 |" for b in BASES],
+                    "| multiple-shooting | rival | 0.000 | 0/1 | 0/1 |"]
+    assert page.read_text().count("<img ") == text.count("](figures/")
+
+
+def test_the_profile_caption_counts_the_cells_left_out(tmp_path):
+    unsolved = [replace(r, system="lorenz", time_to_target_s=None) for r in sweep()]
+    write_records(tmp_path, sweep() + unsolved)
+    text = write_report(tmp_path, tmp_path / "out")[0].read_text()
+    prof = section(text, "Which method to use: performance profiles")
+    assert "1 of 2 cells left out: no trainer reached the target (lorenz dense)" in prof
+    assert "| spectral | candidate | 1.000 | 1/1 | 1/1 |" in prof

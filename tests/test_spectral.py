@@ -70,7 +70,7 @@ def test_legendre_round_trip(p):
 
 def test_representation_error_falls_exponentially_with_order():
     """On the smooth oscillator the error of the nodal interpolant drops by orders of magnitude as p rises."""
-    from specbench.systems import get_system
+    from specbench.plugins import get_system
 
     s = get_system("oscillator")
     t = np.linspace(0, 10, 400)

@@ -4,13 +4,13 @@ from dataclasses import replace
 import pytest
 
 from specbench.protocol import run_job
-from specbench.report import write_report
+from specbench.report.document import write_report
 from specbench.report.studies import decay, study_verdicts
-from specbench.results import validate, write_atomic
+from specbench.plugins import SYSTEMS
+from specbench.records import Study, problems_of
 from specbench.studies import STUDIES, Size
-from specbench.systems import SYSTEMS
 from tests.conftest import run_cli
-from tests.records import make_record
+from tests.records import make_record, save
 
 SMALL = Size(full=False, seeds=None, device="cpu", threads=1)
 
@@ -19,7 +19,7 @@ SMALL = Size(full=False, seeds=None, device="cpu", threads=1)
 def test_every_study_plans_distinct_named_jobs(name):
     jobs = STUDIES[name].plan(SMALL)
     assert jobs and len({j.name for j in jobs}) == len(jobs)
-    assert all(j.study["name"] == name and {"variable", "value", "series"} <= set(j.study) for j in jobs)
+    assert all(j.study.name == name and isinstance(j.study, Study) for j in jobs)
     full = STUDIES[name].plan(replace(SMALL, full=True))
     assert len(full) > len(jobs)
 
@@ -30,7 +30,7 @@ def test_horizon_grows_ten_fold_at_the_same_sampling_interval():
     assert sizes[-1] >= 10 * sizes[0]
     dts = {round(j.data["t_span"] / (j.data["n_times"] - 1), 12) for j in jobs}
     assert len(dts) == 1
-    whole = [j for j in jobs if "whole" in j.study["series"]]
+    whole = [j for j in jobs if "whole" in j.study.series]
     assert whole and all(j.config["segment_length"] == j.data["n_times"] for j in whole)
 
 
@@ -41,24 +41,23 @@ def test_order_study_keeps_the_fit_determined_by_the_data():
 
 
 def test_a_study_job_records_its_study_and_measurements():
-    job = next(j for j in STUDIES["order"].plan(SMALL) if j.study["variable"] == "p" and j.study["value"] == 8)
+    job = next(j for j in STUDIES["order"].plan(SMALL) if j.study.variable == "p" and j.study.value == 8)
     record = run_job(replace(job, budget_s=0.3))
-    assert validate(record) == []
-    assert record["study"] == job.study and record["config"]["p"] == 8 and record["config"]["E"] == 4
-    assert 0 < record["representation_error"] < 1e-5
-    assert record["nfe_per_iteration"] == 1.0  # the coefficient step reuses the theta step's forward pass (Jacobi)
+    assert problems_of(record.to_dict()) == []
+    assert record.study == job.study and record.config["p"] == 8 and record.config["E"] == 4
+    assert 0 < record.representation_error < 1e-5
+    assert record.nfe_per_iteration == 1.0  # the coefficient step reuses the theta step's forward pass (Jacobi)
     horizon = next(j for j in STUDIES["horizon"].plan(SMALL)
-                   if j.trainer == "backprop-rk4" and "whole" in j.study["series"] and j.data["n_times"] == 201)
+                   if j.trainer == "backprop-rk4" and "whole" in j.study.series and j.data["n_times"] == 201)
     record = run_job(replace(horizon, budget_s=0.3))
-    assert record["config"]["data"]["n_times"] == 201 and record["config"]["data"]["t_span"] == pytest.approx(10.0)
-    assert record["nfe_per_iteration"] == 4 * 200  # rk4: four stages per observation interval
-    assert record["step_seconds"] > 0 and record["setup_memory_bytes"] is not None
+    assert record.config["data"]["n_times"] == 201 and record.config["data"]["t_span"] == pytest.approx(10.0)
+    assert record.nfe_per_iteration == 4 * 200  # rk4: four stages per observation interval
+    assert record.step_seconds > 0 and record.setup_memory_bytes is not None
 
 
 def study_record(name, variable, value, series, trainer="spectral", regime="dense", test_mse=1e-3, **fields):
     r = make_record(trainer=trainer, system="lotka-volterra", regime=regime, test_mse=test_mse)
-    r.update(study={"name": name, "variable": variable, "value": value, "series": series}, **fields)
-    return r
+    return replace(r, study=Study(name, variable, value, series), **fields)
 
 
 def horizon_records(adjoint_memory):
@@ -112,9 +111,9 @@ def test_order_decay_stops_at_the_floor():
 
 
 def test_report_draws_studies_given_with_studies(tmp_path):
-    write_atomic(tmp_path / "head" / "runs" / "a.json", make_record())
+    save(tmp_path / "head" / "runs" / "a.json", make_record())
     for i, r in enumerate(horizon_records(lambda n: 5000 * n)):
-        write_atomic(tmp_path / "studies" / "horizon" / "runs" / f"{i}.json", r)
+        save(tmp_path / "studies" / "horizon" / "runs" / f"{i}.json", r)
     md, page = write_report(tmp_path / "head", tmp_path / "out", studies=[tmp_path / "studies"])
     text = md.read_text()
     assert "## Horizon study (lotka-volterra)" in text and "| C4 | lotka-volterra | horizon study | ✓ **holds** |" in text
@@ -125,7 +124,7 @@ def test_report_draws_studies_given_with_studies(tmp_path):
 def test_bad_study_input_is_exit_2(tmp_path):
     proc = run_cli("study", "nosuch")
     assert proc.returncode == 2 and "valid studies: horizon, state-size, order, regimes" in proc.stderr
-    write_atomic(tmp_path / "runs" / "a.json", make_record())
+    save(tmp_path / "runs" / "a.json", make_record())
     (tmp_path / "empty").mkdir()
     proc = run_cli("report", tmp_path, "--studies", tmp_path / "empty")
     assert proc.returncode == 2 and "no study records" in proc.stderr and "Traceback" not in proc.stderr

@@ -5,7 +5,7 @@ import torch
 from torchdiffeq import odeint
 
 from specbench.errors import Diverged
-from specbench.trainers import TRAINERS
+from specbench.plugins import TRAINERS
 from tests.helpers import dataset
 
 TORCHODE = ["torchode-dopri5", "torchode-adjoint"]

@@ -1,11 +1,9 @@
 import numpy as np
 import pytest
 import torch
-from torchdiffeq import odeint, odeint_adjoint
 
 from specbench.errors import Diverged
-from specbench.models import build_model, data_scales
-from specbench.trainers import TRAINERS
+from specbench.plugins import TRAINERS
 from specbench.trainers.spectral import Spectral
 from tests.helpers import TrueField, dataset
 
@@ -15,20 +13,39 @@ FAST = {name: {"batch_size": 8, "segment_length": 10}
 ADJOINTS = ["adjoint-dopri5", "torchode-adjoint"]  # slower steps: fewer of them in the tests
 
 
-def test_adjoint_gradient_equals_direct_gradient_float64():
+def solver_gradient(name: str, **cfg):
+    """(loss, gradient, network evaluations) of one step of trainer `name` on lotka-volterra in float64, at seed 0
+    (so the same initial weights and the same batch of segments for every trainer), with lr = 0 (Adam leaves the
+    weights where they are, the gradients stay on them)."""
     system, data = dataset("lotka-volterra")
-    model = build_model(2, data_scales(data.t, data.train), {"width": 16, "depth": 2}, seed=0).double()
-    x0 = torch.as_tensor(data.train[:4, 0])
-    t = torch.as_tensor(data.t[:30])
-    target = torch.as_tensor(data.train[:4, :30]).transpose(0, 1)
-    grads = []
-    for solve in (odeint, odeint_adjoint):
-        model.zero_grad()
-        pred = solve(model, x0, t, method="dopri5", rtol=1e-10, atol=1e-10)
-        ((pred - target) ** 2).mean().backward()
-        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
-    rel = (grads[0] - grads[1]).norm() / grads[0].norm()
-    assert rel < 1e-4
+    trainer = TRAINERS[name](system, data, {"lr": 0.0, "batch_size": 4, "segment_length": 20, **cfg}, seed=0)
+    trainer.model.double()
+    trainer.y, trainer.std, trainer.t_seg = trainer.y.double(), trainer.std.double(), trainer.t_seg.double()
+    weights = [p.detach().clone() for p in trainer.model.parameters()]
+    nfe = trainer.model.nfe
+    loss = trainer.step()
+    assert all(torch.equal(w, p) for w, p in zip(weights, trainer.model.parameters()))
+    return loss, torch.cat([p.grad.flatten() for p in trainer.model.parameters()]), trainer.model.nfe - nfe
+
+
+@pytest.mark.parametrize("seminorm", [True, False])
+def test_adjoint_trainer_gradient_equals_backprop_trainers_float64(seminorm):
+    """AdjointDopri5's gradient (the adjoint ODE, with and without the seminorm) is BackpropDopri5's direct one
+    (backprop through the same dopri5 solve) on the same batch and weights, to the solvers' tolerance (1e-10)."""
+    tight = {"rtol": 1e-10, "atol": 1e-10}
+    direct_loss, direct, _ = solver_gradient("backprop-dopri5", **tight)
+    loss, adjoint, _ = solver_gradient("adjoint-dopri5", seminorm=seminorm, **tight)
+    assert loss == pytest.approx(direct_loss, rel=1e-12)
+    assert (adjoint - direct).norm() < 1e-8 * direct.norm()
+
+
+def test_adjoint_seminorm_is_in_effect():
+    """seminorm=True reaches torchdiffeq: at the trainer's own tolerances its backward solve needs fewer network
+    evaluations than the same step without it (its error control ignores the parameters' adjoint), for the same
+    forward solve."""
+    _, _, with_seminorm = solver_gradient("adjoint-dopri5", seminorm=True)
+    _, _, without = solver_gradient("adjoint-dopri5", seminorm=False)
+    assert with_seminorm < without
 
 
 @pytest.mark.parametrize("E, p", [(3, 4), (7, 6)])
@@ -337,3 +354,28 @@ def test_spectral_full_step_runs_on_cuda_and_matches_cpu(cfg):
     assert torch.allclose(gpu.coefficient_step(f.cuda()).cpu(), cpu.coefficient_step(f), rtol=1e-10, atol=1e-12)
     losses = [gpu.step() for _ in range(50)]
     assert np.isfinite(losses).all() and gpu.c.is_cuda and np.mean(losses[-5:]) < np.mean(losses[:5])
+
+
+@pytest.mark.parametrize("steps", [0, -1, 1.5, True, "2"])
+def test_theta_steps_below_one_or_not_an_integer_is_a_usage_error(steps):
+    """theta_steps is the number of Adam steps on theta per iteration: 0 would leave an iteration with no theta
+    step (nothing for the c-step to see), so it is refused when the trainer is built, naming the setting."""
+    from specbench.errors import UsageError
+
+    system, data = dataset("oscillator")
+    with pytest.raises(UsageError, match="theta_steps"):
+        Spectral(system, data, {"theta_steps": steps})
+
+
+@pytest.mark.parametrize("steps", [2, 3])
+def test_jacobi_c_step_sees_theta_from_before_every_theta_update(steps):
+    """With theta_steps > 1 on all elements, Jacobi's c-step takes f_theta from theta as it was before the
+    iteration's first Adam update (the docstring's "theta before its update"), not after theta_steps - 1 of them."""
+    system, data = dataset("lotka-volterra")
+    trainer = Spectral(system, data, {"theta_steps": steps})
+    trainer.step()
+    c0, before = trainer.c.clone(), trainer.field()  # theta and c at the start of the next iteration
+    trainer.step()
+    c1 = trainer.c
+    trainer.c = c0
+    assert torch.allclose(trainer.coefficient_step(before).float(), c1, rtol=1e-6, atol=1e-7)

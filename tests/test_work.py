@@ -6,10 +6,11 @@ from pathlib import Path
 import torch
 
 from specbench.cli import main
-from specbench.gate import compare_work
-from specbench.systems import SYSTEMS
-from specbench.trainers import TRAINERS
-from specbench.work import REFERENCE, Settings, held_bytes, work
+from specbench.workfile import compare as compare_work
+from specbench.plugins import SYSTEMS
+from specbench.plugins import TRAINERS
+from specbench.work import held_bytes, work
+from specbench.workfile import REFERENCE, Settings
 
 SMALL = Settings(iterations=4, cap=6, every=2)
 
@@ -38,7 +39,7 @@ def test_work_values_repeat_bit_for_bit():
 def test_work_gate_passes_unchanged_and_names_a_trainer_that_needs_more_iterations(tmp_path, monkeypatch, capsys):
     """spectral reaches 3x the oscillator's target within the cap; with a 100x larger rho (set where the job
     factory takes it: tuned settings win over the class default) it needs more iterations than the cap."""
-    import specbench.presets
+    import specbench.job
 
     ref = tmp_path / "reference.json"
     pair = ["--systems", "oscillator", "--trainers", "spectral"]
@@ -47,13 +48,13 @@ def test_work_gate_passes_unchanged_and_names_a_trainer_that_needs_more_iteratio
     assert main(["work", *pair, "--check", str(ref)]) == 0
     assert "work values equal to the reference" in capsys.readouterr().out
 
-    config_for = specbench.presets.config_for
+    config_for = specbench.job.config_for
 
     def larger_rho(preset, system, trainer):
         config = config_for(preset, system, trainer)
         return {**config, "rho": 100 * config.get("rho", 1.0)} if trainer == "spectral" else config
 
-    monkeypatch.setattr(specbench.presets, "config_for", larger_rho)
+    monkeypatch.setattr(specbench.job, "config_for", larger_rho)
     assert main(["work", *pair, "--check", str(ref)]) == 1
     out = capsys.readouterr().out.split("differ from the reference")[1]
     assert "oscillator / spectral: iterations to 3x target" in out and "(worse)" in out

@@ -9,10 +9,13 @@ the preset's [settings.system.trainer].
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from specbench.defaults import MAX_BUDGET_S, MAX_SEEDS, TIMEOUT_FACTOR, Cadence
 from specbench.errors import UsageError
+from specbench.plugins import SYSTEMS, TRAINERS
+from specbench.records import REGIMES, finite_number
 
 HERE = Path(__file__).parent
 PRESETS = sorted(p.stem for p in HERE.glob("*.toml") if p.stem != "tuned")
@@ -29,8 +32,8 @@ class Preset:
     budget_s: float
     targets: dict[str, float] = field(default_factory=dict)  # overrides of the systems' own targets
     noise: float = 0.0
-    cadence: dict = field(default_factory=dict)
-    timeout_factor: float = 3.0  # a run's process is killed after timeout_factor * budget + setup allowance
+    cadence: dict = field(default_factory=dict)  # overrides of specbench.defaults.Cadence; resolved in full
+    timeout_factor: float = TIMEOUT_FACTOR
     settings: dict = field(default_factory=dict)
     system_params: dict = field(default_factory=dict)
     why: str = ""
@@ -60,13 +63,11 @@ def load_preset(name_or_path: str) -> Preset:
     except TypeError as exc:
         raise UsageError(f"broken preset {path}: {exc}") from None
     check(preset, path)
+    preset.cadence = asdict(Cadence(**preset.cadence))
     return preset
 
 
 def check(preset: Preset, where) -> None:
-    from specbench.systems import SYSTEMS
-    from specbench.trainers import TRAINERS
-
     for key in ("systems", "trainers", "regimes"):
         if not (isinstance(getattr(preset, key), list) and all(isinstance(n, str) for n in getattr(preset, key))):
             raise UsageError(f"{where}: {key} must be a list of names")
@@ -74,18 +75,18 @@ def check(preset: Preset, where) -> None:
         if not isinstance(getattr(preset, key), dict):
             raise UsageError(f"{where}: [{key}] must be a table")
     for kind, names, valid in (("systems", preset.systems, SYSTEMS), ("trainers", preset.trainers, TRAINERS),
-                               ("regimes", preset.regimes, ("dense", "sparse"))):
+                               ("regimes", preset.regimes, REGIMES)):
         bad = [n for n in names if n not in valid]
         if bad:
             raise UsageError(f"{where}: unknown {kind} {', '.join(bad)}; valid {kind}: {', '.join(valid)}")
     for key, value in preset.targets.items():
         if not _positive_number(value):
             raise UsageError(f"{where}: target for {key} must be a positive number, got {value!r}")
-    if not _positive_number(preset.budget_s) or preset.budget_s > 7 * 24 * 3600:
-        raise UsageError(f"{where}: budget_s must be a positive number of seconds (at most a week), "
+    if not _positive_number(preset.budget_s) or preset.budget_s > MAX_BUDGET_S:
+        raise UsageError(f"{where}: budget_s must be a positive number of seconds (at most {MAX_BUDGET_S:g}), "
                          f"got {preset.budget_s!r}")
-    if not (isinstance(preset.seeds, int) and not isinstance(preset.seeds, bool) and 0 < preset.seeds <= 10_000):
-        raise UsageError(f"{where}: seeds must be a positive integer (at most 10000), got {preset.seeds!r}")
+    if not (isinstance(preset.seeds, int) and not isinstance(preset.seeds, bool) and 0 < preset.seeds <= MAX_SEEDS):
+        raise UsageError(f"{where}: seeds must be a positive integer (at most {MAX_SEEDS}), got {preset.seeds!r}")
     if not _positive_number(preset.timeout_factor) or not (_positive_number(preset.noise) or preset.noise == 0):
         raise UsageError(f"{where}: timeout_factor must be positive and noise non-negative")
     for key, value in preset.cadence.items():
@@ -94,9 +95,7 @@ def check(preset: Preset, where) -> None:
 
 
 def _positive_number(x) -> bool:
-    """A finite number above zero: the check records use (results.finite_number), plus the sign."""
-    from specbench.results import finite_number
-
+    """A finite number above zero: the check records use (records.finite_number), plus the sign."""
     return finite_number(x) and x > 0
 
 

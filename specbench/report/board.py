@@ -1,13 +1,13 @@
 """The report's first screen: the verdict board (claims x (system, regime)) and the summary made from it.
 
-Pure functions of the verdicts (specbench.report.verdicts and .studies): the board places each verdict in one cell,
-the summary counts them, so neither can say something the verdicts do not.
+Pure functions of the verdicts (specbench.verdicts and specbench.report.studies): the board places each verdict in
+one cell, the summary counts them, so neither can say something the verdicts do not.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from specbench.report.verdicts import BOARD_COLUMNS, CLAIMS, VERDICTS, Verdict
+from specbench.verdicts import CLAIMS, VERDICTS, Verdict
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,8 @@ class Board:
 
 
 def board(verdicts: list[Verdict]) -> Board:
+    """The verdicts placed on the board: a column per claim of the paper, and per other claim some verdict decides
+    (the rivals, where rivals ran), in CLAIMS order."""
     cells: dict = {}
     unplaced: dict = {}
     for v in verdicts:
@@ -37,7 +39,8 @@ def board(verdicts: list[Verdict]) -> Board:
         else:
             cells.setdefault(v.cell, []).append(v)
     rows = tuple(sorted({(s, g) for _, s, g in cells}))
-    return Board(tuple(BOARD_COLUMNS), rows, cells, unplaced)
+    decided = {column for column, _, _ in cells} | set(unplaced)
+    return Board(tuple(c for c, claim in CLAIMS.items() if claim.from_paper or c in decided), rows, cells, unplaced)
 
 
 def place(v: Verdict) -> str:
@@ -71,12 +74,12 @@ SUMMARY = (("C1", ("C1",), ()), ("C2", ("C2",), ("low data",)), ("C3", ("C3",), 
 def summary(verdicts: list[Verdict]) -> list[str]:
     """Five plain lines, one per claim, counting the verdicts on the board (the low-data claim with C2, C3 at
     scale with C3)."""
-    by_column: dict[str, list[Verdict]] = {c: [] for c in BOARD_COLUMNS}
+    by_column: dict[str, list[Verdict]] = {c: [] for c in CLAIMS}
     for v in verdicts:
         by_column[v.cell[0]].append(v)
     lines = []
     for claim, main, more in SUMMARY:
-        text = f"**{claim} {CLAIMS[claim].split(':')[0]}**: {tally([v for c in main for v in by_column[c]])}"
+        text = f"**{claim} {CLAIMS[claim].text.split(':')[0]}**: {tally([v for c in main for v in by_column[c]])}"
         for column in more:
             text += f"; {column}: {tally(by_column[column])}"
         lines.append(text + ".")

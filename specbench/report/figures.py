@@ -13,9 +13,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
-from specbench.report.verdicts import MARK, median  # noqa: E402
-from specbench.results import write_bytes_atomic  # noqa: E402
-from specbench.trainers import TRAINERS, role_of  # noqa: E402
+from specbench.io import write_bytes_atomic  # noqa: E402
+from specbench.plugins import TRAINERS  # noqa: E402
+from specbench.profiles import Profile  # noqa: E402
+from specbench.records import ROLES, Record, Study  # noqa: E402
+from specbench.verdicts import MARK, candidate, median  # noqa: E402
 
 # Okabe-Ito (colour-blind safe) without its yellow (unreadable on white) and with its sky blue moved behind black
 # (so the first trainers are never two shades of blue), then tab10's others: a trainer's colour is fixed by its
@@ -35,7 +37,7 @@ VERDICT_COLOUR = {"holds": "#2b8a3e", "fails": "#c92a2a", "inconclusive": "#b35c
 
 
 def _index(trainer: str) -> int | None:
-    names = list(TRAINERS)
+    names = TRAINERS.names()  # names only: no trainer is loaded
     return names.index(trainer) if trainer in names else None
 
 
@@ -45,14 +47,14 @@ def colour(trainer: str) -> str:
     return PALETTE[i % len(PALETTE)] if i is not None else "#495057"
 
 
-def style(trainer: str) -> dict:
-    """The trainer's line: colour, line style and marker by its place in the registry (the candidate drawn
-    thicker), so every registered trainer looks different from every other in every figure."""
+def style(trainer: str, role: str = "") -> dict:
+    """The trainer's line: colour, line style and marker by its place in the registry (the candidate, by its
+    `role`, drawn thicker), so every registered trainer looks different from every other in every figure."""
     i = _index(trainer)
     if i is None:
         return {"color": "#495057", "ls": ":", "marker": "x", "lw": 1.4}
     return {"color": colour(trainer), "ls": LINESTYLES[i % len(LINESTYLES)], "marker": MARKERS[i % len(MARKERS)],
-            "lw": 2.4 if role_of(trainer) == "candidate" else 1.5}
+            "lw": 2.4 if role == ROLES[0] else 1.5}
 
 
 _DRAW = [True]
@@ -83,7 +85,9 @@ def _save(fig, path: Path) -> Path:
 
 def _legend_on_top(fig, handles, labels, ncol: int | None = None) -> None:
     """One legend for the whole figure, above the axes (never over the data), in as many columns as its width
-    holds."""
+    holds; none when nothing was drawn (a sweep in which no run is ok)."""
+    if not labels:
+        return
     fits = max(1, int(fig.get_figwidth() // 2.3))
     fig.legend(handles, labels, loc="outside upper center", ncol=min(len(labels), ncol or 6, fits), fontsize=9,
                handlelength=2.6, columnspacing=1.4)
@@ -157,6 +161,24 @@ def seed_ratios(rows: list[tuple[str, str, dict[str, list[tuple[float, bool]]]]]
     return _save(fig, path)
 
 
+# ---- performance profiles --------------------------------------------------------------------------------------
+
+def performance_profiles(profiles: list[Profile], r_max: float, path: Path) -> Path:
+    """Each trainer's performance profile rho(tau) (specbench.profiles) as a step line in its colour and style,
+    tau on a log axis from 1 to r_max: a line higher and further left is the faster trainer over more cells."""
+    taus = sorted({1.0, r_max, *(r for p in profiles for r in p.ratios if 1.0 <= r <= r_max)})
+    fig, ax = plt.subplots(figsize=(7.2, 4.0), layout="constrained")
+    for p in profiles:
+        st = style(p.trainer, p.role)
+        ax.step(taus, [p.rho(tau) for tau in taus], where="post", color=st["color"], ls=st["ls"], lw=st["lw"],
+                label=p.trainer)
+    ax.set(xscale="log", xlim=(1.0, r_max), ylim=(-0.02, 1.02),
+           xlabel="tau: within tau x the fastest trainer's median time to target (log scale)",
+           ylabel="fraction of cells")
+    _legend_on_top(fig, *ax.get_legend_handles_labels(), ncol=4)
+    return _save(fig, path)
+
+
 # ---- per-system small multiples ---------------------------------------------------------------------------------
 
 def _grid(cells: dict[tuple[str, str], object], panel_height: float = 2.5):
@@ -178,11 +200,11 @@ def _grid(cells: dict[tuple[str, str], object], panel_height: float = 2.5):
     return fig, out
 
 
-def _curve_panel(ax, groups: dict[str, list[dict]], target: float) -> None:
+def _curve_panel(ax, groups: dict[str, list[Record]], target: float) -> None:
     """Common metric against training time per trainer: median over seeds and the min-max band, log scales."""
     for trainer, runs in groups.items():
-        curves = [np.array([row for row in r["curve"] if row[2] is not None], dtype=float).reshape(-1, 3)
-                  for r in runs if r["curve"]]
+        curves = [np.array([row for row in r.curve if row[2] is not None], dtype=float).reshape(-1, 3)
+                  for r in runs if r.curve]
         curves = [c[np.isfinite(c[:, 2])] for c in curves]
         curves = [c for c in curves if len(c)]
         if not curves:
@@ -192,7 +214,7 @@ def _curve_panel(ax, groups: dict[str, list[dict]], target: float) -> None:
                             200)
         # step interpolation: the metric known at a time is the last one evaluated
         values = np.array([c[np.clip(np.searchsorted(c[:, 0], grid, side="right") - 1, 0, None), 2] for c in curves])
-        st = style(trainer)
+        st = style(trainer, runs[0].role)
         ax.plot(grid, np.median(values, 0), color=st["color"], ls=st["ls"], lw=st["lw"], label=trainer)
         if len(curves) > 1:
             ax.fill_between(grid, values.min(0), values.max(0), color=st["color"], alpha=0.13, lw=0)
@@ -200,12 +222,12 @@ def _curve_panel(ax, groups: dict[str, list[dict]], target: float) -> None:
     ax.set(xscale="log", yscale="log")
 
 
-def curves_grid(cells: dict[tuple[str, str], dict[str, list[dict]]], path: Path) -> Path:
+def curves_grid(cells: dict[tuple[str, str], dict[str, list[Record]]], path: Path) -> Path:
     """The common metric against training time, a panel per (system, regime), one legend for all."""
     fig, axes = _grid(cells)
     for cell, ax in axes.items():
         groups = cells[cell]
-        _curve_panel(ax, groups, next(iter(groups.values()))[0]["target_loss"])
+        _curve_panel(ax, groups, next(iter(groups.values()))[0].target_loss)
     for ax in fig.axes:
         if ax.axison and ax.get_subplotspec().is_last_row():
             ax.set_xlabel("training time (s)")
@@ -215,13 +237,11 @@ def curves_grid(cells: dict[tuple[str, str], dict[str, list[dict]]], path: Path)
     return _save(fig, path)
 
 
-def measure_grid(cells: dict[tuple[str, str], dict[str, list[dict]]], value, ylabel: str, path: Path,
+def measure_grid(cells: dict[tuple[str, str], dict[str, list[Record]]], value, ylabel: str, path: Path,
                  threshold: float | None = None, threshold_label: str = "") -> Path:
     """A measure per trainer (`value(record)`, from specbench.measures) in a panel per (system, regime): each seed
     a small black dot, the seed range a line, the median a large marker in the trainer's colour, log scale.
     threshold: where given, a dashed line at threshold x the candidate's median (C2's line for test MSE)."""
-    from specbench.trainers import candidate
-
     fig, axes = _grid(cells, panel_height=2.2)
     for cell, ax in axes.items():
         groups = cells[cell]
@@ -235,7 +255,8 @@ def measure_grid(cells: dict[tuple[str, str], dict[str, list[dict]]], value, yla
             ax.plot([i, i], [min(vals), max(vals)], color=st["color"], lw=2)
             ax.plot(i, median(vals), st["marker"], color=st["color"], ms=8, ls="", label=trainer)
             ax.plot([i] * len(vals), vals, ".", color="black", ms=3.5)
-        spec = [value(r) for r in groups.get(candidate(), []) if value(r) is not None]
+        spec = [value(r) for r in groups.get(candidate([r for rs in groups.values() for r in rs]), [])
+                if value(r) is not None]
         if threshold and spec:
             ax.axhline(threshold * median(spec), color=VERDICT_COLOUR["holds"], ls="--", lw=1.2,
                        label=threshold_label)
@@ -250,17 +271,17 @@ def measure_grid(cells: dict[tuple[str, str], dict[str, list[dict]]], value, yla
     return _save(fig, path)
 
 
-def _rollout_seed(groups: dict[str, list[dict]]) -> int | None:
+def _rollout_seed(groups: dict[str, list[Record]]) -> int | None:
     """The lowest seed with a test rollout for the most trainers: every trainer drawn against the same truth."""
     counts: dict[int, int] = {}
     for runs in groups.values():
         for r in runs:
-            if r.get("test_rollout") and r["test_rollout"].get("pred") is not None:
-                counts[r["seed"]] = counts.get(r["seed"], 0) + 1
+            if r.test_rollout and r.test_rollout.get("pred") is not None:
+                counts[r.seed] = counts.get(r.seed, 0) + 1
     return min(counts, key=lambda s: (-counts[s], s)) if counts else None
 
 
-def rollout_grid(cells: dict[tuple[str, str], dict[str, list[dict]]], path: Path) -> Path | None:
+def rollout_grid(cells: dict[tuple[str, str], dict[str, list[Record]]], path: Path) -> Path | None:
     """The first state of the first test trajectory and each trainer's rollout from its initial state, a panel per
     (system, regime), all trainers at one seed (named): the truth as markers at its sampled times, the training
     span shaded and the training observation times ticked along the bottom (from the record's config.data)."""
@@ -271,10 +292,10 @@ def rollout_grid(cells: dict[tuple[str, str], dict[str, list[dict]]], path: Path
     fig, axes = _grid(drawn, panel_height=2.3)
     for cell, ax in axes.items():
         runs = {t: r for t, rs in drawn[cell].items() for r in rs
-                if r["seed"] == seeds[cell] and r.get("test_rollout")}
+                if r.seed == seeds[cell] and r.test_rollout}
         first = next(iter(runs.values()))
-        t, truth = np.array(first["test_rollout"]["t"]), np.array(first["test_rollout"]["truth"])[:, 0]
-        data = first["config"].get("data") or {}
+        t, truth = np.array(first.test_rollout["t"]), np.array(first.test_rollout["truth"])[:, 0]
+        data = first.config.get("data") or {}
         if data.get("t_span"):
             ax.axvspan(0.0, data["t_span"], color="#e9ecef", lw=0, label="training span")
             if data.get("n_times"):
@@ -282,7 +303,7 @@ def rollout_grid(cells: dict[tuple[str, str], dict[str, list[dict]]], path: Path
                         "|", color="#495057", ms=5, mew=0.7, transform=ax.get_xaxis_transform(), clip_on=False,
                         label="training observation times")
         for trainer, r in runs.items():
-            pred = r["test_rollout"]["pred"]
+            pred = r.test_rollout["pred"]
             if pred is not None:
                 st = style(trainer)
                 ax.plot(t, np.array(pred, dtype=float)[:, 0], color=st["color"], ls=st["ls"], lw=1.3, label=trainer)
@@ -308,10 +329,10 @@ def rollout_grid(cells: dict[tuple[str, str], dict[str, list[dict]]], path: Path
 def _series_style(series: str, i: int) -> dict:
     """A trainer's series keeps the trainer's colour and marker (dashed for a variant, e.g. whole trajectories);
     other series take a palette colour."""
-    trainer = series.split(" (")[0]
-    if trainer in TRAINERS:
+    trainer, variant = Study.split(series)
+    if trainer in TRAINERS.names():
         st = style(trainer)
-        return {"color": st["color"], "marker": st["marker"], "ls": "--" if " (" in series else "-"}
+        return {"color": st["color"], "marker": st["marker"], "ls": "--" if variant else "-"}
     return {"color": SERIES_COLOURS[i % len(SERIES_COLOURS)], "marker": MARKERS[i % len(MARKERS)], "ls": "-"}
 
 

@@ -15,31 +15,31 @@ from pathlib import Path
 import numpy as np
 
 from specbench import measures
+from specbench.records import Record, Study
 from specbench.report import figures
-from specbench.report.verdicts import MARK, Ratio, Verdict, claims, exponent, fmt, median, trainer_order
-from specbench.trainers import candidate, with_role
-
-WHOLE = " (whole trajectories)"  # the horizon study's series of solver baselines on whole trajectories
-MINIBATCH = " (element mini-batches)"  # specbench.studies.MINIBATCH: the candidate with elements_per_step set
+from specbench.studies import MINIBATCH, WHOLE
+from specbench.verdicts import (MARK, NOT_REACHED, Ratio, Verdict, candidate, claims, exponent, fmt, median,
+                                trainer_order, with_role)
 
 
-def by_study(records: list[dict]) -> dict[str, list[dict]]:
+
+def by_study(records: list[Record]) -> dict[str, list[Record]]:
     out = defaultdict(list)
     for r in records:
-        out[r["study"]["name"]].append(r)
+        out[r.study.name].append(r)
     return dict(out)
 
 
-def series_points(records: list[dict], value, unreached: bool = False) -> dict[str, list[tuple[float, float | None]]]:
+def series_points(records: list[Record], value, unreached: bool = False) -> dict[str, list[tuple[float, float | None]]]:
     """series -> [(swept value, median over seeds of value(record))], sorted by the swept value. A None is no
     value (left out of the median), or with `unreached` a time never reached (+inf in the median, as in the
     headline tables)."""
-    cells = defaultdict(list)
+    cells, base = defaultdict(list), {}
     for r in records:
-        cells[(r["study"]["series"], float(r["study"]["value"]))].append(value(r))
+        cells[(r.study.series, float(r.study.value))].append(value(r))
+        base[r.study.series] = r.study.base
     out = defaultdict(list)
-    for (series, x), vs in sorted(cells.items(), key=lambda kv: (trainer_order(kv[0][0].split(" (")[0]), kv[0][0],
-                                                                 kv[0][1])):
+    for (series, x), vs in sorted(cells.items(), key=lambda kv: (trainer_order(base[kv[0][0]]), kv[0][0], kv[0][1])):
         present = vs if unreached else [v for v in vs if v is not None]
         out[series].append((x, median(present) if present else None))
     return dict(out)
@@ -50,18 +50,18 @@ def fmt_exponent(x: float | None) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{x + 0.0:.2f}".replace("-0.00", "0.00")
 
 
-def memory(r: dict) -> float | None:
+def memory(r: Record) -> float | None:
     """The peak memory measure (setup + training peak), in MiB."""
     m = measures.peak_memory(r)
     return None if m is None else m / 2 ** 20
 
 
-def training_peak(r: dict) -> float | None:
+def training_peak(r: Record) -> float | None:
     """The peak growth during training alone (MiB), without what setup built."""
-    return None if r.get("peak_memory_bytes") is None else r["peak_memory_bytes"] / 2 ** 20
+    return None if r.peak_memory_bytes is None else r.peak_memory_bytes / 2 ** 20
 
 
-def step_ms(r: dict) -> float | None:
+def step_ms(r: Record) -> float | None:
     s = measures.time_per_iteration(r)
     return None if s is None else 1e3 * s
 
@@ -69,48 +69,46 @@ def step_ms(r: dict) -> float | None:
 nfe = measures.nfe
 
 
-def _baselines(present) -> list[str]:
-    """The registered baselines among `present` (series or trainer names), in registry order."""
-    return [b for b in with_role("baseline") if b in present]
-
-
 def _ok(records):
-    return [r for r in records if r["status"] == "ok"]
+    return [r for r in records if r.status == "ok"]
 
 
 # ---- verdicts ----------------------------------------------------------------------------------------------------
 
-def horizon_verdicts(records: list[dict]) -> list[Verdict]:
+def horizon_verdicts(records: list[Record]) -> list[Verdict]:
     """C3 (memory at the longest horizon, with growth exponents) and C4 (an iteration's sequential depth)."""
     ok = _ok(records)
     if not ok:
         return []
-    longest = max(r["study"]["value"] for r in ok)
-    system, regime = ok[0]["system"], ok[0]["regime"]
+    longest = max(r.study.value for r in ok)
+    system, regime = ok[0].system, ok[0].regime
     mem, depth = series_points(ok, memory), series_points(ok, nfe)
     slopes = {s: exponent(p) for s, p in mem.items()}
     at_end = {s: dict(p).get(float(longest)) for s, p in mem.items()}
     out = []
-    spectral = candidate()
-    baselines = with_role("baseline")
-    variants = [(spectral, "", "")] + ([(spectral + MINIBATCH, ", element mini-batches", ", mini-batches")]
-                                       if spectral + MINIBATCH in mem else [])
-    for (label, suffix, short), (spec, spec_label, spec_short) in itertools.product(
+    spectral = candidate(ok)
+    baselines = with_role(ok, "baseline")
+    batched = Study.label(spectral, MINIBATCH)
+    variants = [(spectral, "", "")] + ([(batched, ", element mini-batches", ", mini-batches")]
+                                       if batched in mem else [])
+    for (label, variant, short), (spec, spec_label, spec_short) in itertools.product(
             (("whole trajectories", WHOLE, "whole"), ("tuned segments", "", "segments")), variants):
-        ratios = {b: _ratio(at_end.get(b + suffix), at_end.get(spec)) for b in baselines if b + suffix in mem}
+        ratios = {b: _ratio(at_end.get(Study.label(b, variant)), at_end.get(spec)) for b in baselines
+                  if Study.label(b, variant) in mem}
         worse = [b for b, r in ratios.items() if not r.value >= 1]
         why = (f"{spec} uses more memory than {', '.join(worse)}" if worse else
                f"{spec} uses less memory than every baseline") + \
             f" at {longest:g} observation times; memory exponents: {spec} {fmt_exponent(slopes.get(spec))}, " + \
-            ", ".join(f"{b} {fmt_exponent(slopes.get(b + suffix))}" for b in ratios)
+            ", ".join(f"{b} {fmt_exponent(slopes.get(Study.label(b, variant)))}" for b in ratios)
         out.append(Verdict("C3", system, f"horizon study, {label}{spec_label}", "fails" if worse else "holds",
                            ratios, why, column="C3 at scale", sampling=regime, label=f"horizon, {short}{spec_short}"))
     spec_depth = exponent(depth.get(spectral, []))
-    ratios = {b: _ratio(dict(depth.get(b + WHOLE, [])).get(float(longest)), dict(depth[spectral]).get(float(longest)))
-              for b in baselines if b + WHOLE in depth} if spectral in depth else {}
+    whole = {b: Study.label(b, WHOLE) for b in baselines}
+    ratios = {b: _ratio(dict(depth.get(whole[b], [])).get(float(longest)), dict(depth[spectral]).get(float(longest)))
+              for b in baselines if whole[b] in depth} if spectral in depth else {}
     times = series_points(ok, step_ms)
     why = f"network evaluations per iteration grow as n^{fmt_exponent(spec_depth)} for spectral (" + \
-        ", ".join(f"{b} n^{fmt_exponent(exponent(depth[b + WHOLE]))}" for b in baselines if b + WHOLE in depth) + \
+        ", ".join(f"{b} n^{fmt_exponent(exponent(depth[whole[b]]))}" for b in baselines if whole[b] in depth) + \
         f" on whole trajectories); wall time per iteration on this machine grows as n^" \
         f"{fmt_exponent(exponent(times.get(spectral, [])))} for spectral, because its work still grows with n"
     verdict = "inconclusive" if math.isnan(spec_depth) else "holds" if spec_depth < 0.1 else "fails"
@@ -146,12 +144,12 @@ def _residual(fit) -> float:
     return float(fit[1][0]) if len(fit[1]) else 0.0
 
 
-def order_verdicts(records: list[dict]) -> list[Verdict]:
+def order_verdicts(records: list[Record]) -> list[Verdict]:
     """C5 for each noiseless p-sweep series: holds when the error falls >= 1000x, exponentially in p."""
     out = []
-    sweeps = [r for r in records if r["study"]["variable"] == "p" and r.get("representation_error") is not None]
-    regime = {r["study"]["series"]: r["regime"] for r in sweeps}
-    for series, points in series_points(sweeps, lambda r: r["representation_error"]).items():
+    sweeps = [r for r in records if r.study.variable == "p" and r.representation_error is not None]
+    regime = {r.study.series: r.regime for r in sweeps}
+    for series, points in series_points(sweeps, lambda r: r.representation_error).items():
         d = decay(points)
         noisy = not series.endswith("noise 0")
         why = f"error falls {fmt(d['fall'])}x from p={points[0][0]:g} to its floor {fmt(d.get('floor'))} at " \
@@ -170,43 +168,42 @@ def order_verdicts(records: list[dict]) -> list[Verdict]:
     return out
 
 
-def regimes_verdicts(records: list[dict]) -> list[Verdict]:
+def regimes_verdicts(records: list[Record]) -> list[Verdict]:
     """C2 in every (regime, noise) cell of the regimes study: the low-data claim is C2 in the sparse cells."""
-    cell = {f"regimes study, {r['regime']}, noise {float(r['study']['value']):g}":
-            (r["regime"], f"noise {float(r['study']['value']):g}") for r in records}
+    cell = {f"regimes study, {r.regime}, noise {float(r.study.value):g}":
+            (r.regime, f"noise {float(r.study.value):g}") for r in records}
     return [replace(v, column="low data", sampling=cell[v.regime][0], label=cell[v.regime][1])
             for v in claims(regimes_relabelled(records)) if v.claim == "C2"]
 
 
-def regimes_relabelled(records: list[dict]) -> list[dict]:
+def regimes_relabelled(records: list[Record]) -> list[Record]:
     """The regimes study's records with each (regime, noise) cell as its regime, for the headline verdict rules
     and their per-seed ratios."""
-    return [{**r, "regime": f"regimes study, {r['regime']}, noise {float(r['study']['value']):g}"}
-            for r in records]
+    return [replace(r, regime=f"regimes study, {r.regime}, noise {float(r.study.value):g}") for r in records]
 
 
-def state_size_verdicts(records: list[dict]) -> list[Verdict]:
+def state_size_verdicts(records: list[Record]) -> list[Verdict]:
     """C3 at the largest N of the state-size study, with memory exponents in N."""
     ok = _ok(records)
     if not ok:
         return []
-    largest = float(max(r["study"]["value"] for r in ok))
+    largest = float(max(r.study.value for r in ok))
     mem = series_points(ok, memory)
-    ratios = {b: _ratio(dict(mem.get(b, [])).get(largest), dict(mem.get(candidate(), [])).get(largest))
-              for b in _baselines(mem)}
+    ratios = {b: _ratio(dict(mem.get(b, [])).get(largest), dict(mem.get(candidate(ok), [])).get(largest))
+              for b in with_role(ok, "baseline") if b in mem}
     worse = [b for b, r in ratios.items() if not r.value >= 1]
     why = (f"spectral uses more memory than {', '.join(worse)}" if worse else
            "spectral uses less memory than every baseline") + f" at N = {largest:g}; memory exponents in N: " + \
         ", ".join(f"{s} {fmt_exponent(exponent(p))}" for s, p in mem.items())
-    return [Verdict("C3", ok[0]["system"], f"state-size study, N = {largest:g}", "fails" if worse else "holds",
-                    ratios, why, column="C3 at scale", sampling=ok[0]["regime"], label=f"N = {largest:g}")]
+    return [Verdict("C3", ok[0].system, f"state-size study, N = {largest:g}", "fails" if worse else "holds",
+                    ratios, why, column="C3 at scale", sampling=ok[0].regime, label=f"N = {largest:g}")]
 
 
 VERDICTS = {"horizon": horizon_verdicts, "state-size": state_size_verdicts, "order": order_verdicts,
             "regimes": regimes_verdicts}
 
 
-def study_verdicts(records: list[dict]) -> list[Verdict]:
+def study_verdicts(records: list[Record]) -> list[Verdict]:
     """The verdicts of every study present, and C4 and C5 as inconclusive where their study is missing."""
     studies = by_study(records)
     out = [v for name, rs in studies.items() for v in VERDICTS.get(name, lambda _: [])(rs)]
@@ -223,8 +220,6 @@ def study_verdicts(records: list[dict]) -> list[Verdict]:
 def _table(points_by_series: dict, fmt_value=fmt, with_exponent=True) -> tuple[list[str], list[list[str]]]:
     """Series against the swept value: a median where every seed reached it (+inf, a time never reached, written
     NOT_REACHED), 'n/a' where no run has a value."""
-    from specbench.report import NOT_REACHED
-
     xs = sorted({x for pts in points_by_series.values() for x, _ in pts})
     head = ["series", *[f"{x:g}" for x in xs]] + (["exponent"] if with_exponent else [])
     rows = []
@@ -242,9 +237,9 @@ def _settings(records) -> tuple:
 
     skip = ("env", "system_params", "data", "cadence", "model")
     rows = []
-    for series in dict.fromkeys(r["study"]["series"] for r in records):
-        cfgs = [{k: v for k, v in r["config"].items() if k not in skip} for r in records
-                if r["study"]["series"] == series]
+    for series in dict.fromkeys(r.study.series for r in records):
+        cfgs = [{k: v for k, v in r.config.items() if k not in skip} for r in records
+                if r.study.series == series]
         varies = sorted({k for c in cfgs for k in c if any(o.get(k) != c.get(k) for o in cfgs)})
         fixed = {k: v for k, v in cfgs[0].items() if k not in varies}
         rows.append([series, "`" + json.dumps(fixed, sort_keys=True, separators=(",", ":")) + "`",
@@ -254,11 +249,11 @@ def _settings(records) -> tuple:
 
 
 def _failures(records):
-    bad = [r for r in records if r["status"] != "ok"]
+    bad = [r for r in records if r.status != "ok"]
     if not bad:
         return []
-    return [("p", "Not ok: " + "; ".join(f"{r['study']['series']} at {r['study']['variable']}="
-                                       f"{r['study']['value']} ({r['status']}: {r['error']})" for r in bad))]
+    return [("p", "Not ok: " + "; ".join(f"{r.study.series} at {r.study.variable}="
+                                       f"{r.study.value} ({r.status}: {r.error})" for r in bad))]
 
 
 def _verdicts_box(verdicts: list[Verdict]) -> list[tuple]:
@@ -272,7 +267,7 @@ def _verdicts_box(verdicts: list[Verdict]) -> list[tuple]:
 FIGURE_QUANTITIES = ("memory (MiB)", "time per iteration (ms)", "network evaluations per iteration")
 
 
-def _quantities(ok: list[dict], values: dict, against: str, xlabel: str, path: Path,
+def _quantities(ok: list[Record], values: dict, against: str, xlabel: str, path: Path,
                 caption: str) -> list[tuple]:
     """One log-log figure of the quantities in FIGURE_QUANTITIES, then a table per quantity against the swept
     variable (with exponents, except for times to target), folded; each quantity's series are computed once."""
@@ -288,7 +283,7 @@ def _quantities(ok: list[dict], values: dict, against: str, xlabel: str, path: P
 
 def horizon_blocks(records, verdicts, fig_dir: Path) -> list[tuple]:
     ok = _ok(records)
-    system = records[0]["system"]
+    system = records[0].system
     b = [("h2", f"Horizon study ({system})"),
          ("p", "Trajectories of the same sampling interval and growing length; the solver baselines with their tuned "
                "segments and, marked 'whole trajectories' (dashed), on every whole trajectory at once, as in the "
@@ -326,17 +321,17 @@ def order_blocks(records, verdicts, fig_dir: Path) -> list[tuple]:
                "observations, evaluated on a grid 4x finer, as its maximum error against the clean trajectory "
                "relative to the trajectory's maximum (float64). Beside it, the spectral trainer with that E and p: "
                "time to target and test MSE."), *_verdicts_box(verdicts)]
-    p_rs = [r for r in ok if r["study"]["variable"] == "p"]
-    e_rs = [r for r in ok if r["study"]["variable"] == "E"]
-    b.append(("fig", figures.order(series_points(p_rs, lambda r: r.get("representation_error")),
-                                   series_points(e_rs, lambda r: r.get("representation_error")),
+    p_rs = [r for r in ok if r.study.variable == "p"]
+    e_rs = [r for r in ok if r.study.variable == "E"]
+    b.append(("fig", figures.order(series_points(p_rs, lambda r: r.representation_error),
+                                   series_points(e_rs, lambda r: r.representation_error),
                                    fig_dir / "study-order.png"),
               "Representation error against p (semi-log: a straight line is exponential convergence) and against "
               "E (log-log: a straight line is algebraic convergence)."))
     tables = []
     for variable, label in (("p", "Legendre order p"), ("E", "element count E")):
-        rs = [r for r in ok if r["study"]["variable"] == variable]
-        for title, value in (("representation error", lambda r: r.get("representation_error")),
+        rs = [r for r in ok if r.study.variable == variable]
+        for title, value in (("representation error", lambda r: r.representation_error),
                              ("time to target (s)", measures.time_to_target),
                              ("test MSE", measures.test_mse)):
             if rs:
@@ -354,14 +349,14 @@ def regimes_blocks(records, verdicts, fig_dir: Path) -> list[tuple]:
                "test MSE of rollouts from held-out initial states, median over seeds. The per-seed ratios behind "
                "its verdicts are drawn in the overview (low data)."), *_verdicts_box(verdicts)]
     panels, tables = {}, []
-    for system in sorted({r["system"] for r in records}):
-        rs = [r for r in ok if r["system"] == system]
-        cells = sorted({(r["regime"], float(r["study"]["value"])) for r in rs})
-        trainers = sorted({r["trainer"] for r in rs}, key=trainer_order)
+    for system in sorted({r.system for r in records}):
+        rs = [r for r in ok if r.system == system]
+        cells = sorted({(r.regime, float(r.study.value)) for r in rs})
+        trainers = sorted({r.trainer for r in rs}, key=trainer_order)
         grid = {}
         for t in trainers:
-            values = [[measures.test_mse(r) for r in rs if r["trainer"] == t and
-                       (r["regime"], float(r["study"]["value"])) == c] for c in cells]
+            values = [[measures.test_mse(r) for r in rs if r.trainer == t and
+                       (r.regime, float(r.study.value)) == c] for c in cells]
             grid[t] = [median([v for v in vs if v is not None]) if any(v is not None for v in vs) else None
                        for vs in values]
         labels = [f"{g}, noise {n:g}" for g, n in cells]
@@ -379,7 +374,7 @@ BLOCKS = {"horizon": horizon_blocks, "state-size": state_size_blocks, "order": o
           "regimes": regimes_blocks}
 
 
-def study_blocks(records: list[dict], fig_dir: Path) -> list[tuple]:
+def study_blocks(records: list[Record], fig_dir: Path) -> list[tuple]:
     """A section per study present, in BLOCKS order, each with the verdicts it decides (VERDICTS)."""
     return [blk for name, rs in sorted(by_study(records).items(), key=lambda kv: list(BLOCKS).index(kv[0])
                                        if kv[0] in BLOCKS else 99)

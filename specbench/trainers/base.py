@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from specbench.data import Dataset
-from specbench.errors import Diverged
+from specbench.errors import Diverged, UsageError
 from specbench.models import VectorField, build_model, data_scales
 from specbench.systems import System
 
@@ -64,8 +64,6 @@ def resolve_config(cls: type[Trainer], config: dict) -> dict:
     """The trainer's defaults updated with `config`; an unknown key is an error, not silently ignored."""
     unknown = set(config) - set(cls.defaults) - {"model"}
     if unknown:
-        from specbench.errors import UsageError
-
         raise UsageError(f"unknown settings for {cls.__name__}: {', '.join(sorted(unknown))}; "
                          f"valid: {', '.join(sorted(cls.defaults))}, model")
     return {**cls.defaults, **config}

@@ -81,6 +81,10 @@ class Spectral(Trainer):
             cfg["E"] = auto_elements(len(t), int(cfg["p"]))
         if cfg["sweep"] not in self.SWEEPS:
             raise UsageError(f"unknown sweep {cfg['sweep']!r} for spectral; valid sweeps: {', '.join(self.SWEEPS)}")
+        steps = cfg["theta_steps"]
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise UsageError(f"theta_steps must be a positive integer (Adam steps on theta per iteration), "
+                             f"got {steps!r}")
         self.mesh = mesh = Mesh(float(t[0]), float(t[-1]), int(cfg["E"]), int(cfg["p"]))
         n_traj, n_obs, dim = data.train.shape
         n, p1 = mesh.n_nodes, mesh.p + 1
@@ -229,7 +233,7 @@ class Spectral(Trainer):
             # value.
             values = self.element_values(batch)
             data = self.coefficient_sweep()
-        for k in range(int(cfg["theta_steps"])):
+        for k in range(cfg["theta_steps"]):
             if k:
                 batch, values = self.next_batch(), None
             self.optimizer.zero_grad(set_to_none=True)
@@ -237,12 +241,13 @@ class Spectral(Trainer):
             loss.backward()
             self.optimizer.step()
             if k == 0:
-                dyn = loss.detach()
+                dyn, f_before = loss.detach(), f.detach()  # Jacobi's f_theta: theta before any of the updates
         if not update:
             return self.data_fit + cfg["rho"] * dyn.item()
         if data is None:
-            # Jacobi on all elements: the theta step's own forward pass; Gauss-Seidel: f_theta after the update.
-            data = self.coefficient_sweep(f.detach() if jacobi else None)
+            # Jacobi on all elements: the first theta step's own forward pass (theta before any update);
+            # Gauss-Seidel: f_theta after the last update.
+            data = self.coefficient_sweep(f_before if jacobi else None)
         return (data + cfg["rho"] * dyn).item()
 
     @torch.no_grad()

@@ -1,4 +1,4 @@
-"""Registries of systems and trainers: the built-ins, entry points and plugin modules, behind one mapping.
+"""The registries of systems and trainers: the built-ins, entry points and plugin modules, behind one mapping each.
 
 A user adds a system or a trainer without editing the package, in one of two standard ways:
 - an installed distribution declares it in the entry-point group `specbench.systems` or `specbench.trainers`
@@ -7,7 +7,8 @@ A user adds a system or a trainer without editing the package, in one of two sta
   name -> class, passed with `--plugin` (or listed in the environment variable SPECBENCH_PLUGINS, separated by
   the path separator, which is how asv and every worker process see the same registry).
 A name may be registered once; a plugin that fails to import or a class that misses what the package needs is
-one UsageError line.
+one UsageError line. Built-in trainers are imported when first used (`specbench.trainers.BUILTIN`), so a reader
+of names (the report, the gate, the command line's choices) never loads torch.
 """
 from __future__ import annotations
 
@@ -19,19 +20,29 @@ from collections.abc import Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from specbench import systems, trainers
 from specbench.errors import UsageError
+from specbench.records import REGIMES, ROLES
+from specbench.systems import System
 
 ENV = "SPECBENCH_PLUGINS"
 _loaded: dict[str, object] = {}  # plugin spec -> its module, so each is imported once per process
 
 
 class Registry(Mapping):
-    """name -> class. The built-ins first, then entry points and plugins, read on first use."""
+    """name -> class. The built-ins first (a class, or "module:Class" imported on first use), then entry points
+    and plugins, read on first use."""
 
     def __init__(self, kind: str, group: str, base: str, builtins: dict):
         self.kind, self.group, self.base = kind, group, base
         self._items = dict(builtins)
         self._extended = False
+
+    def names(self, extend: bool = True) -> list[str]:
+        """The registered names; extend=False: the built-ins and what was registered so far, loading nothing."""
+        if extend:
+            self._extend()
+        return list(self._items)
 
     def _extend(self) -> None:
         if self._extended:
@@ -49,13 +60,25 @@ class Registry(Mapping):
 
     def register(self, name: str, cls, where: str) -> None:
         check_class(self.kind, self.base, name, cls, where)
-        if name in self._items and self._items[name] is not cls:
+        if name in self._items and self[name] is not cls:
             raise UsageError(f"{where}: {self.kind} {name!r} is already registered")
         self._items[name] = cls
 
+    def __contains__(self, name) -> bool:  # Mapping's would load the class
+        if name not in self._items:
+            self._extend()
+        return name in self._items
+
     def __getitem__(self, name):
-        self._extend()
-        return self._items[name]
+        if name not in self._items:
+            self._extend()
+        cls = self._items[name]
+        if isinstance(cls, str):  # a built-in named by path: import it now
+            module, _, attr = cls.partition(":")
+            cls = getattr(importlib.import_module(module), attr)
+            check_class(self.kind, self.base, name, cls, f"built-in {self._items[name]}")
+            self._items[name] = cls
+        return cls
 
     def __iter__(self):
         self._extend()
@@ -75,7 +98,6 @@ REQUIRED = {  # what a plugin class must have for the rest of the package to use
     "system": ("f", "sample_initial", "params", "target", "test_horizon", "regimes", "dim"),
     "trainer": ("role", "defaults", "tuning_grid", "_step"),
 }
-ROLES = ("candidate", "ablation", "baseline")
 
 
 def check_class(kind: str, base: str, name: str, cls, where: str) -> None:
@@ -91,8 +113,33 @@ def check_class(kind: str, base: str, name: str, cls, where: str) -> None:
         target = getattr(cls, "target", None)
         if not (isinstance(target, (int, float)) and not isinstance(target, bool) and 0 < target < float("inf")):
             raise UsageError(f"{where}: system {name!r} has no positive target (got {target!r})")
+        problem = system_problem(cls)
+        if problem:
+            raise UsageError(f"{where}: system {name!r} {problem}")
     if kind == "trainer" and cls.role not in ROLES:
         raise UsageError(f"{where}: trainer {name!r} has role {cls.role!r}; valid roles: {', '.join(ROLES)}")
+
+
+def system_problem(cls) -> str | None:
+    """What makes a system class unusable before any data is made or run trained (None when nothing): it must
+    build with its defaults, with at least one state, positive spans and both regimes with trajectories."""
+    try:
+        s = cls()
+    except Exception as exc:  # the user's class: say why in one line
+        return f"cannot be built with its defaults ({exc.__class__.__name__}: {exc})"
+    if not (isinstance(s.dim, int) and not isinstance(s.dim, bool) and s.dim >= 1):
+        return f"has dim = {s.dim!r}; a system needs at least one state"
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 < x < float("inf")
+               for x in (s.t_span, s.test_horizon)):
+        return f"needs positive t_span and test_horizon (got {s.t_span!r}, {s.test_horizon!r})"
+    missing = [r for r in REGIMES if r not in (s.regimes or {})]
+    if missing:
+        return f"has no regime {', '.join(missing)}"
+    for r in REGIMES:
+        spec = s.regimes[r]
+        if not (spec.n_train >= 1 and spec.n_test >= 1 and spec.n_times >= 2):
+            return f"regime {r!r} needs a trajectory to train on, one to test on and two times ({spec})"
+    return None
 
 
 def env_plugins() -> list[str]:
@@ -101,9 +148,6 @@ def env_plugins() -> list[str]:
 
 def load_plugin(spec: str):
     """Import a plugin (a .py path or a dotted module name) once and register its SYSTEMS and TRAINERS."""
-    from specbench.systems import SYSTEMS
-    from specbench.trainers import TRAINERS
-
     key = str(Path(spec).resolve()) if spec.endswith(".py") else spec
     if key in _loaded:
         return _loaded[key]
@@ -144,3 +188,38 @@ def use_plugins(specs: list[str]) -> list[str]:
     if merged:
         os.environ[ENV] = os.pathsep.join(merged)
     return merged
+
+
+SYSTEMS: Registry = Registry("system", "specbench.systems", "specbench.systems.base.System", systems.BUILTIN)
+TRAINERS: Registry = Registry("trainer", "specbench.trainers", "specbench.trainers.base.Trainer", trainers.BUILTIN)
+
+
+def get_system(name: str, **params) -> System:
+    """The system `name`, built with `params` (e.g. `n=128` for `network`); UsageError for an unknown name."""
+    cls = SYSTEMS.get_class(name)
+    try:
+        return cls(**params)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"bad parameters for system {name!r}: {exc}") from None
+
+
+def get_trainer(name: str):
+    """The trainer class `name` (a specbench.trainers.base.Trainer); UsageError for an unknown name."""
+    return TRAINERS.get_class(name)
+
+
+def with_role(*roles: str) -> list[str]:
+    """Names of the registered trainers whose role is one of `roles`, in registry order."""
+    return [name for name, cls in TRAINERS.items() if cls.role in roles]
+
+
+def candidate() -> str:
+    """The method under test: the one trainer whose role is "candidate"."""
+    names = with_role("candidate")
+    return names[0] if names else ""
+
+
+def record_roles() -> dict[str, str | None]:
+    """What a reader of records passes to `specbench.records.load`: every trainer this process knows, with the
+    role its records had before records carried one. Loads plugins and entry points, not the built-ins."""
+    return {name: trainers.RECORDED_ROLES.get(name) for name in TRAINERS.names()}

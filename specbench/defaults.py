@@ -1,0 +1,60 @@
+"""The protocol's shared defaults and limits, each written once: every command, preset and reader imports them.
+
+- `Cadence`: when the common metric is evaluated (training seconds: first at 0.01 s, then gaps growing 1.25x,
+  capped at 2 s): a fast trainer's time to target is resolved to about 25%, and a 20 s run costs about 30
+  evaluations (their time is not training time). Presets may override any of the three.
+- limits on what a command accepts: beyond them a number is a typo, not a request.
+- the gate's default factor and a run's time limit (TIMEOUT_FACTOR x its budget, plus a setup allowance).
+- threads: the default (this machine's cores, or what OMP_NUM_THREADS says) and how a run is held to its count.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import psutil
+from threadpoolctl import threadpool_limits
+
+MAX_BUDGET_S = 7 * 24 * 3600.0  # a week of training per run
+MAX_SEEDS = 10_000
+MAX_THREADS = 1024
+GATE_FACTOR = 1.25  # `specbench gate`: a regression is a slowdown beyond this factor and the noise
+TIMEOUT_FACTOR = 3.0  # a run's process is killed after TIMEOUT_FACTOR * budget + the setup allowance
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")  # read by BLAS at start-up
+
+
+@dataclass
+class Cadence:
+    """Evaluate at training times first, then each gap `growth` times the last, capped at `max_interval`."""
+
+    first: float = 0.01
+    growth: float = 1.25
+    max_interval: float = 2.0
+
+    def next_after(self, t: float, gap: float) -> tuple[float, float]:
+        gap = min(max(gap * self.growth, self.first), self.max_interval)
+        return t + gap, gap
+
+
+def cores() -> int:
+    """Logical cores of this machine (at least 1)."""
+    return psutil.cpu_count(logical=True) or 1
+
+
+def default_threads() -> int:
+    """Threads a run gets when none are asked for: what OMP_NUM_THREADS says, else this machine's cores."""
+    try:
+        return max(1, int(os.environ.get("OMP_NUM_THREADS", "")))
+    except ValueError:
+        return cores()
+
+
+def thread_environment(threads: int) -> dict[str, str]:
+    """The environment variables that hold a new process's BLAS and OpenMP pools to `threads`."""
+    return {name: str(threads) for name in THREAD_VARIABLES}
+
+
+def limit_threads(threads: int):
+    """Hold this process's BLAS and OpenMP pools to `threads` (threadpoolctl); a context manager that restores
+    them, or call and keep."""
+    return threadpool_limits(limits=threads)

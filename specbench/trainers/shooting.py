@@ -1,0 +1,85 @@
+"""Multiple shooting with learnable shooting states and a continuity penalty (DiffEqFlux's `multiple_shoot`,
+torchdyn's multiple-shooting layers; Bock and Plitt 1984 for the method).
+
+Each training trajectory is cut into segments of `segment_length` observations, neighbours sharing their end
+observation (the last segment starts early enough to end at the last observation, so every segment spans the same
+times). Segment j starts from its own shooting state s_j, a parameter initialised at its first observation and
+trained by Adam along with theta; every segment is solved over its observation times at once, as a batch, by the
+torchdiffeq solver of the baselines (`TorchdiffeqTrainer.rollout`: RK4 at the observation step by default). The loss
+
+    misfit + continuity * gap,
+    misfit = mean over (segment, obs, state) of ((x_j(t) - y(t)) / std)^2
+    gap    = mean over (segment j with a successor, state) of ((x_j(t_{start of j+1}) - s_{j+1}) / std)^2
+
+fits every segment to its data and pulls each segment's solution onto its successor's shooting state, so that at
+convergence the segments join into one trajectory of the model. No solve runs longer than a segment.
+"""
+from __future__ import annotations
+
+import torch
+
+from specbench.errors import UsageError
+from specbench.trainers.solver import TorchdiffeqTrainer
+
+
+class MultipleShooting(TorchdiffeqTrainer):
+    summary = "multiple shooting: learnable shooting states, continuity penalty, segments solved by torchdiffeq RK4"
+    role = "rival"
+    solves_ode = True  # over segments: the horizon study also runs it on whole trajectories (single shooting)
+    # The learning rate against segment_length: short segments are cheap, parallel and easy to fit, long ones tie
+    # the model to longer solves (segment_length = observations is single shooting with a learnable x0).
+    tuning_grid = {"lr": [3e-3, 1e-2, 3e-2], "segment_length": [5, 20]}
+    defaults = {
+        **TorchdiffeqTrainer.defaults,
+        "method": "rk4",
+        "segment_length": 5,  # observations per segment, its shooting state's included
+        "batch_size": "all",  # segments (of all trajectories) per step, or "all"
+        "continuity": 1.0,  # weight of the continuity gap against the data misfit
+    }
+
+    def __init__(self, system, data, config=None, seed=0, device="cpu"):
+        super().__init__(system, data, config, seed, device)
+        n_traj, n_obs, dim = self.y.shape
+        seg = self.seg
+        per_traj = -(-(n_obs - 1) // (seg - 1))  # segments per trajectory
+        self.starts = torch.clamp(torch.arange(per_traj, device=self.device) * (seg - 1), max=n_obs - seg)
+        self.n_segments = n_traj * per_traj  # numbered b * per_traj + j
+        # Flat segment i: its observations (segments, seg, state); its successor is i + 1 where `has_next`, and its
+        # solution meets that successor's shooting state at its local observation `link`.
+        self.targets = self.cut(self.y)
+        self.has_next = (torch.arange(per_traj, device=self.device) < per_traj - 1).repeat(n_traj)
+        self.link = torch.diff(self.starts, append=self.starts[-1:]).repeat(n_traj)
+        self.states = torch.nn.Parameter(self.targets[:, 0].clone())  # (segments, state)
+        self.optimizer.add_param_group({"params": [self.states]})
+        size = self.config["batch_size"]
+        if size != "all" and not (isinstance(size, int) and not isinstance(size, bool) and size >= 1):
+            raise UsageError(f"batch_size must be 'all' or a positive integer (segments per step), got {size!r}")
+        self.batch_size = None if size == "all" or size >= self.n_segments else size
+
+    def cut(self, y: torch.Tensor) -> torch.Tensor:
+        """Trajectories (traj, obs, state) cut into the segments, (segments, seg, state)."""
+        return y[:, self.starts[:, None] + self.offsets].flatten(0, 1)
+
+    def objective(self, states: torch.Tensor, segments: torch.Tensor | None = None):
+        """(misfit, gap) of `segments` (flat indices; None: all) from the shooting states (segments, state); the gap
+        of a segment whose successor is not drawn is still measured, against the successor's shooting state."""
+        if segments is None:
+            segments = torch.arange(self.n_segments, device=self.device)
+        pred = self.rollout(states[segments])  # (batch, seg, state)
+        misfit = (((pred - self.targets[segments]) / self.std) ** 2).mean()
+        rows = self.has_next[segments].nonzero().squeeze(1)  # drawn segments that have a successor
+        if not len(rows):  # single shooting (one segment per trajectory), or a draw of last segments only
+            return misfit, misfit.new_zeros(())
+        ends = pred[rows, self.link[segments[rows]]]  # (rows, state)
+        gap = (((ends - states[segments[rows] + 1]) / self.std) ** 2).mean()
+        return misfit, gap
+
+    def _step(self) -> float:
+        segments = None if self.batch_size is None else \
+            torch.randperm(self.n_segments, generator=self.generator)[: self.batch_size].to(self.device)
+        self.optimizer.zero_grad(set_to_none=True)
+        misfit, gap = self.objective(self.states, segments)
+        loss = misfit + self.config["continuity"] * gap
+        self.backward(loss)
+        self.optimizer.step()
+        return loss.item()

@@ -1,0 +1,373 @@
+"""Verdicts for the paper's claims from run records: pure functions, no files, no figures.
+
+Every comparison is paired by seed (DESIGN.md): for each seed, the ratio baseline / spectral of one named measure
+(specbench.measures) of the two runs with that seed. The printed value is the median of these per-seed ratios, the
+bracket their min to max, n the number of seeds behind them. For C1 a baseline that did not reach the target
+gives a lower bound (its training seconds over spectral's time); a seed on which spectral did not reach it gives
+no ratio. A median is a lower bound ("> x") when some per-seed lower bound is at or below it (raising that bound
+could raise the median).
+
+Rules (threshold 10x for C1 and C2, 1x for C3 and the rivals):
+- C1 fails against a baseline when the measured median ratio is below 10x, or when the baseline reaches the target
+  in the median and spectral does not; it holds when the median ratio (a lower bound included) is >= 10x against
+  every baseline; it is inconclusive where neither side reaches the target, or a lower bound below 10x remains,
+  and the verdict says what budget would decide it.
+- C2 and C3 alike on the paired test MSE and peak memory ratios.
+- C1-C3 are judged against the paper's baselines (role "baseline") only. The rivals (role "rival": fast-training
+  methods the paper did not compare with) have their own verdict per (system, regime), "rivals": the paired ratios
+  rival / spectral of time to target (C1's ratios, lower bounds included) and of test MSE (C2's), each judged by
+  C1's and C2's rules with the threshold 1x. It holds when spectral is at least as fast and at least as accurate
+  as every rival (both medians >= 1x, a lower bound included), fails when either median is below 1x against any
+  rival (or a rival reaches the target in the median and spectral does not), and is inconclusive otherwise (a
+  lower bound below 1x, neither reaching the target, no seed in common). A cell without rival runs has no such
+  verdict.
+- A claim without data (no spectral runs, no baselines, a study not run) is "not measured".
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from specbench import measures
+from specbench.plugins import TRAINERS
+from specbench.records import ROLES, Record
+
+SPEEDUP_CLAIM = 10.0  # C1: at least 10x faster to a comparable loss
+MSE_CLAIM = 10.0  # C2: test MSE one order of magnitude smaller
+RIVALS_CLAIM = 1.0  # rivals: at least as fast to the target and at least as accurate as each rival
+RIVALS = "rivals"  # the verdict (and board column) of spectral against the rivals
+RIVAL_MEASURES = ("time to target", "test MSE")  # what the rivals verdict compares, in its columns' order
+VERDICTS = ("holds", "fails", "inconclusive", "not measured")
+NOT_REACHED = "not reached"  # a time a run never had, wherever a table shows one
+MARK = {"holds": "✓", "fails": "✗", "inconclusive": "?", "not measured": "–"}  # beside the word, wherever shown
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim as the report states it (`text`) and as the board's row header says it in a few words (`short`).
+    `from_paper`: one of the paper's claims, on the board in every report ("not measured" where nothing decides
+    it); False for a comparison beyond the paper, on the board only where some verdict decides it."""
+
+    text: str
+    short: str
+    from_paper: bool = True
+
+
+# The claims as the verdict board has them, in its order: the headline claims, then what the scaling studies decide,
+# then the comparison beyond the paper.
+CLAIMS = {
+    "C1": Claim(f"speed: >= {SPEEDUP_CLAIM:g}x faster to the target of the common metric (sustained to the end of "
+                "the budget)", f"speed: ≥ {SPEEDUP_CLAIM:g}x faster to target"),
+    "C2": Claim(f"generalisation: test MSE >= {MSE_CLAIM:g}x smaller", f"test MSE ≥ {MSE_CLAIM:g}x smaller"),
+    "C3": Claim("memory: smaller peak memory (setup + training peak) than each baseline", "less peak memory"),
+    "C3 at scale": Claim("memory at scale: C3 at the longest horizon of the horizon study (against whole "
+                         "trajectories and tuned segments) and at the largest N of the state-size study",
+                         "less memory at the largest size"),
+    "C4": Claim("time-parallel: the network evaluations of an iteration (each one a sequential solver stage) do not "
+                "grow with the horizon", "network calls flat in the horizon"),
+    "C5": Claim("accuracy: representation error falls exponentially with the Legendre order",
+                "error exponential in the order p"),
+    "low data": Claim("low-data generalisation: C2 in every cell of the regimes study, dense and sparse sampling at "
+                      "each noise level (its sparse and noisy cells are the paper's low-data claim)",
+                      "C2 across sampling and noise"),
+    RIVALS: Claim("against its rivals: at least as fast to the target and at least as low a test MSE as each rival "
+                  "(a fast-training method the paper did not compare with), paired by seed",
+                  "as fast and as accurate as each rival", from_paper=False),
+}
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """spectral's advantage over one baseline (or rival): the median of per-seed ratios baseline / spectral (> 1
+    favours spectral), their min and max and how many seeds; lower=True means the median is a lower bound "> value"."""
+
+    value: float
+    lower: bool = False
+    low: float = math.nan
+    high: float = math.nan
+    n: int = 0
+
+    def __str__(self):
+        if math.isnan(self.value):
+            return "n/a"
+        text = f"{'> ' if self.lower else ''}{fmt(self.value)}x"
+        if self.n > 1:
+            text += f" ({fmt(self.low)} to {fmt(self.high)}, n={self.n})"
+        elif self.n == 1:
+            text += " (n=1)"
+        return text
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One claim judged in one setting. `regime` names the setting in the tables (a headline regime, or a study
+    and its cell); `column`, `sampling` and `label` place it on the verdict board: its column (default: the claim),
+    the regime of the runs behind it (its row with the system; default: `regime`) and, where a board cell holds
+    several verdicts, what tells this one apart."""
+
+    claim: str
+    system: str
+    regime: str
+    verdict: str  # one of VERDICTS
+    ratios: dict  # baseline -> Ratio; for the rivals verdict, versus(rival, measure) -> Ratio
+    why: str
+    column: str = ""
+    sampling: str = ""
+    label: str = ""
+
+    @property
+    def cell(self) -> tuple[str, str, str]:
+        """(column, system, regime of the runs): where the verdict sits on the board."""
+        return self.column or self.claim, self.system, self.sampling or self.regime
+
+
+def fmt(x: float) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    if math.isinf(x):
+        return "inf"
+    return f"{x:.3g}"
+
+
+def median(values) -> float:
+    v = sorted(math.inf if x is None else float(x) for x in values)
+    if not v:
+        return math.nan
+    mid = len(v) // 2
+    return v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) / 2 if math.isfinite(v[mid]) else v[mid]
+
+
+def exponent(points) -> float:
+    """Least-squares slope of log y against log x over the (x, y) points with positive values: y ~ x^slope."""
+    xy = [(x, y) for x, y in points if y is not None and y > 0 and x > 0]
+    if len(xy) < 2:
+        return math.nan
+    return float(np.polyfit(np.log([p[0] for p in xy]), np.log([p[1] for p in xy]), 1)[0])
+
+
+def group(records: list[Record]) -> dict[tuple[str, str, str], list[Record]]:
+    """(system, regime, trainer) -> records over seeds, ordered by seed."""
+    out = defaultdict(list)
+    for r in records:
+        out[(r.system, r.regime, r.trainer)].append(r)
+    return {k: sorted(v, key=lambda r: r.seed) for k, v in out.items()}
+
+
+def seed_ratios(spec: list[Record], base: list[Record], value: Callable[[Record], float | None],
+                bound: Callable[[Record], float | None] | None = None) -> list[tuple[float, bool]]:
+    """The per-seed ratios value(baseline run) / value(spectral run) for the same seed, as (ratio, is a lower
+    bound) pairs in spectral's seed order. Where the baseline has no value, `bound(baseline run)` (if given) makes
+    that seed's ratio a lower bound; where spectral has none, the seed gives no ratio. What a verdict's median and
+    the overview figures' dots are both made of."""
+    by_seed = {r.seed: r for r in base}
+    pairs = []
+    for s in spec:
+        b = by_seed.get(s.seed)
+        vs = value(s)
+        if b is None or vs is None or not vs > 0:
+            continue
+        vb = value(b)
+        if vb is not None:
+            pairs.append((vb / vs, False))
+        elif bound is not None and bound(b) is not None:
+            pairs.append((bound(b) / vs, True))
+    return pairs
+
+
+def summarise(pairs: list[tuple[float, bool]]) -> Ratio:
+    """The median of per-seed (ratio, is a lower bound) pairs, their min to max and count: a lower bound when
+    some per-seed bound is at or below the median (raising that bound could raise the median)."""
+    if not pairs:
+        return Ratio(math.nan)
+    values = [v for v, _ in pairs]
+    m = float(np.median(values))
+    lower = any(is_bound and v <= m for v, is_bound in pairs)
+    return Ratio(m, lower, min(values), max(values), len(values))
+
+
+def paired(spec: list[Record], base: list[Record], value: Callable[[Record], float | None],
+           bound: Callable[[Record], float | None] | None = None) -> Ratio:
+    """The median over seeds of value(baseline run) / value(spectral run) for the same seed (see seed_ratios)."""
+    return summarise(seed_ratios(spec, base, value, bound))
+
+
+def _time_bound(r: Record) -> float:
+    """What a baseline that never reached the target is bounded by: the seconds it trained (its budget if it
+    failed)."""
+    return r.train_seconds if r.status == "ok" else measures.budget(r)
+
+
+def speed_ratios(spec: list[Record], base: list[Record]) -> list[tuple[float, bool]]:
+    """C1's per-seed ratios: sustained time to target, the baseline's training seconds bounding a seed it missed."""
+    return seed_ratios(spec, base, measures.time_to_target, bound=_time_bound)
+
+
+def speedup(spec: list[Record], base: list[Record]) -> Ratio:
+    """C1's paired ratio (the median of speed_ratios)."""
+    return summarise(speed_ratios(spec, base))
+
+
+# The per-seed ratios behind each headline claim: (spectral runs, baseline runs) -> [(ratio, is a lower bound)].
+SEED_RATIOS = {
+    "C1": speed_ratios,
+    "C2": lambda spec, base: seed_ratios(spec, base, measures.test_mse),
+    "C3": lambda spec, base: seed_ratios(spec, base, measures.peak_memory),
+}
+THRESHOLDS = {"C1": SPEEDUP_CLAIM, "C2": MSE_CLAIM, "C3": 1.0}
+
+
+def _median_time(runs: list[Record]) -> float:
+    return median(measures.time_to_target(r) for r in runs)
+
+
+def _speed_findings(spec: list[Record], bases: dict[str, list[Record]], threshold: float
+                    ) -> tuple[dict, list[str], list[str]]:
+    """C1's rule at `threshold` against each of `bases`: (name -> Ratio, why it fails, why it is open)."""
+    ratios, fails, why_open = {}, [], []
+    ts = _median_time(spec)
+    for b, runs in bases.items():
+        ratios[b] = r = speedup(spec, runs)
+        tb = _median_time(runs)
+        if not math.isfinite(ts):
+            if math.isfinite(tb):
+                fails.append(f"{b} reaches the target (median {fmt(tb)} s) and spectral does not")
+            else:
+                why_open.append(f"neither spectral nor {b} reaches the target within "
+                                f"{fmt(median(measures.budget(x) for x in runs))} s")
+        elif math.isnan(r.value):
+            why_open.append(f"no seed where spectral reached the target has a {b} run")
+        elif r.value < threshold and not r.lower:
+            fails.append(f"{r} against {b}")
+        elif r.value < threshold:
+            why_open.append(f"{b} did not reach the target and the bound {r} is under {threshold:g}x: a budget "
+                            f"of {fmt(threshold * ts)} s ({threshold:g}x spectral's median time) would decide it")
+    return ratios, fails, why_open
+
+
+def _ratio_findings(spec: list[Record], bases: dict[str, list[Record]], ratios_of: Callable, threshold: float,
+                    what: str) -> tuple[dict, list[str], list[str]]:
+    """C2's and C3's rule: the paired ratios `ratios_of(spec, runs)` (of a measure where lower is better, named
+    `what`) against `threshold`: (name -> Ratio, why it fails, why it is open)."""
+    ratios, fails, why_open = {}, [], []
+    for b, runs in bases.items():
+        ratios[b] = r = summarise(ratios_of(spec, runs))
+        if math.isnan(r.value):
+            why_open.append(f"no seed has a {what} for both spectral and {b}")
+        elif r.value < threshold:
+            fails.append(f"{r} against {b}")
+    return ratios, fails, why_open
+
+
+def decide_speed(spec: list[Record], bases: dict[str, list[Record]]) -> tuple[str, dict, str]:
+    """C1 against the baselines: (verdict, baseline -> Ratio, why)."""
+    return _combine(*_speed_findings(spec, bases, SPEEDUP_CLAIM), SPEEDUP_CLAIM)
+
+
+def decide_ratio(spec: list[Record], bases: dict[str, list[Record]], claim: str, what: str) -> tuple[str, dict, str]:
+    """C2 and C3: the paired ratios SEED_RATIOS[claim] (of a measure where lower is better) against the claim's
+    threshold."""
+    return _combine(*_ratio_findings(spec, bases, SEED_RATIOS[claim], THRESHOLDS[claim], what), THRESHOLDS[claim])
+
+
+def versus(rival: str, measure: str) -> str:
+    """The name of a rival's ratio on one of RIVAL_MEASURES in the rivals verdict (its column in the tables)."""
+    return f"{rival}: {measure}"
+
+
+def decide_rivals(spec: list[Record], rivals: dict[str, list[Record]]) -> tuple[str, dict, str]:
+    """spectral against the rivals: C1's rule on time to target and C2's on test MSE, both at RIVALS_CLAIM (1x);
+    (verdict, versus(rival, measure) -> Ratio in rival then measure order, why)."""
+    findings = dict(zip(RIVAL_MEASURES, (_speed_findings(spec, rivals, RIVALS_CLAIM),
+                                         _ratio_findings(spec, rivals, SEED_RATIOS["C2"], RIVALS_CLAIM, "test MSE"))))
+    ratios = {versus(b, m): findings[m][0][b] for b in rivals for m in RIVAL_MEASURES}
+    fails = [f"{m}: {why}" for m in RIVAL_MEASURES for why in findings[m][1]]
+    why_open = [f"{m}: {why}" for m in RIVAL_MEASURES for why in findings[m][2]]
+    return _combine(ratios, fails, why_open, RIVALS_CLAIM, "rival")
+
+
+def _combine(ratios: dict, fails: list[str], why_open: list[str], threshold: float,
+             against: str = "baseline") -> tuple[str, dict, str]:
+    """(verdict, ratios, why) from what each comparison found: fails if any failed, else inconclusive if any is
+    open, else holds; "not measured" with no comparison (no `against` runs)."""
+    if not ratios:
+        return "not measured", ratios, f"no {against} runs"
+    if fails:
+        return "fails", ratios, f"below {threshold:g}x: " + "; ".join(fails)
+    if why_open:
+        return "inconclusive", ratios, "; ".join(why_open)
+    return "holds", ratios, f">= {threshold:g}x against every {against}"
+
+
+def cells(records: list[Record], role: str = "baseline"
+          ) -> list[tuple[str, str, list[Record] | None, dict[str, list[Record]]]]:
+    """The headline comparisons: (system, regime, spectral's runs or None, {trainer of `role`: runs} in registry
+    order), sorted by system and regime. What the verdicts and the overview figures both iterate over: with the
+    default role, against the paper's baselines; with "rival", against the rivals."""
+    groups = group(records)
+    spectral = candidate(records)
+    roles = roles_in(records)
+    out = []
+    for system, regime in sorted({(s, g) for s, g, _ in groups}):
+        bases = {t: groups[(s, g, t)] for s, g, t in groups if (s, g) == (system, regime) and roles[t] == role}
+        out.append((system, regime, groups.get((system, regime, spectral)),
+                    dict(sorted(bases.items(), key=lambda kv: trainer_order(kv[0])))))
+    return out
+
+
+def claims(records: list[Record]) -> list[Verdict]:
+    """C1-C3 per (system, regime) from the headline runs, then the rivals verdict in each (system, regime) with
+    rival runs; C4 and C5 come from the scaling studies (specbench.report.studies)."""
+    out = []
+    for system, regime, spec, bases in cells(records):
+        if not spec:
+            for c in ("C1", "C2", "C3"):
+                out.append(Verdict(c, system, regime, "not measured", {}, f"no {candidate(records)} runs"))
+            continue
+        out.append(Verdict("C1", system, regime, *decide_speed(spec, bases)))
+        out.append(Verdict("C2", system, regime, *decide_ratio(spec, bases, "C2", "test MSE")))
+        out.append(Verdict("C3", system, regime, *decide_ratio(spec, bases, "C3", "peak memory")))
+    for system, regime, spec, rivals in cells(records, "rival"):
+        if rivals:
+            out.append(Verdict(RIVALS, system, regime, *decide_rivals(spec, rivals)) if spec else
+                       Verdict(RIVALS, system, regime, "not measured", {}, f"no {candidate(records)} runs"))
+    return out
+
+
+def seed_ratios_by_cell(records: list[Record], claim: str) -> dict[tuple[str, str], dict[str, list[tuple[float, bool]]]]:
+    """(system, regime) -> baseline -> the per-seed (ratio, is a lower bound) pairs of a headline claim: the
+    numbers behind its verdicts, for the overview figures. A cell without spectral runs is left out."""
+    return {(system, regime): {b: SEED_RATIOS[claim](spec, runs) for b, runs in bases.items()}
+            for system, regime, spec, bases in cells(records) if spec}
+
+
+def trainer_order(name: str) -> int:
+    """Registry order (the built-ins as `specbench.trainers` lists them, then plugins'); unknown names last. Reads
+    names only: no trainer is loaded."""
+    names = TRAINERS.names()
+    return names.index(name) if name in names else len(names)
+
+
+def roles_in(records: list[Record]) -> dict[str, str]:
+    """trainer -> role, as the records say."""
+    return {r.trainer: r.role for r in records}
+
+
+def with_role(records: list[Record], *roles: str) -> list[str]:
+    """The trainers of `records` whose role is one of `roles`, in registry order."""
+    return sorted({r.trainer for r in records if r.role in roles}, key=trainer_order)
+
+
+def candidate(records: list[Record]) -> str:
+    """The method under test in `records`: the first trainer whose role is "candidate" ("" when none ran)."""
+    names = with_role(records, ROLES[0])
+    return names[0] if names else ""
+
+
+def baselines_in(verdicts: list[Verdict]) -> list[str]:
+    """What the verdicts' ratios are against, the report's columns: the baselines in registry order, then the rest
+    (the rivals verdict's versus(rival, measure)) in the order the verdicts give them."""
+    return sorted(dict.fromkeys(b for v in verdicts for b in v.ratios), key=trainer_order)

@@ -1,0 +1,68 @@
+"""The common metric every claim rests on (specbench.evaluate), against closed forms: the true field scores about 0,
+and a known wrong field scores the MSE and normalised MSE its closed-form rollout gives."""
+import numpy as np
+import pytest
+import torch
+
+from specbench import evaluate  # its test_errors, imported by name, would be collected as a test
+from specbench.systems.oscillator import Oscillator
+from tests.helpers import TrueField, dataset
+
+SHIFT = 0.1  # the wrong field's constant error in dv/dt
+
+
+class ShiftedField(TrueField):
+    """The oscillator's field plus the constant (0, SHIFT): x' = A x + b."""
+
+    def forward(self, t, x):
+        return self.system.rhs_torch(x) + torch.tensor([0.0, SHIFT], dtype=x.dtype)
+
+
+def shifted_rollout(system: Oscillator, t: np.ndarray, x0: np.ndarray) -> np.ndarray:
+    """The closed-form solution of x' = A x + b: x* + e^{At} (x0 - x*), x* = (SHIFT / omega^2, 0) the fixed point
+    (A x* = -b), e^{At} the oscillator's own closed form. (traj, time, state)."""
+    fixed = np.array([SHIFT / system.omega ** 2, 0.0])
+    return np.stack([fixed + system.exact(t, x - fixed) for x in x0])
+
+
+def faster_rollout(system: Oscillator, t: np.ndarray, x0: np.ndarray) -> np.ndarray:
+    """The closed-form solution of the oscillator with omega 5% higher. (traj, time, state)."""
+    faster = Oscillator(zeta=system.zeta, omega=1.05 * system.omega)
+    return np.stack([faster.exact(t, x) for x in x0])
+
+
+def errors(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """(MSE, normalised MSE) as DESIGN.md defines them, written out: the mean over (traj, time, state) of the
+    squared error, the normalised one dividing each state by its variance over the truth's trajectories and times."""
+    err = (pred - truth) ** 2
+    var = truth.reshape(-1, truth.shape[-1]).var(0)
+    return err.mean(), (err / var).mean()
+
+
+def test_true_field_scores_zero_to_the_reference_solvers_tolerance():
+    system, data = dataset("oscillator")  # noiseless: the data is the closed form itself
+    model = TrueField(system)
+    assert 0 <= evaluate.train_metric(model, data) < 1e-12
+    mse, nmse, pred = evaluate.test_errors(model, data)
+    assert 0 <= mse < 1e-12 and 0 <= nmse < 1e-12
+    np.testing.assert_allclose(pred, data.test, atol=1e-6)
+
+
+@pytest.mark.parametrize("field, closed_form", [
+    (lambda system: ShiftedField(system), shifted_rollout),
+    (lambda system: TrueField(Oscillator(omega=1.05)), faster_rollout),
+])
+def test_wrong_field_scores_its_closed_form_errors(field, closed_form):
+    """train_metric is the normalised MSE over the training span, test_errors the MSE and normalised MSE over the
+    test horizon from the held-out initial states: each equals the one computed from the closed-form rollout of
+    the wrong field, to the reference solver's tolerance."""
+    system, data = dataset("oscillator")
+    model = field(system)
+    train_pred = closed_form(system, data.t, data.train[:, 0])
+    _, train_nmse = errors(train_pred, data.train)
+    assert train_nmse > 1e-3  # far from zero: a wrong field
+    assert evaluate.train_metric(model, data) == pytest.approx(train_nmse, rel=1e-5)
+    test_pred = closed_form(system, data.t_test, data.test[:, 0])
+    mse, nmse, pred = evaluate.test_errors(model, data)
+    assert (mse, nmse) == pytest.approx(errors(test_pred, data.test), rel=1e-5)
+    np.testing.assert_allclose(pred, test_pred, atol=1e-6)
