@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 OUT ?= runs/quick
 
-.PHONY: setup run test work-check work-reference asv-smoke clean reference
+.PHONY: setup run test work-check work-reference asv-smoke clean reference rivals
 
 setup: $(VENV)/.installed
 
@@ -64,3 +64,12 @@ reference: setup
 		$(SB) study $$s $(EXEC) --out results/studies/$$s --no-report || exit 1; done
 	$(SB) report results/torchode --out reports/torchode
 	$(SB) report results/reference --studies results/studies --out reports/reference --readme README.md
+
+# The small comparison with the rivals behind reports/rivals (issue 25): every system, dense, seeds 0-1, 10 s, all
+# nine trainers on their tuned settings (about 17 min with two workers). A small run, not a decisive one.
+ALL_TRAINERS := spectral,spectral-2stage,backprop-rk4,backprop-dopri5,adjoint-dopri5,torchode-dopri5,torchode-adjoint,vf-node,multiple-shooting
+
+rivals: setup
+	$(SB) run --preset quick --systems oscillator,cubic-oscillator,lotka-volterra,lorenz,network --regimes dense \
+		--trainers $(ALL_TRAINERS) --seeds 2 --budget 10 $(EXEC) --out results/rivals --no-report
+	$(SB) report results/rivals --out reports/rivals
