@@ -1,6 +1,5 @@
 """Systems and trainers from outside the package: the example plugin through every command, entry points, and
 the one-line errors of a broken plugin."""
-import json
 import os
 import subprocess
 import sys
