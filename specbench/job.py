@@ -31,7 +31,7 @@ class Job:
     data: dict = field(default_factory=dict)  # System.resized overrides of the regime: n_times, t_span, n_train
     study: Study | None = None  # scaling studies: where the run sits in its study, copied into the record
     measure: list = field(default_factory=list)  # extra measurements: "representation_error"
-    plugins: list = field(default_factory=list)  # plugin modules the worker loads first (specbench.registry)
+    plugins: list = field(default_factory=list)  # plugin modules the worker loads first (specbench.plugins)
 
     def __post_init__(self):
         if isinstance(self.study, dict):  # a job read back from JSON (specbench.worker)
