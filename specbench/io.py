@@ -38,9 +38,14 @@ def ensure_dir(directory: Path | str) -> Path:
     return directory
 
 
+def to_json(payload: dict, indent: int | None = 1) -> str:
+    """`payload` as JSON, non-finite numbers as null: the one serialisation of every file specbench writes."""
+    return json.dumps(finite_or_none(payload), indent=indent, allow_nan=False)
+
+
 def write_json_atomic(path: Path | str, payload: dict) -> None:
     """`payload` as indented JSON, non-finite numbers as null."""
-    write_bytes_atomic(path, json.dumps(finite_or_none(payload), indent=1, allow_nan=False).encode())
+    write_bytes_atomic(path, to_json(payload).encode())
 
 
 def write_text_atomic(path: Path | str, text: str) -> None:

@@ -161,10 +161,6 @@ class Record:
              "first_crossing_s": "quantity", "first_crossings": "dict", "test_rollout": "dict"}
 
     @property
-    def target(self) -> float:
-        return self.target_loss
-
-    @property
     def target_keys(self) -> dict[float, str]:
         """factor -> the key of `factor` x the target in `times_to_targets` (TARGET_FACTORS)."""
         return {k: target_key(self.target_loss * k) for k in TARGET_FACTORS}

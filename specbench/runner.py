@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import json
 import os
 import socket
 import sys
@@ -23,7 +22,7 @@ from pathlib import Path
 from specbench.defaults import TIMEOUT_FACTOR, default_threads
 from specbench.errors import UsageError
 from specbench.executors import Local, Progress, make_executor
-from specbench.io import ensure_dir, finite_or_none
+from specbench.io import ensure_dir, to_json
 from specbench.job import Job, make_job, warn_untuned
 from specbench.presets import Preset, load_preset
 from specbench.records import CorruptRecord, Record, load, write
@@ -166,7 +165,7 @@ def rescue(record: Record) -> None:
               "is room", file=sys.stderr)
     except OSError:
         print(f"specbench: the finished run's record, which could not be written anywhere: "
-              f"{json.dumps(finite_or_none(record.to_dict()))}", file=sys.stderr)
+              f"{to_json(record.to_dict(), indent=None)}", file=sys.stderr)
 
 
 def run_sweep(jobs: list[Job], out_dir: Path, timeout_factor: float = TIMEOUT_FACTOR, executor=None,
