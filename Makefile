@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 OUT ?= runs/quick
 
-.PHONY: setup run test work-check work-reference asv-smoke clean reference rivals
+.PHONY: setup run test work-check work-reference asv-smoke clean reference reference-tuning reference-sweep \
+	reference-studies rivals
 
 setup: $(VENV)/.installed
 
@@ -41,34 +42,30 @@ asv-smoke: setup
 clean:
 	rm -rf $(VENV) .cache
 
-# The reference run behind reports/reference, at one commit (a few hours on 2 cores): tuning of every trainer
-# on three seeds, the paper preset's sweep, the torchode comparison and the four scaling studies. Sweeps
-# skip finished runs, so an interrupted `make reference` resumes where it stopped.
+# The reference behind reports/reference (issue 26), at one commit, resumable: every part skips the runs it has,
+# so an interrupted `make reference` goes on where it stopped. Machine time with two workers (README, "The
+# reference"): tuning about 5 h (9 trainers x 10 cells, 12 points each by successive halving on each cell's budget),
+# the sweep about 3 h (9 trainers x 10 cells x 5 seeds, the paper preset's budgets), the studies about 30 min.
 SB := $(BIN)/specbench
 EXEC ?= --workers 2 --threads 1
-REF_SEEDS ?= 2
-REF_BUDGET ?= 10
-RETUNE ?= spectral,spectral-2stage,backprop-rk4,backprop-dopri5,adjoint-dopri5,torchode-dopri5,torchode-adjoint
+ALL_TRAINERS := spectral,spectral-2stage,backprop-rk4,backprop-dopri5,adjoint-dopri5,torchode-dopri5,torchode-adjoint,vf-node,multiple-shooting
+TUNED := specbench/presets/tuned.toml
 
-reference: setup
-	$(SB) tune --trainers $(RETUNE) --budget 10 --seeds 3 $(EXEC) --out results/tuning --settings specbench/presets/tuned.toml
-	$(SB) run --preset paper --trainers spectral,backprop-rk4,backprop-dopri5,adjoint-dopri5,torchode-dopri5,torchode-adjoint \
-		--seeds $(REF_SEEDS) --budget $(REF_BUDGET) $(EXEC) --out results/reference --no-report
-	mkdir -p results/torchode/runs
-	cp results/reference/runs/cubic-oscillator__*__dense__*.json results/reference/runs/lotka-volterra__*__dense__*.json \
-		results/torchode/runs/
-	$(SB) run --preset paper --systems cubic-oscillator,lotka-volterra --regimes dense \
-		--trainers spectral,backprop-rk4,backprop-dopri5,adjoint-dopri5,torchode-dopri5,torchode-adjoint \
-		--seeds 3 --budget $(REF_BUDGET) $(EXEC) --out results/torchode --no-report
-	for s in horizon order state-size regimes; do \
-		$(SB) study $$s $(EXEC) --out results/studies/$$s --no-report || exit 1; done
-	$(SB) report results/torchode --out reports/torchode
+reference: reference-tuning reference-sweep reference-studies
 	$(SB) report results/reference --studies results/studies --out reports/reference --readme README.md
+
+reference-tuning: setup
+	$(SB) tune --preset paper --trainers $(ALL_TRAINERS) $(EXEC) --out results/tuning/reference --settings $(TUNED)
+
+reference-sweep: setup
+	$(SB) run --preset paper $(EXEC) --out results/reference --no-report
+
+STUDIES := horizon order state-size regimes
+reference-studies: setup
+	for s in $(STUDIES); do $(SB) study $$s $(EXEC) --out results/studies/$$s --no-report || exit 1; done
 
 # The small comparison with the rivals behind reports/rivals (issue 25): every system, dense, seeds 0-1, 10 s, all
 # nine trainers on their tuned settings (about 17 min with two workers). A small run, not a decisive one.
-ALL_TRAINERS := spectral,spectral-2stage,backprop-rk4,backprop-dopri5,adjoint-dopri5,torchode-dopri5,torchode-adjoint,vf-node,multiple-shooting
-
 rivals: setup
 	$(SB) run --preset quick --systems oscillator,cubic-oscillator,lotka-volterra,lorenz,network --regimes dense \
 		--trainers $(ALL_TRAINERS) --seeds 2 --budget 10 $(EXEC) --out results/rivals --no-report

@@ -48,7 +48,7 @@ def markdown(root: Path = ROOT) -> str:
         records, _ = load_sweep(root / arm, vocabulary())
         for system in sorted({r.system for r in records}):
             runs = sorted((r for r in records if r.system == system), key=lambda r: r.seed)
-            times = [measures.time_to_target(r) for r in runs]
+            times = [measures.sustained_time(r) for r in runs]
             step = statistics.median(measures.time_per_iteration(r) for r in runs)
             commits = ", ".join(sorted({r.env["git_commit"] for r in runs}))
             lines.append(f"| {system} | {arm} | {sweep} | {settings} | {runs[0].config['lr']:g} | "

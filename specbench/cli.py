@@ -160,14 +160,16 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     _executor_options(st)
 
-    t = sub.add_parser("tune", help="choose each trainer's settings per system from its tuning grid",
+    t = sub.add_parser("tune", help="choose each trainer's settings per system and regime, by successive halving",
                        parents=[plugin])
-    t.add_argument("--systems", type=_names("systems", SYSTEMS), default=SYSTEMS.names())
+    t.add_argument("--preset", default="paper", help="whose systems, regimes, budgets and targets (default: paper)")
+    t.add_argument("--systems", type=_names("systems", SYSTEMS), help="default: the preset's")
+    t.add_argument("--regimes", type=_names("regimes", REGIMES), help="default: the preset's")
     t.add_argument("--trainers", type=_names("trainers", TRAINERS), default=TRAINERS.names())
-    t.add_argument("--budget", type=_positive(float, "--budget", most=MAX_BUDGET_S), default=10.0,
-                   help="training seconds per point")
+    t.add_argument("--budget", type=_positive(float, "--budget", most=MAX_BUDGET_S),
+                   help="the budget B tuned for, every system and regime (default: the preset's budgets)")
     t.add_argument("--seeds", type=_positive(int, "--seeds", most=100), default=3,
-                   help="tuning seeds per point (100, 101, ...); the winner is judged on their median")
+                   help="tuning seeds of the last rung (100, 101, ...), which the winner's scores are medians over")
     t.add_argument("--out", type=_path, default=Path("runs/tuning"), help="where the tuning records go")
     t.add_argument("--settings", type=_path, help="the tuned-settings file to update (default: OUT/tuned.toml; "
                    "a preset reads it with tuned = \"PATH\")")
@@ -284,9 +286,11 @@ def cmd_tune(args) -> int:
     except OSError as exc:
         raise UsageError(f"cannot write the tuned settings to {settings}: {exc.strerror}") from None
     tune.read_settings(settings)  # and that what is there is TOML
+    preset = load_preset(args.preset)
+    cells = tune.cells_of(preset, args.systems, args.regimes, args.budget)
     with executors.make_executor(args.workers, args.scheduler) as executor:
-        tuned = tune.tune(args.systems, args.trainers, args.budget, args.out, args.threads, settings, executor,
-                          args.replace, args.seeds)
+        tuned = tune.tune(cells, args.trainers, args.out, args.threads, settings, executor, args.replace,
+                          args.seeds, preset)
     tune.write_tuned(tuned, settings)
     print(f"wrote {settings}", file=sys.stderr)
     return 0

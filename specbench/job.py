@@ -8,7 +8,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 
 from specbench.plugins import SYSTEMS, env_plugins
-from specbench.presets import config_for, load_preset, tuned_settings
+from specbench.presets import config_for, load_preset, tuned_entry, tuned_settings
 from specbench.records import Study, record_name
 
 
@@ -65,19 +65,20 @@ def make_job(system: str, trainer: str, regime: str, seed: int, *, budget_s: flo
     kw.setdefault("noise", preset.noise)
     kw.setdefault("system_params", preset.system_params.get(system, {}))
     return Job(system=system, trainer=trainer, regime=regime, seed=seed, budget_s=float(budget_s),
-               target=float(target), config={**config_for(preset, system, trainer), **(config or {})},
+               target=float(target), config={**config_for(preset, system, regime, trainer), **(config or {})},
                device=device, threads=int(threads), plugins=env_plugins(), **kw)
 
 
-def untuned(jobs: list[Job], preset=None) -> list[tuple[str, str]]:
-    """(system, trainer) pairs among `jobs` that no tuning run chose settings for: they run on the trainer's
+def untuned(jobs: list[Job], preset=None) -> list[tuple[str, str, str]]:
+    """(system, regime, trainer) among `jobs` that no tuning run chose settings for: they run on the trainer's
     defaults (and the preset's settings), which a sweep says at its start and the report marks."""
     tuned = tuned_settings(preset)
-    return sorted({(j.system, j.trainer) for j in jobs if j.trainer not in tuned.get(j.system, {})})
+    return sorted({(j.system, j.regime, j.trainer) for j in jobs
+                   if tuned_entry(tuned, j.system, j.regime, j.trainer) is None})
 
 
 def warn_untuned(jobs: list[Job], preset=None) -> None:
     missing = untuned(jobs, preset)
     if missing:
-        print(f"specbench: note: no tuned settings for {', '.join(f'{s} / {t}' for s, t in missing)}; "
+        print(f"specbench: note: no tuned settings for {', '.join(' / '.join(m) for m in missing)}; "
               "they run on trainer defaults (`specbench tune` chooses settings)", file=sys.stderr)

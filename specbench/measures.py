@@ -1,10 +1,12 @@
 """The named measures every reader of a record uses: the report, the studies, the gate and asv import them from
 here, so one claim never gets two definitions.
 
-- time to target: the **sustained** time, the training seconds at the first evaluation from which the common
-  metric stays at or below the target to the end of the budget (DESIGN.md, "Measurement protocol"); the first
-  crossing is kept beside it. A run that dips below the target and climbs back has not reached it, so C1 and C2
-  are judged on the same model: the one at the end of the budget.
+- time to target: the **first crossing**, the training seconds at the first evaluation at or below the target
+  (DESIGN.md, "Measurement protocol"): the rule a practitioner uses (early stopping keeps the best model), the one
+  AlgoPerf counts, and the paper's "reaching". The protocol keeps the best checkpoint by the common metric, and the
+  test errors (C2) are that model's, so one model is judged once.
+- sustained time: from the first evaluation after which the metric stays at or below the target to the end of the
+  budget; the measure of stability, shown beside the time to target ("C1 kept").
 - time per iteration: the median training step after the first (`step_seconds`); records made before it existed
   fall back to training seconds over iterations.
 - peak memory: what the trainer kept at setup plus its peak growth during training, for every trainer. C3 is
@@ -13,40 +15,23 @@ here, so one claim never gets two definitions.
 """
 from __future__ import annotations
 
-import math
-
 from specbench.records import Record
 
 
-def sustained(curve: list, target: float) -> float | None:
-    """Training seconds at the first evaluation of `curve` ([[seconds, iteration, metric], ...]) from which every
-    later metric is at or below `target`; None when the last one is above it (or is missing)."""
-    t = None
-    for seconds, _, metric in reversed(curve):
-        if metric is None or not math.isfinite(metric) or metric > target:
-            break
-        t = seconds
-    return t
-
-
-def first_crossing(curve: list, target: float) -> float | None:
-    """Training seconds at the first evaluation at or below `target`, whatever came after."""
-    return next((s for s, _, m in curve if m is not None and m <= target), None)
-
-
 def time_to_target(r: Record, key: str | None = None) -> float | None:
-    """The sustained time to the record's target (or to `times_to_targets[key]`); None when not reached or when
+    """The first crossing of the record's target (or of `times_to_targets[key]`); None when not reached or when
     the run did not end its budget with a model (diverged, failed)."""
     if not r.ok:
         return None
     return r.time_to_target_s if key is None else r.times_to_targets.get(key)
 
 
-def first_time_to_target(r: Record) -> float | None:
-    """The first crossing of the record's target, kept beside the sustained time."""
+def sustained_time(r: Record, key: str | None = None) -> float | None:
+    """The sustained time to the record's target (or to the target `key`); None as for `time_to_target`."""
     if not r.ok:
         return None
-    return r.first_crossing_s if r.first_crossings is not None else first_crossing(r.curve, r.target_loss)
+    times = r.sustained_times or {}
+    return r.sustained_s if key is None else times.get(key)
 
 
 def time_per_iteration(r: Record) -> float | None:

@@ -1,9 +1,9 @@
 """Performance profiles (Dolan and Moré 2002, "Benchmarking optimization software with performance profiles"):
 which trainer to use, ranked over every headline (system, regime) cell at once. Pure functions of the records.
 
-- In each cell, each trainer's time t is its median time to target over seeds (`measures.time_to_target`; a run
-  that did not reach it counts as never, +inf, in the median as in `verdicts.median`). A trainer with no runs in
-  a cell where others ran counts as never reaching there.
+- In each cell, each trainer's time t is its median time to target (the first crossing) over seeds
+  (`measures.time_to_target`; a run that did not reach it counts as never, +inf, in the median as in
+  `verdicts.median`). A trainer with no runs in a cell where others ran counts as never reaching there.
 - Its performance ratio r = t / (the least t in the cell): 1 for the fastest, inf when it never reached.
 - Its profile rho(tau) = the fraction of cells with r <= tau, for tau on a log axis from 1 to R_MAX.
 - A cell that no trainer solves ranks nobody: it is left out, and counted.

@@ -1,10 +1,13 @@
 """The measurement loop, the same for every trainer (DESIGN.md, "Measurement protocol").
 
 A training clock counts `step()` and nothing else. The common metric is evaluated on a cadence in training time
-that starts fine and widens, with the clock paused; its cost goes to `eval_seconds`. Time to target is the
-sustained time: the training time at the first evaluation from which the metric stays at or below the target to
-the end of the budget (the first crossing is recorded beside it), so the model that decides C1 is the one whose
-test error decides C2, the model at the end of the budget.
+that starts fine and widens, with the clock paused; its cost goes to `eval_seconds`. Time to target is the first
+crossing: the training time at the first evaluation at or below the target. At each evaluation the protocol keeps
+the best model so far by the metric (the best checkpoint, a copy of the weights, untimed like the evaluation), and
+the test errors are that model's: the practitioner's rule (early stopping), so one model is judged once, for C1
+and C2. The sustained time (the metric stays at or below the target from there to the end of the budget) is
+recorded beside it as the measure of stability. Before every step the trainer is told how much of the budget is
+spent (`Trainer.anneal`), for its learning-rate schedule.
 Peak memory (specbench.machine) is the growth over the process's state after setup (peak RSS on CPU, the
 allocator's peak on CUDA), so `run_job` is meant to run in a fresh process (see `specbench.executors`); what the trainer's setup itself keeps is
 `setup_memory_bytes`. Both are measured after a warm-up of the run's own trainer (one step, then dropped), so
@@ -26,9 +29,8 @@ from specbench.errors import Diverged
 from specbench.evaluate import RolloutTooSlow, test_errors, time_limit, train_metric
 from specbench.job import Job
 from specbench.machine import PeakMemory, _growth, environment
-from specbench.measures import first_crossing, sustained
 from specbench.plugins import get_system, get_trainer
-from specbench.records import Record, job_config, new_record, target_key, targets_for
+from specbench.records import Record, first_crossing, job_config, new_record, sustained, target_key, targets_for
 from specbench.spectral import Mesh, representation_error
 from specbench.systems import System
 from specbench.trainers.base import Trainer
@@ -75,14 +77,19 @@ def _train(job: Job, evaluate, cache_dir) -> Record:
     train_s = eval_s = 0.0
     next_eval, gap = 0.0, 0.0
     metric = float("inf")
+    best, best_state = None, None  # the best checkpoint: [seconds, iteration, metric], and the weights
 
     def evaluate_now() -> bool:
-        """Append the metric to the curve; False (and the run diverged) when its rollout was too slow."""
-        nonlocal eval_s, metric, status, error
-        memory.pause()  # the metric's rollouts are not training memory
+        """Append the metric to the curve, and keep the model if it is the best so far; False (and the run
+        diverged) when its rollout was too slow."""
+        nonlocal eval_s, metric, status, error, best, best_state
+        memory.pause()  # the metric's rollouts and the checkpoint are not training memory
         t0 = time.perf_counter()
         try:
             metric = evaluate(trainer.model, data)
+            if np.isfinite(metric) and (best is None or metric < best[2]):
+                best = [train_s, trainer.iteration, float(metric)]
+                best_state = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
         except RolloutTooSlow as exc:
             status, error = "diverged", str(exc)
             return False
@@ -96,6 +103,7 @@ def _train(job: Job, evaluate, cache_dir) -> Record:
     step_s, nfe = [], 0  # each step's duration; network evaluations in training steps (evaluation uses a copy)
     evaluate_now()
     while status == "ok" and train_s < job.budget_s:
+        trainer.anneal(train_s / job.budget_s)
         nfe0 = trainer.model.nfe
         t0 = time.perf_counter()
         try:
@@ -117,21 +125,24 @@ def _train(job: Job, evaluate, cache_dir) -> Record:
         evaluate_now()  # the metric at the end of the budget
     peak = memory.peak()
     test_mse = test_nmse = pred = None
+    if status == "ok" and best_state is not None:
+        trainer.model.load_state_dict(best_state)  # the model judged: the best checkpoint
     if status == "ok":
         try:
             test_mse, test_nmse, pred = test_errors(trainer.model, data)
         except RolloutTooSlow as exc:
             status, error = "diverged", str(exc)
     key = target_key(job.target)
-    # Sustained times (specbench.measures): a diverged run kept no model, so it reached nothing.
-    reached = {k: sustained(curve, v) if status == "ok" else None for k, v in targets.items()}
-    first = {k: first_crossing(curve, v) for k, v in targets.items()}
+    # First crossings and sustained times (specbench.records): a diverged run kept no model, so it reached nothing.
+    reached = {k: first_crossing(curve, v) if status == "ok" else None for k, v in targets.items()}
+    kept = {k: sustained(curve, v) if status == "ok" else None for k, v in targets.items()}
     return new_record(
         job, type(trainer).role, status, environment(job.device, job.threads), error,
         config=job_config(job, trainer.config, system_params=system.params, cadence=asdict(cadence),
                           data={"n_train": int(data.train.shape[0]), "n_times": int(data.train.shape[1]),
                                 "t_span": float(data.t[-1] - data.t[0]), "test_horizon": system.test_horizon}),
-        time_to_target_s=reached[key], times_to_targets=reached, first_crossing_s=first[key], first_crossings=first,
+        time_to_target_s=reached[key], times_to_targets=reached, sustained_s=kept[key], sustained_times=kept,
+        best_checkpoint=dict(zip(("seconds", "iteration", "metric"), best)) if status == "ok" and best else None,
         train_seconds=train_s, eval_seconds=eval_s, iterations=trainer.iteration, curve=curve,
         final_train_loss=metric if np.isfinite(metric) else None, test_mse=test_mse, test_nmse=test_nmse,
         peak_memory_bytes=peak, setup_memory_bytes=setup_memory,

@@ -8,6 +8,14 @@ whose records predate the field, `specbench.trainers.RECORDED_ROLES`).
 
 The targets a run is timed to (3x, 1x and 1/3x the system's target) and their keys in `times_to_targets` are
 also here: the protocol writes them, the report and the work measures read them.
+
+Schema 2 (the practitioner's rule, DESIGN.md "Measurement protocol"): `time_to_target_s` and `times_to_targets`
+are **first crossings**, the sustained times are `sustained_s` and `sustained_times` (stability), and `test_mse`
+and `test_nmse` are those of the best checkpoint, whose time, iteration and metric are `best_checkpoint`.
+A schema-1 record (the sustained rule, the model at the end of the budget) is read into the same shape: its
+sustained times move to `sustained_*`, its first crossings (`first_crossing_s`, `first_crossings`; from the curve
+where it predates them) become its times to target, and it has no `best_checkpoint`: its test errors are of the
+final model, which the report says.
 """
 from __future__ import annotations
 
@@ -22,7 +30,8 @@ from pathlib import Path
 from specbench.errors import UsageError
 from specbench.io import write_json_atomic
 
-SCHEMA = 1
+SCHEMA = 2
+SCHEMAS = (1, 2)  # what this specbench reads (schema 1 is translated on reading, see above)
 STATUSES = ("ok", "diverged", "timeout", "error")
 # What a trainer is in the comparison: the method under test, a variant of it that isolates one of its parts, a
 # method of the paper's comparison, or another fast-training method the paper did not compare with. In this order
@@ -33,7 +42,7 @@ TARGET_FACTORS = (3.0, 1.0, 1.0 / 3.0)  # times to 3x, 1x and 1/3x the system's 
 
 
 def target_key(target: float) -> str:
-    """The key of `target` in `times_to_targets` and `first_crossings`."""
+    """The key of `target` in `times_to_targets` and `sustained_times`."""
     return f"{target:.3g}"
 
 
@@ -117,7 +126,8 @@ _KIND_WORDS = {"int": "an integer", "count": "an integer >= 0", "float": "a fini
 @dataclass(frozen=True)
 class Record:
     """One run's record. Fields with a default are nullable (None: not measured, not reached) or were added after
-    schema 1 first shipped; `times_to_targets` and `first_crossings` map target keys to seconds or None."""
+    schema 1 first shipped; `times_to_targets` (first crossings) and `sustained_times` map target keys to seconds
+    or None; `best_checkpoint` is {"seconds", "iteration", "metric"} of the model the test errors are of."""
 
     system: str
     trainer: str
@@ -146,8 +156,9 @@ class Record:
     representation_error: float | None = None
     study: Study | None = None
     job_key: str | None = None
-    first_crossing_s: float | None = None
-    first_crossings: dict | None = None
+    sustained_s: float | None = None
+    sustained_times: dict | None = None
+    best_checkpoint: dict | None = None
     test_rollout: dict | None = None  # the first test trajectory: t (n), truth (n x k), pred (n x k or None)
 
     # name -> kind; the required fields are those without a default above
@@ -158,7 +169,8 @@ class Record:
              "test_mse": "quantity", "test_nmse": "quantity", "peak_memory_bytes": "count",
              "setup_memory_bytes": "count", "step_seconds": "quantity", "nfe_per_iteration": "quantity",
              "representation_error": "quantity", "study": "dict", "job_key": "str",
-             "first_crossing_s": "quantity", "first_crossings": "dict", "test_rollout": "dict"}
+             "sustained_s": "quantity", "sustained_times": "dict", "best_checkpoint": "dict", "test_rollout": "dict"}
+    SCHEMA_1 = {"first_crossing_s": "quantity", "first_crossings": "dict"}  # read, then translated (from_dict)
 
     @property
     def target_keys(self) -> dict[float, str]:
@@ -202,6 +214,8 @@ class Record:
             raise ValueError(f"{problems[0]}" + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
         values = {k: raw[k] for k in cls.KINDS if k in raw}
         values.setdefault("role", role)
+        if raw.get("schema", 1) == 1:
+            values.update(_from_schema_1(raw))
         if values.get("study"):
             s = values["study"]
             values["study"] = Study(s["name"], s["variable"], s["value"], s["series"])
@@ -209,6 +223,39 @@ class Record:
 
 
 REQUIRED = [f.name for f in dataclasses.fields(Record) if f.default is dataclasses.MISSING]
+
+
+def first_crossing(curve: list, target: float) -> float | None:
+    """Training seconds at the first evaluation of `curve` ([[seconds, iteration, metric], ...]) at or below
+    `target`, whatever came after; None when there is none."""
+    return next((s for s, _, m in curve if m is not None and m <= target), None)
+
+
+def sustained(curve: list, target: float) -> float | None:
+    """Training seconds at the first evaluation of `curve` from which every later metric is at or below `target`;
+    None when the last one is above it (or is missing)."""
+    t = None
+    for seconds, _, metric in reversed(curve):
+        if metric is None or not math.isfinite(metric) or metric > target:
+            break
+        t = seconds
+    return t
+
+
+def _from_schema_1(raw: dict) -> dict:
+    """A schema-1 record's times in schema 2's fields: its sustained times move to `sustained_*`; its first
+    crossings (recorded, or from the curve where the record predates them) become its times to target. A run that
+    did not end ok reached nothing, by either rule."""
+    ok = raw["status"] == "ok"
+    firsts = raw.get("first_crossings")
+    if firsts is None:
+        firsts = {k: first_crossing(raw["curve"], float(k)) for k in raw["times_to_targets"]}
+    firsts = {k: v if ok else None for k, v in firsts.items()}
+    first = raw.get("first_crossing_s") if raw.get("first_crossings") is not None else \
+        first_crossing(raw["curve"], raw["target_loss"])
+    return {"schema": 2, "time_to_target_s": first if ok else None, "times_to_targets": firsts,
+            "sustained_s": raw.get("time_to_target_s"), "sustained_times": raw["times_to_targets"],
+            "best_checkpoint": None}
 
 
 def problems_of(raw, vocabulary: Vocabulary | None = None) -> list[str]:
@@ -221,8 +268,9 @@ def problems_of(raw, vocabulary: Vocabulary | None = None) -> list[str]:
             return [f"unknown trainer {raw['trainer']!r} (known: {', '.join(vocabulary.roles)}; a plugin's trainer "
                     "needs its --plugin)"]
         role = vocabulary.roles[raw["trainer"]]
-    problems = [f"unknown field {k!r}" for k in raw if k not in Record.KINDS]
-    for key, kind in Record.KINDS.items():
+    kinds = {**Record.KINDS, **Record.SCHEMA_1} if raw.get("schema", 1) == 1 else Record.KINDS
+    problems = [f"unknown field {k!r}" for k in raw if k not in kinds]
+    for key, kind in kinds.items():
         if key not in raw:
             if key in REQUIRED and not (key == "role" and role is not None):
                 problems.append(f"missing {key!r}")
@@ -232,8 +280,8 @@ def problems_of(raw, vocabulary: Vocabulary | None = None) -> list[str]:
             continue
         if not _KINDS[kind](value):
             problems.append(f"{key!r} should be {_KIND_WORDS[kind]}, got {value!r:.40}")
-    if raw.get("schema", SCHEMA) != SCHEMA:
-        problems.append(f"schema {raw['schema']!r}, this specbench reads schema {SCHEMA}")
+    if raw.get("schema", 1) not in SCHEMAS:
+        problems.append(f"schema {raw['schema']!r}, this specbench reads schemas {', '.join(map(str, SCHEMAS))}")
     if raw.get("status") not in STATUSES:
         problems.append(f"status {raw.get('status')!r} not one of {', '.join(STATUSES)}")
     if raw.get("role", role) not in ROLES:
@@ -247,7 +295,7 @@ def problems_of(raw, vocabulary: Vocabulary | None = None) -> list[str]:
                     and (point[2] is None or finite_number(point[2]) and point[2] >= 0)):
                 problems.append("'curve' points must be [train_seconds, iteration, metric or null], non-negative")
                 break
-    for key in ("times_to_targets", "first_crossings"):
+    for key in ("times_to_targets", "sustained_times", "first_crossings"):
         value = raw.get(key)
         if isinstance(value, dict) and not all(finite_number(k, parse=True) and (v is None or finite_number(v)
                                                                                   and v >= 0)
@@ -260,6 +308,10 @@ def problems_of(raw, vocabulary: Vocabulary | None = None) -> list[str]:
             problems.append("'study' must have a name, a variable, a numeric value and a series")
         elif vocabulary is not None and study["name"] not in vocabulary.studies:
             problems.append(f"unknown study {study['name']!r} (known: {', '.join(vocabulary.studies)})")
+    best = raw.get("best_checkpoint")
+    if isinstance(best, dict) and not (set(best) == {"seconds", "iteration", "metric"}
+                                       and all(finite_number(v) and v >= 0 for v in best.values())):
+        problems.append("'best_checkpoint' must be {seconds, iteration, metric}, each a finite number >= 0")
     if "test_rollout" in raw:
         problems += _rollout_problems(raw["test_rollout"])
     config = raw.get("config")
@@ -302,7 +354,7 @@ def new_record(job, role: str, status: str, env: dict, error: str | None = None,
     return Record(**{
         "job_key": job.key(), "system": job.system, "trainer": job.trainer, "role": role, "regime": job.regime,
         "seed": job.seed, "status": status, "error": error, "config": config, "target_loss": float(job.target),
-        "times_to_targets": empty_targets, "first_crossings": dict(empty_targets), "train_seconds": 0.0,
+        "times_to_targets": empty_targets, "sustained_times": dict(empty_targets), "train_seconds": 0.0,
         "eval_seconds": 0.0, "iterations": 0, "study": job.study, "curve": [], "env": env, **measured})
 
 

@@ -24,7 +24,7 @@ from specbench.errors import UsageError
 from specbench.executors import Local, Progress, make_executor
 from specbench.io import ensure_dir, to_json
 from specbench.job import Job, make_job, warn_untuned
-from specbench.presets import Preset, load_preset
+from specbench.presets import Preset, budget_for, load_preset
 from specbench.records import CorruptRecord, Record, load, write
 from specbench.studies import STUDIES, Size, vocabulary
 
@@ -35,7 +35,7 @@ SETUP_ALLOWANCE_S = 180.0
 
 def plan(preset: Preset, device: str = "cpu", threads: int | None = None, target: float | None = None) -> list[Job]:
     threads = threads or default_threads()
-    return [make_job(s, tr, r, seed, budget_s=preset.budget_s, preset=preset, target=target, device=device,
+    return [make_job(s, tr, r, seed, budget_s=budget_for(preset, s, r), preset=preset, target=target, device=device,
                      threads=threads)
             for s in preset.systems for r in preset.regimes for seed in range(preset.seeds) for tr in preset.trainers]
 
@@ -208,13 +208,14 @@ def run_from_args(args) -> Path:
     if args.seeds:
         overrides["seeds"] = args.seeds
     if args.budget:
-        overrides["budget_s"] = args.budget
+        overrides["budget_s"], overrides["budgets"] = args.budget, {}
     preset = replace(preset, **overrides)
     _check_device(args.device)
     with make_executor(args.workers, args.scheduler) as executor:
         jobs = plan(preset, args.device, args.threads or executor.default_threads(), args.target)
         warn_untuned(jobs, preset)
-        print(f"specbench: {len(jobs)} runs of up to {preset.budget_s:g} s training each -> {args.out}",
-              file=sys.stderr)
+        budgets = [j.budget_s for j in jobs] or [0.0]
+        print(f"specbench: {len(jobs)} runs, {sum(budgets):g} s of training ({min(budgets):g}-{max(budgets):g} s "
+              f"each) -> {args.out}", file=sys.stderr)
         records = run_sweep(jobs, args.out, preset.timeout_factor, executor, args.replace)
     return _finish(records, args.out)

@@ -5,13 +5,21 @@ Every comparison is paired by seed (DESIGN.md): for each seed, the ratio baselin
 bracket their min to max, n the number of seeds behind them. For C1 a baseline that did not reach the target
 gives a lower bound (its training seconds over spectral's time); a seed on which spectral did not reach it gives
 no ratio. A median is a lower bound ("> x") when some per-seed lower bound is at or below it (raising that bound
-could raise the median).
+could raise the median). C1's time is the time to target, the first crossing (`measures.time_to_target`); the model
+judged for C2 is the best checkpoint by the common metric (DESIGN.md, "Measurement protocol").
 
 Rules (threshold 10x for C1 and C2, 1x for C3 and the rivals):
 - C1 fails against a baseline when the measured median ratio is below 10x, or when the baseline reaches the target
   in the median and spectral does not; it holds when the median ratio (a lower bound included) is >= 10x against
   every baseline; it is inconclusive where neither side reaches the target, or a lower bound below 10x remains,
-  and the verdict says what budget would decide it.
+  and the verdict says what budget would decide it (10x spectral's median time to target, or more than the budget
+  where spectral did not reach the target).
+- "C1 kept" is C1's rule, threshold and paired ratios on the sustained time (`measures.sustained_time`: the metric
+  stays at or below the target to the end of the budget): a run that crosses and climbs back reaches the target
+  for C1, not for C1 kept.
+- A (system, regime) where no trainer learns a useful model (every trainer's median test NMSE over its ok seeds is
+  >= 1, a trainer without an ok run counting as not useful) has the verdict "no useful model" for C1, C1 kept, C2
+  and the rivals (which compare the same two measures) instead of ratios between useless models.
 - C2 and C3 alike on the paired test MSE and peak memory ratios.
 - C1-C3 are judged against the paper's baselines (role "baseline") only. The rivals (role "rival": fast-training
   methods the paper did not compare with) have their own verdict per (system, regime), "rivals": the paired ratios
@@ -28,6 +36,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -41,9 +50,13 @@ MSE_CLAIM = 10.0  # C2: test MSE one order of magnitude smaller
 RIVALS_CLAIM = 1.0  # rivals: at least as fast to the target and at least as accurate as each rival
 RIVALS = "rivals"  # the verdict (and board column) of spectral against the rivals
 RIVAL_MEASURES = ("time to target", "test MSE")  # what the rivals verdict compares, in its columns' order
-VERDICTS = ("holds", "fails", "inconclusive", "not measured")
+KEPT = "C1 kept"  # C1's rule on the sustained time
+USELESS = "no useful model"  # the verdict of NEED_A_USEFUL_MODEL's claims where no trainer learned a useful model
+USEFUL_NMSE = 1.0  # a model whose test NMSE is at least this predicts no better than the test data's mean
+VERDICTS = ("holds", "fails", "inconclusive", USELESS, "not measured")
 NOT_REACHED = "not reached"  # a time a run never had, wherever a table shows one
-MARK = {"holds": "✓", "fails": "✗", "inconclusive": "?", "not measured": "–"}  # beside the word, wherever shown
+# beside the word, wherever shown
+MARK = {"holds": "✓", "fails": "✗", "inconclusive": "?", USELESS: "⊘", "not measured": "–"}
 
 
 @dataclass(frozen=True)
@@ -60,8 +73,12 @@ class Claim:
 # The claims as the verdict board has them, in its order: the headline claims, then what the scaling studies decide,
 # then the comparison beyond the paper.
 CLAIMS = {
-    "C1": Claim(f"speed: >= {SPEEDUP_CLAIM:g}x faster to the target of the common metric (sustained to the end of "
-                "the budget)", f"speed: ≥ {SPEEDUP_CLAIM:g}x faster to target"),
+    "C1": Claim(f"speed: >= {SPEEDUP_CLAIM:g}x faster to the target of the common metric (time to target: first "
+                "crossing; the model judged for C2 is the best checkpoint)",
+                f"speed: ≥ {SPEEDUP_CLAIM:g}x faster to target"),
+    KEPT: Claim("speed, target kept to the end: C1's rule on the sustained time (from the first evaluation after which "
+                "the common metric stays at or below the target to the end of the budget)",
+                "speed, target kept to the end", from_paper=False),
     "C2": Claim(f"generalisation: test MSE >= {MSE_CLAIM:g}x smaller", f"test MSE ≥ {MSE_CLAIM:g}x smaller"),
     "C3": Claim("memory: smaller peak memory (setup + training peak) than each baseline", "less peak memory"),
     "C3 at scale": Claim("memory at scale: C3 at the longest horizon of the horizon study (against whole "
@@ -157,6 +174,14 @@ def group(records: list[Record]) -> dict[tuple[str, str, str], list[Record]]:
     return {k: sorted(v, key=lambda r: r.seed) for k, v in out.items()}
 
 
+def by_cell(records: list[Record]) -> dict[tuple[str, str], list[Record]]:
+    """(system, regime) -> its records, every trainer's."""
+    out = defaultdict(list)
+    for r in records:
+        out[(r.system, r.regime)].append(r)
+    return dict(out)
+
+
 def seed_ratios(spec: list[Record], base: list[Record], value: Callable[[Record], float | None],
                 bound: Callable[[Record], float | None] | None = None) -> list[tuple[float, bool]]:
     """The per-seed ratios value(baseline run) / value(spectral run) for the same seed, as (ratio, is a lower
@@ -195,56 +220,137 @@ def paired(spec: list[Record], base: list[Record], value: Callable[[Record], flo
     return summarise(seed_ratios(spec, base, value, bound))
 
 
+TimeOf = Callable[[Record], float | None]  # a time measure of a run (specbench.measures); None: not reached
+
+
 def _time_bound(r: Record) -> float:
     """What a baseline that never reached the target is bounded by: the seconds it trained (its budget if it
     failed)."""
     return r.train_seconds if r.status == "ok" else measures.budget(r)
 
 
-def speed_ratios(spec: list[Record], base: list[Record]) -> list[tuple[float, bool]]:
-    """C1's per-seed ratios: sustained time to target, the baseline's training seconds bounding a seed it missed."""
-    return seed_ratios(spec, base, measures.time_to_target, bound=_time_bound)
+@dataclass(frozen=True)
+class Speed:
+    """The time a speed claim is judged on: its measure, its name, and what a run does by that time (said of a
+    trainer, and with "has not" before it)."""
+
+    time: TimeOf
+    words: str
+    reaches: str
+    reached: str
 
 
-def speedup(spec: list[Record], base: list[Record]) -> Ratio:
+# The speed claims' times: C1's (the first crossing) and C1 kept's (the sustained time).
+SPEEDS = {"C1": Speed(measures.time_to_target, "time to target", "reaches the target", "reached the target"),
+          KEPT: Speed(measures.sustained_time, "sustained time to target", "reaches and keeps the target",
+                      "reached and kept the target")}
+
+
+def speed_ratios(spec: list[Record], base: list[Record], time: TimeOf = measures.time_to_target
+                 ) -> list[tuple[float, bool]]:
+    """C1's per-seed ratios of `time` (default the time to target, the first crossing; C1 kept: the sustained time),
+    the baseline's training seconds bounding a seed it missed."""
+    return seed_ratios(spec, base, time, bound=_time_bound)
+
+
+def speedup(spec: list[Record], base: list[Record], time: TimeOf = measures.time_to_target) -> Ratio:
     """C1's paired ratio (the median of speed_ratios)."""
-    return summarise(speed_ratios(spec, base))
+    return summarise(speed_ratios(spec, base, time))
 
 
 # The per-seed ratios behind each headline claim: (spectral runs, baseline runs) -> [(ratio, is a lower bound)].
 SEED_RATIOS = {
-    "C1": speed_ratios,
+    **{claim: partial(speed_ratios, time=speed.time) for claim, speed in SPEEDS.items()},
     "C2": lambda spec, base: seed_ratios(spec, base, measures.test_mse),
     "C3": lambda spec, base: seed_ratios(spec, base, measures.peak_memory),
 }
-THRESHOLDS = {"C1": SPEEDUP_CLAIM, "C2": MSE_CLAIM, "C3": 1.0}
+THRESHOLDS = {"C1": SPEEDUP_CLAIM, KEPT: SPEEDUP_CLAIM, "C2": MSE_CLAIM, "C3": 1.0}
 
 
-def _median_time(runs: list[Record]) -> float:
-    return median(measures.time_to_target(r) for r in runs)
+def median_time(runs: list[Record], time: TimeOf = measures.time_to_target) -> float:
+    """The median of `time` over runs, a run that never reached the target counting as +inf."""
+    return median(time(r) for r in runs)
 
 
-def _speed_findings(spec: list[Record], bases: dict[str, list[Record]], threshold: float
+def median_budget(runs: list[Record]) -> float:
+    """The budget of a set of runs: the median of their training budgets."""
+    return median(measures.budget(r) for r in runs)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Whether a budget can decide a speed claim (DESIGN.md: at least `factor` x spectral's median time, so that a
+    baseline either arrives or leaves a lower bound >= `factor`): `seconds` the budget, `spectral` spectral's median
+    time (inf: not reached in the median; then `seconds` is spectral's budget)."""
+
+    seconds: float
+    spectral: float
+    factor: float = SPEEDUP_CLAIM
+    speed: Speed = SPEEDS["C1"]
+
+    @property
+    def needed(self) -> float:
+        """`factor` x spectral's median time: the least budget that decides (inf where spectral never reached)."""
+        return self.factor * self.spectral
+
+    @property
+    def reached(self) -> bool:
+        """Whether spectral reached the target in the median."""
+        return math.isfinite(self.spectral)
+
+    @property
+    def decides(self) -> bool:
+        return self.needed <= self.seconds
+
+    def deciding(self) -> str:
+        """The budget that would decide a claim this budget left open, in words."""
+        if not self.reached:
+            return (f"a budget of more than {fmt(self.seconds)} s would decide it: spectral has not "
+                    f"{self.speed.reached} within {fmt(self.seconds)} s")
+        if self.decides:  # enough for spectral's median, not for a seed on which spectral was slower
+            return (f"a budget of more than {fmt(self.seconds)} s would decide it: {fmt(self.seconds)} s is at least "
+                    f"{self.factor:g}x spectral's median {self.speed.words}, but not on every seed")
+        return (f"a budget of {fmt(self.needed)} s ({self.factor:g}x spectral's median {self.speed.words}) would "
+                "decide it")
+
+
+def budget_checks(records: list[Record]) -> list[tuple[str, str, Budget]]:
+    """(system, regime, its Budget for C1) for each headline (system, regime) with spectral runs, sorted: the budget
+    is the median of all its records' budgets, spectral's time its median time to target (first crossing)."""
+    in_cell = by_cell(records)
+    return [(system, regime, Budget(median_budget(in_cell[(system, regime)]), median_time(spec)))
+            for system, regime, spec, _ in cells(records) if spec]
+
+
+def _speed_findings(spec: list[Record], bases: dict[str, list[Record]], threshold: float, speed: Speed
                     ) -> tuple[dict, list[str], list[str]]:
-    """C1's rule at `threshold` against each of `bases`: (name -> Ratio, why it fails, why it is open)."""
-    ratios, fails, why_open = {}, [], []
-    ts = _median_time(spec)
+    """C1's rule at `threshold` on `speed`'s time against each of `bases`: (name -> Ratio, why it fails, why it is
+    open); where a longer budget could settle what is open, the last reason names it: more than spectral's budget
+    where spectral did not reach the target, else `threshold` x spectral's median time (more than the budget of the
+    runs that left lower bounds where they already had that)."""
+    ratios, fails, why_open, neither, bounds = {}, [], [], [], {}
+    ts = median_time(spec, speed.time)
     for b, runs in bases.items():
-        ratios[b] = r = speedup(spec, runs)
-        tb = _median_time(runs)
+        ratios[b] = r = speedup(spec, runs, speed.time)
+        tb = median_time(runs, speed.time)
         if not math.isfinite(ts):
             if math.isfinite(tb):
-                fails.append(f"{b} reaches the target (median {fmt(tb)} s) and spectral does not")
+                fails.append(f"{b} {speed.reaches} (median {fmt(tb)} s) and spectral does not")
             else:
-                why_open.append(f"neither spectral nor {b} reaches the target within "
-                                f"{fmt(median(measures.budget(x) for x in runs))} s")
+                neither.append(b)
         elif math.isnan(r.value):
-            why_open.append(f"no seed where spectral reached the target has a {b} run")
+            why_open.append(f"no seed where spectral {speed.reached} has a {b} run")
         elif r.value < threshold and not r.lower:
             fails.append(f"{r} against {b}")
         elif r.value < threshold:
-            why_open.append(f"{b} did not reach the target and the bound {r} is under {threshold:g}x: a budget "
-                            f"of {fmt(threshold * ts)} s ({threshold:g}x spectral's median time) would decide it")
+            bounds[f"{r} against {b}"] = median_budget(runs)
+    if neither:
+        names = neither[0] if len(neither) == 1 else f"any of {', '.join(neither)}"
+        why_open += [f"neither spectral nor {names} {speed.reaches}",
+                     Budget(median_budget(spec), ts, threshold, speed).deciding()]
+    if bounds:
+        why_open += [f"lower bounds under {threshold:g}x (the other has not {speed.reached} on some seed): "
+                     + ", ".join(bounds), Budget(max(bounds.values()), ts, threshold, speed).deciding()]
     return ratios, fails, why_open
 
 
@@ -262,9 +368,9 @@ def _ratio_findings(spec: list[Record], bases: dict[str, list[Record]], ratios_o
     return ratios, fails, why_open
 
 
-def decide_speed(spec: list[Record], bases: dict[str, list[Record]]) -> tuple[str, dict, str]:
-    """C1 against the baselines: (verdict, baseline -> Ratio, why)."""
-    return _combine(*_speed_findings(spec, bases, SPEEDUP_CLAIM), SPEEDUP_CLAIM)
+def decide_speed(spec: list[Record], bases: dict[str, list[Record]], claim: str = "C1") -> tuple[str, dict, str]:
+    """C1 (or C1 kept, on its time: SPEEDS[claim]) against the baselines: (verdict, baseline -> Ratio, why)."""
+    return _combine(*_speed_findings(spec, bases, THRESHOLDS[claim], SPEEDS[claim]), THRESHOLDS[claim])
 
 
 def decide_ratio(spec: list[Record], bases: dict[str, list[Record]], claim: str, what: str) -> tuple[str, dict, str]:
@@ -281,7 +387,7 @@ def versus(rival: str, measure: str) -> str:
 def decide_rivals(spec: list[Record], rivals: dict[str, list[Record]]) -> tuple[str, dict, str]:
     """spectral against the rivals: C1's rule on time to target and C2's on test MSE, both at RIVALS_CLAIM (1x);
     (verdict, versus(rival, measure) -> Ratio in rival then measure order, why)."""
-    findings = dict(zip(RIVAL_MEASURES, (_speed_findings(spec, rivals, RIVALS_CLAIM),
+    findings = dict(zip(RIVAL_MEASURES, (_speed_findings(spec, rivals, RIVALS_CLAIM, SPEEDS["C1"]),
                                          _ratio_findings(spec, rivals, SEED_RATIOS["C2"], RIVALS_CLAIM, "test MSE"))))
     ratios = {versus(b, m): findings[m][0][b] for b in rivals for m in RIVAL_MEASURES}
     fails = [f"{m}: {why}" for m in RIVAL_MEASURES for why in findings[m][1]]
@@ -318,29 +424,83 @@ def cells(records: list[Record], role: str = "baseline"
     return out
 
 
+def no_useful_model(runs: list[Record]) -> str | None:
+    """Why no trainer of `runs` (one (system, regime), every role) learned a useful model: each trainer's median test
+    NMSE over its ok seeds is >= USEFUL_NMSE, a trainer without an ok run counting as not useful. None where some
+    trainer's is below."""
+    by_trainer: dict[str, list] = defaultdict(list)
+    for r in runs:
+        by_trainer[r.trainer] += [r.test_nmse] if r.ok else []
+    nmse = {t: median(values) if values else math.inf for t, values in by_trainer.items()}
+    best = min(sorted(nmse, key=trainer_order), key=nmse.get, default=None)
+    if best is None or nmse[best] < USEFUL_NMSE:
+        return None
+    if not math.isfinite(nmse[best]):
+        return "no trainer learned a useful model here: no run ended ok with a test NMSE"
+    return (f"no trainer learned a useful model here: the best median test NMSE is {fmt(nmse[best])} ({best}), and "
+            f"every trainer's is >= {USEFUL_NMSE:g}")
+
+
+def _final_model_note(runs: list[Record]) -> str:
+    """What C2's reason adds where some ok run has no best checkpoint (a record made before the best-checkpoint
+    rule): its test errors are those of the final model. Empty where every ok run has one."""
+    ok = [r for r in runs if r.ok]
+    old = sum(r.best_checkpoint is None for r in ok)
+    if not old:
+        return ""
+    runs_ = "every run's" if old == len(ok) else f"{old} of {len(ok)} runs'"
+    return f"; {runs_} test errors are those of the final model (records made before the best-checkpoint rule)"
+
+
+HEADLINE = ("C1", KEPT, "C2", "C3")  # the claims judged in each headline (system, regime), in CLAIMS order
+NEED_A_USEFUL_MODEL = ("C1", KEPT, "C2", RIVALS)  # "no useful model" where no trainer learned one
+
+
+def useless_cells(records: list[Record]) -> dict[tuple[str, str], str]:
+    """(system, regime) -> why no trainer learned a useful model there (`no_useful_model`), for the cells where none
+    did."""
+    return {cell: why for cell, runs in by_cell(records).items() if (why := no_useful_model(runs))}
+
+
 def claims(records: list[Record]) -> list[Verdict]:
-    """C1-C3 per (system, regime) from the headline runs, then the rivals verdict in each (system, regime) with
-    rival runs; C4 and C5 come from the scaling studies (specbench.report.studies)."""
+    """C1, C1 kept, C2 and C3 per (system, regime) from the headline runs, then the rivals verdict in each
+    (system, regime) with rival runs ("no useful model" for NEED_A_USEFUL_MODEL where no trainer learned one); C4
+    and C5 come from the scaling studies (specbench.report.studies)."""
     out = []
+    useless = useless_cells(records)
     for system, regime, spec, bases in cells(records):
         if not spec:
-            for c in ("C1", "C2", "C3"):
+            for c in HEADLINE:
                 out.append(Verdict(c, system, regime, "not measured", {}, f"no {candidate(records)} runs"))
             continue
-        out.append(Verdict("C1", system, regime, *decide_speed(spec, bases)))
-        out.append(Verdict("C2", system, regime, *decide_ratio(spec, bases, "C2", "test MSE")))
-        out.append(Verdict("C3", system, regime, *decide_ratio(spec, bases, "C3", "peak memory")))
+        if (system, regime) in useless:
+            decided = {c: (USELESS, {}, useless[(system, regime)]) for c in HEADLINE if c in NEED_A_USEFUL_MODEL}
+        else:
+            decided = {c: decide_speed(spec, bases, c) for c in SPEEDS}
+            decided["C2"] = decide_ratio(spec, bases, "C2", "test MSE")
+        verdict, ratios, why = decided["C2"]
+        decided["C2"] = verdict, ratios, why + _final_model_note([*spec, *(r for rs in bases.values() for r in rs)])
+        decided["C3"] = decide_ratio(spec, bases, "C3", "peak memory")
+        out += [Verdict(c, system, regime, *decided[c]) for c in HEADLINE]
     for system, regime, spec, rivals in cells(records, "rival"):
-        if rivals:
-            out.append(Verdict(RIVALS, system, regime, *decide_rivals(spec, rivals)) if spec else
-                       Verdict(RIVALS, system, regime, "not measured", {}, f"no {candidate(records)} runs"))
+        if not rivals:
+            continue
+        if not spec:
+            out.append(Verdict(RIVALS, system, regime, "not measured", {}, f"no {candidate(records)} runs"))
+        elif (system, regime) in useless:
+            out.append(Verdict(RIVALS, system, regime, USELESS, {}, useless[(system, regime)]))
+        else:
+            out.append(Verdict(RIVALS, system, regime, *decide_rivals(spec, rivals)))
     return out
 
 
 def seed_ratios_by_cell(records: list[Record], claim: str) -> dict[tuple[str, str], dict[str, list[tuple[float, bool]]]]:
     """(system, regime) -> baseline -> the per-seed (ratio, is a lower bound) pairs of a headline claim: the
-    numbers behind its verdicts, for the overview figures. A cell without spectral runs is left out."""
-    return {(system, regime): {b: SEED_RATIOS[claim](spec, runs) for b, runs in bases.items()}
+    numbers behind its verdicts, for the overview figures. A cell without spectral runs is left out; one where the
+    claim's verdict is "no useful model" has no pairs."""
+    useless = useless_cells(records) if claim in NEED_A_USEFUL_MODEL else {}
+    return {(system, regime): {b: [] if (system, regime) in useless else SEED_RATIOS[claim](spec, runs)
+                               for b, runs in bases.items()}
             for system, regime, spec, bases in cells(records) if spec}
 
 

@@ -5,7 +5,7 @@ For each system x trainer, one run on a fixed seed (dense regime, the job factor
 deterministic algorithms) of `cap` iterations, with the common metric evaluated every `every` iterations:
 - `nfe_per_iteration`: network evaluations per iteration over the first `iterations` (N) iterations;
 - `metric_after_n`: the common metric after N iterations (float32 training: compared with `METRIC_RTOL`);
-- `iterations_to_target`: the sustained iterations to 3x the system's target (`specbench.measures.sustained`
+- `iterations_to_target`: the sustained iterations to 3x the system's target (`specbench.records.sustained`
   on the iteration-indexed curve) within the cap; None when not reached;
 - `held_bytes`: bytes of the tensors the trainer holds after N iterations (parameters, gradients, optimizer
   state, its own operators and data), each storage counted once: what the trainer keeps, as torch sees it.
@@ -28,10 +28,10 @@ from specbench.errors import Diverged
 from specbench.evaluate import train_metric
 from specbench.job import make_job
 from specbench.machine import environment
-from specbench.measures import sustained
 from specbench.protocol import build
-from specbench.records import TARGET_FACTORS
+from specbench.records import TARGET_FACTORS, sustained
 from specbench.workfile import COMMAND, METRIC_RTOL, SCHEMA, Settings
+
 
 @contextlib.contextmanager
 def pinned():

@@ -18,18 +18,23 @@ def replace(record: Record, **changes) -> Record:
 
 def make_record(system="oscillator", trainer="spectral", seed=0, ttt=1.0, test_mse=1e-3, memory=1_000_000,
                 status="ok", budget=10.0, regime="dense", iterations=100, target=1e-2, rollout=False,
-                as_dict=False, role=None):
+                as_dict=False, role=None, kept="ttt"):
     """A record (as_dict: its JSON object, as a file holds it, without a role like records made before roles);
+    `ttt` its first crossing of the target, `kept` its sustained time (default: the same);
     `role` where the trainer is newer than roles (the rivals: "rival"), whose records always carry it;
     rollout=True adds what a real run keeps for the rollout figure: the data's layout in
     config.data and the first test trajectory with a prediction (the truth scaled by 1 + seed/10)."""
     reached = None if ttt is None else ttt
+    kept = reached if kept == "ttt" else kept
     record = {
         "schema": SCHEMA, "system": system, "trainer": trainer, "regime": regime, "seed": seed, "status": status,
         "error": None if status == "ok" else "non-finite loss at iteration 3",
         "config": {"lr": 0.01, "budget_s": budget}, "target_loss": target, "time_to_target_s": reached,
         "times_to_targets": {f"{3 * target:.3g}": reached, f"{target:.3g}": reached,
                              f"{target / 3:.3g}": None},
+        "sustained_s": kept, "sustained_times": {f"{3 * target:.3g}": kept, f"{target:.3g}": kept,
+                                                 f"{target / 3:.3g}": None},
+        "best_checkpoint": {"seconds": budget, "iteration": iterations, "metric": 5e-3} if status == "ok" else None,
         "train_seconds": budget, "eval_seconds": 0.5, "iterations": iterations,
         "final_train_loss": 5e-3 if status == "ok" else None, "test_mse": test_mse if status == "ok" else None,
         "test_nmse": test_mse if status == "ok" else None, "peak_memory_bytes": memory,

@@ -75,9 +75,10 @@ def cells(row: str) -> list[str]:
 def test_an_altered_record_changes_the_regenerated_report(tmp_path, monkeypatch):
     """Triple a spectral run's times to its targets: its trainer's row in its cell's table shows the tripled times
     (medians and spreads over seeds recomputed here from the records), the C1 ratios of its (system, regime) fall
-    to a third (each pairs that one seed), the verdict stays, and nothing else in the report changes."""
+    to a third (each pairs that one seed), the verdict stays, its cell's row under Budgets shows spectral's new
+    median time and 10x it, and nothing else in the report changes."""
     monkeypatch.chdir(ROOT)
-    report_dir = REPORTS[0]
+    report_dir = ROOT / "reports" / "small-reference"
     records, studies = command(report_dir)
     copy = tmp_path / "records"
     shutil.copytree(records, copy)
@@ -94,7 +95,8 @@ def test_an_altered_record_changes_the_regenerated_report(tmp_path, monkeypatch)
     cell = next(i for i, line in enumerate(committed) if line.startswith(f"<details><summary>{r.system} ({r.regime}):"))
     row = next(i for i in range(cell, len(committed)) if committed[i].startswith("| spectral |"))
     verdict = next(i for i, line in enumerate(committed) if line.startswith(f"| C1 | {r.system} | {r.regime} |"))
-    assert changed == sorted([row, verdict])
+    budget = next(i for i, line in enumerate(committed) if line.startswith(f"| {r.system} | {r.regime} | 10 |"))
+    assert changed == sorted([budget, row, verdict])
 
     same_cell = [x for x in runs.values() if (x.system, x.regime, x.trainer) == (r.system, r.regime, "spectral")]
     keys = sorted(r.times_to_targets, key=float, reverse=True)  # 3x, 1x, 1/3x the target: columns 2, 3 and 5
@@ -103,21 +105,29 @@ def test_an_altered_record_changes_the_regenerated_report(tmp_path, monkeypatch)
                                                       for x in same_cell])
     untouched = [0, 1, 4, *range(6, len(cells(committed[row])))]
     assert [cells(altered[row])[i] for i in untouched] == [cells(committed[row])[i] for i in untouched]
+    median = statistics.median([math.inf if x.time_to_target_s is None else x.time_to_target_s for x in same_cell])
+    assert cells(altered[budget])[3:5] == [f"{median:.3g}", f"{10 * median:.3g}"]
+    assert cells(altered[budget])[5] == f"no, the cap bound: 10x spectral's median needs {10 * median:.3g} s"
 
-    ratio = re.compile(r"(>?) ?([0-9.e+-]+)x \(n=(\d+)\)")
+    # each ratio pairs two seeds (median = their mean): this seed's per-seed ratio falls to a third, the other's stays
+    ratio = re.compile(r"(>?) ?([0-9.e+-]+)x \(([0-9.e+-]+) to ([0-9.e+-]+), n=(\d+)\)")
     before, after = ratio.findall(committed[verdict]), ratio.findall(altered[verdict])
     assert before and len(after) == len(before)
-    for (bound, old, n), (bound_after, new, n_after) in zip(before, after):
-        assert (bound_after, n_after) == (bound, n) == (bound, "1")  # one pair: this seed's
-        assert float(new) == pytest.approx(float(old) / 3, rel=1e-2)  # both printed to 3 significant figures
-    assert cells(altered[verdict])[3] == cells(committed[verdict])[3]  # a third of a ratio below 10x: same verdict
+    for (bound, _, low, high, n), (bound_after, median_after, low_after, high_after, n_after) in zip(before, after):
+        assert (bound_after, n_after) == (bound, n) == (bound, "2")
+        pairs = [sorted([float(low) / 3, float(high)]), sorted([float(low), float(high) / 3])]
+        assert [float(low_after), float(high_after)] in [pytest.approx(p, rel=1e-2) for p in pairs]
+        assert float(median_after) == pytest.approx((float(low_after) + float(high_after)) / 2, rel=1e-2)
+    assert cells(altered[verdict])[3] == cells(committed[verdict])[3]  # ratios lower, still below 10x: same verdict
 
 
 def test_readme_verdict_block_is_generated_from_the_reference_records(monkeypatch):
     monkeypatch.chdir(ROOT)
     readme = (ROOT / "README.md").read_text()
     assert README_BEGIN in readme and README_END in readme
-    records, studies = command(ROOT / "reports" / "reference")
+    # the decisive reference once it is complete; until then, the small one (README, "Reference results")
+    source = "reference" if (ROOT / "reports" / "reference" / "report.md").exists() else "small-reference"
+    records, studies = command(ROOT / "reports" / source)
     block = readme_block(records.relative_to(ROOT), [s.relative_to(ROOT) for s in studies])
     assert block in readme
 

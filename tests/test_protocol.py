@@ -62,7 +62,87 @@ def test_training_clock_counts_steps_only(monkeypatch, delay):
     assert record.train_seconds == 1.0 and record.eval_seconds == delay * len(record.curve)
     assert all(t == STEP * k and metric == 1.0 / (k + 1) for t, k, metric in record.curve)
     reached = min(k for _, k, _ in record.curve if k >= 19)  # the first evaluation at or below the target
-    assert record.time_to_target_s == record.first_crossing_s == STEP * reached
+    assert record.time_to_target_s == record.sustained_s == STEP * reached  # the metric falls: kept once crossed
+
+
+def test_time_to_target_is_the_first_crossing_and_the_model_judged_is_the_best_checkpoint(monkeypatch):
+    """On the fake clock, a metric that falls below the target at step 19, is lowest at step 40 and climbs back
+    above it after step 60: the time to target is the first crossing, the sustained time is None (the target was
+    not kept), the best checkpoint is step 40's evaluation, and the test errors are of the weights at that
+    evaluation, not of the model at the end of the budget."""
+    import torch
+
+    import specbench.protocol as protocol
+    import specbench.trainers.base as base
+
+    clock = FakeClock()
+    monkeypatch.setattr(protocol, "time", clock)
+    original = base.Trainer.step
+    weights = {}  # iteration -> the weights the metric saw there
+
+    def timed_step(self):
+        loss = original(self)
+        self.model.steps_taken = self.iteration
+        clock.now += STEP
+        return loss
+
+    def evaluate(model, data):
+        k = getattr(model, "steps_taken", 0)
+        weights[k] = [p.detach().clone() for p in model.parameters()]
+        return 1.0 / (k + 1) if k <= 40 else 1.0 / 41 + (k - 40) * 1e-3
+
+    judged = []
+
+    def test_errors(model, data):
+        judged.append([p.detach().clone() for p in model.parameters()])
+        return 1.0, 1.0, None
+
+    monkeypatch.setattr(base.Trainer, "step", timed_step)
+    monkeypatch.setattr(protocol, "test_errors", test_errors)
+    record = run_job(job(budget_s=1.0, target=5e-2), evaluate=evaluate)
+    iterations = [k for _, k, _ in record.curve]
+    first = min(k for k in iterations if k >= 19)
+    best = max(k for k in iterations if k <= 40)  # the metric falls to step 40, then climbs
+    assert record.time_to_target_s == STEP * first and record.sustained_s is None
+    assert record.best_checkpoint == {"seconds": STEP * best, "iteration": best, "metric": 1.0 / (best + 1)}
+    assert all(torch.equal(a, b) for a, b in zip(judged[0], weights[best]))
+    assert not all(torch.equal(a, b) for a, b in zip(judged[0], weights[record.iterations]))
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_the_learning_rate_follows_the_schedule_over_the_budget(monkeypatch, schedule):
+    """Before every step the trainer is told the share of the budget spent: constant keeps lr, cosine decays it
+    from lr to 0 as 0.5 (1 + cos(pi share))."""
+    import math
+
+    import specbench.protocol as protocol
+    import specbench.trainers.base as base
+
+    clock = FakeClock()
+    monkeypatch.setattr(protocol, "time", clock)
+    original = base.Trainer.step
+    seen = []  # (fake time, lr) at each step
+
+    def timed_step(self):
+        seen.append((clock.now, self.optimizer.param_groups[0]["lr"]))
+        clock.now += STEP
+        return original(self)
+
+    monkeypatch.setattr(base.Trainer, "step", timed_step)
+    record = run_job(job(budget_s=0.5, config={"lr": 0.02, "schedule": schedule}), evaluate=lambda m, d: 1.0)
+    seen = seen[1:]  # the first step is the warm-up's, on a trainer that is then dropped
+    assert record.status == "ok" and record.config["schedule"] == schedule and len(seen) == 64
+    for k, (_, lr) in enumerate(seen):  # k steps of STEP s each spent before step k
+        want = 0.02 if schedule == "constant" else 0.02 * 0.5 * (1 + math.cos(math.pi * k * STEP / 0.5))
+        assert lr == pytest.approx(want, rel=1e-12, abs=1e-15)
+
+
+def test_an_unknown_schedule_is_a_usage_error():
+    from specbench.errors import UsageError
+    from specbench.protocol import build
+
+    with pytest.raises(UsageError, match="unknown schedule 'linear'"):
+        build(job(config={"schedule": "linear"}))[2]()
 
 
 def test_memory_the_setup_and_the_training_keep_is_measured(monkeypatch):

@@ -6,7 +6,7 @@ import pytest
 
 from specbench.report.document import markdown_tables_only, render_html, render_markdown, write_report
 from specbench.report.board import board, summary
-from specbench.verdicts import MARK, claims, median, seed_ratios_by_cell, speedup, summarise, versus
+from specbench.verdicts import MARK, Ratio, claims, median, seed_ratios_by_cell, speedup, summarise, versus
 from tests.records import replace, save
 from tests.conftest import run_cli
 from tests.records import make_record, seeds, sweep
@@ -80,14 +80,68 @@ def test_neither_reaching_the_target_is_inconclusive():
     assert v.verdict == "inconclusive" and "neither" in v.why
 
 
-def test_a_transient_crossing_does_not_count():
-    from specbench.measures import first_crossing, sustained
+def test_a_transient_crossing_is_a_first_crossing_not_a_sustained_time():
+    from specbench.records import first_crossing, sustained
 
     curve = [[0.0, 0, 1.0], [0.05, 10, 5e-3], [1.0, 100, 0.2], [2.0, 200, 8e-3], [3.0, 300, 4e-3]]
     assert first_crossing(curve, 1e-2) == 0.05
     assert sustained(curve, 1e-2) == 2.0
     assert sustained(curve[:3], 1e-2) is None  # dipped, climbed back, ended above
     assert sustained([[0.0, 0, None]], 1e-2) is None
+
+
+def crossed_and_kept(trainer, crossed, kept, **kw):
+    """One record of `trainer` per seed: its first crossing of the target `crossed[i]` and its sustained time
+    `kept[i]` (None: never)."""
+    return [make_record(trainer=trainer, seed=i, ttt=c, kept=k, **kw) for i, (c, k) in enumerate(zip(crossed, kept))]
+
+
+def test_c1_takes_the_first_crossing_and_c1_kept_the_sustained_time():
+    # spectral crosses at 1, 1.2 and 0.8 s and climbs back above the target on every seed; the baselines cross at
+    # 20, 25 and 30 s and stay below: C1 holds (20.8x), C1 kept fails (they keep the target, spectral does not)
+    records = crossed_and_kept("spectral", (1.0, 1.2, 0.8), (None, None, None)) + \
+        [r for b in BASES for r in crossed_and_kept(b, (20.0, 25.0, 30.0), (20.0, 25.0, 30.0), test_mse=1e-2)]
+    c1, kept = verdict(records, "C1"), verdict(records, "C1 kept")
+    assert c1.verdict == "holds" and str(c1.ratios["backprop-rk4"]) == "20.8x (20 to 37.5, n=3)"
+    assert kept.verdict == "fails"
+    assert "backprop-rk4 reaches and keeps the target (median 25 s) and spectral does not" in kept.why
+    # the other way round: spectral keeps the target from 1 s, the baselines dip to it at 2-4 s and keep it from
+    # 20-30 s: C1 is 2.5x and fails, C1 kept is C1's rule on the sustained times, 20.8x, and holds
+    records = crossed_and_kept("spectral", (1.0, 1.2, 0.8), (1.0, 1.2, 0.8)) + \
+        [r for b in BASES for r in crossed_and_kept(b, (2.0, 3.0, 4.0), (20.0, 25.0, 30.0), test_mse=1e-2)]
+    c1, kept = verdict(records, "C1"), verdict(records, "C1 kept")
+    assert c1.verdict == "fails" and c1.ratios["adjoint-dopri5"].value == pytest.approx(2.5)
+    assert kept.verdict == "holds"
+    assert kept.ratios["adjoint-dopri5"] == Ratio(pytest.approx(25 / 1.2), False, pytest.approx(20.0),
+                                                  pytest.approx(37.5), 3)
+    assert [v.claim for v in claims(records)] == ["C1", "C1 kept", "C2", "C3"]  # beside C1, in CLAIMS order
+
+
+def test_the_report_shows_c1_kept_beside_c1(tmp_path):
+    records = crossed_and_kept("spectral", (1.0, 1.2, 0.8), (None, None, None)) + \
+        [r for b in BASES for r in crossed_and_kept(b, (20.0, 25.0, 30.0), (20.0, 25.0, 30.0), test_mse=1e-2)]
+    write_records(tmp_path, records)
+    text = write_report(tmp_path, tmp_path / "out")[0].read_text()
+    rows = board_rows(text)
+    assert list(rows)[1:3] == ["C1", "C1 kept"]
+    assert rows["C1"] == ["✅ holds"] and rows["C1 kept"] == ["❌ fails"]
+    assert "| **C1 kept** speed, target kept to the end |" in text
+    assert "- **C1 speed**: holds in 1 of 1 (oscillator dense); C1 kept: fails in 1 of 1 (oscillator dense)." in text
+    assert "**C1** speed: >= 10x faster to the target of the common metric (time to target: first crossing; the " \
+           "model judged for C2 is the best checkpoint)" in text
+    assert "**C1 kept** speed, target kept to the end: C1's rule on the sustained time" in text
+    # the cell table: spectral's time to target (first crossing) and, beside it, its sustained time (never)
+    assert "| spectral | 3/3 | 1 (0.8 to 1.2) | 1 (0.8 to 1.2) | not reached | not reached |" in text
+    assert "| backprop-rk4 | 3/3 | 25 (20 to 30) | 25 (20 to 30) | 25 (20 to 30) | not reached |" in text
+    every = section(text, "Every verdict")
+    assert every.index("| C1 | oscillator") < every.index("| C1 kept | oscillator") < every.index("| C2 | oscillator")
+
+
+def test_c1_kept_is_on_the_board_only_where_c1_is():
+    from specbench.report.studies import study_verdicts
+
+    assert "C1 kept" not in board(study_verdicts([])).columns  # no headline runs: no C1 verdict
+    assert board(claims(sweep())).columns[:3] == ("C1", "C1 kept", "C2")
 
 
 def test_no_spectral_runs_is_not_measured():
@@ -268,9 +322,10 @@ def test_rollouts_missing_values_and_folds(tmp_path):
 
 def test_the_board_and_its_marks_cover_every_verdict_value():
     from specbench.report.document import EMOJI
+    from specbench.report.figures import VERDICT_COLOUR
     from specbench.verdicts import VERDICTS
 
-    assert set(MARK) == set(EMOJI) == set(VERDICTS)
+    assert set(MARK) == set(EMOJI) == set(VERDICT_COLOUR) == set(VERDICTS)
     assert len(set(MARK.values())) == len(set(EMOJI.values())) == len(VERDICTS)
 
 
@@ -387,3 +442,161 @@ def test_the_profile_caption_counts_the_cells_left_out(tmp_path):
     prof = section(text, "Which method to use: performance profiles")
     assert "1 of 2 cells left out: no trainer reached the target (lorenz dense)" in prof
     assert "| spectral | candidate | 1.000 | 1/1 | 1/1 |" in prof
+
+
+# ---- cells without a useful model, budgets that decide, commits, records before the best checkpoint ------------
+
+def test_a_cell_where_no_trainer_learns_a_useful_model_says_so():
+    # test NMSE: spectral 1.5, every baseline 2 (make_record's test NMSE is its test MSE): no model beats the mean
+    records = sweep(test_mse=1.5, base_mse=2.0)
+    by_claim = {v.claim: v for v in claims(records)}
+    why = "no trainer learned a useful model here: the best median test NMSE is 1.5 (spectral), and every trainer's " \
+          "is >= 1"
+    for c in ("C1", "C1 kept", "C2"):
+        assert (by_claim[c].verdict, by_claim[c].ratios) == ("no useful model", {})
+        assert by_claim[c].why.startswith(why)
+    assert by_claim["C3"].verdict == "holds"  # memory does not need a useful model
+    # no ratio is drawn for the claims it stops; C3's dots stay
+    assert seed_ratios_by_cell(records, "C1")[("oscillator", "dense")] == {b: [] for b in BASES}
+    assert seed_ratios_by_cell(records, "C2")[("oscillator", "dense")] == {b: [] for b in BASES}
+    assert all(len(pairs) == 3 for pairs in seed_ratios_by_cell(records, "C3")[("oscillator", "dense")].values())
+    # the rivals compare the same two measures: no verdict between useless models there either, unless a rival
+    # learned a useful model (vf-node at test NMSE 0.5), and then every comparison stands
+    [rivals] = [v for v in claims(records + with_rivals(vf_mse=4.0, shooting_mse=5.0)[len(sweep()):])
+                if v.claim == "rivals"]
+    assert (rivals.verdict, rivals.ratios) == ("no useful model", {}) and rivals.why.startswith(why)
+    useful = claims(records + with_rivals(vf_mse=0.5, shooting_mse=5.0)[len(sweep()):])
+    assert {v.claim: v.verdict for v in useful} == {"C1": "holds", "C1 kept": "holds", "C2": "fails", "C3": "holds",
+                                                    "rivals": "fails"}
+
+
+@pytest.mark.parametrize("best, useless", [(1.0, True), (0.99, False)])
+def test_a_useful_model_is_a_median_test_nmse_below_one(best, useless):
+    # backprop-rk4's seeds at best/2, best and 50: its median is `best`; everyone else above 1
+    records = [r for r in sweep(test_mse=3.0, base_mse=2.0) if r.trainer != "backprop-rk4"] + \
+        [make_record(trainer="backprop-rk4", seed=i, ttt=20.0, test_mse=m) for i, m in enumerate((best / 2, best, 50))]
+    assert (verdict(records, "C2").verdict == "no useful model") is useless
+    if useless:
+        assert "the best median test NMSE is 1 (backprop-rk4)" in verdict(records, "C2").why
+
+
+def test_a_trainer_without_an_ok_run_is_not_useful():
+    # the only trainer whose runs would be useful (test NMSE 1e-3) diverged on every seed; the rest are at 2 or 3
+    records = [r for r in sweep(test_mse=3.0, base_mse=2.0) if r.trainer != "backprop-rk4"] + \
+        [make_record(trainer="backprop-rk4", seed=i, ttt=None, status="diverged") for i in range(3)]
+    assert verdict(records, "C1").verdict == "no useful model"
+    assert "the best median test NMSE is 2 (backprop-dopri5)" in verdict(records, "C1").why
+    # two useful seeds in three make a useful median
+    mixed = [replace(r, test_nmse=1e-3) if r.trainer == "spectral" and r.seed < 2 else r for r in records]
+    assert verdict(mixed, "C1").verdict != "no useful model"
+
+
+def test_the_report_names_the_cells_without_a_useful_model(tmp_path):
+    records = sweep(base_mse=1e-1) + [replace(r, system="network", regime="sparse", test_nmse=1.2)
+                                      for r in sweep(base_mse=1e-1)]
+    write_records(tmp_path, records)
+    md, page = write_report(tmp_path, tmp_path / "out")
+    text = md.read_text()
+    rows = board_rows(text)
+    assert rows["claim"] == ["network sparse", "oscillator dense"]
+    assert rows["C1"] == rows["C1 kept"] == rows["C2"] == ["🚫 no useful model", "✅ holds"]
+    assert rows["C3"] == ["✅ holds", "✅ holds"]
+    assert "🚫 no useful model" in text.split("| claim |")[0]  # in the legend above the board
+    assert "- **C2 generalisation**: holds in 1 of 2 (oscillator dense), no useful model in 1 (network sparse)" in text
+    assert "| C2 | network | sparse | ⊘ **no useful model** | n/a | n/a | n/a | no trainer learned a useful model " \
+           "here: the best median test NMSE is 1.2 (spectral)" in text
+    assert 'class="v v-no-useful-model"' in page.read_text() and ".v-no-useful-model{" in page.read_text()
+
+
+def test_the_report_says_where_the_budget_cannot_decide_c1(tmp_path):
+    # oscillator: spectral at 1 s, budget 10 s >= 10 x 1 s; lorenz: spectral at 4 s, 10x that is 40 s and the
+    # baselines never reach the target in 10 s; network: neither spectral nor the baselines reach it
+    never = {b: (None, None, None) for b in BASES}
+    records = sweep() + [replace(r, system="lorenz") for r in sweep(spec=(4.0, 3.0, 5.0), baselines=never)] + \
+        [replace(r, system="network") for r in sweep(spec=(None, None, None), baselines=never)]
+    write_records(tmp_path, records)
+    text = write_report(tmp_path, tmp_path / "out")[0].read_text()
+    budgets = section(text, "Budgets")
+    assert "It is in 1 of 3 (system, regime) cells; in the other 2 (lorenz dense, network dense) the cap bound" \
+        in budgets
+    assert "| lorenz | dense | 10 | 4 | 40 | no, the cap bound: 10x spectral's median needs 40 s |" in budgets
+    assert "| network | dense | 10 | not reached | n/a | no, the cap bound: spectral did not reach the target within " \
+           "10 s |" in budgets
+    assert "| oscillator | dense | 10 | 1 | 10 | yes |" in budgets
+    assert "at least 10x spectral's median time to target in 1 of 3 (system, regime) cells (see Budgets)" in text
+    # each inconclusive C1 names the budget that would decide it
+    by_cell = {(v.system, v.claim): v for v in claims(records)}
+    assert by_cell[("lorenz", "C1")].verdict == "inconclusive"
+    assert by_cell[("lorenz", "C1")].why.endswith("a budget of 40 s (10x spectral's median time to target) would "
+                                                  "decide it")
+    assert by_cell[("network", "C1")].verdict == "inconclusive"
+    assert by_cell[("network", "C1")].why.endswith("a budget of more than 10 s would decide it: spectral has not "
+                                                   "reached the target within 10 s")
+    assert by_cell[("oscillator", "C1")].verdict == "holds" and "budget" not in by_cell[("oscillator", "C1")].why
+
+
+def test_a_budget_enough_for_the_median_but_not_for_a_slow_seed():
+    # spectral at 0.5, 1.2 and 1 s; rk4 at 1.25 s (2.5x), never within its 10 s (> 8.33x) and 30 s (30x): the
+    # median is the bound 8.33x, open, though 10 s is 10x spectral's median (1 s): only a longer budget than 10 s
+    # can raise seed 1's bound
+    records = sweep(spec=(0.5, 1.2, 1.0), baselines={"backprop-rk4": (1.25, None, 30.0)})
+    v = verdict(records, "C1")
+    assert v.verdict == "inconclusive" and v.ratios["backprop-rk4"].lower
+    assert v.why.endswith("a budget of more than 10 s would decide it: 10 s is at least 10x spectral's median time "
+                          "to target, but not on every seed")
+
+
+@pytest.mark.parametrize("commits, line", [
+    ({}, "**commit**: every record at commit abc"),
+    ({0: "def1234"}, "**commit**: records made at 2 commits: abc (8 runs), def1234 (4 runs)"),
+    ({0: "abc-dirty"}, "**commit**: records made at 2 commits: abc (8 runs), abc-dirty (4 runs) ('-dirty': the "
+                       "package's files differed from that commit)")])
+def test_the_setup_names_the_commits_the_records_were_made_at(tmp_path, commits, line):
+    records = [replace(r, env={**r.env, "git_commit": commits[r.seed]}) if r.seed in commits else r
+               for r in sweep(spec=(1.0, 1.2, 0.8))]
+    write_records(tmp_path, records)
+    text = markdown_tables_only(tmp_path, tmp_path / "out")
+    assert f"- {line}\n" in text
+
+
+def test_the_setup_names_the_commits_of_the_headline_runs_and_of_the_studies_apart(tmp_path):
+    from specbench.records import Study
+
+    write_records(tmp_path, sweep(spec=(1.0, 1.2, 0.8)))  # 12 at commit abc
+    studies = tmp_path / "studies" / "order"
+    for i, commit in enumerate(("abc", "0ld", "0ld")):
+        r = replace(make_record(), study=Study("order", "p", 4 + i, "spectral"), representation_error=1e-3,
+                    env={**make_record().env, "git_commit": commit})
+        save(studies / "runs" / r.name, r)
+    text = markdown_tables_only(tmp_path, tmp_path / "out", [studies])
+    assert "- **commit**: every headline record at commit abc; study records made at 2 commits: 0ld (2 runs), abc " \
+           "(1 run)\n" in text
+
+
+def schema_1(record) -> dict:
+    """A record as schema 1 wrote it: the sustained times in time_to_target_s and times_to_targets, the first
+    crossings beside them, no best checkpoint (the test errors of the final model)."""
+    raw = record.to_dict()
+    for key in ("sustained_s", "sustained_times", "best_checkpoint"):
+        del raw[key]
+    return {**raw, "schema": 1, "time_to_target_s": record.sustained_s, "times_to_targets": record.sustained_times,
+            "first_crossing_s": record.time_to_target_s, "first_crossings": record.times_to_targets}
+
+
+def test_c2_says_where_its_test_errors_are_of_the_final_model(tmp_path):
+    note = "test errors are those of the final model (records made before the best-checkpoint rule)"
+    assert note not in verdict(sweep(), "C2").why
+    records = sweep()
+    write_records(tmp_path, records)
+    for r in records[:2]:  # spectral seeds 0 and 1 as schema 1 wrote them
+        save(tmp_path / "runs" / f"{r.system}__{r.trainer}__{r.regime}__seed{r.seed}.json", schema_1(r))
+    from specbench.report.document import load
+
+    loaded, _ = load(tmp_path)
+    assert sum(r.best_checkpoint is None for r in loaded) == 2
+    v = verdict(loaded, "C2")
+    assert v.verdict == "holds" and v.why.endswith(f"; 2 of 12 runs' {note}")
+    assert verdict([replace(r, best_checkpoint=None) for r in sweep()], "C2").why.endswith(f"; every run's {note}")
+    text = markdown_tables_only(tmp_path, tmp_path / "out")
+    assert "2 ok runs of 12 predate the best-checkpoint rule (records of schema 1): their test errors (C2) are " \
+           "those of the final model" in text

@@ -176,5 +176,4 @@ def test_rival_lowers_its_own_loss_on_a_small_dataset(cls, cfg):
     trainer = cls(system, data, cfg, seed=0)
     losses = [trainer.step() for _ in range(60)]
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10]) and trainer.iteration == 60
-    assert trainer.role == "rival" and set(cls.tuning_grid) <= set(cls.defaults)
-    assert np.prod([len(v) for v in cls.tuning_grid.values()]) == 6
+    assert trainer.role == "rival"

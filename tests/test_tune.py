@@ -4,93 +4,133 @@ import pytest
 
 import specbench.tune as tune_module
 from specbench.presets import read_toml
-from specbench.tune import TUNING_SEED, grid, score, tune, write_tuned
+from specbench.plugins import TRAINERS, get_trainer
+from specbench.tune import POINTS, Cell, design, past_edges, score, settings_of, tune, write_tuned
 from tests.records import make_record, replace
 
 
-def record(final: float | None, ttt: float | None, target: float = 1e-2):
-    return replace(make_record(ttt=ttt, target=target), final_train_loss=final)
+def record(best: float | None, ttt: float | None, target: float = 1e-2):
+    """A tuning run: its first crossing `ttt` and the metric of its best checkpoint `best` (None: it diverged)."""
+    r = make_record(ttt=ttt, target=target, status="ok" if best is not None else "diverged")
+    return replace(r, best_checkpoint={"seconds": 1.0, "iteration": 10, "metric": best} if best is not None else None)
 
 
-def test_a_point_that_keeps_the_target_on_more_seeds_beats_a_faster_one_that_misses_it():
+def test_a_point_that_reaches_the_target_on_more_seeds_beats_a_faster_one_that_misses_it():
     steady = [record(5e-3, 6.0), record(4e-3, 7.0), record(6e-3, 8.0)]
     knife_edge = [record(5e-3, 2.0), record(2e-2, None), record(4e-3, 3.0)]  # fast on two seeds, lost on one
     assert score(steady) < score(knife_edge)
     assert score(knife_edge) == (1, 3.0, 5e-3)
 
 
-def test_medians_decide_among_points_that_keep_the_target_and_missing_values_count_as_never():
+def test_medians_decide_among_points_that_reach_the_target_and_missing_values_count_as_never():
     assert score([record(5e-3, 6.0), record(4e-3, 2.0), record(6e-3, 3.0)]) == (0, 3.0, 5e-3)
     assert score([record(None, None), record(0.5, None)]) == (2, math.inf, math.inf)
-    assert score([record(0.2, None)]) < score([record(0.3, None)])  # none reaches it: the lower final metric
+    assert score([record(0.2, None)]) < score([record(0.3, None)])  # none reaches it: the lower best metric
 
 
-# tune()'s choice among hand-made tuning records: run_jobs is replaced by a table of outcomes per grid point and
-# seed, so the winner each table must give is known.
-TRAINER, SEEDS = "backprop-rk4", 3
-NEVER = [(None, 0.5)] * SEEDS  # (time to target, final metric) per seed: a point that reaches nothing
+@pytest.mark.parametrize("trainer", TRAINERS.names())
+def test_every_trainer_is_tuned_on_the_same_number_of_distinct_points_each_value_about_equally_often(trainer):
+    points = design(trainer)
+    axes = get_trainer(trainer).tuning_grid
+    assert len(points) == POINTS and len({repr(p) for p in points}) == POINTS
+    assert points == design(trainer)  # the same points every time: a resumed tuning runs the same jobs
+    for name, values in axes.items():
+        counts = [sum(p[name] == v for p in points) for v in values]
+        assert min(counts) >= POINTS // len(values) and max(counts) <= -(-POINTS // len(values)), name
 
 
-def tune_on(monkeypatch, tmp_path, outcomes: list[list[tuple]]) -> dict:
-    """The settings tune() chooses for (oscillator, TRAINER) when grid point i has outcomes[i] (per seed), and
-    any further point reaches nothing; read back from the file write_tuned writes."""
-    points = grid(TRAINER)
-    assert len(points) >= len(outcomes)
-    table = {tuple(p.items()): o for p, o in zip(points, outcomes)}
+@pytest.mark.parametrize("trainer", TRAINERS.names())
+def test_every_point_of_every_trainers_design_is_a_valid_config(trainer):
+    """Each point's settings (tolerances spread into rtol and atol) are settings the trainer has, with values it
+    takes: resolve_config and the schedule check accept them."""
+    from specbench.trainers.base import SCHEDULES, resolve_config
+
+    cls = get_trainer(trainer)
+    for point in design(trainer):
+        config = resolve_config(cls, settings_of(point))
+        assert config["schedule"] in SCHEDULES
+
+
+def test_a_winner_on_the_edge_of_a_numeric_setting_is_tried_one_step_past_it():
+    axes = {"lr": [3e-3, 1e-2, 3e-2], "segment_length": [10, 20, 40], "steps_per_obs": [1, 2],
+            "schedule": ["constant", "cosine"], "tolerances": [{"rtol": 1e-3}, {"rtol": 1e-5}]}
+    edge = {"lr": 3e-2, "segment_length": 10, "steps_per_obs": 1, "schedule": "cosine", "tolerances": {"rtol": 1e-3}}
+    assert past_edges(edge, axes) == [("lr", {**edge, "lr": 0.09}), ("segment_length", {**edge, "segment_length": 5})]
+    inside = {**edge, "lr": 1e-2, "segment_length": 20}
+    assert past_edges(inside, axes) == []  # steps_per_obs 1 -> 0.5 is no setting; strings and tables have no edge
+
+
+# tune() on hand-made outcomes: run_jobs is replaced by a table of each point's first crossing, so the rungs and
+# the winner are known. A run of budget b reaches the target when the point's time is <= b.
+TRAINER = "vf-node"
+B = 9.0
+
+
+def tune_on(monkeypatch, tmp_path, time_of) -> tuple[dict, list]:
+    """The entry tune() writes for (oscillator, dense, TRAINER) at budget B when a point (as trainer settings)
+    first crosses the target at time_of(settings, seed) (None: never) and its best metric is 1e-3 x that time (or
+    0.5); and the (settings, budget, seed) of every run, in order."""
+    runs = []
 
     def run_jobs(placed, **kwargs):
         out = []
-        for job, _ in placed:
-            ttt, final = table.get(tuple(job.config.items()), NEVER)[job.seed - TUNING_SEED]
-            out.append(replace(make_record(trainer=TRAINER, seed=job.seed, ttt=ttt, target=1e-2),
-                               final_train_loss=final, config=dict(job.config)))
+        for job, path in placed:
+            runs.append((dict(job.config), job.budget_s, job.seed))
+            assert path.parts[-6:-2] == ("oscillator", "dense", TRAINER, path.parts[-3])
+            t = time_of(job.config, job.seed)
+            t = t if t is not None and t <= job.budget_s else None
+            r = make_record(trainer=TRAINER, role="rival", seed=job.seed, ttt=t, budget=job.budget_s)
+            out.append(replace(r, config=dict(job.config),
+                               best_checkpoint={"seconds": 0.0, "iteration": 1, "metric": 1e-3 * t if t else 0.5}))
         return out
 
     monkeypatch.setattr(tune_module, "run_jobs", run_jobs)
     path = tmp_path / "tuned.toml"
-    write_tuned(tune(["oscillator"], [TRAINER], 1.0, tmp_path, 1, path, seeds=SEEDS), path)
-    return read_toml(path)["oscillator"][TRAINER]
+    write_tuned(tune([Cell("oscillator", "dense", B)], [TRAINER], tmp_path, 1, path), path)
+    return read_toml(path)["oscillator"]["dense"][TRAINER], runs
 
 
-def point(i: int) -> dict:
-    return grid(TRAINER)[i]
+def test_successive_halving_runs_every_point_short_the_best_third_longer_and_the_winner_on_the_full_budget(
+        monkeypatch, tmp_path):
+    """Times to target (all within B/9) rise with the learning rate's distance from 1e-2 and with K's from 40: 12
+    points at B/9,
+    the best 4 at B/3, then the winner (lr 1e-2, K 40, inside both edges: no extension) on three seeds at B."""
+    def time_of(cfg, seed):
+        return 0.1 + 0.3 * abs(math.log10(cfg["lr"] / 1e-2)) + 0.05 * abs(math.log2(cfg["K"] / 40)) + 0.01 * (seed - 100)
+
+    entry, runs = tune_on(monkeypatch, tmp_path, time_of)
+    budgets = [b for _, b, _ in runs]
+    assert budgets == [B / 9] * 12 + [B / 3] * 4 + [B] * 3
+    first = design(TRAINER)
+    best4 = sorted(first, key=lambda p: time_of(settings_of(p), 100))[:4]
+    assert [c for c, _, _ in runs[12:16]] == [settings_of(p) for p in best4]
+    winner = settings_of(best4[0])
+    assert [(c, s) for c, _, s in runs[16:]] == [(winner, 100), (winner, 101), (winner, 102)]
+    assert {k: entry[k] for k in winner} == winner
+    assert entry["tuned_time_to_target_s"] == pytest.approx(time_of(winner, 101))
+    assert (entry["tuned_reached"], entry["tuned_budget_s"], entry["tuned_seeds"]) == (3, B, 3)
+    assert "tuned_extended" not in entry
 
 
-def chosen(settings: dict) -> dict:
-    return {k: settings[k] for k in point(0)}
+def test_a_winner_on_an_edge_is_beaten_by_the_point_past_it_when_that_is_better(monkeypatch, tmp_path):
+    """The higher the learning rate the faster: the winner at B/3 has the grid's largest lr (3e-2), so 9e-2 is
+    tried at B/3, wins, and goes on to the full budget; the entry says which grid was extended."""
+    def time_of(cfg, seed):
+        return 0.005 / cfg["lr"] + (0.0 if cfg["K"] == 20 else 0.5)
 
-
-def test_tune_picks_the_point_with_the_fewest_misses_then_the_lowest_median_time(monkeypatch, tmp_path):
-    """Point 0 is fastest but misses the target on one seed; point 1's median time (2 s) beats point 2's (3 s)
-    although its mean (18 s) does not: point 1 wins, with its medians written beside it."""
-    settings = tune_on(monkeypatch, tmp_path, [
-        [(1.0, 5e-3), (None, 2e-2), (1.0, 5e-3)],
-        [(2.0, 6e-3), (2.0, 4e-3), (50.0, 9e-3)],
-        [(3.0, 5e-3), (3.0, 5e-3), (3.0, 5e-3)],
-    ])
-    assert chosen(settings) == point(1)
-    assert settings["tuned_time_to_target_s"] == 2.0 and settings["tuned_final_metric"] == 6e-3
-    assert settings["tuned_budget_s"] == 1.0 and settings["tuned_seeds"] == SEEDS
-
-
-def test_tune_breaks_a_tie_in_time_by_the_median_final_metric_then_by_grid_order(monkeypatch, tmp_path):
-    same_time = [(2.0, 8e-3)] * SEEDS
-    settings = tune_on(monkeypatch, tmp_path, [same_time, [(2.0, 4e-3)] * SEEDS, same_time])
-    assert chosen(settings) == point(1) and settings["tuned_final_metric"] == 4e-3
-    # a full tie: the first of the tied points in the order the trainer's grid declares them
-    assert chosen(tune_on(monkeypatch, tmp_path, [NEVER, same_time, same_time])) == point(1)
+    entry, runs = tune_on(monkeypatch, tmp_path, time_of)
+    extension = [c for c, b, _ in runs if b == B / 3 and c["lr"] == 0.09]
+    assert extension == [{"lr": 0.09, "K": 20, "schedule": extension[0]["schedule"]}]
+    assert entry["lr"] == 0.09 and entry["K"] == 20 and entry["tuned_extended"] == "lr"
+    assert [b for _, b, _ in runs[-3:]] == [B] * 3
 
 
 def test_tune_when_no_point_reaches_the_target(monkeypatch, tmp_path):
-    """No point keeps the target on any seed: the lowest median final metric wins (a diverged run, no final
-    metric, counts as infinite), and its time to target is written as -1."""
-    settings = tune_on(monkeypatch, tmp_path, [
-        [(None, 0.3), (None, 0.2), (None, 0.1)],
-        [(None, 0.05), (None, None), (None, None)],
-        [(None, 0.15), (None, 0.15), (None, 0.9)],
-    ])
-    assert chosen(settings) == point(2)
-    assert settings["tuned_time_to_target_s"] == -1.0 and settings["tuned_final_metric"] == 0.15
+    """No point reaches the target: the lowest best metric decides (here all equal: the first in design order),
+    and the time to target is written as -1."""
+    entry, _ = tune_on(monkeypatch, tmp_path, lambda cfg, seed: None)
+    assert entry["tuned_time_to_target_s"] == -1.0 and entry["tuned_reached"] == 0
+    assert entry["tuned_best_metric"] == 0.5
 
 
 @pytest.mark.parametrize("values", [
@@ -101,8 +141,8 @@ def test_tune_when_no_point_reaches_the_target(monkeypatch, tmp_path):
 ], ids=["numbers-and-plain-strings", "booleans", "quotes-and-backslashes"])
 def test_tuned_settings_file_round_trips(tmp_path, values):
     """What write_tuned writes reads back (with the TOML reader presets use) as the settings it was given."""
-    settings = {"oscillator": {"spectral": values, "backprop-rk4": {"lr": 1e-2}},
-                "lotka-volterra": {"spectral": {"rho": 0.3}}}
+    settings = {"oscillator": {"dense": {"spectral": values, "backprop-rk4": {"lr": 1e-2}}},
+                "lotka-volterra": {"sparse": {"spectral": {"rho": 0.3}}, "spectral": {"rho": 0.1}}}
     path = tmp_path / "tuned.toml"
     write_tuned(settings, path)
     assert read_toml(path) == settings

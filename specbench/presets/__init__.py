@@ -1,10 +1,12 @@
 """Presets: TOML files beside this module, or a user's own (`--preset PATH`). A preset names the sweep (systems,
-trainers, regimes, seeds, budget) and may override a system's own target (`[targets]`); per-trainer, per-system
-settings come from a tuned-settings file written by `specbench tune` (the package's `tuned.toml` unless the
-preset names another with `tuned = "PATH"`, relative to the preset).
+trainers, regimes, seeds, budget, and a budget per system and regime in `[budgets.SYSTEM]`) and may override a
+system's own target (`[targets]`); per-trainer settings for each system and regime come from a tuned-settings file
+written by `specbench tune` (the package's `tuned.toml` unless the preset names another with `tuned = "PATH"`,
+relative to the preset).
 
-A job's config is resolved in this order, later winning: the trainer's defaults, tuned[system][trainer],
-the preset's [settings.system.trainer].
+A job's config is resolved in this order, later winning: the trainer's defaults, the tuned settings
+(tuned[system][regime][trainer], or tuned[system][trainer] for every regime, the layout before tuning was per
+regime), the preset's [settings.system.trainer].
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ class Preset:
     regimes: list[str]
     seeds: int
     budget_s: float
+    budgets: dict = field(default_factory=dict)  # {system: {regime: seconds}}: overrides of budget_s
     targets: dict[str, float] = field(default_factory=dict)  # overrides of the systems' own targets
     noise: float = 0.0
     cadence: dict = field(default_factory=dict)  # overrides of specbench.defaults.Cadence; resolved in full
@@ -71,7 +74,7 @@ def check(preset: Preset, where) -> None:
     for key in ("systems", "trainers", "regimes"):
         if not (isinstance(getattr(preset, key), list) and all(isinstance(n, str) for n in getattr(preset, key))):
             raise UsageError(f"{where}: {key} must be a list of names")
-    for key in ("cadence", "settings", "system_params", "targets"):
+    for key in ("cadence", "settings", "system_params", "targets", "budgets"):
         if not isinstance(getattr(preset, key), dict):
             raise UsageError(f"{where}: [{key}] must be a table")
     for kind, names, valid in (("systems", preset.systems, SYSTEMS), ("trainers", preset.trainers, TRAINERS),
@@ -85,6 +88,14 @@ def check(preset: Preset, where) -> None:
     if not _positive_number(preset.budget_s) or preset.budget_s > MAX_BUDGET_S:
         raise UsageError(f"{where}: budget_s must be a positive number of seconds (at most {MAX_BUDGET_S:g}), "
                          f"got {preset.budget_s!r}")
+    for system, table in preset.budgets.items():
+        if system not in preset.systems or not isinstance(table, dict) or set(table) - set(REGIMES):
+            raise UsageError(f"{where}: [budgets.{system}] must name one of the preset's systems and map regimes "
+                             f"({', '.join(REGIMES)}) to seconds")
+        for regime, value in table.items():
+            if not _positive_number(value) or value > MAX_BUDGET_S:
+                raise UsageError(f"{where}: budgets.{system}.{regime} must be a positive number of seconds (at most "
+                                 f"{MAX_BUDGET_S:g}), got {value!r}")
     if not (isinstance(preset.seeds, int) and not isinstance(preset.seeds, bool) and 0 < preset.seeds <= MAX_SEEDS):
         raise UsageError(f"{where}: seeds must be a positive integer (at most {MAX_SEEDS}), got {preset.seeds!r}")
     if not _positive_number(preset.timeout_factor) or not (_positive_number(preset.noise) or preset.noise == 0):
@@ -109,7 +120,19 @@ def tuned_settings(preset: Preset | None = None) -> dict:
     return read_toml(path) if path.exists() else {}
 
 
-def config_for(preset: Preset, system: str, trainer: str) -> dict:
-    tuned = {k: v for k, v in tuned_settings(preset).get(system, {}).get(trainer, {}).items()
-             if not k.startswith("tuned_")}
+def budget_for(preset: Preset, system: str, regime: str) -> float:
+    """The training seconds of a run of `system` in `regime`: its [budgets] entry, else budget_s."""
+    return float(preset.budgets.get(system, {}).get(regime, preset.budget_s))
+
+
+def tuned_entry(tuned: dict, system: str, regime: str, trainer: str) -> dict | None:
+    """The tuned entry of (system, regime, trainer) in a tuned-settings table: its regime's, else one for every
+    regime (tuned[system][trainer]); None when tuning chose none."""
+    by_system = tuned.get(system, {})
+    return by_system.get(regime, {}).get(trainer) or (by_system.get(trainer) if trainer not in REGIMES else None)
+
+
+def config_for(preset: Preset, system: str, regime: str, trainer: str) -> dict:
+    entry = tuned_entry(tuned_settings(preset), system, regime, trainer) or {}
+    tuned = {k: v for k, v in entry.items() if not k.startswith("tuned_")}
     return {**tuned, **preset.settings.get(system, {}).get(trainer, {})}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from specbench.verdicts import CLAIMS, VERDICTS, Verdict
+from specbench.verdicts import CLAIMS, KEPT, VERDICTS, Verdict
 
 
 @dataclass(frozen=True)
@@ -67,13 +67,13 @@ def tally(vs: list[Verdict]) -> str:
 
 
 # The summary's five lines: the board's columns each line counts, and how it names them.
-SUMMARY = (("C1", ("C1",), ()), ("C2", ("C2",), ("low data",)), ("C3", ("C3",), ("C3 at scale",)),
+SUMMARY = (("C1", ("C1",), (KEPT,)), ("C2", ("C2",), ("low data",)), ("C3", ("C3",), ("C3 at scale",)),
            ("C4", ("C4",), ()), ("C5", ("C5",), ()))
 
 
 def summary(verdicts: list[Verdict]) -> list[str]:
-    """Five plain lines, one per claim, counting the verdicts on the board (the low-data claim with C2, C3 at
-    scale with C3)."""
+    """Five plain lines, one per claim, counting the verdicts on the board (C1 kept with C1, the low-data claim with
+    C2, C3 at scale with C3; a claim beyond the paper only where some verdict decides it)."""
     by_column: dict[str, list[Verdict]] = {c: [] for c in CLAIMS}
     for v in verdicts:
         by_column[v.cell[0]].append(v)
@@ -81,6 +81,7 @@ def summary(verdicts: list[Verdict]) -> list[str]:
     for claim, main, more in SUMMARY:
         text = f"**{claim} {CLAIMS[claim].text.split(':')[0]}**: {tally([v for c in main for v in by_column[c]])}"
         for column in more:
-            text += f"; {column}: {tally(by_column[column])}"
+            if CLAIMS[column].from_paper or by_column[column]:
+                text += f"; {column}: {tally(by_column[column])}"
         lines.append(text + ".")
     return lines

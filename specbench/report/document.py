@@ -22,9 +22,10 @@ from specbench.report import figures
 from specbench.report.board import board, summary
 from specbench.report.studies import regimes_relabelled, study_blocks, study_verdicts
 from specbench.studies import vocabulary
-from specbench.verdicts import (CLAIMS, MARK, MSE_CLAIM, NOT_REACHED, RIVAL_MEASURES, RIVALS, RIVALS_CLAIM,
-                                THRESHOLDS, VERDICTS, Verdict, baselines_in, claims, fmt, group, median,
-                                seed_ratios_by_cell, trainer_order, versus, with_role)
+from specbench.verdicts import (CLAIMS, KEPT, MARK, MSE_CLAIM, NOT_REACHED, RIVAL_MEASURES, RIVALS, RIVALS_CLAIM,
+                                SPEEDUP_CLAIM, THRESHOLDS, USEFUL_NMSE, USELESS, VERDICTS, Budget, Verdict,
+                                baselines_in, budget_checks, claims, fmt, group, median, seed_ratios_by_cell,
+                                trainer_order, versus, with_role)
 
 
 def write_report(records_dir: Path | str, out_dir: Path | str | None = None,
@@ -102,12 +103,34 @@ def sources(records_dir, studies) -> str:
 
 
 def commit_counts(records: list[Record]) -> dict[str, int]:
-    """The commit(s) the records were made at, each with its count of runs, sorted."""
+    """The commit(s) the records were made at (`env.git_commit`, as specbench.machine writes it), each with its
+    count of runs, sorted."""
     counts: dict[str, int] = {}
     for r in records:
         c = r.env.get("git_commit") or "unknown"
         counts[c] = counts.get(c, 0) + 1
     return dict(sorted(counts.items()))
+
+
+def commits(records: list[Record]) -> str:
+    """The commit line of the setup: 'every record at commit abc1234', or each commit with its count of runs (the
+    headline runs and the scaling studies apart where both are there), so a reader sees whether the records were made
+    at one commit."""
+    headline, studied = [r for r in records if not r.study], [r for r in records if r.study]
+    parts = [(headline, "headline record"), (studied, "study record")] if headline and studied else \
+        [(records, "record")]
+    text = "; ".join(_commits(rs, what) for rs, what in parts)
+    if any(c.endswith("-dirty") for c in commit_counts(records)):
+        text += " ('-dirty': the package's files differed from that commit)"
+    return text
+
+
+def _commits(records: list[Record], what: str) -> str:
+    counts = commit_counts(records)
+    if len(counts) == 1:
+        return f"every {what} at commit {next(iter(counts))}"
+    return f"{what}s made at {len(counts)} commits: " + \
+        ", ".join(f"{c} ({n} run{'' if n == 1 else 's'})" for c, n in counts.items())
 
 
 TITLE = "specbench: SNODE's claims against backprop and adjoint baselines"
@@ -152,11 +175,17 @@ def build(all_records: list[Record], out_dir: Path, warnings: list[str], command
         b.append(("h2", "Per-seed ratios"))
         b.append(("columns", [[overview[c]] for c in ("C2", "C3") if overview[c]]))
         b.append(("columns", [[low], [("p", RATIOS)]]) if low else ("p", RATIOS))
+        old = [r for r in records if r.ok and r.best_checkpoint is None]
+        if old:
+            b.append(("p", f"{_count(old, 'ok run')} of {sum(r.ok for r in records)} predate the best-checkpoint rule "
+                           "(records of schema 1): their test errors (C2) are those of the final model, at the end of "
+                           "the budget, not of the best checkpoint, and the C2 reasons say so."))
         if any(r.setup_memory_bytes is None for r in records):
             b.append(("p", "Some runs predate the memory warm-up (their records have no setup_memory_bytes): "
                            "torch's one-off allocations are inside their peak memory, the same for every trainer, "
                            "which pulls their C3 ratios toward 1. The scaling studies' C3 rows do not have this "
                            "offset."))
+        b += budget_blocks(records)
 
         b += rivals_blocks(records, [v for v in verdicts if v.claim == RIVALS])
         b += profile_blocks(profiles(records), fig_dir)
@@ -178,7 +207,9 @@ def build(all_records: list[Record], out_dir: Path, warnings: list[str], command
                                    "Shaded: the training span; ticks along the bottom: the training observation "
                                    "times."))
         b.append(("p", f"Medians over seeds, the spread (min to max over seeds) in brackets; '{NOT_REACHED}' where "
-                       "a run never reached the target (in a median, it counts as later than any time)."))
+                       "a run never reached the target (in a median, it counts as later than any time). A time to "
+                       "target is the first crossing; the sustained time is from the first evaluation after which "
+                       "the metric stays at or below the target to the end of the budget."))
         b += [("details", f"{system} ({regime}): {len(per)} trainers, "
                           f"{sum(len(rs) for rs in per.values())} runs", [cell_table(per)])
               for (system, regime), per in by_cell.items()]
@@ -193,12 +224,14 @@ def build(all_records: list[Record], out_dir: Path, warnings: list[str], command
            *[str(v.ratios[x]) if x in v.ratios else "n/a" for x in bases], v.why]
           for v in sorted(verdicts, key=lambda v: list(CLAIMS).index(v.cell[0]))]),
         ("p", "Ratios are spectral's advantage (baseline / spectral), paired by seed: the median of the "
-              "per-seed ratios, their min to max and the number of seeds n. Time to target (sustained) for C1, "
-              "test MSE for C2, peak memory (setup + training peak) for C3, network evaluations per iteration "
-              "for C4; above 1 favours spectral. '> x' is a lower bound: on some seed the baseline never reached "
-              "the target within its budget." + (f" The {RIVALS} rows are spectral against its rivals (rival / "
-                                                 "spectral, under 'Against its rivals')."
-                                                 if any(v.claim == RIVALS for v in verdicts) else ""))]))
+              "per-seed ratios, their min to max and the number of seeds n. Time to target (the first crossing) "
+              f"for C1, the sustained time for {KEPT}, test MSE (of the best checkpoint) for C2, peak memory (setup + "
+              "training peak) for C3, network evaluations per iteration for C4; above 1 favours spectral. '> x' is "
+              "a lower bound: on some seed the baseline never reached the target within its budget. "
+              f"'{USELESS}': no trainer's median test NMSE is below {USEFUL_NMSE:g} in that system and regime, so "
+              f"C1, {KEPT}, C2 and the rivals compare no ratios there." +
+              (f" The {RIVALS} rows are spectral against its rivals (rival / spectral, under 'Against its rivals')."
+               if any(v.claim == RIVALS for v in verdicts) else ""))]))
     b.append(("h2", "Settings"))
     rows = []
     for (system, regime), per in by_cell.items():
@@ -229,10 +262,13 @@ def build(all_records: list[Record], out_dir: Path, warnings: list[str], command
 RATIOS = ("Every dot is one seed's ratio baseline / spectral (same seed, same data, same initial weights): above 1 "
           "favours spectral. The black bar is their median, the number the verdict is decided on; an arrow is a "
           "lower bound (the baseline never reached the target, its training seconds over spectral's time). Time to "
-          "target is sustained: from the first evaluation after which the common metric stays at or below the "
-          "target to the end of the budget. The common metric is the normalised MSE of rollouts from the training "
-          "initial states against the training data, the same for every trainer. The low-data figure is C2 in "
-          "every sampling regime and noise level of the regimes study, decided by the same rule.")
+          "target is the first crossing: the training seconds at the first evaluation at or below the target; the "
+          "model judged for C2 is the best checkpoint by the common metric. "
+          f"{KEPT} judges the sustained time by C1's rule: from the first evaluation after which the common metric "
+          "stays at or below the target to the end of the budget. The common metric is the normalised MSE of "
+          "rollouts from the training initial states against the training data, the same for every trainer. The "
+          "low-data figure is C2 in every sampling regime and noise level of the regimes study, decided by the same "
+          "rule.")
 
 
 RIVALS_RULE = (
@@ -243,7 +279,7 @@ RIVALS_RULE = (
     f"every rival (both medians >= {RIVALS_CLAIM:g}x), **fails** when either median is below {RIVALS_CLAIM:g}x "
     "against any rival (or a rival reaches the target and spectral does not), and is **inconclusive** where the "
     f"lower-bound rule leaves it open (a bound below {RIVALS_CLAIM:g}x, neither reaching the target, no seed in "
-    "common).")
+    f"common); it is **{USELESS}** where no trainer's median test NMSE is below {USEFUL_NMSE:g}.")
 
 
 def rivals_blocks(records: list[Record], verdicts: list[Verdict]) -> list[tuple]:
@@ -256,6 +292,41 @@ def rivals_blocks(records: list[Record], verdicts: list[Verdict]) -> list[tuple]
             ("table", ["system", "regime", "verdict", *[f"vs {c}" for c in columns], "why"],
              [[v.system, v.regime, f"{MARK[v.verdict]} **{v.verdict}**",
                *[str(v.ratios[c]) if c in v.ratios else "n/a" for c in columns], v.why] for v in verdicts])]
+
+
+BUDGETS_TITLE = "Budgets"
+
+
+def budget_blocks(records: list[Record]) -> list[tuple]:
+    """The section BUDGETS_TITLE: each (system, regime)'s budget B (the median of its records' budgets), spectral's
+    median time to target there, and whether B is at least SPEEDUP_CLAIM x that (DESIGN.md: budgets must be able to
+    decide); where it is not, that the cap bound and what budget it would take. Nothing where spectral did not run."""
+    checks = budget_checks(records)
+    if not checks:
+        return []
+    short = [f"{s} {g}" for s, g, check in checks if not check.decides]
+    cells_ = f"{len(checks)} (system, regime) cell{'' if len(checks) == 1 else 's'}"
+    return [("h2", BUDGETS_TITLE),
+            ("p", f"A budget can decide C1 where it is at least {SPEEDUP_CLAIM:g}x spectral's median time to target "
+                  "(the first crossing) there: a baseline then either reaches the target (a measured ratio) or leaves "
+                  f"a lower bound of at least {SPEEDUP_CLAIM:g}x. " +
+                  (f"It is in {len(checks) - len(short)} of {cells_}; in the other {len(short)} "
+                   f"({', '.join(short)}) the cap bound: a C1 verdict there may be inconclusive for want of time (its "
+                   "reason names the budget that would decide it), while a measured ratio under "
+                   f"{SPEEDUP_CLAIM:g}x fails whatever the budget." if short else f"It is in each of the {cells_}.")),
+            ("table", ["system", "regime", "budget B (s)", "spectral's median time to target (s)",
+                       f"{SPEEDUP_CLAIM:g}x that (s)", f"B >= {SPEEDUP_CLAIM:g}x spectral's median"],
+             [[s, g, fmt(check.seconds), *((fmt(check.spectral), fmt(check.needed)) if check.reached else
+                                           (NOT_REACHED, "n/a")), _enough(check)] for s, g, check in checks])]
+
+
+def _enough(check: Budget) -> str:
+    """'yes', or that the cap bound and what budget it would take."""
+    if check.decides:
+        return "yes"
+    if not check.reached:
+        return f"no, the cap bound: spectral did not reach the target within {fmt(check.seconds)} s"
+    return f"no, the cap bound: {SPEEDUP_CLAIM:g}x spectral's median needs {fmt(check.needed)} s"
 
 
 PROFILES_TITLE = "Which method to use: performance profiles"
@@ -323,12 +394,12 @@ def per_cell(records: list[Record]) -> list[tuple[str, str, dict[str, list[Recor
 def cell_table(per: dict[str, list[Record]]) -> tuple:
     """The per-trainer numbers of one (system, regime): medians over seeds with their spread."""
     return ("table", ["trainer", "runs ok", "time to 3x target (s)", "time to target (s)",
-                      "first crossing of target (s)", "time to target/3 (s)", "final metric", "test MSE",
+                      "sustained time to target (s)", "time to target/3 (s)", "final metric", "test MSE",
                       "test NMSE", "peak memory (MiB)", "ms / iteration"],
             [[t, f"{sum(r.status == 'ok' for r in rs)}/{len(rs)}",
               *[spread([measures.time_to_target(r, k) for r in rs]) for k in (rs[0].target_keys[3.0],
                                                                                rs[0].target_keys[1.0])],
-              spread([measures.first_time_to_target(r) for r in rs]),
+              spread([measures.sustained_time(r) for r in rs]),
               spread([measures.time_to_target(r, rs[0].target_keys[1 / 3]) for r in rs]),
               spread([r.final_train_loss for r in rs], missing="n/a"),
               spread([measures.test_mse(r) for r in rs], missing="n/a"),
@@ -340,7 +411,7 @@ def cell_table(per: dict[str, list[Record]]) -> tuple:
 
 OVERVIEW = {
     "C1": ("C1 speed: time to target, baseline / spectral",
-           "baseline's sustained time to target / spectral's, per seed (log scale)",
+           "baseline's time to target (first crossing) / spectral's, per seed (log scale)",
            "lower bound: the baseline never reached the target"),
     "C2": ("C2 generalisation: test MSE, baseline / spectral", "baseline's test MSE / spectral's, per seed (log scale)",
            None),
@@ -382,19 +453,21 @@ def setup(records: list[Record], command: str = "") -> list[str]:
     machines = sorted({f"{e.get('cpu')} ({e.get('cores')} cores), {e.get('device')}" +
                        (f", {e['gpu']}" if e.get("gpu") else "") for e in env})
     budgets = sorted({measures.budget(r) for r in records})
+    checks = [check for _, _, check in budget_checks([r for r in records if not r.study])]
     seeds = sorted({r.seed for r in records})
     workers = sorted({str(e["workers"]) for e in env if e.get("workers") is not None})
-    counts = commit_counts(records)
     return [f"**machine**: {'; '.join(machines)}; **threads per run**: "
             f"{', '.join(map(str, sorted({e.get('threads') for e in env}, key=str)))}; "
             f"**workers**: {', '.join(workers) if workers else 'not recorded'}",
             "**budget per run**: " + (f"{fmt(budgets[0])} s" if len(budgets) == 1 else
                                        f"{fmt(budgets[0])} to {fmt(budgets[-1])} s (by system, regime and study)") +
+            (f", at least {SPEEDUP_CLAIM:g}x spectral's median time to target in {sum(c.decides for c in checks)} of "
+             f"{len(checks)} (system, regime) cells (see Budgets)" if checks else "") +
             f"; **seeds**: {', '.join(map(str, seeds))} ({len(seeds)})",
             "**versions**: " + "; ".join(sorted({f"python {e.get('python')}, torch {e.get('torch')}, torchdiffeq "
                                                  f"{e.get('torchdiffeq')}, torchode {e.get('torchode', 'n/a')}"
                                                  for e in env})),
-            "**commit**: " + ", ".join(c if len(counts) == 1 else f"{c} ({n} runs)" for c, n in counts.items())] + \
+            f"**commit**: {commits(records)}"] + \
         ([f"Regenerate with `{command}`."] if command else [])
 
 
@@ -428,7 +501,7 @@ def _sections(blocks) -> list[str]:
 
 
 # The board's verdicts in Markdown, where a cell cannot be coloured: a coloured mark that differs in shape too.
-EMOJI = {"holds": "✅", "fails": "❌", "inconclusive": "🟡", "not measured": "➖"}
+EMOJI = {"holds": "✅", "fails": "❌", "inconclusive": "🟡", USELESS: "🚫", "not measured": "➖"}
 
 
 def _board_cells(bd, column: str) -> list[list[tuple[str, str, str]]]:
@@ -514,7 +587,8 @@ table.board th.claim small{display:block;font-weight:400;color:#495057}table.boa
 .v{display:block;border-radius:3px;padding:1px 4px;margin:1px 0;white-space:nowrap;overflow:hidden;
 text-overflow:ellipsis;font-weight:600}.v small{font-weight:400;font-size:.92em;white-space:normal}
 .v-holds{background:#b2f2bb;color:#1b4332}.v-fails{background:#ffa8a8;color:#5c0a0a}
-.v-inconclusive{background:#ffec99;color:#5c3c00}.v-not-measured{color:#adb5bd;text-align:center}
+.v-inconclusive{background:#ffec99;color:#5c3c00}.v-no-useful-model{background:#ced4da;color:#212529}
+.v-not-measured{color:#adb5bd;text-align:center}
 p.legend{font-size:.8em;color:#495057;margin:.1em 0 .4em}"""
 
 _NUMERIC = re.compile(r"^[>\s\d.e+\-x(),=]*$")

@@ -1,6 +1,7 @@
 """The one interface every trainer has: build from (system, dataset, config, seed, device), then `step()`."""
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -23,9 +24,9 @@ class Trainer:
     # one of its parts ("ablation"), or a method it is compared against ("baseline"). Verdict columns, colours,
     # tuning and the studies read it; no list of names elsewhere.
     role: ClassVar[str] = "baseline"
-    # The grid `specbench tune` searches for this trainer: setting -> values, searched as their product. The
-    # built-in solvers get six points, the learning rate against the one knob of their family; spectral twelve
-    # (its grid says why).
+    # The space `specbench tune` searches for this trainer: setting -> values. Every trainer is tuned on the same
+    # number of points drawn from it (specbench.tune.POINTS; a balanced design, each value of each setting about
+    # equally often), by successive halving. A value may be a table of settings that go together (tolerances).
     tuning_grid: ClassVar[dict[str, list]] = {}
     solves_ode: ClassVar[bool] = False
 
@@ -41,6 +42,20 @@ class Trainer:
         # Batch draws and other randomness of the trainer itself, apart from the weights' initialisation.
         self.generator = torch.Generator(device="cpu").manual_seed(seed)
         self.iteration = 0
+        if self.config.get("schedule", "constant") not in SCHEDULES:
+            raise UsageError(f"unknown schedule {self.config['schedule']!r}; valid schedules: {', '.join(SCHEDULES)}")
+
+    def anneal(self, fraction: float) -> None:
+        """Set the learning rate for `fraction` of the budget's training time spent, by the trainer's `schedule`:
+        "constant", or "cosine" decay from lr to 0 over the budget (Loshchilov and Hutter, SGDR, without restarts).
+        The protocol calls it before every step; a run with no time budget (the work measures) keeps lr. Every
+        parameter group of `self.optimizer` follows it, from the lr it started with."""
+        optimizer = getattr(self, "optimizer", None)
+        if self.config.get("schedule", "constant") == "constant" or optimizer is None:
+            return
+        factor = 0.5 * (1.0 + math.cos(math.pi * min(1.0, max(0.0, fraction))))
+        for group in optimizer.param_groups:
+            group["lr"] = group.setdefault("initial_lr", group["lr"]) * factor
 
     def tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.asarray(array), dtype=torch.float32, device=self.device)
@@ -58,6 +73,10 @@ class Trainer:
 
     def _step(self) -> float:
         raise NotImplementedError
+
+
+SCHEDULES = ("constant", "cosine")  # learning-rate schedules, one mechanism for every trainer (Trainer.anneal)
+SCHEDULE = {"schedule": "constant"}  # the setting, in every built-in family's defaults
 
 
 def resolve_config(cls: type[Trainer], config: dict) -> dict:

@@ -28,7 +28,9 @@ class MultipleShooting(TorchdiffeqTrainer):
     solves_ode = True  # over segments: the horizon study also runs it on whole trajectories (single shooting)
     # The learning rate against segment_length: short segments are cheap, parallel and easy to fit, long ones tie
     # the model to longer solves (segment_length = observations is single shooting with a learnable x0).
-    tuning_grid = {"lr": [3e-3, 1e-2, 3e-2], "segment_length": [5, 20]}
+    # Its continuity weight, and segments per step, against the same learning rates and schedules as everyone's.
+    tuning_grid = {"lr": [3e-3, 1e-2, 3e-2], "segment_length": [5, 10, 20], "continuity": [0.3, 1.0, 3.0],
+                   "batch_size": ["all", 64], "schedule": ["constant", "cosine"]}
     defaults = {
         **TorchdiffeqTrainer.defaults,
         "method": "rk4",

@@ -11,14 +11,18 @@ from __future__ import annotations
 import torch
 from torchdiffeq import odeint, odeint_adjoint
 
-from specbench.trainers.base import Trainer
+from specbench.trainers.base import SCHEDULE, Trainer
 
 
 class SolverTrainer(Trainer):
     """Segment mini-batches, the loss and the Adam step shared by every solver baseline."""
 
     role = "baseline"
-    tuning_grid = {"lr": [3e-3, 1e-2, 3e-2], "segment_length": [10, 40]}
+    # What decides a solver baseline's speed: the learning rate, the batch, the segment length, the tolerances of an
+    # adaptive method (a fixed-step one has its steps per observation instead, BackpropRK4) and the schedule.
+    tuning_grid = {"lr": [3e-3, 1e-2, 3e-2], "batch_size": [8, 32, 128], "segment_length": [10, 20, 40],
+                   "tolerances": [{"rtol": 1e-3, "atol": 1e-4}, {"rtol": 1e-5, "atol": 1e-6}],
+                   "schedule": ["constant", "cosine"]}
     # Trainers that train through an ODE solve; the horizon study also runs them on whole trajectories.
     solves_ode = True
     defaults = {
@@ -28,6 +32,7 @@ class SolverTrainer(Trainer):
         "rtol": 1e-5,  # adaptive methods
         "atol": 1e-6,
         "max_num_steps": 10000,  # adaptive methods, per observation interval: a stiff model fails instead of hanging
+        **SCHEDULE,
     }
 
     def __init__(self, system, data, config=None, seed=0, device="cpu"):
@@ -100,6 +105,8 @@ class TorchdiffeqTrainer(SolverTrainer):
 
 class BackpropRK4(TorchdiffeqTrainer):
     summary = "torchdiffeq odeint, fixed-step RK4, gradients by backprop through the solver"
+    tuning_grid = {**{k: v for k, v in SolverTrainer.tuning_grid.items() if k != "tolerances"},
+                   "steps_per_obs": [1, 2]}
     defaults = {**TorchdiffeqTrainer.defaults, "method": "rk4"}
 
 

@@ -42,20 +42,21 @@ import torch
 
 from specbench.errors import UsageError
 from specbench.spectral import ElementSolver, Mesh
-from specbench.trainers.base import Trainer
+from specbench.trainers.base import SCHEDULE, Trainer
 
 
 class Spectral(Trainer):
     summary = "SNODE: Legendre spectral elements, weak-form residual, coordinate descent (no ODE solve)"
     role = "candidate"
-    # The learning rate against rho, the weight of the residual in the c-step (what most changes spectral's speed
-    # to target), and against elements_per_step, the counterpart of the solvers' segment_length: the data one theta
-    # step sees. 32 elements of 6 observation intervals each (at auto E) is about the 160-640 intervals a tuned
-    # solver's batch of 16 segments of 10-40 steps sees. Twelve points against the solvers' six: the candidate is
-    # given the more generous search, so a verdict against it is not one of too little tuning.
-    tuning_grid = {"lr": [3e-3, 1e-2, 3e-2], "rho": [0.03, 0.3], "elements_per_step": ["all", 32]}
+    # What decides spectral's speed: the learning rate, rho (the weight of the residual in the c-step), the mesh
+    # density (global nodes per observation), elements_per_step (the counterpart of the solvers' batch: the data one
+    # theta step sees; 32 elements of 6 observation intervals each at the default density is about what a solver's
+    # batch of 16 segments of 10-40 steps sees) and the schedule.
+    tuning_grid = {"lr": [3e-3, 1e-2, 3e-2], "rho": [0.01, 0.1, 1.0], "density": [0.5, 0.75, 1.5],
+                   "elements_per_step": ["all", 32], "schedule": ["constant", "cosine"]}
     defaults = {
-        "E": "auto",  # elements per trajectory; auto: about 0.75 global nodes per observation (see auto_elements)
+        "E": "auto",  # elements per trajectory; auto: from the density (see auto_elements)
+        "density": 0.75,  # global nodes per observation, when E is auto
         "p": 6,  # Legendre order per element
         "rho": 1.0,  # weight of the dynamics residual against the data term
         "lr": 1e-2,  # Adam learning rate of the theta regression
@@ -65,6 +66,7 @@ class Spectral(Trainer):
         "init_smoothing": 1e-4,  # derivative penalty of the initial least-squares fit, relative to the data
         "sweep": "jacobi",  # f_theta in the c-step: "jacobi" (theta before its update), "gauss-seidel" (after)
         "elements_per_step": "all",  # elements (of all trajectories together) per theta step, or "all"
+        **SCHEDULE,
     }
     SWEEPS = ("jacobi", "gauss-seidel")
     # An element costs the c-step about (p+1) x state x 10 float64 temporaries and the theta step (p+1) x width x 5
@@ -78,7 +80,7 @@ class Spectral(Trainer):
         cfg = self.config
         t = data.t
         if cfg["E"] == "auto":
-            cfg["E"] = auto_elements(len(t), int(cfg["p"]))
+            cfg["E"] = auto_elements(len(t), int(cfg["p"]), float(cfg["density"]))
         if cfg["sweep"] not in self.SWEEPS:
             raise UsageError(f"unknown sweep {cfg['sweep']!r} for spectral; valid sweeps: {', '.join(self.SWEEPS)}")
         steps = cfg["theta_steps"]
@@ -284,15 +286,20 @@ def elements_per_step(value, n_elements: int) -> int | None:
     return None if value >= n_elements else value
 
 
-def auto_elements(n_obs: int, order: int) -> int:
-    """E such that the mesh has about 0.75 global nodes per observation: enough to follow the data, few enough
-    that the initial least-squares fit is determined by the data rather than by its smoothing term."""
-    return max(1, round(0.75 * (n_obs - 1) / order))
+def auto_elements(n_obs: int, order: int, density: float = 0.75) -> int:
+    """E such that the mesh has about `density` global nodes per observation. The default 0.75 is enough to
+    follow the data, and few enough that the initial least-squares fit is determined by the data rather than by its
+    smoothing term; tuning searches it."""
+    if not (isinstance(density, (int, float)) and density > 0):
+        raise UsageError(f"density must be a positive number of nodes per observation, got {density!r}")
+    return max(1, round(density * (n_obs - 1) / order))
 
 
 class SpectralTwoStage(Spectral):
     summary = "ablation: SNODE with coefficients frozen at the least-squares fit (two-stage collocation)"
     role = "ablation"
-    # rho does nothing with c frozen; the Legendre order decides how closely the frozen fit follows the data.
-    tuning_grid = {"lr": [3e-3, 1e-2, 3e-2], "p": [4, 8]}
+    # rho does nothing with c frozen; the Legendre order and the density decide how closely the frozen fit follows
+    # the data.
+    tuning_grid = {"lr": [3e-3, 1e-2, 3e-2], "p": [4, 6, 8], "density": [0.5, 0.75, 1.5],
+                   "elements_per_step": ["all", 32], "schedule": ["constant", "cosine"]}
     defaults = {**Spectral.defaults, "update_coefficients": False}
