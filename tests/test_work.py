@@ -50,8 +50,8 @@ def test_work_gate_passes_unchanged_and_names_a_trainer_that_needs_more_iteratio
 
     config_for = specbench.job.config_for
 
-    def larger_rho(preset, system, trainer):
-        config = config_for(preset, system, trainer)
+    def larger_rho(preset, system, regime, trainer):
+        config = config_for(preset, system, regime, trainer)
         return {**config, "rho": 100 * config.get("rho", 1.0)} if trainer == "spectral" else config
 
     monkeypatch.setattr(specbench.job, "config_for", larger_rho)
