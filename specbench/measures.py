@@ -15,20 +15,30 @@ here, so one claim never gets two definitions.
 """
 from __future__ import annotations
 
+import math
+
 from specbench.records import Record
+
+
+def judged(r: Record) -> bool:
+    """Whether the run left a model to judge: it ended its budget, or it kept a best checkpoint before it diverged
+    (early stopping keeps that model too). A run that failed, timed out, or diverged before a record kept its best
+    checkpoint (schema 1, or before the rule) left none."""
+    return r.ok or r.best_checkpoint is not None
 
 
 def time_to_target(r: Record, key: str | None = None) -> float | None:
     """The first crossing of the record's target (or of `times_to_targets[key]`); None when not reached or when
-    the run did not end its budget with a model (diverged, failed)."""
-    if not r.ok:
+    the run left no model to judge."""
+    if not judged(r):
         return None
     return r.time_to_target_s if key is None else r.times_to_targets.get(key)
 
 
 def sustained_time(r: Record, key: str | None = None) -> float | None:
-    """The sustained time to the record's target (or to the target `key`); None as for `time_to_target`."""
-    if not r.ok:
+    """The sustained time to the record's target (or to the target `key`); None as for `time_to_target`, and for a
+    run that did not train to the end of its budget."""
+    if not judged(r):
         return None
     times = r.sustained_times or {}
     return r.sustained_s if key is None else times.get(key)
@@ -49,7 +59,12 @@ def peak_memory(r: Record) -> float | None:
 
 
 def test_mse(r: Record) -> float | None:
-    return r.test_mse if r.ok else None
+    """The test MSE of the model judged (the best checkpoint); +inf where that model cannot be rolled out over the
+    test horizon (it blows up on the held-out states: infinitely bad, not missing); None where the run left no
+    model."""
+    if not judged(r):
+        return None
+    return r.test_mse if r.test_mse is not None else math.inf
 
 
 def nfe(r: Record) -> float | None:

@@ -5,7 +5,7 @@ that starts fine and widens, with the clock paused; its cost goes to `eval_secon
 crossing: the training time at the first evaluation at or below the target. At each evaluation the protocol keeps
 the best model so far by the metric (the best checkpoint, a copy of the weights, untimed like the evaluation), and
 the test errors are that model's: the practitioner's rule (early stopping), so one model is judged once, for C1
-and C2. The sustained time (the metric stays at or below the target from there to the end of the budget) is
+and C2, and a run that diverges later keeps both. The sustained time (the metric stays at or below the target from there to the end of the budget) is
 recorded beside it as the measure of stability. Before every step the trainer is told how much of the budget is
 spent (`Trainer.anneal`), for its learning-rate schedule.
 Peak memory (specbench.machine) is the growth over the process's state after setup (peak RSS on CPU, the
@@ -53,7 +53,9 @@ def run_job(job: Job, evaluate=None, cache_dir=None) -> Record:
 
     `evaluate(model, data) -> float` replaces the common metric only in tests of the protocol itself.
     A Diverged step ends the run early with status 'diverged', and so does a rollout of the metric (in the
-    warm-up too) that takes longer than half the budget (at least 10 s): a field too stiff to integrate.
+    warm-up too) that takes longer than half the budget (at least 10 s): a field too stiff to integrate. What the
+    run reached before it diverged stands: its first crossings, and its best checkpoint, whose test errors are
+    recorded (a model whose test rollout is too slow has none).
     """
     with time_limit(max(10.0, 0.5 * job.budget_s)):
         return _train(job, evaluate, cache_dir)
@@ -124,25 +126,28 @@ def _train(job: Job, evaluate, cache_dir) -> Record:
     if status == "ok" and curve[-1][1] != trainer.iteration:
         evaluate_now()  # the metric at the end of the budget
     peak = memory.peak()
-    test_mse = test_nmse = pred = None
-    if status == "ok" and best_state is not None:
-        trainer.model.load_state_dict(best_state)  # the model judged: the best checkpoint
-    if status == "ok":
+    # The model judged is the best checkpoint, kept whether or not the run diverged later (early stopping keeps it
+    # too); a run that ended its budget without one (no finite metric) is judged on its final model.
+    trained, test_mse, test_nmse, pred = status == "ok", None, None, None
+    if best_state is not None:
+        trainer.model.load_state_dict(best_state)
+    if trained or best_state is not None:
         try:
             test_mse, test_nmse, pred = test_errors(trainer.model, data)
         except RolloutTooSlow as exc:
-            status, error = "diverged", str(exc)
+            status, error = "diverged", error or str(exc)
     key = target_key(job.target)
-    # First crossings and sustained times (specbench.records): a diverged run kept no model, so it reached nothing.
-    reached = {k: first_crossing(curve, v) if status == "ok" else None for k, v in targets.items()}
-    kept = {k: sustained(curve, v) if status == "ok" else None for k, v in targets.items()}
+    # First crossings (specbench.records) stand where the run diverged after them, as its best checkpoint does;
+    # the sustained time needs the budget's end.
+    reached = {k: first_crossing(curve, v) for k, v in targets.items()}
+    kept = {k: sustained(curve, v) if trained else None for k, v in targets.items()}
     return new_record(
         job, type(trainer).role, status, environment(job.device, job.threads), error,
         config=job_config(job, trainer.config, system_params=system.params, cadence=asdict(cadence),
                           data={"n_train": int(data.train.shape[0]), "n_times": int(data.train.shape[1]),
                                 "t_span": float(data.t[-1] - data.t[0]), "test_horizon": system.test_horizon}),
         time_to_target_s=reached[key], times_to_targets=reached, sustained_s=kept[key], sustained_times=kept,
-        best_checkpoint=dict(zip(("seconds", "iteration", "metric"), best)) if status == "ok" and best else None,
+        best_checkpoint=dict(zip(("seconds", "iteration", "metric"), best)) if best else None,
         train_seconds=train_s, eval_seconds=eval_s, iterations=trainer.iteration, curve=curve,
         final_train_loss=metric if np.isfinite(metric) else None, test_mse=test_mse, test_nmse=test_nmse,
         peak_memory_bytes=peak, setup_memory_bytes=setup_memory,

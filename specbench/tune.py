@@ -33,6 +33,7 @@ from pathlib import Path
 
 import tomli_w
 
+from specbench import measures
 from specbench.errors import UsageError
 from specbench.executors import Local
 from specbench.io import write_text_atomic
@@ -122,8 +123,8 @@ def past_edges(point: dict, axes: dict) -> list[tuple[str, dict]]:
 def score(records: list[Record]) -> tuple[int, float, float]:
     """Lower is better, over a point's runs: (how many never reached the target, median time to target (first
     crossing), median best metric), a missing time or metric counting as infinite."""
-    times = [r.time_to_target_s if r.ok and r.time_to_target_s is not None else math.inf for r in records]
-    best = [r.best_checkpoint["metric"] if r.ok and r.best_checkpoint else
+    times = [t if (t := measures.time_to_target(r)) is not None else math.inf for r in records]
+    best = [r.best_checkpoint["metric"] if r.best_checkpoint else
             r.final_train_loss if r.ok and r.final_train_loss is not None else math.inf for r in records]
     return sum(t == math.inf for t in times), statistics.median(times), statistics.median(best)
 

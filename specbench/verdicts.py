@@ -186,8 +186,9 @@ def seed_ratios(spec: list[Record], base: list[Record], value: Callable[[Record]
                 bound: Callable[[Record], float | None] | None = None) -> list[tuple[float, bool]]:
     """The per-seed ratios value(baseline run) / value(spectral run) for the same seed, as (ratio, is a lower
     bound) pairs in spectral's seed order. Where the baseline has no value, `bound(baseline run)` (if given) makes
-    that seed's ratio a lower bound; where spectral has none, the seed gives no ratio. What a verdict's median and
-    the overview figures' dots are both made of."""
+    that seed's ratio a lower bound; where spectral has none, the seed gives no ratio. An infinite value (a model
+    that blows up on the test states) gives a ratio of inf or 0, and none where both are infinite. What a
+    verdict's median and the overview figures' dots are both made of."""
     by_seed = {r.seed: r for r in base}
     pairs = []
     for s in spec:
@@ -197,7 +198,8 @@ def seed_ratios(spec: list[Record], base: list[Record], value: Callable[[Record]
             continue
         vb = value(b)
         if vb is not None:
-            pairs.append((vb / vs, False))
+            if not (math.isinf(vb) and math.isinf(vs)):
+                pairs.append((vb / vs, False))
         elif bound is not None and bound(b) is not None:
             pairs.append((bound(b) / vs, True))
     return pairs
@@ -426,17 +428,17 @@ def cells(records: list[Record], role: str = "baseline"
 
 def no_useful_model(runs: list[Record]) -> str | None:
     """Why no trainer of `runs` (one (system, regime), every role) learned a useful model: each trainer's median test
-    NMSE over its ok seeds is >= USEFUL_NMSE, a trainer without an ok run counting as not useful. None where some
-    trainer's is below."""
+    NMSE over its seeds with a model to judge (`measures.judged`; a model with no test error counting as +inf) is
+    >= USEFUL_NMSE, a trainer without one counting as not useful. None where some trainer's is below."""
     by_trainer: dict[str, list] = defaultdict(list)
     for r in runs:
-        by_trainer[r.trainer] += [r.test_nmse] if r.ok else []
+        by_trainer[r.trainer] += [r.test_nmse] if measures.judged(r) else []
     nmse = {t: median(values) if values else math.inf for t, values in by_trainer.items()}
     best = min(sorted(nmse, key=trainer_order), key=nmse.get, default=None)
     if best is None or nmse[best] < USEFUL_NMSE:
         return None
     if not math.isfinite(nmse[best]):
-        return "no trainer learned a useful model here: no run ended ok with a test NMSE"
+        return "no trainer learned a useful model here: no run left a model with a test NMSE"
     return (f"no trainer learned a useful model here: the best median test NMSE is {fmt(nmse[best])} ({best}), and "
             f"every trainer's is >= {USEFUL_NMSE:g}")
 

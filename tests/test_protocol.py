@@ -109,6 +109,54 @@ def test_time_to_target_is_the_first_crossing_and_the_model_judged_is_the_best_c
     assert not all(torch.equal(a, b) for a, b in zip(judged[0], weights[record.iterations]))
 
 
+def test_a_run_that_diverges_after_crossing_keeps_its_crossing_and_its_best_checkpoint(monkeypatch):
+    """On the fake clock the metric falls as 1/(k+1) and step 60 diverges: the run is 'diverged', but its first
+    crossing (step 19's evaluation) and its best checkpoint (the last evaluation before step 60) stand, and the
+    test errors are that checkpoint's; the sustained time needs the budget's end, so there is none."""
+    import torch
+
+    import specbench.protocol as protocol
+    import specbench.trainers.base as base
+    from specbench import measures
+    from specbench.errors import Diverged
+
+    clock = FakeClock()
+    monkeypatch.setattr(protocol, "time", clock)
+    original = base.Trainer.step
+    weights = {}
+
+    def timed_step(self):
+        clock.now += STEP
+        if self.iteration == 60:
+            raise Diverged("non-finite loss at iteration 60")
+        loss = original(self)
+        self.model.steps_taken = self.iteration
+        return loss
+
+    def evaluate(model, data):
+        k = getattr(model, "steps_taken", 0)
+        weights[k] = [p.detach().clone() for p in model.parameters()]
+        return 1.0 / (k + 1)
+
+    judged = []
+
+    def test_errors(model, data):
+        judged.append([p.detach().clone() for p in model.parameters()])
+        return 2e-3, 3e-3, None
+
+    monkeypatch.setattr(base.Trainer, "step", timed_step)
+    monkeypatch.setattr(protocol, "test_errors", test_errors)
+    record = run_job(job(budget_s=1.0, target=5e-2), evaluate=evaluate)
+    iterations = [k for _, k, _ in record.curve]
+    first, best = min(k for k in iterations if k >= 19), max(iterations)
+    assert record.status == "diverged" and "iteration 60" in record.error and record.iterations == 60
+    assert record.time_to_target_s == measures.time_to_target(record) == STEP * first
+    assert record.sustained_s is None and record.best_checkpoint["iteration"] == best < 60
+    assert (record.test_mse, record.test_nmse) == (2e-3, 3e-3) and measures.test_mse(record) == 2e-3
+    assert len(judged) == 1 and all(torch.equal(a, b) for a, b in zip(judged[0], weights[best]))
+    assert problems_of(record.to_dict()) == []
+
+
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])
 def test_the_learning_rate_follows_the_schedule_over_the_budget(monkeypatch, schedule):
     """Before every step the trainer is told the share of the budget spent: constant keeps lr, cosine decays it

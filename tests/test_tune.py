@@ -26,6 +26,8 @@ def test_medians_decide_among_points_that_reach_the_target_and_missing_values_co
     assert score([record(5e-3, 6.0), record(4e-3, 2.0), record(6e-3, 3.0)]) == (0, 3.0, 5e-3)
     assert score([record(None, None), record(0.5, None)]) == (2, math.inf, math.inf)
     assert score([record(0.2, None)]) < score([record(0.3, None)])  # none reaches it: the lower best metric
+    # a run that diverged after its best checkpoint keeps what it reached, as the reference judges it
+    assert score([replace(record(5e-3, 2.0), status="diverged")]) == (0, 2.0, 5e-3)
 
 
 @pytest.mark.parametrize("trainer", TRAINERS.names())

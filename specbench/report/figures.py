@@ -247,7 +247,7 @@ def measure_grid(cells: dict[tuple[str, str], dict[str, list[Record]]], value, y
     for cell, ax in axes.items():
         groups = cells[cell]
         for i, (trainer, runs) in enumerate(groups.items()):
-            vals = [value(r) for r in runs if value(r) is not None]
+            vals = [v for r in runs if (v := value(r)) is not None and math.isfinite(v)]
             st = style(trainer)
             if not vals:
                 ax.text(i, 0.5, "failed", ha="center", va="center", rotation=90, fontsize=7,
@@ -256,8 +256,8 @@ def measure_grid(cells: dict[tuple[str, str], dict[str, list[Record]]], value, y
             ax.plot([i, i], [min(vals), max(vals)], color=st["color"], lw=2)
             ax.plot(i, median(vals), st["marker"], color=st["color"], ms=8, ls="", label=trainer)
             ax.plot([i] * len(vals), vals, ".", color="black", ms=3.5)
-        spec = [value(r) for r in groups.get(candidate([r for rs in groups.values() for r in rs]), [])
-                if value(r) is not None]
+        spec = [v for r in groups.get(candidate([r for rs in groups.values() for r in rs]), [])
+                if (v := value(r)) is not None and math.isfinite(v)]
         if threshold and spec:
             ax.axhline(threshold * median(spec), color=VERDICT_COLOUR["holds"], ls="--", lw=1.2,
                        label=threshold_label)
