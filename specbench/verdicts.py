@@ -186,17 +186,25 @@ def seed_ratios(spec: list[Record], base: list[Record], value: Callable[[Record]
                 bound: Callable[[Record], float | None] | None = None) -> list[tuple[float, bool]]:
     """The per-seed ratios value(baseline run) / value(spectral run) for the same seed, as (ratio, is a lower
     bound) pairs in spectral's seed order. Where the baseline has no value, `bound(baseline run)` (if given) makes
-    that seed's ratio a lower bound; where spectral has none, the seed gives no ratio. An infinite value (a model
-    that blows up on the test states) gives a ratio of inf or 0, and none where both are infinite. What a
-    verdict's median and the overview figures' dots are both made of."""
+    that seed's ratio a lower bound. Where spectral has none but the baseline has, `bound(spectral run)` (if given)
+    makes it value(baseline) / bound(spectral), which is at least the true ratio (a time: a seed on which the
+    baseline arrived and spectral did not counts against spectral, by as little as it can); where neither has one,
+    or spectral has none and there is no bound, the seed gives no ratio. An infinite value (a model that blows up
+    on the test states) gives a ratio of inf or 0, and none where both are infinite. What a verdict's median and
+    the overview figures' dots are both made of."""
     by_seed = {r.seed: r for r in base}
     pairs = []
     for s in spec:
         b = by_seed.get(s.seed)
-        vs = value(s)
-        if b is None or vs is None or not vs > 0:
+        if b is None:
             continue
-        vb = value(b)
+        vs, vb = value(s), value(b)
+        if vs is None:
+            if vb is not None and bound is not None and (over := bound(s)):
+                pairs.append((vb / over, False))
+            continue
+        if not vs > 0:
+            continue
         if vb is not None:
             if not (math.isinf(vb) and math.isinf(vs)):
                 pairs.append((vb / vs, False))
@@ -251,7 +259,7 @@ SPEEDS = {"C1": Speed(measures.time_to_target, "time to target", "reaches the ta
 def speed_ratios(spec: list[Record], base: list[Record], time: TimeOf = measures.time_to_target
                  ) -> list[tuple[float, bool]]:
     """C1's per-seed ratios of `time` (default the time to target, the first crossing; C1 kept: the sustained time),
-    the baseline's training seconds bounding a seed it missed."""
+    the training seconds of the run that missed a seed bounding it (seed_ratios)."""
     return seed_ratios(spec, base, time, bound=_time_bound)
 
 
@@ -370,9 +378,22 @@ def _ratio_findings(spec: list[Record], bases: dict[str, list[Record]], ratios_o
     return ratios, fails, why_open
 
 
+def _spectral_missed(spec: list[Record], speed: Speed, against: str = "baseline") -> str:
+    """The seeds on which spectral did not reach the target, and how they count (seed_ratios); empty where none, or
+    where it did not reach it in the median (the reasons say so then)."""
+    missed = [s.seed for s in spec if speed.time(s) is None]
+    if not missed or not math.isfinite(median_time(spec, speed.time)):
+        return ""
+    return (f"; spectral has not {speed.reached} on seed{'s' if len(missed) > 1 else ''} "
+            f"{', '.join(map(str, missed))} of {len(spec)}: a {against} that has counts there as its time over "
+            "spectral's training seconds")
+
+
 def decide_speed(spec: list[Record], bases: dict[str, list[Record]], claim: str = "C1") -> tuple[str, dict, str]:
     """C1 (or C1 kept, on its time: SPEEDS[claim]) against the baselines: (verdict, baseline -> Ratio, why)."""
-    return _combine(*_speed_findings(spec, bases, THRESHOLDS[claim], SPEEDS[claim]), THRESHOLDS[claim])
+    verdict, ratios, why = _combine(*_speed_findings(spec, bases, THRESHOLDS[claim], SPEEDS[claim]),
+                                    THRESHOLDS[claim])
+    return verdict, ratios, why + _spectral_missed(spec, SPEEDS[claim]) if ratios else why
 
 
 def decide_ratio(spec: list[Record], bases: dict[str, list[Record]], claim: str, what: str) -> tuple[str, dict, str]:
@@ -394,7 +415,8 @@ def decide_rivals(spec: list[Record], rivals: dict[str, list[Record]]) -> tuple[
     ratios = {versus(b, m): findings[m][0][b] for b in rivals for m in RIVAL_MEASURES}
     fails = [f"{m}: {why}" for m in RIVAL_MEASURES for why in findings[m][1]]
     why_open = [f"{m}: {why}" for m in RIVAL_MEASURES for why in findings[m][2]]
-    return _combine(ratios, fails, why_open, RIVALS_CLAIM, "rival")
+    verdict, ratios, why = _combine(ratios, fails, why_open, RIVALS_CLAIM, "rival")
+    return verdict, ratios, why + _spectral_missed(spec, SPEEDS["C1"], "rival") if ratios else why
 
 
 def _combine(ratios: dict, fails: list[str], why_open: list[str], threshold: float,

@@ -508,6 +508,22 @@ def test_a_run_that_diverged_after_its_best_checkpoint_is_judged_on_that_model()
     assert not measures.judged(early) and measures.time_to_target(early) is None and measures.test_mse(early) is None
 
 
+def test_a_seed_where_the_baseline_arrives_and_spectral_does_not_counts_against_spectral():
+    """Spectral misses the target on seed 2, where every baseline arrives at 8 s of its 10: that seed's ratio is
+    8 s over spectral's 10 training seconds, 0.8 (at least the true one), not a dropped seed; the reason says so.
+    With the same miss on seed 1 too, the median falls under 10x and C1 fails."""
+    arrive = {b: (20.0, 25.0, 8.0) for b in BASES}
+    one = sweep(spec=(1.0, 1.2, None), baselines=arrive)
+    assert seed_ratios_by_cell(one, "C1")[("oscillator", "dense")]["backprop-rk4"] == [
+        (20.0, False), (25.0 / 1.2, False), (0.8, False)]
+    c1 = verdict(one, "C1")
+    assert c1.verdict == "holds" and c1.ratios["backprop-rk4"].value == 20.0
+    assert c1.why.endswith("; spectral has not reached the target on seed 2 of 3: a baseline that has counts there "
+                           "as its time over spectral's training seconds")
+    two = sweep(spec=(1.0, None, None), baselines={b: (20.0, 8.0, 8.0) for b in BASES})
+    assert verdict(two, "C1").verdict == "fails" and verdict(two, "C1").ratios["backprop-rk4"].value == 0.8
+
+
 def test_a_model_that_blows_up_on_the_test_states_is_infinitely_bad_in_c2():
     """A model whose test rollout failed has no test MSE in its record: C2 counts it as +inf, not as a missing
     seed. Seed 0: spectral's blew up (ratio 0); seed 1: the baseline's (ratio inf); seed 2: both (no ratio)."""
