@@ -41,13 +41,13 @@ def deterministic(record):
 
 
 def test_dask_writes_the_records_one_process_writes(tmp_path):
-    jobs = tiny_jobs()
+    jobs = tiny_jobs(seeds=1)  # three trainers: both workers busy, and each run about 5 s of fixed cost
     with Local() as local:
         here = run_sweep(jobs, tmp_path / "local", executor=local)
     with Dask(workers=2) as dask_executor:
         assert dask_executor.default_threads() == max(1, (os.cpu_count() or 1) // 2)
         there = run_sweep(jobs, tmp_path / "dask", executor=dask_executor)
-    assert len(here) == len(there) == 6 and all(r.status == "ok" for r in here + there)
+    assert len(here) == len(there) == 3 and all(r.status == "ok" for r in here + there)
     assert [deterministic(r) for r in there] == [deterministic(r) for r in here]
     for a, b in zip(here, there):  # training is deterministic: where both evaluated one iteration, one metric
         common = {it: m for _, it, m in a.curve}

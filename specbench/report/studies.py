@@ -343,14 +343,14 @@ def order_blocks(records, verdicts, fig_dir: Path) -> list[tuple]:
 
 
 def regimes_blocks(records, verdicts, fig_dir: Path) -> list[tuple]:
-    ok = _ok(records)
     b = [("h2", "Regimes study"),
          ("p", "Dense against sparse sampling at three noise levels (relative to each state's standard deviation); "
                "test MSE of rollouts from held-out initial states, median over seeds. The per-seed ratios behind "
                "its verdicts are drawn in the overview (low data)."), *_verdicts_box(verdicts)]
     panels, tables = {}, []
     for system in sorted({r.system for r in records}):
-        rs = [r for r in ok if r.system == system]
+        # every run with a model to judge, as the verdicts take them (measures.test_mse: None for the others)
+        rs = [r for r in records if r.system == system and measures.judged(r)]
         cells = sorted({(r.regime, float(r.study.value)) for r in rs})
         trainers = sorted({r.trainer for r in rs}, key=trainer_order)
         grid = {}
