@@ -339,6 +339,22 @@ def with_rivals(vf=(2.0, 2.4, 1.6), vf_mse=2e-3, shooting=(None, None, None), sh
         seeds("multiple-shooting", shooting, role="rival", test_mse=shooting_mse, **kw)
 
 
+def test_the_summary_and_the_readme_block_say_how_spectral_fares_against_its_rivals(tmp_path):
+    """Where rivals ran, the summary has a line for the rivals verdict after the paper's five, and the README's
+    generated block carries that summary and the ranking of the performance profiles, from the records."""
+    from specbench.report.document import readme_block
+
+    records = with_rivals(vf=(0.5, 0.6, 0.4))  # vf-node twice as fast as spectral on every seed
+    lines = summary(claims(records))
+    assert len(lines) == 6 and lines[5] == "**rivals** (against its rivals): fails in 1 of 1 (oscillator dense)."
+    write_records(tmp_path, records)
+    block = readme_block(tmp_path)
+    assert "- **rivals** (against its rivals): fails in 1 of 1 (oscillator dense)." in block
+    assert "over the 1 cell some trainer solved" in block
+    assert ": vf-node 1.00 (fastest in 1), spectral 0.85 (fastest in 0), " in block  # 2x slower: 1 - log 2 / log 100
+    assert block.index("**In short**") < block.index("| claim | system |")
+
+
 def test_rivals_never_enter_the_baseline_claims():
     plain, rivalled = claims(sweep()), claims(with_rivals(vf=(0.1, 0.1, 0.1), vf_mse=1.0))
     assert [v for v in rivalled if v.claim != "rivals"] == plain  # C1-C3 the same verdicts, ratios and reasons

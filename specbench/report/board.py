@@ -66,14 +66,15 @@ def tally(vs: list[Verdict]) -> str:
     return ", ".join(parts)
 
 
-# The summary's five lines: the board's columns each line counts, and how it names them.
+# The summary's lines, one per claim of the paper: the board's columns each counts, and how it names them.
 SUMMARY = (("C1", ("C1",), (KEPT,)), ("C2", ("C2",), ("low data",)), ("C3", ("C3",), ("C3 at scale",)),
            ("C4", ("C4",), ()), ("C5", ("C5",), ()))
 
 
 def summary(verdicts: list[Verdict]) -> list[str]:
     """Five plain lines, one per claim, counting the verdicts on the board (C1 kept with C1, the low-data claim with
-    C2, C3 at scale with C3; a claim beyond the paper only where some verdict decides it)."""
+    C2, C3 at scale with C3; a claim beyond the paper only where some verdict decides it), then a line for each
+    column beyond them that some verdict decides (the rivals)."""
     by_column: dict[str, list[Verdict]] = {c: [] for c in CLAIMS}
     for v in verdicts:
         by_column[v.cell[0]].append(v)
@@ -84,4 +85,7 @@ def summary(verdicts: list[Verdict]) -> list[str]:
             if CLAIMS[column].from_paper or by_column[column]:
                 text += f"; {column}: {tally(by_column[column])}"
         lines.append(text + ".")
+    counted = {c for _, main, more in SUMMARY for c in (*main, *more)}
+    lines += [f"**{column}** ({CLAIMS[column].text.split(':')[0]}): {tally(by_column[column])}."
+              for column in CLAIMS if column not in counted and by_column[column]]
     return lines

@@ -80,11 +80,22 @@ def verdict_table(verdicts) -> str:
 
 
 def readme_block(records_dir, studies=()) -> str:
-    """What goes between README_BEGIN and README_END for these records."""
+    """What goes between README_BEGIN and README_END for these records: the report's summary (which claims hold
+    where), the ranking of the performance profiles (how every trainer, SNODE and its rivals included, ranks), and
+    every verdict with its ratios. Made from the records, so the README cannot say what they do not."""
     records, _ = load(records_dir, studies)
     headline = [r for r in records if not r.study]
     verdicts = claims(headline) + study_verdicts([r for r in records if r.study])
-    return f"{README_BEGIN}\n{verdict_table(verdicts)}\n{README_END}"
+    lines = [README_BEGIN, "**In short** (counted from the verdicts in the table below):", "",
+             *[f"- {line}" for line in summary(verdicts)]]
+    prof = profiles(headline)
+    if prof.shown:
+        ranked = sorted(prof.profiles, key=lambda p: -p.area)
+        lines += ["", f"**Which method to use** (performance profiles of the median time to target over the "
+                      f"{_count(prof.cells, 'cell')} some trainer solved; score 1: the fastest in every cell, 0: never "
+                      f"within {R_MAX:g}x the fastest): " +
+                  ", ".join(f"{p.trainer} {p.area:.2f} (fastest in {p.best})" for p in ranked) + "."]
+    return "\n".join(lines + ["", verdict_table(verdicts), README_END])
 
 
 def update_readme(path: Path, block: str) -> None:
@@ -165,7 +176,7 @@ def build(all_records: list[Record], out_dir: Path, warnings: list[str], command
     low = low_data_figure(studied, verdicts, fig_dir)
     bd = board(verdicts)
     b.append(("board", bd))
-    b.append(("columns", [[("box", "In five lines", summary(verdicts)), ("box", "Setup", setup(all_records, command))],
+    b.append(("columns", [[("box", "In short", summary(verdicts)), ("box", "Setup", setup(all_records, command))],
                           [overview["C1"]] if overview["C1"] else []]))
     b.append(("box", "The claims", [f"**{k}** {CLAIMS[k].text}" for k in bd.columns]))
     if not records and low:
