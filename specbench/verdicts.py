@@ -37,7 +37,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -100,18 +100,20 @@ CLAIMS = {
 @dataclass(frozen=True)
 class Ratio:
     """spectral's advantage over one baseline (or rival): the median of per-seed ratios baseline / spectral (> 1
-    favours spectral), their min and max and how many seeds; lower=True means the median is a lower bound "> value"."""
+    favours spectral), their min and max and how many seeds; lower=True means the median is a lower bound "> value",
+    upper=True an upper bound "< value"."""
 
     value: float
     lower: bool = False
     low: float = math.nan
     high: float = math.nan
     n: int = 0
+    upper: bool = False
 
     def __str__(self):
         if math.isnan(self.value):
             return "n/a"
-        text = f"{'> ' if self.lower else ''}{fmt(self.value)}x"
+        text = f"{'> ' if self.lower else '< ' if self.upper else ''}{fmt(self.value)}x"
         if self.n > 1:
             text += f" ({fmt(self.low)} to {fmt(self.high)}, n={self.n})"
         elif self.n == 1:
@@ -182,13 +184,21 @@ def by_cell(records: list[Record]) -> dict[tuple[str, str], list[Record]]:
     return dict(out)
 
 
+class SeedRatio(NamedTuple):
+    """One seed's ratio value(baseline run) / value(spectral run), and whether it bounds the true one."""
+
+    value: float
+    lower: bool = False  # the true ratio is at least `value`: the baseline has no value, its bound stands for it
+    upper: bool = False  # at most `value`: spectral has none, its bound stands for it
+
+
 def seed_ratios(spec: list[Record], base: list[Record], value: Callable[[Record], float | None],
-                bound: Callable[[Record], float | None] | None = None) -> list[tuple[float, bool]]:
-    """The per-seed ratios value(baseline run) / value(spectral run) for the same seed, as (ratio, is a lower
-    bound) pairs in spectral's seed order. Where the baseline has no value, `bound(baseline run)` (if given) makes
-    that seed's ratio a lower bound. Where spectral has none but the baseline has, `bound(spectral run)` (if given)
-    makes it value(baseline) / bound(spectral), which is at least the true ratio (a time: a seed on which the
-    baseline arrived and spectral did not counts against spectral, by as little as it can); where neither has one,
+                bound: Callable[[Record], float | None] | None = None) -> list[SeedRatio]:
+    """The per-seed ratios value(baseline run) / value(spectral run) for the same seed, in spectral's seed order.
+    Where the baseline has no value, `bound(baseline run)` (if given) makes that seed's ratio a lower bound. Where
+    spectral has none but the baseline has, `bound(spectral run)` (if given) makes it value(baseline) /
+    bound(spectral), an upper bound (a time: a seed on which the baseline arrived and spectral did not counts
+    against spectral, by as little as it can); where neither has one,
     or spectral has none and there is no bound, the seed gives no ratio. An infinite value (a model that blows up
     on the test states) gives a ratio of inf or 0, and none where both are infinite. What a verdict's median and
     the overview figures' dots are both made of."""
@@ -201,27 +211,29 @@ def seed_ratios(spec: list[Record], base: list[Record], value: Callable[[Record]
         vs, vb = value(s), value(b)
         if vs is None:
             if vb is not None and bound is not None and (over := bound(s)):
-                pairs.append((vb / over, False))
+                pairs.append(SeedRatio(vb / over, upper=True))
             continue
         if not vs > 0:
             continue
         if vb is not None:
             if not (math.isinf(vb) and math.isinf(vs)):
-                pairs.append((vb / vs, False))
-        elif bound is not None and bound(b) is not None:
-            pairs.append((bound(b) / vs, True))
+                pairs.append(SeedRatio(vb / vs))
+        elif bound is not None and (under := bound(b)) is not None:
+            pairs.append(SeedRatio(under / vs, lower=True))
     return pairs
 
 
-def summarise(pairs: list[tuple[float, bool]]) -> Ratio:
-    """The median of per-seed (ratio, is a lower bound) pairs, their min to max and count: a lower bound when
-    some per-seed bound is at or below the median (raising that bound could raise the median)."""
+def summarise(pairs: list[SeedRatio]) -> Ratio:
+    """The median of per-seed ratios, their min to max and count: a lower bound when some per-seed lower bound is
+    at or below the median (raising it could raise the median), else an upper bound when some per-seed upper bound
+    is at or above it."""
     if not pairs:
         return Ratio(math.nan)
-    values = [v for v, _ in pairs]
+    values = [p.value for p in pairs]
     m = float(np.median(values))
-    lower = any(is_bound and v <= m for v, is_bound in pairs)
-    return Ratio(m, lower, min(values), max(values), len(values))
+    lower = any(p.lower and p.value <= m for p in pairs)
+    upper = not lower and any(p.upper and p.value >= m for p in pairs)
+    return Ratio(m, lower, min(values), max(values), len(values), upper)
 
 
 def paired(spec: list[Record], base: list[Record], value: Callable[[Record], float | None],
@@ -257,7 +269,7 @@ SPEEDS = {"C1": Speed(measures.time_to_target, "time to target", "reaches the ta
 
 
 def speed_ratios(spec: list[Record], base: list[Record], time: TimeOf = measures.time_to_target
-                 ) -> list[tuple[float, bool]]:
+                 ) -> list[SeedRatio]:
     """C1's per-seed ratios of `time` (default the time to target, the first crossing; C1 kept: the sustained time),
     the training seconds of the run that missed a seed bounding it (seed_ratios)."""
     return seed_ratios(spec, base, time, bound=_time_bound)
@@ -354,6 +366,8 @@ def _speed_findings(spec: list[Record], bases: dict[str, list[Record]], threshol
             fails.append(f"{r} against {b}")
         elif r.value < threshold:
             bounds[f"{r} against {b}"] = median_budget(runs)
+        elif r.upper:  # an upper bound at or over the threshold (spectral's seeds bounded by longer budgets)
+            why_open.append(f"{r} against {b} is an upper bound (spectral has not {speed.reached} on some seed)")
     if neither:
         names = neither[0] if len(neither) == 1 else f"any of {', '.join(neither)}"
         why_open += [f"neither spectral nor {names} {speed.reaches}",
@@ -518,8 +532,8 @@ def claims(records: list[Record]) -> list[Verdict]:
     return out
 
 
-def seed_ratios_by_cell(records: list[Record], claim: str) -> dict[tuple[str, str], dict[str, list[tuple[float, bool]]]]:
-    """(system, regime) -> baseline -> the per-seed (ratio, is a lower bound) pairs of a headline claim: the
+def seed_ratios_by_cell(records: list[Record], claim: str) -> dict[tuple[str, str], dict[str, list[SeedRatio]]]:
+    """(system, regime) -> baseline -> the per-seed ratios of a headline claim: the
     numbers behind its verdicts, for the overview figures. A cell without spectral runs is left out; one where the
     claim's verdict is "no useful model" has no pairs."""
     useless = useless_cells(records) if claim in NEED_A_USEFUL_MODEL else {}

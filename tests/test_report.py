@@ -7,7 +7,8 @@ import pytest
 from specbench import measures
 from specbench.report.document import markdown_tables_only, render_html, render_markdown, write_report
 from specbench.report.board import board, summary
-from specbench.verdicts import MARK, Ratio, claims, median, seed_ratios_by_cell, speedup, summarise, versus
+from specbench.verdicts import (MARK, Ratio, SeedRatio, claims, median, seed_ratios_by_cell, speedup, summarise,
+                                versus)
 from tests.records import replace, save
 from tests.conftest import run_cli
 from tests.records import make_record, seeds, sweep
@@ -296,8 +297,8 @@ def test_overview_dots_are_the_numbers_the_verdict_takes_the_median_of():
     records = sweep(spec=(1.0, 1.2, 0.8), baselines={"backprop-rk4": (20.0, None, 30.0),
                                                     "backprop-dopri5": (2.0, 3.0, 4.0), "adjoint-dopri5": (30, 30, 30)})
     dots = seed_ratios_by_cell(records, "C1")[("oscillator", "dense")]
-    assert dots["backprop-rk4"] == [(pytest.approx(20.0), False), (pytest.approx(10 / 1.2), True),
-                                    (pytest.approx(37.5), False)]
+    assert dots["backprop-rk4"] == [SeedRatio(pytest.approx(20.0)), SeedRatio(pytest.approx(10 / 1.2), lower=True),
+                                    SeedRatio(pytest.approx(37.5))]
     [v] = [v for v in claims(records) if v.claim == "C1"]
     for claim in ("C1", "C2", "C3"):
         [v] = [v for v in claims(records) if v.claim == claim]
@@ -518,27 +519,43 @@ def test_a_run_that_diverged_after_its_best_checkpoint_is_judged_on_that_model()
     records = [later.get((r.trainer, r.seed), r) for r in records]
     assert measures.judged(later[("backprop-rk4", 0)]) and measures.time_to_target(later[("backprop-rk4", 0)]) == 2.0
     dots = seed_ratios_by_cell(records, "C1")[("oscillator", "dense")]["backprop-rk4"]
-    assert dots[0] == (2.0, False)  # 2 s / spectral's 1 s, measured
-    assert seed_ratios_by_cell(records, "C2")[("oscillator", "dense")]["backprop-rk4"][0] == (4.0, False)
+    assert dots[0] == SeedRatio(2.0)  # 2 s / spectral's 1 s, measured
+    assert seed_ratios_by_cell(records, "C2")[("oscillator", "dense")]["backprop-rk4"][0] == SeedRatio(4.0)
     early = make_record(trainer="backprop-rk4", seed=0, ttt=None, status="diverged")
     assert not measures.judged(early) and measures.time_to_target(early) is None and measures.test_mse(early) is None
 
 
 def test_a_seed_where_the_baseline_arrives_and_spectral_does_not_counts_against_spectral():
     """Spectral misses the target on seed 2, where every baseline arrives at 8 s of its 10: that seed's ratio is
-    8 s over spectral's 10 training seconds, 0.8 (at least the true one), not a dropped seed; the reason says so.
-    With the same miss on seed 1 too, the median falls under 10x and C1 fails."""
+    8 s over spectral's 10 training seconds, 0.8 (an upper bound: at least the true one), not a dropped seed; the
+    reason says so. With the same miss on seed 1 too, the median falls under 10x on an upper bound: C1 fails, and
+    the ratio says "< 0.8x"."""
     arrive = {b: (20.0, 25.0, 8.0) for b in BASES}
     one = sweep(spec=(1.0, 1.2, None), baselines=arrive)
     assert seed_ratios_by_cell(one, "C1")[("oscillator", "dense")]["backprop-rk4"] == [
-        (20.0, False), (25.0 / 1.2, False), (0.8, False)]
+        SeedRatio(20.0), SeedRatio(25.0 / 1.2), SeedRatio(0.8, upper=True)]
     c1 = verdict(one, "C1")
-    assert c1.verdict == "holds" and c1.ratios["backprop-rk4"].value == 20.0
+    assert c1.verdict == "holds" and c1.ratios["backprop-rk4"] == Ratio(20.0, False, 0.8, 25.0 / 1.2, 3)
     assert c1.why.endswith("; spectral has not reached the target on seed 2 of 3: a baseline that has counts there "
                            "as its time over spectral's training seconds")
     two = sweep(spec=(1.0, None, None), baselines={b: (20.0, 8.0, 8.0) for b in BASES})
-    assert verdict(two, "C1").verdict == "fails" and verdict(two, "C1").ratios["backprop-rk4"].value == 0.8
+    c1 = verdict(two, "C1")
+    assert c1.verdict == "fails" and str(c1.ratios["backprop-rk4"]) == "< 0.8x (0.8 to 20, n=3)"
 
+
+def test_a_median_that_is_an_upper_bound_over_the_threshold_decides_nothing():
+    """Seeds 3 and 4: spectral stopped at 0.5 s without reaching the target, where the baseline arrived at 8 s:
+    each counts as 16x, at most. With them the median over five seeds (5, 5, 16, 16, 50) is 16x, over 10x but an
+    upper bound (the true median may be 5x): C1 is inconclusive, and the reason says why."""
+    short = {3, 4}
+    records = [replace(r, train_seconds=0.5) if r.trainer == "spectral" and r.seed in short else r
+               for r in sweep(spec=(1.0, 1.0, 1.0, None, None), baselines={b: (50.0, 5.0, 5.0, 8.0, 8.0)
+                                                                            for b in BASES})]
+    assert seed_ratios_by_cell(records, "C1")[("oscillator", "dense")]["backprop-rk4"][3] == SeedRatio(16.0, upper=True)
+    c1 = verdict(records, "C1")
+    assert c1.verdict == "inconclusive" and str(c1.ratios["backprop-rk4"]) == "< 16x (5 to 50, n=5)"
+    assert "< 16x (5 to 50, n=5) against backprop-rk4 is an upper bound (spectral has not reached the target on " \
+           "some seed)" in c1.why
 
 def test_a_model_that_blows_up_on_the_test_states_is_infinitely_bad_in_c2():
     """A model whose test rollout failed has no test MSE in its record: C2 counts it as +inf, not as a missing
@@ -546,8 +563,8 @@ def test_a_model_that_blows_up_on_the_test_states_is_infinitely_bad_in_c2():
     blown = {("spectral", 0), ("backprop-rk4", 1), ("spectral", 2), ("backprop-rk4", 2)}
     records = [replace(r, test_mse=None, test_nmse=None) if (r.trainer, r.seed) in blown else r for r in sweep()]
     assert measures.test_mse(records[0]) == math.inf
-    assert seed_ratios_by_cell(records, "C2")[("oscillator", "dense")]["backprop-rk4"] == [(0.0, False),
-                                                                                          (math.inf, False)]
+    assert seed_ratios_by_cell(records, "C2")[("oscillator", "dense")]["backprop-rk4"] == [SeedRatio(0.0),
+                                                                                          SeedRatio(math.inf)]
 
 
 def test_the_report_names_the_cells_without_a_useful_model(tmp_path):

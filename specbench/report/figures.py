@@ -105,17 +105,20 @@ def _unique_legend(axes) -> tuple[list, list]:
 
 # ---- overview: per-seed paired ratios --------------------------------------------------------------------------
 
-def seed_ratios(rows: list[tuple[str, str, dict[str, list[tuple[float, bool]]]]], threshold: float, xlabel: str,
-                title: str, path: Path, bound_label: str | None = None) -> Path:
-    """A dot plot of spectral's advantage (log scale): a line per (cell, baseline), one dot per seed, an arrow
-    where the seed's ratio is a lower bound, the median as a black bar; the claim's threshold and parity (1x)
-    drawn, the cell's verdict written on the right. rows: (cell label, verdict, {baseline: [(ratio, is a lower
-    bound)]}), top to bottom; the pairs are the ones the verdict's median is taken over (verdicts.seed_ratios)."""
+def seed_ratios(rows: list[tuple[str, str, dict[str, list]]], threshold: float, xlabel: str, title: str, path: Path,
+                bound_label: str | None = None, upper_label: str | None = None) -> Path:
+    """A dot plot of spectral's advantage (log scale): a line per (cell, baseline), one dot per seed, an arrow to
+    the right where the seed's ratio is a lower bound (`bound_label` in the legend) and to the left where it is an
+    upper bound (`upper_label`, where there is one), the median as a black bar; the claim's threshold and parity
+    (1x) drawn, the cell's verdict written on the right. rows: (cell label, verdict, {baseline: [SeedRatio]}), top
+    to bottom; the ratios are the ones the verdict's median is taken over (verdicts.seed_ratios)."""
     bases = list(dict.fromkeys(b for _, _, per in rows for b in per))
     k = max(1, len(bases))
     step = 0.8 / k
     fig, ax = plt.subplots(figsize=(7.2, 1.15 + 0.28 * len(rows) * max(1, k / 3)), layout="constrained")
-    values = [v for _, _, per in rows for pairs in per.values() for v, _ in pairs if v > 0 and math.isfinite(v)]
+    values = [p.value for _, _, per in rows for pairs in per.values() for p in pairs
+              if p.value > 0 and math.isfinite(p.value)]
+    uppers_drawn = False
     lo = min([*values, 1.0, threshold]) / 2.5
     hi = max([*values, 1.0, threshold]) * 4
     ax.axvspan(threshold, hi, color=VERDICT_COLOUR["holds"], alpha=0.07, lw=0)
@@ -127,18 +130,19 @@ def seed_ratios(rows: list[tuple[str, str, dict[str, list[tuple[float, bool]]]]]
             ax.text(lo * 1.15, i, "no per-seed ratio (see the verdict's reason)", va="center", fontsize=8,
                     color="#868e96")
         for j, b in enumerate(bases):
-            pairs = [(v, lower) for v, lower in per.get(b, []) if v > 0 and math.isfinite(v)]
+            pairs = [p for p in per.get(b, []) if p.value > 0 and math.isfinite(p.value)]
             if not pairs:
                 continue
             y, c = i + (j - (k - 1) / 2) * step, colour(b)
-            exact = [v for v, lower in pairs if not lower]
-            bounds = [v for v, lower in pairs if lower]
+            exact = [p.value for p in pairs if not (p.lower or p.upper)]
             ax.plot(exact, [y] * len(exact), "o", color=c, ms=5.5, alpha=0.85, mec="white", mew=0.5)
-            for v in bounds:
-                ax.annotate("", xy=(v * 2.2, y), xytext=(v, y),
-                            arrowprops={"arrowstyle": "-|>", "color": c, "lw": 1.4, "mutation_scale": 9})
-                ax.plot(v, y, "|", color=c, ms=7, mew=1.6)
-            ax.plot(float(np.median([v for v, _ in pairs])), y, "|", color="black", ms=13, mew=2.4)
+            for p in pairs:
+                if p.lower or p.upper:  # the true ratio lies on the arrow's side
+                    ax.annotate("", xy=(p.value * (2.2 if p.lower else 1 / 2.2), y), xytext=(p.value, y),
+                                arrowprops={"arrowstyle": "-|>", "color": c, "lw": 1.4, "mutation_scale": 9})
+                    ax.plot(p.value, y, "|", color=c, ms=7, mew=1.6)
+                    uppers_drawn |= p.upper
+            ax.plot(float(np.median([p.value for p in pairs])), y, "|", color="black", ms=13, mew=2.4)
         ax.text(1.01, i, f"{MARK[verdict]} {verdict}", transform=ax.get_yaxis_transform(), va="center",
                 fontsize=9, color=VERDICT_COLOUR[verdict], fontweight="bold")
     ax.set_xscale("log")
@@ -155,6 +159,8 @@ def seed_ratios(rows: list[tuple[str, str, dict[str, list[tuple[float, bool]]]]]
     handles += [Line2D([], [], ls="", marker="|", color="black", ms=11, mew=2.2, label="median over seeds")]
     if bound_label:
         handles.append(Line2D([], [], ls="", marker=r"$\rightarrow$", color="#495057", ms=14, label=bound_label))
+    if upper_label and uppers_drawn:
+        handles.append(Line2D([], [], ls="", marker=r"$\leftarrow$", color="#495057", ms=14, label=upper_label))
     handles += [Line2D([], [], color=VERDICT_COLOUR["holds"], ls="--" if threshold != 1 else "-",
                        label=f"claim: {threshold:g}x" if threshold != 1 else "claim: 1x (parity)")]
     fig.legend(handles=handles, loc="outside upper center", ncol=3, fontsize=8.5, handlelength=1.6,
