@@ -18,8 +18,8 @@ $(VENV)/.installed: pyproject.toml
 run: setup
 	$(BIN)/specbench run --preset quick --workers 2 --threads 1 --out $(OUT)
 
-test: setup  # the slowest tests are listed at the end, to keep CI's time in sight
-	$(BIN)/python -m pytest -q --durations=15
+test: setup  # on every core (pytest-xdist); the slowest tests are listed at the end, to keep CI's time in sight
+	$(BIN)/python -m pytest -q -n auto --durations=15
 
 # The exact work gate (README, "Work measures"): iteration-budgeted runs of every system x trainer, compared with
 # the committed reference; about a minute of CPU. After an intended change, `make work-reference` and commit it.

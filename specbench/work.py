@@ -5,8 +5,9 @@ For each system x trainer, one run on a fixed seed (dense regime, the job factor
 deterministic algorithms) of `cap` iterations, with the common metric evaluated every `every` iterations:
 - `nfe_per_iteration`: network evaluations per iteration over the first `iterations` (N) iterations;
 - `metric_after_n`: the common metric after N iterations (float32 training: compared with `METRIC_RTOL`);
-- `iterations_to_target`: the sustained iterations to 3x the system's target (`specbench.records.sustained`
-  on the iteration-indexed curve) within the cap; None when not reached;
+- `iterations_to_target`: the iterations to the first evaluation at or below 3x the system's target
+  (`specbench.records.first_crossing` on the iteration-indexed curve: the protocol's rule) within the cap, kept
+  by a run that diverges later; None when not reached;
 - `held_bytes`: bytes of the tensors the trainer holds after N iterations (parameters, gradients, optimizer
   state, its own operators and data), each storage counted once: what the trainer keeps, as torch sees it.
 
@@ -29,7 +30,7 @@ from specbench.evaluate import train_metric
 from specbench.job import make_job
 from specbench.machine import environment
 from specbench.protocol import build
-from specbench.records import TARGET_FACTORS, sustained
+from specbench.records import TARGET_FACTORS, first_crossing
 from specbench.workfile import COMMAND, METRIC_RTOL, SCHEMA, Settings
 
 
@@ -87,7 +88,7 @@ def work(system: str, trainer: str, settings: Settings = Settings()) -> dict:
     with pinned():
         job = make_job(system, trainer, settings.regime, settings.seed, budget_s=0.0, threads=1)
         tr, data = build_trainer(job)
-        curve, at_n, diverged = [], {}, False
+        curve, at_n = [], {}
         for it in range(settings.cap + 1):
             if it % settings.every == 0 or it in (settings.iterations, settings.cap):
                 curve.append([it, it, train_metric(tr.model, data)])  # rolls out a copy: the trainer's nfe stays
@@ -99,9 +100,8 @@ def work(system: str, trainer: str, settings: Settings = Settings()) -> dict:
             try:
                 tr.step()
             except Diverged:
-                diverged = True  # no model at the cap: nothing reached; what N did not see stays None
-                break
-    reached = None if diverged else sustained(curve, job.target * TARGET_FACTORS[0])
+                break  # what N did not see stays None; a crossing before the divergence stands, as in a sweep
+    reached = first_crossing(curve, job.target * TARGET_FACTORS[0])
     metric = at_n.get("metric_after_n")
     return {"nfe_per_iteration": at_n.get("nfe_per_iteration"),
             "metric_after_n": metric if metric is not None and np.isfinite(metric) else None,

@@ -1,12 +1,16 @@
 import math
+from pathlib import Path
 
 import pytest
 
 import specbench.tune as tune_module
-from specbench.presets import read_toml
+from specbench.presets import budget_for, load_preset, read_toml, tuned_settings
 from specbench.plugins import TRAINERS, get_trainer
+from specbench.records import load
 from specbench.tune import POINTS, Cell, design, past_edges, score, settings_of, tune, write_tuned
 from tests.records import make_record, replace
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def record(best: float | None, ttt: float | None, target: float = 1e-2):
@@ -148,3 +152,28 @@ def test_tuned_settings_file_round_trips(tmp_path, values):
     path = tmp_path / "tuned.toml"
     write_tuned(settings, path)
     assert read_toml(path) == settings
+
+
+def test_the_reference_runs_on_settings_tuned_for_each_of_its_cells_with_the_evidence_committed():
+    """Every system x regime x trainer of the paper preset (the reference) has its own entry in the package's
+    tuned settings, chosen by successive halving at that cell's budget on three tuning seeds, and the winner's
+    three runs at that budget are committed under results/tuning/reference."""
+    root = ROOT / "results" / "tuning" / "reference"
+    preset = load_preset("paper")
+    tuned = tuned_settings(preset)
+    for system in preset.systems:
+        for regime in preset.regimes:
+            budget = budget_for(preset, system, regime)
+            for trainer in preset.trainers:
+                entry = tuned.get(system, {}).get(regime, {}).get(trainer)
+                where = f"{system} / {regime} / {trainer}"
+                assert entry, f"no tuned entry for {where}"
+                how = (entry["tuned_budget_s"], entry["tuned_seeds"], entry["tuned_by"])
+                assert how == (budget, 3, tune_module.HOW), where
+                settings = {k: v for k, v in entry.items() if not k.startswith("tuned_")}
+                assert set(settings) <= set(get_trainer(trainer).defaults), where
+                tag = "_".join(f"{k}={v}" for k, v in settings.items())
+                point = root / system / regime / trainer / f"{tag}@{budget:.4g}s"
+                runs = [load(p) for p in (point / "runs").glob("*.json")]
+                assert sorted(r.seed for r in runs) == [100, 101, 102], where
+                assert all(r.config["budget_s"] == budget for r in runs), where
