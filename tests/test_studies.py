@@ -51,7 +51,8 @@ def test_a_study_job_records_its_study_and_measurements():
                    if j.trainer == "backprop-rk4" and "whole" in j.study.series and j.data["n_times"] == 201)
     record = run_job(replace(horizon, budget_s=0.3))
     assert record.config["data"]["n_times"] == 201 and record.config["data"]["t_span"] == pytest.approx(10.0)
-    assert record.nfe_per_iteration == 4 * 200  # rk4: four stages per observation interval
+    steps = record.config["steps_per_obs"]  # tuned: the reference's lotka-volterra/dense rk4 takes 2
+    assert record.nfe_per_iteration == 4 * steps * 200  # rk4: four stages per step, `steps` per observation interval
     assert record.step_seconds > 0 and record.setup_memory_bytes is not None
 
 
