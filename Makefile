@@ -22,7 +22,7 @@ test: setup  # on every core (pytest-xdist); the slowest tests are listed at the
 	$(BIN)/python -m pytest -q -n auto --durations=15
 
 # The exact work gate (README, "Work measures"): iteration-budgeted runs of every system x trainer, compared with
-# the committed reference; about a minute of CPU. After an intended change, `make work-reference` and commit it.
+# the committed reference; about 5 minutes of CPU. After an intended change, `make work-reference` and commit it.
 WORK_REFERENCE := results/work/reference.json
 ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 
