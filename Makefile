@@ -27,10 +27,10 @@ WORK_REFERENCE := results/work/reference.json
 ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 
 work-check: setup
-	$(ONE_THREAD) $(BIN)/specbench work --check $(WORK_REFERENCE)
+	$(ONE_THREAD) $(BIN)/specbench work --check $(WORK_REFERENCE) --workers 2
 
 work-reference: setup
-	$(ONE_THREAD) $(BIN)/specbench work --out $(WORK_REFERENCE)
+	$(ONE_THREAD) $(BIN)/specbench work --out $(WORK_REFERENCE) --workers 2
 
 # asv's checks and a quick run of a corner of the suite against the working tree (CI runs this after the tests).
 asv-smoke: setup

@@ -148,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--out", type=_path, help="write the work values here (e.g. results/work/reference.json)")
     w.add_argument("--check", type=Path, metavar="REFERENCE",
                    help="rerun with REFERENCE's settings; exit 1 naming system, trainer and measure on a mismatch")
+    w.add_argument("--workers", type=_positive(int, "--workers"), default=1,
+                   help="processes sharing the pairs (one thread each; the values do not depend on it)")
 
     st = sub.add_parser("study", help="run a scaling study (horizon, state-size, order, regimes) and report it",
                         parents=[plugin])
@@ -323,7 +325,7 @@ def cmd_work(args) -> int:
         if lacking:
             print(f"specbench: note: not in {args.check}: {', '.join(lacking)}", file=sys.stderr)
     settings = workfile.settings_of(reference) if reference else workfile.Settings()
-    table = work_table(pairs, settings, log=lambda line: print(line, file=sys.stderr))
+    table = work_table(pairs, settings, log=lambda line: print(line, file=sys.stderr), workers=args.workers)
     if args.out:
         try:
             write_json_atomic(args.out, table)

@@ -5,13 +5,13 @@ that starts fine and widens, with the clock paused; its cost goes to `eval_secon
 crossing: the training time at the first evaluation at or below the target. At each evaluation the protocol keeps
 the best model so far by the metric (the best checkpoint, a copy of the weights, untimed like the evaluation), and
 the test errors are that model's: the practitioner's rule (early stopping), so one model is judged once, for C1
-and C2, and a run that diverges later keeps both. The sustained time (the metric stays at or below the target from there to the end of the budget) is
-recorded beside it as the measure of stability. Before every step the trainer is told how much of the budget is
-spent (`Trainer.anneal`), for its learning-rate schedule.
+and C2, and a run that diverges later keeps both. The sustained time (the metric stays at or below the target from
+there to the end of the budget) is recorded beside it as the measure of stability. Before every step the trainer is
+told how much of the budget is spent (`Trainer.anneal`), for its learning-rate schedule.
 Peak memory (specbench.machine) is the growth over the process's state after setup (peak RSS on CPU, the
-allocator's peak on CUDA), so `run_job` is meant to run in a fresh process (see `specbench.executors`); what the trainer's setup itself keeps is
-`setup_memory_bytes`. Both are measured after a warm-up of the run's own trainer (one step, then dropped), so
-that one-off allocations of its code path do not enter them.
+allocator's peak on CUDA), so `run_job` is meant to run in a fresh process (see `specbench.executors`); what the
+trainer's setup itself keeps is `setup_memory_bytes`. Both are measured after a warm-up of the run's own trainer
+(one step, then dropped), so that one-off allocations of its code path do not enter them.
 """
 from __future__ import annotations
 

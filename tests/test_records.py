@@ -26,7 +26,8 @@ def schema_1(tmp_path, **changes) -> Path:
     raw = make_record(as_dict=True)
     for key in ("sustained_s", "sustained_times", "best_checkpoint"):
         del raw[key]
-    raw.update(schema=1, curve=CURVE, time_to_target_s=3.0, times_to_targets={"0.03": 1.0, "0.01": 3.0, "0.00333": None},
+    raw.update(schema=1, curve=CURVE, time_to_target_s=3.0,
+               times_to_targets={"0.03": 1.0, "0.01": 3.0, "0.00333": None},
                first_crossing_s=1.0, first_crossings={"0.03": 1.0, "0.01": 1.0, "0.00333": None}, **changes)
     path = tmp_path / "runs" / "r.json"
     save(path, raw)

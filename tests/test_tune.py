@@ -99,10 +99,11 @@ def tune_on(monkeypatch, tmp_path, time_of) -> tuple[dict, list]:
 def test_successive_halving_runs_every_point_short_the_best_third_longer_and_the_winner_on_the_full_budget(
         monkeypatch, tmp_path):
     """Times to target (all within B/9) rise with the learning rate's distance from 1e-2 and with K's from 40: 12
-    points at B/9,
-    the best 4 at B/3, then the winner (lr 1e-2, K 40, inside both edges: no extension) on three seeds at B."""
+    points at B/9, the best 4 at B/3, then the winner (lr 1e-2, K 40, inside both edges: no extension) on three
+    seeds at B."""
     def time_of(cfg, seed):
-        return 0.1 + 0.3 * abs(math.log10(cfg["lr"] / 1e-2)) + 0.05 * abs(math.log2(cfg["K"] / 40)) + 0.01 * (seed - 100)
+        return (0.1 + 0.3 * abs(math.log10(cfg["lr"] / 1e-2)) + 0.05 * abs(math.log2(cfg["K"] / 40))
+                + 0.01 * (seed - 100))
 
     entry, runs = tune_on(monkeypatch, tmp_path, time_of)
     budgets = [b for _, b, _ in runs]

@@ -9,7 +9,7 @@ from specbench.cli import main
 from specbench.workfile import compare as compare_work
 from specbench.plugins import SYSTEMS
 from specbench.plugins import TRAINERS
-from specbench.work import held_bytes, work
+from specbench.work import held_bytes, work, work_table
 from specbench.workfile import REFERENCE, Settings
 
 SMALL = Settings(iterations=4, cap=6, every=2)
@@ -34,6 +34,12 @@ def test_work_values_repeat_bit_for_bit():
     first = work("oscillator", "backprop-dopri5", SMALL)
     assert first == work("oscillator", "backprop-dopri5", SMALL)
     assert first["nfe_per_iteration"] > 6 and first["held_bytes"] > 0  # an adaptive solve: many evaluations
+
+
+def test_work_values_do_not_depend_on_the_number_of_processes():
+    pairs = [("oscillator", "spectral"), ("oscillator", "backprop-rk4"), ("lorenz", "adjoint-dopri5")]
+    one, shared = work_table(pairs, SMALL)["values"], work_table(pairs, SMALL, workers=2)["values"]
+    assert one == shared and list(shared) == ["oscillator", "lorenz"]  # equal, and in the pairs' order
 
 
 def test_work_gate_passes_unchanged_and_names_a_trainer_that_needs_more_iterations(tmp_path, monkeypatch, capsys):

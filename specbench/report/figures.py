@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from specbench.io import write_bytes_atomic  # noqa: E402
@@ -108,9 +109,9 @@ def _unique_legend(axes) -> tuple[list, list]:
 def seed_ratios(rows: list[tuple[str, str, dict[str, list]]], threshold: float, xlabel: str, title: str, path: Path,
                 bound_label: str | None = None, upper_label: str | None = None) -> Path:
     """A dot plot of spectral's advantage (log scale): a line per (cell, baseline), one dot per seed, an arrow to
-    the right where the seed's ratio is a lower bound (`bound_label` in the legend) and to the left where it is an
-    upper bound (`upper_label`, where there is one), the median as a black bar; the claim's threshold and parity
-    (1x) drawn, the cell's verdict written on the right. rows: (cell label, verdict, {baseline: [SeedRatio]}), top
+    the right where the seed's ratio is a lower bound (`bound_label` in the legend, where one is drawn) and to the
+    left where it is an upper bound (`upper_label`, likewise), the median as a black bar; the claim's threshold and
+    parity (1x) drawn, the cell's verdict written on the right. rows: (cell label, verdict, {baseline: [SeedRatio]}), top
     to bottom; the ratios are the ones the verdict's median is taken over (verdicts.seed_ratios)."""
     bases = list(dict.fromkeys(b for _, _, per in rows for b in per))
     k = max(1, len(bases))
@@ -118,7 +119,7 @@ def seed_ratios(rows: list[tuple[str, str, dict[str, list]]], threshold: float, 
     fig, ax = plt.subplots(figsize=(7.2, 1.15 + 0.28 * len(rows) * max(1, k / 3)), layout="constrained")
     values = [p.value for _, _, per in rows for pairs in per.values() for p in pairs
               if p.value > 0 and math.isfinite(p.value)]
-    uppers_drawn = False
+    drawn = {"lower": False, "upper": False}  # which bounds the legend explains: only those drawn
     lo = min([*values, 1.0, threshold]) / 2.5
     hi = max([*values, 1.0, threshold]) * 4
     ax.axvspan(threshold, hi, color=VERDICT_COLOUR["holds"], alpha=0.07, lw=0)
@@ -141,7 +142,7 @@ def seed_ratios(rows: list[tuple[str, str, dict[str, list]]], threshold: float, 
                     ax.annotate("", xy=(p.value * (2.2 if p.lower else 1 / 2.2), y), xytext=(p.value, y),
                                 arrowprops={"arrowstyle": "-|>", "color": c, "lw": 1.4, "mutation_scale": 9})
                     ax.plot(p.value, y, "|", color=c, ms=7, mew=1.6)
-                    uppers_drawn |= p.upper
+                    drawn["lower" if p.lower else "upper"] = True
             ax.plot(float(np.median([p.value for p in pairs])), y, "|", color="black", ms=13, mew=2.4)
         ax.text(1.01, i, f"{MARK[verdict]} {verdict}", transform=ax.get_yaxis_transform(), va="center",
                 fontsize=9, color=VERDICT_COLOUR[verdict], fontweight="bold")
@@ -154,12 +155,11 @@ def seed_ratios(rows: list[tuple[str, str, dict[str, list]]], threshold: float, 
         ax.axhline(i - 0.5, color="#dee2e6", lw=0.8)
     ax.set_xlabel(xlabel)
     ax.set_title(title, loc="left", fontsize=11, fontweight="bold")
-    from matplotlib.lines import Line2D
     handles = [Line2D([], [], ls="", marker="o", color=colour(b), label=b) for b in bases]
     handles += [Line2D([], [], ls="", marker="|", color="black", ms=11, mew=2.2, label="median over seeds")]
-    if bound_label:
+    if bound_label and drawn["lower"]:
         handles.append(Line2D([], [], ls="", marker=r"$\rightarrow$", color="#495057", ms=14, label=bound_label))
-    if upper_label and uppers_drawn:
+    if upper_label and drawn["upper"]:
         handles.append(Line2D([], [], ls="", marker=r"$\leftarrow$", color="#495057", ms=14, label=upper_label))
     handles += [Line2D([], [], color=VERDICT_COLOUR["holds"], ls="--" if threshold != 1 else "-",
                        label=f"claim: {threshold:g}x" if threshold != 1 else "claim: 1x (parity)")]

@@ -291,7 +291,8 @@ def horizon_blocks(records, verdicts, fig_dir: Path) -> list[tuple]:
                "against log n (value ~ n^exponent). Memory is what the trainer built in setup plus its peak growth "
                "in training (RSS on CPU, after a warm-up, evaluations excluded, each baseline taken on a trimmed "
                "heap). RSS moves in pages and the training peak includes what the allocator keeps between "
-               "allocations, so values under about 2 MiB are mostly that residue and their exponents say little."), *_verdicts_box(verdicts)]
+               "allocations, so values under about 2 MiB are mostly that residue and their exponents say little."),
+          *_verdicts_box(verdicts)]
     b += _quantities(ok, {"memory (MiB)": memory, "of which the training peak (MiB)": training_peak,
                           "time per iteration (ms)": step_ms, "network evaluations per iteration": nfe},
                      "the number of observation times n", "observation times per trajectory n",

@@ -15,7 +15,8 @@ class CubicOscillator(System):
     dim: int = 2
     t_span: float = 10.0
     test_horizon: float = 10.0
-    regimes: dict = regimes(401, 81)  # dt = 0.025 as in torchdiffeq's demo: near amplitude 2 an orbit turns in ~0.5 time units
+    # dt = 0.025 as in torchdiffeq's demo: near amplitude 2 an orbit turns in ~0.5 time units
+    regimes: dict = regimes(401, 81)
 
     @property
     def params(self):
