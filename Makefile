@@ -22,7 +22,8 @@ test: setup  # on every core (pytest-xdist); the slowest tests are listed at the
 	$(BIN)/python -m pytest -q -n auto --durations=15
 
 # The exact work gate (README, "Work measures"): iteration-budgeted runs of every system x trainer, compared with
-# the committed reference; about 5 minutes of CPU. After an intended change, `make work-reference` and commit it.
+# the committed reference; about 5 minutes of CPU (3.3 min with the two workers used here). After an intended
+# change, `make work-reference` and commit it.
 WORK_REFERENCE := results/work/reference.json
 ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 
@@ -43,9 +44,10 @@ clean:
 	rm -rf $(VENV) .cache
 
 # The reference behind reports/reference (issue 26), at one commit, resumable: every part skips the runs it has,
-# so an interrupted `make reference` goes on where it stopped. Machine time with two workers (README, "The
-# reference"): tuning about 5 h (9 trainers x 10 cells, 12 points each by successive halving on each cell's budget),
-# the sweep about 3 h (9 trainers x 10 cells x 5 seeds, the paper preset's budgets), the studies about 30 min.
+# so an interrupted `make reference` goes on where it stopped. Machine time with two workers, as measured for the
+# committed one (README, "Reference results"): tuning about 6.3 h (9 trainers x 10 cells, 12 points each by
+# successive halving on each cell's budget), the sweep 3.4 h (9 trainers x 10 cells x 5 seeds, the paper preset's
+# budgets), the studies 51 min.
 SB := $(BIN)/specbench
 EXEC ?= --workers 2 --threads 1
 ALL_TRAINERS := spectral,spectral-2stage,backprop-rk4,backprop-dopri5,adjoint-dopri5,torchode-dopri5,torchode-adjoint,vf-node,multiple-shooting
