@@ -19,7 +19,9 @@ Rules (threshold 10x for C1 and C2, 1x for C3 and the rivals):
   for C1, not for C1 kept.
 - A (system, regime) where no trainer learns a useful model (every trainer's median test NMSE over its ok seeds is
   >= 1, a trainer without an ok run counting as not useful) has the verdict "no useful model" for C1, C1 kept, C2
-  and the rivals (which compare the same two measures) instead of ratios between useless models.
+  and the rivals (which compare the same two measures) instead of ratios between useless models. Where some trainer
+  learned one and the candidate did not, C1's and C1 kept's reasons say so: its speed is to a training target its
+  model does not generalise from (C2 judges that).
 - C2 and C3 alike on the paired test MSE and peak memory ratios.
 - C1-C3 are judged against the paper's baselines (role "baseline") only. The rivals (role "rival": fast-training
   methods the paper did not compare with) have their own verdict per (system, regime), "rivals": the paired ratios
@@ -462,14 +464,32 @@ def cells(records: list[Record], role: str = "baseline"
     return out
 
 
+def median_test_nmse(runs: list[Record]) -> dict[str, float]:
+    """trainer -> its median test NMSE over its seeds with a model to judge (`measures.judged`; a model with no test
+    error counting as +inf); +inf for a trainer without one."""
+    by_trainer: dict[str, list] = defaultdict(list)
+    for r in runs:
+        by_trainer[r.trainer] += [r.test_nmse] if measures.judged(r) else []
+    return {t: median(values) if values else math.inf for t, values in by_trainer.items()}
+
+
+def _candidate_not_useful(spec: list[Record]) -> str:
+    """What a speed verdict's reason adds where some trainer of the cell learned a useful model but the candidate
+    did not (its median test NMSE >= USEFUL_NMSE): the model that reached the target does not generalise, which C2
+    judges. Empty where the candidate's model is useful."""
+    nmse = median_test_nmse(spec).get(spec[0].trainer, math.inf) if spec else math.inf
+    if nmse < USEFUL_NMSE:
+        return ""
+    return (f"; {spec[0].trainer}'s own model is not useful on the test data (median test NMSE "
+            f"{fmt(nmse) if math.isfinite(nmse) else 'none'}, >= {USEFUL_NMSE:g}): the speed is to a training target "
+            f"its model does not generalise from (see C2)")
+
+
 def no_useful_model(runs: list[Record]) -> str | None:
     """Why no trainer of `runs` (one (system, regime), every role) learned a useful model: each trainer's median test
     NMSE over its seeds with a model to judge (`measures.judged`; a model with no test error counting as +inf) is
     >= USEFUL_NMSE, a trainer without one counting as not useful. None where some trainer's is below."""
-    by_trainer: dict[str, list] = defaultdict(list)
-    for r in runs:
-        by_trainer[r.trainer] += [r.test_nmse] if measures.judged(r) else []
-    nmse = {t: median(values) if values else math.inf for t, values in by_trainer.items()}
+    nmse = median_test_nmse(runs)
     best = min(sorted(nmse, key=trainer_order), key=nmse.get, default=None)
     if best is None or nmse[best] < USEFUL_NMSE:
         return None
@@ -515,6 +535,7 @@ def claims(records: list[Record]) -> list[Verdict]:
             decided = {c: (USELESS, {}, useless[(system, regime)]) for c in HEADLINE if c in NEED_A_USEFUL_MODEL}
         else:
             decided = {c: decide_speed(spec, bases, c) for c in SPEEDS}
+            decided = {c: (v, ratios, why + _candidate_not_useful(spec)) for c, (v, ratios, why) in decided.items()}
             decided["C2"] = decide_ratio(spec, bases, "C2", "test MSE")
         verdict, ratios, why = decided["C2"]
         decided["C2"] = verdict, ratios, why + _final_model_note([*spec, *(r for rs in bases.values() for r in rs)])

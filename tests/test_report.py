@@ -498,6 +498,17 @@ def test_a_useful_model_is_a_median_test_nmse_below_one(best, useless):
         assert "the best median test NMSE is 1 (backprop-rk4)" in verdict(records, "C2").why
 
 
+def test_a_speed_verdict_says_where_the_candidate_reached_the_target_with_a_model_that_does_not_generalise():
+    # spectral reaches the target first (C1 holds) but its test NMSE is 2.5 on every seed; the baselines' is 0.8
+    records = sweep(test_mse=2.5, base_mse=0.8)
+    note = "spectral's own model is not useful on the test data (median test NMSE 2.5, >= 1)"
+    for c in ("C1", "C1 kept"):
+        assert verdict(records, c).verdict == "holds" and note in verdict(records, c).why
+    assert note not in verdict(records, "C2").why and verdict(records, "C2").verdict == "fails"
+    # a useful candidate (median 0.9) adds nothing
+    assert "not useful" not in verdict(sweep(test_mse=0.9, base_mse=0.8), "C1").why
+
+
 def test_a_trainer_without_an_ok_run_is_not_useful():
     # the only trainer whose runs would be useful (test NMSE 1e-3) diverged on every seed; the rest are at 2 or 3
     records = [r for r in sweep(test_mse=3.0, base_mse=2.0) if r.trainer != "backprop-rk4"] + \
