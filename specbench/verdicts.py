@@ -477,7 +477,7 @@ def _candidate_not_useful(spec: list[Record]) -> str:
     """What a speed verdict's reason adds where some trainer of the cell learned a useful model but the candidate
     did not (its median test NMSE >= USEFUL_NMSE): the model that reached the target does not generalise, which C2
     judges. Empty where the candidate's model is useful."""
-    nmse = median_test_nmse(spec).get(spec[0].trainer, math.inf) if spec else math.inf
+    nmse = min(median_test_nmse(spec).values(), default=math.inf)  # spec: one trainer's runs
     if nmse < USEFUL_NMSE:
         return ""
     return (f"; {spec[0].trainer}'s own model is not useful on the test data (median test NMSE "
@@ -534,8 +534,10 @@ def claims(records: list[Record]) -> list[Verdict]:
         if (system, regime) in useless:
             decided = {c: (USELESS, {}, useless[(system, regime)]) for c in HEADLINE if c in NEED_A_USEFUL_MODEL}
         else:
-            decided = {c: decide_speed(spec, bases, c) for c in SPEEDS}
-            decided = {c: (v, ratios, why + _candidate_not_useful(spec)) for c, (v, ratios, why) in decided.items()}
+            decided = {}
+            for c in SPEEDS:
+                verdict, ratios, why = decide_speed(spec, bases, c)
+                decided[c] = verdict, ratios, why + _candidate_not_useful(spec)
             decided["C2"] = decide_ratio(spec, bases, "C2", "test MSE")
         verdict, ratios, why = decided["C2"]
         decided["C2"] = verdict, ratios, why + _final_model_note([*spec, *(r for rs in bases.values() for r in rs)])

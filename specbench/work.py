@@ -111,25 +111,20 @@ def work(system: str, trainer: str, settings: Settings = Settings()) -> dict:
             "held_bytes": at_n.get("held_bytes")}
 
 
-def _work_of(task: tuple[str, str, Settings]) -> dict:
-    return work(*task)
-
-
 def work_table(pairs: list[tuple[str, str]], settings: Settings = Settings(), log=None, workers: int = 1) -> dict:
     """The work file's content for (system, trainer) `pairs`: settings, environment and values[system][trainer].
 
     `workers` > 1 shares the pairs among that many fresh processes (spawned, so none inherits this one's torch
     state; plugins reach them through SPECBENCH_PLUGINS). Each pair is a one-thread deterministic run, so the values
     are the same as one process's: only the wall time changes."""
-    tasks = [(s, t, settings) for s, t in pairs]
     values = {}
     with contextlib.ExitStack() as stack:
-        if workers > 1 and len(tasks) > 1:
-            pool = ProcessPoolExecutor(min(workers, len(tasks)), mp_context=multiprocessing.get_context("spawn"))
+        mapper = map
+        if workers > 1 and len(pairs) > 1:
+            pool = ProcessPoolExecutor(min(workers, len(pairs)), mp_context=multiprocessing.get_context("spawn"))
             stack.callback(pool.shutdown, wait=True, cancel_futures=True)  # an error or Ctrl-C runs no more pairs
-            results = pool.map(_work_of, tasks)
-        else:
-            results = map(_work_of, tasks)
+            mapper = pool.map
+        results = mapper(work, [s for s, _ in pairs], [t for _, t in pairs], [settings] * len(pairs))
         for (s, t), value in zip(pairs, results):  # in the pairs' order, as each arrives
             values.setdefault(s, {})[t] = value
             if log:
