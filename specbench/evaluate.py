@@ -1,6 +1,6 @@
 """The common metric: rollouts of a learned vector field with a tight reference solver, no gradients.
 
-Identical for every trainer, so it is the only loss the reports compare (DESIGN.md, "Measurement protocol").
+Identical for every trainer, so it is the only loss the reports compare (docs/design.md, "Measurement protocol").
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 here, so one claim never gets two definitions.
 
 - time to target: the **first crossing**, the training seconds at the first evaluation at or below the target
-  (DESIGN.md, "Measurement protocol"): the rule a practitioner uses (early stopping keeps the best model), the one
+  (docs/design.md, "Measurement protocol"): the rule a practitioner uses (early stopping keeps the best model), the one
   AlgoPerf counts, and the paper's "reaching". The protocol keeps the best checkpoint by the common metric, and the
   test errors (C2) are that model's, so one model is judged once.
 - sustained time: from the first evaluation after which the metric stays at or below the target to the end of the

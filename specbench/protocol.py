@@ -1,4 +1,4 @@
-"""The measurement loop, the same for every trainer (DESIGN.md, "Measurement protocol").
+"""The measurement loop, the same for every trainer (docs/design.md, "Measurement protocol").
 
 A training clock counts `step()` and nothing else. The common metric is evaluated on a cadence in training time
 that starts fine and widens, with the clock paused; its cost goes to `eval_seconds`. Time to target is the first

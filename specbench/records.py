@@ -1,4 +1,4 @@
-"""The run record: one JSON file per run (schema in DESIGN.md), a typed value in memory, validated at the door.
+"""The run record: one JSON file per run (docs/record.md), a typed value in memory, validated at the door.
 
 `Record` says what a record is, once: its fields and their types, what may be null, what must be finite and
 non-negative, the names it may carry (statuses, roles, studies) and its file name. A record that passes `load` is
@@ -9,7 +9,7 @@ whose records predate the field, `specbench.trainers.RECORDED_ROLES`).
 The targets a run is timed to (3x, 1x and 1/3x the system's target) and their keys in `times_to_targets` are
 also here: the protocol writes them, the report and the work measures read them.
 
-Schema 2 (the practitioner's rule, DESIGN.md "Measurement protocol"): `time_to_target_s` and `times_to_targets`
+Schema 2 (the practitioner's rule, docs/design.md, "Measurement protocol"): `time_to_target_s` and `times_to_targets`
 are **first crossings**, the sustained times are `sustained_s` and `sustained_times` (stability), and `test_mse`
 and `test_nmse` are those of the best checkpoint, whose time, iteration and metric are `best_checkpoint`.
 A schema-1 record (the sustained rule, the model at the end of the budget) is read into the same shape: its

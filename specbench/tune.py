@@ -1,5 +1,5 @@
 """`specbench tune`: one procedure and the same effort for every trainer, for each system and regime; writes the
-settings presets read (DESIGN.md, "Tuning").
+settings presets read (docs/design.md, "Tuning").
 
 Each trainer declares the space that decides its speed (`tuning_grid`: setting -> values). The same number of
 points (POINTS) is drawn from every trainer's space, a balanced design in which each value of each setting occurs

@@ -1,12 +1,12 @@
 """Verdicts for the paper's claims from run records: pure functions, no files, no figures.
 
-Every comparison is paired by seed (DESIGN.md): for each seed, the ratio baseline / spectral of one named measure
+Every comparison is paired by seed (docs/design.md): for each seed, the ratio baseline / spectral of one named measure
 (specbench.measures) of the two runs with that seed. The printed value is the median of these per-seed ratios, the
 bracket their min to max, n the number of seeds behind them. For C1 a baseline that did not reach the target
 gives a lower bound (its training seconds over spectral's time); a seed on which spectral did not reach it gives
 no ratio. A median is a lower bound ("> x") when some per-seed lower bound is at or below it (raising that bound
 could raise the median). C1's time is the time to target, the first crossing (`measures.time_to_target`); the model
-judged for C2 is the best checkpoint by the common metric (DESIGN.md, "Measurement protocol").
+judged for C2 is the best checkpoint by the common metric (docs/design.md, "Measurement protocol").
 
 Rules (threshold 10x for C1 and C2, 1x for C3 and the rivals):
 - C1 fails against a baseline when the measured median ratio is below 10x, or when the baseline reaches the target
@@ -303,7 +303,7 @@ def median_budget(runs: list[Record]) -> float:
 
 @dataclass(frozen=True)
 class Budget:
-    """Whether a budget can decide a speed claim (DESIGN.md: at least `factor` x spectral's median time, so that a
+    """Whether a budget can decide a speed claim (docs/design.md: at least `factor` x spectral's median time, so that a
     baseline either arrives or leaves a lower bound >= `factor`): `seconds` the budget, `spectral` spectral's median
     time (inf: not reached in the median; then `seconds` is spectral's budget)."""
 

@@ -32,7 +32,7 @@ def faster_rollout(system: Oscillator, t: np.ndarray, x0: np.ndarray) -> np.ndar
 
 
 def errors(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
-    """(MSE, normalised MSE) as DESIGN.md defines them, written out: the mean over (traj, time, state) of the
+    """(MSE, normalised MSE) as docs/design.md defines them, written out: the mean over (traj, time, state) of the
     squared error, the normalised one dividing each state by its variance over the truth's trajectories and times."""
     err = (pred - truth) ** 2
     var = truth.reshape(-1, truth.shape[-1]).var(0)

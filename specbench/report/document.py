@@ -310,7 +310,7 @@ BUDGETS_TITLE = "Budgets"
 
 def budget_blocks(records: list[Record]) -> list[tuple]:
     """The section BUDGETS_TITLE: each (system, regime)'s budget B (the median of its records' budgets), spectral's
-    median time to target there, and whether B is at least SPEEDUP_CLAIM x that (DESIGN.md: budgets must be able to
+    median time to target there, and whether B is at least SPEEDUP_CLAIM x that (docs/design.md: budgets must be able to
     decide); where it is not, what budget it would take. Nothing where spectral did not run."""
     checks = budget_checks(records)
     if not checks:
