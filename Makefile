@@ -21,7 +21,7 @@ run: setup
 test: setup  # on every core (pytest-xdist); the slowest tests are listed at the end, to keep CI's time in sight
 	$(BIN)/python -m pytest -q -n auto --durations=15
 
-# The exact work gate (README, "Work measures"): iteration-budgeted runs of every system x trainer, compared with
+# The exact work gate (docs/asv-and-gate.md): iteration-budgeted runs of every system x trainer, compared with
 # the committed reference; about 5 minutes of CPU (3.3 min with the two workers used here). After an intended
 # change, `make work-reference` and commit it.
 WORK_REFERENCE := results/work/reference.json
@@ -45,7 +45,7 @@ clean:
 
 # The reference behind reports/reference (issue 26), at one commit, resumable: every part skips the runs it has,
 # so an interrupted `make reference` goes on where it stopped. Machine time with two workers, as measured for the
-# committed one (README, "Reference results"): tuning about 6.3 h (9 trainers x 10 cells, 12 points each by
+# committed one (docs/reference.md, "Machine time"): tuning about 6.3 h (9 trainers x 10 cells, 12 points each by
 # successive halving on each cell's budget), the sweep 3.4 h (9 trainers x 10 cells x 5 seeds, the paper preset's
 # budgets), the studies 51 min.
 SB := $(BIN)/specbench

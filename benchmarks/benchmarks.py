@@ -88,7 +88,7 @@ class _WorkRuns:
 
 
 class TrackWork(_WorkRuns):
-    """Work measures on a fixed seed and a fixed number of iterations: the same on every machine (README)."""
+    """Work measures on a fixed seed and a fixed number of iterations: the same everywhere (docs/asv-and-gate.md)."""
 
     params = [SYSTEMS, TRAINERS]
     param_names = ["system", "trainer"]

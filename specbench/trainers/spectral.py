@@ -26,7 +26,7 @@ Coordinate descent alternates
 `sweep` decides which f_theta the c-step sees. "jacobi" (the default) takes the theta step's own forward pass, from
 before the Adam update, so an iteration makes one network pass; "gauss-seidel" evaluates f_theta again after the
 update (two passes). Both took about as many iterations to the target on cubic-oscillator and Lotka-Volterra, so
-the cheaper iteration is the default (README, design notes). With mini-batches the theta step's forward covers one
+the cheaper iteration is the default (docs/design.md). With mini-batches the theta step's forward covers one
 batch only, so both sweeps evaluate f_theta for the c-step; Jacobi takes the c-step first, with the theta step's
 batch gathered from c before it changes, so each update still sees the other's old value.
 Every operator is applied in element-local form (S a strided view of c, G one (p+1)x(p+1) product per element,
