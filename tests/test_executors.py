@@ -20,7 +20,7 @@ from specbench.protocol import Job
 from specbench.records import load_dir
 from specbench.runner import run_sweep
 
-CADENCE = {"first": 0.05, "growth": 2.0, "max_interval": 1.0}
+CADENCE = {"first": 0.05, "resolution": 1.0, "max_interval": 1.0}
 TRAINERS = ("spectral", "spectral-2stage", "backprop-rk4")
 # What a run's outcome cannot change: the job, its settings, where it ran, the data and the untrained model's
 # metric. Iteration counts, times and everything trained depend on how fast the machine was at that moment.
