@@ -3,8 +3,7 @@ weights: the evidence behind torchode-adjoint's choice of `JointBacksolveAdjoint
 torchode_solver.py). Usage: python scripts/profile_torchode_adjoint.py [SYSTEM REGIME BATCH SEGMENT_LENGTH]
 
 Measured on this 2-core machine (other work running beside it), one thread, lotka-volterra dense, rtol 1e-5 (ms
-per step; gradients against
-torchode's autodiff, relative difference):
+per step; gradients against torchode's autodiff, relative difference):
   batch 16, segments of 20:  BacksolveAdjoint 548, JointBacksolveAdjoint 281, torchdiffeq adjoint 338, autodiff 43
   batch 128, segments of 10: BacksolveAdjoint 1378, JointBacksolveAdjoint 192, torchdiffeq adjoint 231, autodiff 41
   every gradient within 1e-5 of autodiff's. BacksolveAdjoint spends three quarters of its time in the vmap of a
