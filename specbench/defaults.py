@@ -1,8 +1,9 @@
 """The protocol's shared defaults and limits, each written once: every command, preset and reader imports them.
 
-- `Cadence`: when the common metric is evaluated (training seconds: first at 0.01 s, then gaps growing 1.25x,
-  capped at 2 s): a fast trainer's time to target is resolved to about 25%, and a 20 s run costs about 30
-  evaluations (their time is not training time). Presets may override any of the three.
+- `Cadence`: when the common metric is evaluated (training seconds: at the start, then every 10% of the time so
+  far, at least 0.01 s and at most 2 s apart): a first crossing after 0.1 s is seen at most 10% late (a step can
+  add its own length), and a 20 s run costs about 60 evaluations (their time is not training time). Presets may
+  override any of the three.
 - limits on what a command accepts: beyond them a number is a typo, not a request.
 - the gate's default factor and a run's time limit (TIMEOUT_FACTOR x its budget, plus a setup allowance).
 - threads: the default (this machine's cores, or what OMP_NUM_THREADS says) and how a run is held to its count.
@@ -25,15 +26,16 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"
 
 @dataclass
 class Cadence:
-    """Evaluate at training times first, then each gap `growth` times the last, capped at `max_interval`."""
+    """After an evaluation at training time t, the next is due at t + `resolution` * t, the gap at least `first`
+    and at most `max_interval`: a crossing between two evaluations is then seen at most `resolution` of its time
+    late, the fairness rule for the fastest trainer (a 1.25x growth of the gap, before, allowed 25%)."""
 
     first: float = 0.01
-    growth: float = 1.25
+    resolution: float = 0.1
     max_interval: float = 2.0
 
-    def next_after(self, t: float, gap: float) -> tuple[float, float]:
-        gap = min(max(gap * self.growth, self.first), self.max_interval)
-        return t + gap, gap
+    def next_after(self, t: float) -> float:
+        return t + min(max(self.resolution * t, self.first), self.max_interval)
 
 
 def cores() -> int:

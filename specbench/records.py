@@ -160,6 +160,9 @@ class Record:
     sustained_times: dict | None = None
     best_checkpoint: dict | None = None
     test_rollout: dict | None = None  # the first test trajectory: t (n), truth (n x k), pred (n x k or None)
+    # building the trainer: on the training clock (in train_seconds and the curve) since the clock covers setup;
+    # None in records made before, whose clocks started after it
+    setup_seconds: float | None = None
 
     # name -> kind; the required fields are those without a default above
     KINDS = {"schema": "int", "system": "str", "trainer": "str", "role": "str", "regime": "str", "seed": "count",
@@ -169,7 +172,8 @@ class Record:
              "test_mse": "quantity", "test_nmse": "quantity", "peak_memory_bytes": "count",
              "setup_memory_bytes": "count", "step_seconds": "quantity", "nfe_per_iteration": "quantity",
              "representation_error": "quantity", "study": "dict", "job_key": "str",
-             "sustained_s": "quantity", "sustained_times": "dict", "best_checkpoint": "dict", "test_rollout": "dict"}
+             "sustained_s": "quantity", "sustained_times": "dict", "best_checkpoint": "dict", "test_rollout": "dict",
+             "setup_seconds": "quantity"}
     SCHEMA_1 = {"first_crossing_s": "quantity", "first_crossings": "dict"}  # read, then translated (from_dict)
 
     @property
@@ -200,8 +204,9 @@ class Record:
     def to_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["study"] = self.study.to_dict() if self.study else None
-        if self.test_rollout is None:
-            del out["test_rollout"]
+        for late in ("test_rollout", "setup_seconds"):  # absent, not null, where a record has none
+            if out[late] is None:
+                del out[late]
         return out
 
     @classmethod

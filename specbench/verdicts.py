@@ -21,7 +21,9 @@ Rules (threshold 10x for C1 and C2, 1x for C3 and the rivals):
   >= 1, a trainer without an ok run counting as not useful) has the verdict "no useful model" for C1, C1 kept, C2
   and the rivals (which compare the same two measures) instead of ratios between useless models. Where some trainer
   learned one and the candidate did not, C1's and C1 kept's reasons say so: its speed is to a training target its
-  model does not generalise from (C2 judges that).
+  model does not generalise from (C2 judges that); and where the speed claim would hold, its verdict is "holds on
+  training loss only", counted apart from "holds" wherever verdicts are counted (a win for a useless model is not
+  a win).
 - C2 and C3 alike on the paired test MSE and peak memory ratios.
 - C1-C3 are judged against the paper's baselines (role "baseline") only. The rivals (role "rival": fast-training
   methods the paper did not compare with) have their own verdict per (system, regime), "rivals": the paired ratios
@@ -55,10 +57,11 @@ RIVAL_MEASURES = ("time to target", "test MSE")  # what the rivals verdict compa
 KEPT = "C1 kept"  # C1's rule on the sustained time
 USELESS = "no useful model"  # the verdict of NEED_A_USEFUL_MODEL's claims where no trainer learned a useful model
 USEFUL_NMSE = 1.0  # a model whose test NMSE is at least this predicts no better than the test data's mean
-VERDICTS = ("holds", "fails", "inconclusive", USELESS, "not measured")
+TRAINING_ONLY = "holds on training loss only"  # a speed claim that holds for a candidate model that is not useful
+VERDICTS = ("holds", TRAINING_ONLY, "fails", "inconclusive", USELESS, "not measured")
 NOT_REACHED = "not reached"  # a time a run never had, wherever a table shows one
 # beside the word, wherever shown
-MARK = {"holds": "✓", "fails": "✗", "inconclusive": "?", USELESS: "⊘", "not measured": "–"}
+MARK = {"holds": "✓", TRAINING_ONLY: "◐", "fails": "✗", "inconclusive": "?", USELESS: "⊘", "not measured": "–"}
 
 
 @dataclass(frozen=True)
@@ -535,9 +538,10 @@ def claims(records: list[Record]) -> list[Verdict]:
             decided = {c: (USELESS, {}, useless[(system, regime)]) for c in HEADLINE if c in NEED_A_USEFUL_MODEL}
         else:
             decided = {}
+            not_useful = _candidate_not_useful(spec)
             for c in SPEEDS:
                 verdict, ratios, why = decide_speed(spec, bases, c)
-                decided[c] = verdict, ratios, why + _candidate_not_useful(spec)
+                decided[c] = TRAINING_ONLY if verdict == "holds" and not_useful else verdict, ratios, why + not_useful
             decided["C2"] = decide_ratio(spec, bases, "C2", "test MSE")
         verdict, ratios, why = decided["C2"]
         decided["C2"] = verdict, ratios, why + _final_model_note([*spec, *(r for rs in bases.values() for r in rs)])

@@ -59,10 +59,10 @@ def test_torchode_gradient_equals_torchdiffeq_gradient_float64(name):
 
 
 def test_a_failed_backward_solve_of_the_adjoint_is_reported_as_diverged():
-    """BacksolveAdjoint reports no status for its backward solves; the trainer reads their step counts."""
+    """JointBacksolveAdjoint reports no status for its backward solves; the trainer reads their step counts."""
     system, data = dataset("oscillator")
     trainer = TRAINERS["torchode-adjoint"](system, data, {"batch_size": 4, "segment_length": 10})
     trainer.step()  # the forward and backward solves succeed as configured
-    trainer.solver.backward_adjoint.max_steps = 1  # each backward interval takes at least two steps
+    trainer.solver.backward_loop.max_steps = 1  # each backward interval takes at least two steps
     with pytest.raises(Diverged, match="backward solve reached max_steps"):
         trainer.step()

@@ -11,10 +11,12 @@ regime), the preset's [settings.system.trainer].
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from specbench.defaults import MAX_BUDGET_S, MAX_SEEDS, TIMEOUT_FACTOR, Cadence
+
+CADENCE_KEYS = tuple(f.name for f in fields(Cadence))
 from specbench.errors import UsageError
 from specbench.plugins import SYSTEMS, TRAINERS
 from specbench.records import REGIMES, finite_number
@@ -101,8 +103,8 @@ def check(preset: Preset, where) -> None:
     if not _positive_number(preset.timeout_factor) or not (_positive_number(preset.noise) or preset.noise == 0):
         raise UsageError(f"{where}: timeout_factor must be positive and noise non-negative")
     for key, value in preset.cadence.items():
-        if key not in ("first", "growth", "max_interval") or not _positive_number(value):
-            raise UsageError(f"{where}: cadence.{key} must be one of first, growth, max_interval and positive")
+        if key not in CADENCE_KEYS or not _positive_number(value):
+            raise UsageError(f"{where}: cadence.{key} must be one of {', '.join(CADENCE_KEYS)} and positive")
 
 
 def _positive_number(x) -> bool:

@@ -23,7 +23,7 @@ from specbench.report.board import board, summary
 from specbench.report.studies import regimes_relabelled, study_blocks, study_verdicts
 from specbench.studies import vocabulary
 from specbench.verdicts import (CLAIMS, KEPT, MARK, MSE_CLAIM, NOT_REACHED, RIVAL_MEASURES, RIVALS, RIVALS_CLAIM,
-                                SPEEDUP_CLAIM, THRESHOLDS, USEFUL_NMSE, USELESS, VERDICTS, Budget, Verdict,
+                                SPEEDUP_CLAIM, THRESHOLDS, TRAINING_ONLY, USEFUL_NMSE, USELESS, VERDICTS, Budget, Verdict,
                                 baselines_in, budget_checks, claims, fmt, group, median, seed_ratios_by_cell,
                                 trainer_order, versus, with_role)
 
@@ -240,7 +240,9 @@ def build(all_records: list[Record], out_dir: Path, warnings: list[str], command
               "training peak) for C3, network evaluations per iteration for C4; above 1 favours spectral. '> x' is "
               "a lower bound: on some seed the baseline never reached the target within its budget. "
               f"'{USELESS}': no trainer's median test NMSE is below {USEFUL_NMSE:g} in that system and regime, so "
-              f"C1, {KEPT}, C2 and the rivals compare no ratios there." +
+              f"C1, {KEPT}, C2 and the rivals compare no ratios there. '{TRAINING_ONLY}': C1 or {KEPT} would hold, but "
+              f"spectral's own median test NMSE is at least {USEFUL_NMSE:g} where another trainer's is below: its "
+              "speed is to a training target its model does not generalise from, and it is not counted as holding." +
               (f" The {RIVALS} rows are spectral against its rivals (rival / spectral, under 'Against its rivals')."
                if any(v.claim == RIVALS for v in verdicts) else ""))]))
     b.append(("h2", "Settings"))
@@ -514,7 +516,7 @@ def _sections(blocks) -> list[str]:
 
 
 # The board's verdicts in Markdown, where a cell cannot be coloured: a coloured mark that differs in shape too.
-EMOJI = {"holds": "✅", "fails": "❌", "inconclusive": "🟡", USELESS: "🚫", "not measured": "➖"}
+EMOJI = {"holds": "✅", TRAINING_ONLY: "🟠", "fails": "❌", "inconclusive": "🟡", USELESS: "🚫", "not measured": "➖"}
 
 
 def _board_cells(bd, column: str) -> list[list[tuple[str, str, str]]]:
@@ -599,7 +601,8 @@ table.board th{font-weight:600;text-align:center;padding:.2em}table.board th.cla
 table.board th.claim small{display:block;font-weight:400;color:#495057}table.board td{padding:2px}
 .v{display:block;border-radius:3px;padding:1px 4px;margin:1px 0;white-space:nowrap;overflow:hidden;
 text-overflow:ellipsis;font-weight:600}.v small{font-weight:400;font-size:.92em;white-space:normal}
-.v-holds{background:#b2f2bb;color:#1b4332}.v-fails{background:#ffa8a8;color:#5c0a0a}
+.v-holds{background:#b2f2bb;color:#1b4332}.v-holds-on-training-loss-only{background:#ffd8a8;color:#5c3000}
+.v-fails{background:#ffa8a8;color:#5c0a0a}
 .v-inconclusive{background:#ffec99;color:#5c3c00}.v-no-useful-model{background:#ced4da;color:#212529}
 .v-not-measured{color:#adb5bd;text-align:center}
 p.legend{font-size:.8em;color:#495057;margin:.1em 0 .4em}"""

@@ -18,7 +18,7 @@ from specbench.io import write_bytes_atomic  # noqa: E402
 from specbench.plugins import TRAINERS  # noqa: E402
 from specbench.profiles import Profile  # noqa: E402
 from specbench.records import ROLES, Record, Study  # noqa: E402
-from specbench.verdicts import MARK, USELESS, candidate, median  # noqa: E402
+from specbench.verdicts import MARK, TRAINING_ONLY, USELESS, candidate, median  # noqa: E402
 
 # Okabe-Ito (colour-blind safe) without its yellow (unreadable on white) and with its sky blue moved behind black
 # (so the first trainers are never two shades of blue), then tab10's others: a trainer's colour is fixed by its
@@ -34,7 +34,7 @@ plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": DPI, "font.size": 10, "ax
                      "axes.spines.top": False, "axes.spines.right": False, "legend.frameon": False})
 
 # A verdict's colour in figures, the same as on the report's board.
-VERDICT_COLOUR = {"holds": "#2b8a3e", "fails": "#c92a2a", "inconclusive": "#b35c00", USELESS: "#343a40",
+VERDICT_COLOUR = {"holds": "#2b8a3e", TRAINING_ONLY: "#d9480f", "fails": "#c92a2a", "inconclusive": "#b35c00", USELESS: "#343a40",
                   "not measured": "#868e96"}
 
 
