@@ -15,11 +15,11 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from specbench.defaults import MAX_BUDGET_S, MAX_SEEDS, TIMEOUT_FACTOR, Cadence
-
-CADENCE_KEYS = tuple(f.name for f in fields(Cadence))
 from specbench.errors import UsageError
 from specbench.plugins import SYSTEMS, TRAINERS
 from specbench.records import REGIMES, finite_number
+
+CADENCE_KEYS = tuple(f.name for f in fields(Cadence))  # what a preset's [cadence] may set
 
 HERE = Path(__file__).parent
 PRESETS = sorted(p.stem for p in HERE.glob("*.toml") if p.stem != "tuned")
