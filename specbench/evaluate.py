@@ -4,6 +4,7 @@ Identical for every trainer, so it is the only loss the reports compare (docs/de
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import numpy as np
@@ -11,15 +12,27 @@ import torch
 from torchdiffeq import odeint
 
 RTOL, ATOL = 1e-7, 1e-9
-# The most evaluations of the field one rollout may take (about 10,000 dopri5 steps). The true fields of the
+# The most evaluations of the field one rollout may take (about 3,300 dopri5 steps). The true fields of the
 # built-in systems take 500 to 1,700 over their training and test spans at RTOL, ATOL; a learned field that needs
-# over 35 times that is too stiff (or blown up) to integrate. Work, not seconds: a busy machine must not turn a
-# healthy run into a diverged one (about 6 s of a quiet core for a 64-wide MLP, as the 10 s limit it replaces).
-MAX_EVALUATIONS = 60_000
+# over 12 times that is too stiff (or blown up) to integrate. Work, not seconds: a busy machine must not turn a
+# healthy run into a diverged one (about 7 s of a core for a 64-wide MLP on 16 trajectories).
+MAX_EVALUATIONS = 20_000
+_limit: list[int] = []  # a lower bound set by `evaluation_limit`, innermost last
 
 
 class RolloutTooSlow(Exception):
-    """A rollout needed more than MAX_EVALUATIONS evaluations of the field: too stiff (or blown up) to integrate."""
+    """A rollout needed more evaluations of the field than its limit: too stiff (or blown up) to integrate."""
+
+
+@contextlib.contextmanager
+def evaluation_limit(evaluations: int):
+    """Within it, each rollout may take at most `evaluations` evaluations of the field (the warm-up's sliver of
+    data needs far fewer than a run's rollouts)."""
+    _limit.append(evaluations)
+    try:
+        yield
+    finally:
+        _limit.pop()
 
 
 class _Counted(torch.nn.Module):
@@ -42,7 +55,7 @@ def rollout(model: torch.nn.Module, x0: np.ndarray, t: np.ndarray) -> np.ndarray
     """Trajectories of dx/dt = model(x) from x0 (n, state) observed at t, shape (n, len(t), state), in float64
     with dopri5 at rtol 1e-7, atol 1e-9; None when the solver fails (the model's field is too stiff or blows up)."""
     device = next(model.buffers()).device
-    model64 = _Counted(copy.deepcopy(model).double(), MAX_EVALUATIONS)
+    model64 = _Counted(copy.deepcopy(model).double(), _limit[-1] if _limit else MAX_EVALUATIONS)
     x0_ = torch.as_tensor(x0, dtype=torch.float64, device=device)
     t_ = torch.as_tensor(t - t[0], dtype=torch.float64, device=device)
     try:

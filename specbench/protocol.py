@@ -30,7 +30,7 @@ import torch
 from specbench.data import Dataset, integrate, make_dataset
 from specbench.defaults import Cadence
 from specbench.errors import Diverged
-from specbench.evaluate import RolloutTooSlow, test_errors, train_metric
+from specbench.evaluate import RolloutTooSlow, evaluation_limit, test_errors, train_metric
 from specbench.job import Job
 from specbench.machine import PeakMemory, _growth, environment
 from specbench.plugins import get_system, get_trainer
@@ -182,7 +182,8 @@ def warm_up(job: Job, data: Dataset, make_trainer: Callable[[], Trainer], evalua
     try:
         trainer = make_trainer()
         trainer.step()  # one: a whole-trajectory adjoint step at 2001 times takes 46 s, and the run's own is next
-        evaluate(trainer.model, sliver)  # a few steps of the solver; a stiff field is the run's to report
+        with evaluation_limit(2_000):  # the sliver takes tens of steps; a stiff field is the run's to report
+            evaluate(trainer.model, sliver)
     except Exception:  # best effort: a warm-up that fails only leaves a constant in the measurement
         pass
     trainer = None
