@@ -34,19 +34,23 @@ Rules (threshold 10x for C1 and C2, 1x for C3 and the rivals):
   lower bound below 1x, neither reaching the target, no seed in common). A cell without rival runs has no such
   verdict.
 - A claim without data (no spectral runs, no baselines, a study not run) is "not measured".
+- A headline or rivals verdict that decides (holds, holds on training loss only, fails) from fewer of spectral's
+  seeds than the reference uses (the paper preset's seeds) is indicative (`Verdict.indicative` says why): a quick
+  run's "fails" is not the reference's "fails", and the report points to the reference for the decisive ones.
 """
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass
-from functools import partial
+from dataclasses import dataclass, replace
+from functools import lru_cache, partial
 from typing import Callable, NamedTuple
 
 import numpy as np
 
 from specbench import measures
 from specbench.plugins import TRAINERS
+from specbench.presets import load_preset
 from specbench.records import ROLES, Record
 
 SPEEDUP_CLAIM = 10.0  # C1: at least 10x faster to a comparable loss
@@ -142,6 +146,12 @@ class Verdict:
     column: str = ""
     sampling: str = ""
     label: str = ""
+    indicative: str = ""  # why a decided verdict is only indicative (fewer seeds than the reference's); "" if not
+
+    @property
+    def shown(self) -> str:
+        """The verdict as the board and the summary count it: indicative ones apart from decisive ones."""
+        return f"{self.verdict} (indicative)" if self.indicative else self.verdict
 
     @property
     def cell(self) -> tuple[str, str, str]:
@@ -523,6 +533,24 @@ def useless_cells(records: list[Record]) -> dict[tuple[str, str], str]:
     return {cell: why for cell, runs in by_cell(records).items() if (why := no_useful_model(runs))}
 
 
+DECIDED = ("holds", TRAINING_ONLY, "fails")  # the verdicts that decide a claim, one way or the other
+
+
+@lru_cache(maxsize=1)
+def reference_seeds() -> int:
+    """How many seeds the reference decides its verdicts on: the paper preset's."""
+    return load_preset("paper").seeds
+
+
+def _indicative(v: Verdict, spec: list[Record] | None) -> Verdict:
+    """`v`, marked indicative where it decides from fewer of spectral's seeds than the reference's."""
+    n = len({r.seed for r in spec or []})
+    if v.verdict not in DECIDED or n >= reference_seeds() or any(r.study for r in spec or []):
+        return v  # a study's verdicts are judged by its own design (the regimes study's seeds), not the sweep's
+    return replace(v, indicative=f"decided on {n} seed{'s' if n != 1 else ''}; the reference's verdicts use "
+                                 f"{reference_seeds()}")
+
+
 def claims(records: list[Record]) -> list[Verdict]:
     """C1, C1 kept, C2 and C3 per (system, regime) from the headline runs, then the rivals verdict in each
     (system, regime) with rival runs ("no useful model" for NEED_A_USEFUL_MODEL where no trainer learned one); C4
@@ -546,7 +574,7 @@ def claims(records: list[Record]) -> list[Verdict]:
         verdict, ratios, why = decided["C2"]
         decided["C2"] = verdict, ratios, why + _final_model_note([*spec, *(r for rs in bases.values() for r in rs)])
         decided["C3"] = decide_ratio(spec, bases, "C3", "peak memory")
-        out += [Verdict(c, system, regime, *decided[c]) for c in HEADLINE]
+        out += [_indicative(Verdict(c, system, regime, *decided[c]), spec) for c in HEADLINE]
     for system, regime, spec, rivals in cells(records, "rival"):
         if not rivals:
             continue
@@ -555,7 +583,7 @@ def claims(records: list[Record]) -> list[Verdict]:
         elif (system, regime) in useless:
             out.append(Verdict(RIVALS, system, regime, USELESS, {}, useless[(system, regime)]))
         else:
-            out.append(Verdict(RIVALS, system, regime, *decide_rivals(spec, rivals)))
+            out.append(_indicative(Verdict(RIVALS, system, regime, *decide_rivals(spec, rivals)), spec))
     return out
 
 

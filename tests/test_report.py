@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from specbench import measures
+from specbench import measures, verdicts
 from specbench.report.document import markdown_tables_only, render_html, render_markdown, write_report
 from specbench.report.board import board, summary
 from specbench.verdicts import (MARK, Ratio, SeedRatio, claims, median, seed_ratios_by_cell, speedup, summarise,
@@ -15,6 +15,13 @@ from tests.records import make_record, seeds, sweep
 
 BASES = ("backprop-rk4", "backprop-dopri5", "adjoint-dopri5")
 
+
+
+@pytest.fixture(autouse=True)
+def _hand_made_sweeps_decide(monkeypatch):
+    """The hand-made sweeps have one to three seeds: here their verdicts decide, as the reference's five seeds do
+    (the indicative rule for fewer seeds has its own test, with the paper preset's count)."""
+    monkeypatch.setattr(verdicts, "reference_seeds", lambda: 1)
 
 def verdict(records, claim):
     [v] = [v for v in claims(records) if v.claim == claim]
@@ -699,3 +706,24 @@ def test_c2_says_where_its_test_errors_are_of_the_final_model(tmp_path):
     text = markdown_tables_only(tmp_path, tmp_path / "out")
     assert "2 ok runs of 12 predate the best-checkpoint rule (records of schema 1): their test errors (C2) are " \
            "those of the final model" in text
+
+
+def test_a_verdict_from_fewer_seeds_than_the_reference_is_indicative_and_counted_apart(monkeypatch, tmp_path):
+    """A quick run's three seeds (the reference decides on the paper preset's five): its decided verdicts are
+    'indicative', counted apart in the summary, marked on the board, and the first screen says where the decisive
+    verdicts are; a verdict that decides nothing (inconclusive) is not marked."""
+    from specbench.presets import load_preset
+
+    monkeypatch.setattr(verdicts, "reference_seeds", lambda: load_preset("paper").seeds)
+    records = sweep()  # three seeds
+    v = verdict(records, "C1")
+    assert v.verdict == "holds" and v.indicative == "decided on 3 seeds; the reference's verdicts use 5"
+    assert v.shown == "holds (indicative)"
+    assert summary(claims(records))[0].startswith("**C1 speed**: holds (indicative) in 1 of 1")
+    save_dir = tmp_path / "sweep"
+    for r in records:
+        save(save_dir / "runs" / f"{r.name}.json", r)
+    text = write_report(save_dir, tmp_path / "out")[0].read_text()
+    assert "✅ holds (indicative)" in text and "**(indicative)**: decided on fewer seeds than the 5" in text
+    monkeypatch.setattr(verdicts, "reference_seeds", lambda: 3)
+    assert not verdict(records, "C1").indicative and "(indicative)" not in summary(claims(records))[0]

@@ -57,8 +57,8 @@ def tally(vs: list[Verdict]) -> str:
         return "not measured: " + vs[0].why.split(":")[0]
     placed = [v for v in vs if v.system != "-"]
     parts = []
-    for verdict in VERDICTS:
-        here = [place(v) for v in placed if v.verdict == verdict]
+    for verdict in [w for v in VERDICTS for w in (v, f"{v} (indicative)")]:
+        here = [place(v) for v in placed if v.shown == verdict]
         if not here:
             continue
         text = f"{verdict} in {len(here)}" + (f" of {len(placed)}" if not parts else "")

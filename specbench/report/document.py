@@ -23,7 +23,8 @@ from specbench.report.board import board, summary
 from specbench.report.studies import regimes_relabelled, study_blocks, study_verdicts
 from specbench.studies import vocabulary
 from specbench.verdicts import (CLAIMS, KEPT, MARK, MSE_CLAIM, NOT_REACHED, RIVAL_MEASURES, RIVALS, RIVALS_CLAIM,
-                                SPEEDUP_CLAIM, THRESHOLDS, TRAINING_ONLY, USEFUL_NMSE, USELESS, VERDICTS, Budget, Verdict,
+                                SPEEDUP_CLAIM, THRESHOLDS, TRAINING_ONLY, USEFUL_NMSE, USELESS, VERDICTS,
+                                Budget, Verdict, reference_seeds,
                                 baselines_in, budget_checks, claims, fmt, group, median, seed_ratios_by_cell,
                                 trainer_order, versus, with_role)
 
@@ -73,7 +74,7 @@ README_END = "<!-- /verdicts -->"
 def verdict_table(verdicts) -> str:
     """The verdicts as a Markdown table: the block the README carries, generated, never typed."""
     bases = baselines_in(verdicts)
-    rows = [f"| {v.claim} | {v.system} | {v.regime} | **{v.verdict}** | " +
+    rows = [f"| {v.claim} | {v.system} | {v.regime} | **{v.shown}** | " +
             " | ".join(str(v.ratios[b]) if b in v.ratios else "-" for b in bases) + " |" for v in verdicts]
     head = "| claim | system | regime | verdict | " + " | ".join(f"vs {b}" for b in bases) + " |"
     return "\n".join([head, "|" + "---|" * (4 + len(bases)), *rows])
@@ -176,6 +177,8 @@ def build(all_records: list[Record], out_dir: Path, warnings: list[str], command
     low = low_data_figure(studied, verdicts, fig_dir)
     bd = board(verdicts)
     b.append(("board", bd))
+    if any(v.indicative for v in verdicts):
+        b.append(("p", INDICATIVE))
     b.append(("columns", [[("box", "In short", summary(verdicts)), ("box", "Setup", setup(all_records, command))],
                           [overview["C1"]] if overview["C1"] else []]))
     b.append(("box", "The claims", [f"**{k}** {CLAIMS[k].text}" for k in bd.columns]))
@@ -231,7 +234,7 @@ def build(all_records: list[Record], out_dir: Path, warnings: list[str], command
     b.append(("details", f"{len(verdicts)} verdicts: the median per-seed ratio, its range and n against each "
                          "baseline, and why", [
         ("table", ["claim", "system", "regime", "verdict", *[f"vs {x}" for x in bases], "why"],
-         [[v.claim, v.system, v.regime, f"{MARK[v.verdict]} **{v.verdict}**",
+         [[v.claim, v.system, v.regime, f"{MARK[v.verdict]} **{v.shown}**",
            *[str(v.ratios[x]) if x in v.ratios else "n/a" for x in bases], v.why]
           for v in sorted(verdicts, key=lambda v: list(CLAIMS).index(v.cell[0]))]),
         ("p", "Ratios are spectral's advantage (baseline / spectral), paired by seed: the median of the "
@@ -303,7 +306,7 @@ def rivals_blocks(records: list[Record], verdicts: list[Verdict]) -> list[tuple]
     columns = [versus(rival, m) for rival in with_role(records, "rival") for m in RIVAL_MEASURES]
     return [("h2", "Against its rivals"), ("p", RIVALS_RULE),
             ("table", ["system", "regime", "verdict", *[f"vs {c}" for c in columns], "why"],
-             [[v.system, v.regime, f"{MARK[v.verdict]} **{v.verdict}**",
+             [[v.system, v.regime, f"{MARK[v.verdict]} **{v.shown}**",
                *[str(v.ratios[c]) if c in v.ratios else "n/a" for c in columns], v.why] for v in verdicts])]
 
 
@@ -423,6 +426,12 @@ def cell_table(per: dict[str, list[Record]]) -> tuple:
              for t, rs in per.items()])
 
 
+# Under the board where some verdict is indicative: what that means, and where the decisive verdicts are.
+INDICATIVE = (f"**(indicative)**: decided on fewer seeds than the {reference_seeds()} the reference decides on, "
+              "so a quick look, not a verdict on the claim: the decisive verdicts are the committed reference's "
+              "(`reports/reference/report.md` in the specbench repository, made by `make reference`).")
+
+
 OVERVIEW = {
     "C1": ("C1 speed: time to target, baseline / spectral",
            "baseline's time to target (first crossing) / spectral's, per seed (log scale)",
@@ -520,16 +529,17 @@ EMOJI = {"holds": "✅", TRAINING_ONLY: "🟠", "fails": "❌", "inconclusive": 
 
 
 def _board_cells(bd, column: str) -> list[list[tuple[str, str, str]]]:
-    """Each board row's cell in `column` as (verdict, label, reason) chips; an empty cell is one "not measured"
-    chip (with the reason where a study was not run)."""
+    """Each board row's cell in `column` as (verdict, label, reason, indicative) chips; an empty cell is one "not
+    measured" chip (with the reason where a study was not run)."""
     out = []
     for system, regime in bd.rows:
         here = bd.at(column, system, regime)
         if here:
-            out.append([(v.verdict, v.label, v.why) for v in here])
+            out.append([(v.verdict, v.label, v.why + (f" (indicative: {v.indicative})" if v.indicative else ""),
+                         bool(v.indicative)) for v in here])
         else:
             why = "; ".join(v.why for v in bd.unplaced.get(column, [])) or "no runs decide it here"
-            out.append([("not measured", "", why)])
+            out.append([("not measured", "", why, False)])
     return out
 
 
@@ -563,7 +573,8 @@ def _markdown(blocks, out_dir: Path, sections: list[str]) -> list[str]:
                       "|---|" + "---|" * len(bd.rows)]
             for column in bd.columns:
                 cells = ["<br>".join(EMOJI[v] + (f" {label}" if label else "" if v == "not measured" else f" {v}")
-                                     for v, label, _ in chips) for chips in _board_cells(bd, column)]
+                                     + (" (indicative)" if indicative else "")
+                                     for v, label, _, indicative in chips) for chips in _board_cells(bd, column)]
                 lines.append(f"| **{column}** {CLAIMS[column].short} | " + " | ".join(cells) + " |")
             lines.append("")
         elif kind == "columns":
@@ -604,7 +615,7 @@ text-overflow:ellipsis;font-weight:600}.v small{font-weight:400;font-size:.92em;
 .v-holds{background:#b2f2bb;color:#1b4332}.v-holds-on-training-loss-only{background:#ffd8a8;color:#5c3000}
 .v-fails{background:#ffa8a8;color:#5c0a0a}
 .v-inconclusive{background:#ffec99;color:#5c3c00}.v-no-useful-model{background:#ced4da;color:#212529}
-.v-not-measured{color:#adb5bd;text-align:center}
+.v-not-measured{color:#adb5bd;text-align:center}.v.indicative{opacity:.65;border:1px dashed #495057}
 p.legend{font-size:.8em;color:#495057;margin:.1em 0 .4em}"""
 
 _NUMERIC = re.compile(r"^[>\s\d.e+\-x(),=]*$")
@@ -684,9 +695,11 @@ def _board_html(bd) -> str:
         cells = []
         for chips in _board_cells(bd, column):
             cells.append("<td>" + "".join(
-                f'<span class="v v-{v.replace(" ", "-")}" title="{html.escape(why, quote=True)}">{MARK[v]} ' +
-                (f"<small>{html.escape(label)}</small>" if label else "" if v == "not measured" else v) + "</span>"
-                for v, label, why in chips) + "</td>")
+                f'<span class="v v-{v.replace(" ", "-")}{" indicative" if indicative else ""}" '
+                f'title="{html.escape(why, quote=True)}">{MARK[v]} ' +
+                (f"<small>{html.escape(label)}</small>" if label else "" if v == "not measured" else v) +
+                (" <small>(indicative)</small>" if indicative else "") + "</span>"
+                for v, label, why, indicative in chips) + "</td>")
         rows.append(f'<tr><th class="claim">{html.escape(column)}<small>{html.escape(CLAIMS[column].short)}</small>'
                     "</th>" + "".join(cells) + "</tr>")
     return (f'<p class="legend">{_inline(board_legend(MARK))}</p><table class="board">{head}' + "".join(rows) +
