@@ -20,7 +20,7 @@ from specbench.io import ensure_dir, write_json_atomic
 from specbench.plugins import SYSTEMS, TRAINERS, get_system, use_plugins
 from specbench.presets import PRESETS, load_preset
 from specbench.records import REGIMES
-from specbench.report.document import readme_block, update_readme, write_report
+from specbench.report.document import readme_block, readme_parts, update_readme, write_report
 from specbench.studies import STUDIES
 
 
@@ -299,6 +299,8 @@ def cmd_tune(args) -> int:
 
 
 def cmd_report(args) -> int:
+    if args.readme:
+        readme_parts(args.readme)  # a README it cannot update is said now, before the report is written
     md, page = write_report(args.dir, args.out, studies=args.studies)
     print(f"wrote {md} and {page}")
     if args.readme:

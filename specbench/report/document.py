@@ -98,12 +98,31 @@ def readme_block(records_dir, studies=()) -> str:
     return "\n".join(lines + ["", verdict_table(verdicts), README_END])
 
 
-def update_readme(path: Path, block: str) -> None:
-    text = Path(path).read_text()
-    if README_BEGIN not in text or README_END not in text:
+def readme_parts(path: Path) -> tuple[str, str]:
+    """The README's text before its verdict block and after it. A README that cannot be read as UTF-8 text, or whose
+    block is missing or ends before it begins, is a UsageError: `specbench report --readme` asks this before it
+    writes anything, and the README is left as it is."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); save "
+                         "it as UTF-8") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read the README {path}: {exc.strerror}") from None
+    begin = text.find(README_BEGIN)
+    end = text.find(README_END, begin + len(README_BEGIN)) if begin >= 0 else -1
+    if begin >= 0 and end < 0 and README_END in text:
+        raise UsageError(f"{path}: its verdict block ends before it begins (the line {README_END!r} comes before "
+                         f"{README_BEGIN!r})")
+    if end < 0:
         raise UsageError(f"{path} has no verdict block (the lines {README_BEGIN!r} and {README_END!r})")
-    head, rest = text.split(README_BEGIN, 1)
-    write_text_atomic(path, head + block + rest.split(README_END, 1)[1])
+    return text[:begin], text[end + len(README_END):]
+
+
+def update_readme(path: Path, block: str) -> None:
+    """Replace the README's verdict block with `block` (README_BEGIN to README_END), atomically."""
+    head, tail = readme_parts(path)
+    write_text_atomic(path, head + block + tail)
 
 
 def sources(records_dir, studies) -> str:
