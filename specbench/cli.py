@@ -74,6 +74,13 @@ def _path(text: str) -> Path:
     return Path(text)
 
 
+def _readme(text: str) -> Path:
+    """An argparse type for --readme: a file that is read (for its verdict block) before it is written."""
+    if not text.strip():
+        raise UsageError("--readme: an empty path names no README; give the file that holds the verdict block")
+    return Path(text)
+
+
 def _one(kind: str, valid, plural: str = "") -> callable:
     """An argparse type for exactly one name from `valid`."""
     def parse(text: str) -> str:
@@ -131,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", type=_path)
     rp.add_argument("--studies", type=Path, action="append", default=[],
                     help="a study's directory, or a directory of them, whose records join the report (repeatable)")
-    rp.add_argument("--readme", type=Path, help="also write the verdict table into this file's verdict block")
+    rp.add_argument("--readme", type=_readme, help="also write the verdict table into this file's verdict block")
 
     g = sub.add_parser("gate", help="exit 1 when CANDIDATE regressed against BASELINE beyond --factor and the "
                        "noise (two sweep directories), or differs at all (two work files)")

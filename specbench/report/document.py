@@ -107,6 +107,9 @@ def readme_parts(path: Path) -> tuple[str, str]:
     except UnicodeDecodeError as exc:
         raise UsageError(f"{path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); save "
                          "it as UTF-8") from None
+    except IsADirectoryError:
+        raise UsageError(f"--readme {path} is a directory, not a README; give the file that holds the verdict "
+                         "block") from None
     except OSError as exc:
         raise UsageError(f"cannot read the README {path}: {exc.strerror}") from None
     begin = text.find(README_BEGIN)
