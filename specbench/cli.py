@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 from specbench import workfile
-from specbench.defaults import GATE_FACTOR, MAX_BUDGET_S, MAX_SEEDS, MAX_THREADS, cores
+from specbench.defaults import GATE_FACTOR, MAX_BUDGET_S, MAX_SEEDS, MAX_THREADS, MAX_WORKERS_PER_CORE, cores
 from specbench.errors import UsageError
 from specbench.gate import gate, report_work
 from specbench.io import ensure_dir, write_json_atomic
@@ -74,6 +74,15 @@ def _path(text: str) -> Path:
     return Path(text)
 
 
+def _workers(text: str) -> int:
+    """An argparse type for --workers: processes on this machine, at most MAX_WORKERS_PER_CORE per core."""
+    workers, most = _positive(int, "--workers")(text), MAX_WORKERS_PER_CORE * cores()
+    if workers > most:
+        raise UsageError(f"--workers must be at most {most} ({MAX_WORKERS_PER_CORE} per core of this machine's "
+                         f"{cores()} cores: more only time-share them; a cluster is --scheduler), got {text!r}")
+    return workers
+
+
 def _readme(text: str) -> Path:
     """An argparse type for --readme: a file that is read (for its verdict block) before it is written."""
     if not text.strip():
@@ -97,7 +106,7 @@ def _executor_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--replace", action="store_true",
                         help="overwrite records in --out that other settings made (refused otherwise)")
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=_positive(int, "--workers"), default=1,
+    where.add_argument("--workers", type=_workers, default=1,
                        help="runs at once on this machine, on a Dask LocalCluster of N single-threaded workers")
     where.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786")
 
@@ -155,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--out", type=_path, help="write the work values here (e.g. results/work/reference.json)")
     w.add_argument("--check", type=Path, metavar="REFERENCE",
                    help="rerun with REFERENCE's settings; exit 1 naming system, trainer and measure on a mismatch")
-    w.add_argument("--workers", type=_positive(int, "--workers"), default=1,
+    w.add_argument("--workers", type=_workers, default=1,
                    help="processes sharing the pairs (one thread each; the values do not depend on it)")
 
     st = sub.add_parser("study", help="run a scaling study (horizon, state-size, order, regimes) and report it",
@@ -193,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _plugins(argv)
         args = build_parser().parse_args(argv)
-        _warn_threads(getattr(args, "threads", None))
+        # work's values do not depend on its processes (nor on time): only the commands that time runs warn
+        _warn_cores(getattr(args, "threads", None), getattr(args, "workers", 1) if args.command != "work" else 1)
         return COMMANDS[args.command](args) or 0
     except UsageError as exc:
         print(f"specbench: error: {exc}", file=sys.stderr)
@@ -209,12 +219,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _warn_threads(threads: int | None) -> None:
-    """More threads per run than this machine has cores is allowed (a run may go elsewhere), but said: each run's
-    steps then time-share the cores, and its times are not what the machine can do."""
-    if threads and threads > cores():
-        print(f"specbench: warning: --threads {threads} is more than this machine's {cores()} cores; each run's "
-              "threads will time-share them (fine for a remote --scheduler, slow and noisy here)", file=sys.stderr)
+def _warn_cores(threads: int | None, workers: int) -> None:
+    """More threads per run, or more workers, than this machine has cores is allowed (a run's threads may go to
+    another machine; a few workers too many cost little), but said: the runs' steps then time-share the cores, and
+    their times are not what the machine can do."""
+    for option, n, then in (("--threads", threads, "each run's threads will time-share them (fine for a remote "
+                                                   "--scheduler, slow and noisy here)"),
+                            ("--workers", workers, "the runs will time-share them; their times are slow and noisy")):
+        if n and n > cores():
+            print(f"specbench: warning: {option} {n} is more than this machine's {cores()} cores; {then}",
+                  file=sys.stderr)
 
 
 class Terminated(KeyboardInterrupt):
