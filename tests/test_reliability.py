@@ -1,5 +1,7 @@
 """Reliability, round three (issue 36): each case failed before its fix. Bad input is one line and a non-zero exit
 (2 for usage), never a traceback, found before any work where it can be, and no result already made is lost."""
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,8 @@ from specbench.plugins import load_plugin
 from specbench.report.document import README_BEGIN, README_END, update_readme
 from tests.conftest import run_cli
 from tests.records import save, sweep
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def one_error_line(proc, needle, status=2):
@@ -85,3 +89,30 @@ def test_more_workers_than_cores_is_said(tmp_path, capsys):
     status = main(["run", "--workers", str(cores() + 1), "--preset", str(tmp_path / "missing.toml")])
     err = capsys.readouterr().err
     assert status == 2 and f"--workers {cores() + 1} is more than this machine's {cores()} cores" in err, err
+
+
+def _git(repo, *args) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.mark.parametrize("commit, part, needle", [("HEAD", "bogus", "unknown part bogus"),
+                                                  ("nosuchcommit", "sweep", "unknown commit nosuchcommit")])
+def test_reference_at_commit_checks_its_arguments_before_touching_a_worktree(tmp_path, commit, part, needle):
+    repo = tmp_path / "repo"  # a repository of its own: the script makes and moves worktrees of the one it is in
+    (repo / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "scripts" / "reference-at-commit.sh", repo / "scripts")
+    _git(repo, "init", "-q")
+    for message in ("first", "second"):
+        _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", message)
+    _git(repo, "add", "scripts")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "script")
+    first = _git(repo, "rev-list", "--max-parents=0", "HEAD")
+    for ref in (tmp_path / "new", tmp_path / "old"):
+        if ref.name == "old":
+            _git(repo, "worktree", "add", "-q", "--detach", str(ref), first)
+        proc = subprocess.run(["bash", str(repo / "scripts" / "reference-at-commit.sh"), commit, part, str(ref)],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and needle in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, \
+            proc.stderr
+    assert not (tmp_path / "new").exists() and _git(tmp_path / "old", "rev-parse", "HEAD") == first
+    assert len(_git(repo, "worktree", "list").splitlines()) == 2  # the repository and "old", nothing new
