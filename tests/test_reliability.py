@@ -1,16 +1,20 @@
 """Reliability, round three (issue 36): each case failed before its fix. Bad input is one line and a non-zero exit
 (2 for usage), never a traceback, found before any work where it can be, and no result already made is lost."""
+import dataclasses
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from specbench import presets
 from specbench.cli import main
 from specbench.defaults import MAX_WORKERS_PER_CORE, cores
 from specbench.errors import UsageError
 from specbench.plugins import load_plugin
+from specbench.presets import load_preset, read_toml
 from specbench.report.document import README_BEGIN, README_END, update_readme
+from specbench.runner import plan
 from tests.conftest import run_cli
 from tests.records import save, sweep
 
@@ -116,3 +120,21 @@ def test_reference_at_commit_checks_its_arguments_before_touching_a_worktree(tmp
             proc.stderr
     assert not (tmp_path / "new").exists() and _git(tmp_path / "old", "rev-parse", "HEAD") == first
     assert len(_git(repo, "worktree", "list").splitlines()) == 2  # the repository and "old", nothing new
+
+
+def test_a_sweep_plan_reads_the_tuned_settings_once(tmp_path, monkeypatch):
+    tuned = tmp_path / "tuned.toml"
+    reads = []
+
+    def counted(path):
+        reads.extend([path] if path == tuned else [])
+        return read_toml(path)
+
+    monkeypatch.setattr(presets, "read_toml", counted)
+    tuned.write_text("[oscillator.dense.spectral]\nlr = 0.01\n")
+    preset = dataclasses.replace(load_preset("quick"), systems=["oscillator"], trainers=["spectral"], seeds=50,
+                                 tuned=str(tuned))
+    jobs = plan(preset, threads=1)
+    assert len(jobs) == 50 and {j.config["lr"] for j in jobs} == {0.01} and len(reads) == 1
+    tuned.write_text("[oscillator.dense.spectral]\nlr = 0.002\n")  # `specbench tune` rewrote it: read again
+    assert {j.config["lr"] for j in plan(preset, threads=1)} == {0.002} and len(reads) == 2
