@@ -335,7 +335,7 @@ def cmd_gate(args) -> int:
 
 
 def cmd_work(args) -> int:
-    from specbench.work import work_table  # loads torch: only the commands that train import it
+    from specbench.work import WorkIncomplete, work_table  # loads torch: only the commands that train import it
 
     if not (args.out or args.check):
         raise UsageError("work needs --out FILE, --check REFERENCE or both")
@@ -348,12 +348,19 @@ def cmd_work(args) -> int:
         if lacking:
             print(f"specbench: note: not in {args.check}: {', '.join(lacking)}", file=sys.stderr)
     settings = workfile.settings_of(reference) if reference else workfile.Settings()
-    table = work_table(pairs, settings, log=lambda line: print(line, file=sys.stderr), workers=args.workers)
+    try:
+        table = work_table(pairs, settings, log=lambda line: print(line, file=sys.stderr), workers=args.workers)
+    except WorkIncomplete as exc:  # the pairs measured are kept beside --out (or in the lines above), not lost
+        where = "the lines above"
+        if args.out:
+            where = workfile.incomplete_path(args.out)
+            _write_work(where, exc.table)
+            where = f"{where} (marked incomplete; {args.out} is left as it was)"
+        print(f"specbench: error: {exc}; the {len(pairs) - len(exc.table['incomplete'])} measured are in {where}",
+              file=sys.stderr)
+        return 1
     if args.out:
-        try:
-            write_json_atomic(args.out, table)
-        except OSError as exc:
-            raise UsageError(f"cannot write {args.out}: {exc.strerror}") from None
+        _write_work(args.out, table)
         print(f"wrote {args.out}", file=sys.stderr)
     if reference is None:
         return 0
@@ -362,6 +369,13 @@ def cmd_work(args) -> int:
               f"{table['env'].get('cpu')!r}: network evaluations of adaptive solvers and the metric are compared "
               f"within {workfile.CROSS_CPU_RTOL:g} (round-off), everything else exactly", file=sys.stderr)
     return report_work(*workfile.compare(reference, table, pairs))
+
+
+def _write_work(path: Path, table: dict) -> None:
+    try:
+        write_json_atomic(path, table)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
 
 
 COMMANDS = {"list": cmd_list, "data": cmd_data, "run": cmd_run, "study": cmd_study, "tune": cmd_tune,

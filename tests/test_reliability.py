@@ -1,13 +1,19 @@
 """Reliability, round three (issue 36): each case failed before its fix. Bad input is one line and a non-zero exit
 (2 for usage), never a traceback, found before any work where it can be, and no result already made is lost."""
 import dataclasses
+import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from specbench import presets
+from specbench import presets, workfile
 from specbench.cli import main
 from specbench.defaults import MAX_WORKERS_PER_CORE, cores
 from specbench.errors import UsageError
@@ -138,3 +144,52 @@ def test_a_sweep_plan_reads_the_tuned_settings_once(tmp_path, monkeypatch):
     assert len(jobs) == 50 and {j.config["lr"] for j in jobs} == {0.01} and len(reads) == 1
     tuned.write_text("[oscillator.dense.spectral]\nlr = 0.002\n")  # `specbench tune` rewrote it: read again
     assert {j.config["lr"] for j in plan(preset, threads=1)} == {0.002} and len(reads) == 2
+
+
+HANGS = '''import os, time
+from specbench.trainers.solver import TorchdiffeqTrainer
+
+class Hangs(TorchdiffeqTrainer):
+    """Says its process id, then waits to be killed."""
+    def __init__(self, *args, **kwargs):
+        with open(os.environ["HANGS_PID"] + ".tmp", "w") as fh:
+            fh.write(str(os.getpid()))
+        os.replace(os.environ["HANGS_PID"] + ".tmp", os.environ["HANGS_PID"])
+        time.sleep(600)
+
+TRAINERS = {"hangs": Hangs}
+'''
+
+
+def test_a_work_process_killed_loses_no_measured_pair_and_no_written_file(tmp_path):
+    """The pairs measured before a pool process died are written beside --out, marked incomplete (never over it:
+    a complete file already there stays), the exit status is 1 with one line, and the incomplete file is refused as
+    a reference."""
+    (tmp_path / "hangs.py").write_text(HANGS)
+    out, pid = tmp_path / "work.json", tmp_path / "pid"
+    out.write_text("a complete work file from before\n")
+    proc = subprocess.Popen([sys.executable, "-m", "specbench", "work", "--systems", "oscillator", "--trainers",
+                             "spectral,hangs", "--workers", "2", "--out", out, "--plugin", tmp_path / "hangs.py"],
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "HANGS_PID": str(pid)})
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    reader.start()
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and not (pid.exists() and any(ln.startswith("oscillator / spectral:")
+                                                                    for ln in lines)):
+            time.sleep(0.1)
+        os.kill(int(pid.read_text()), signal.SIGKILL)
+        proc.wait(timeout=120)
+    finally:
+        proc.kill()
+    reader.join(timeout=10)
+    stderr = "".join(lines)
+    errors = [ln for ln in lines if ln.startswith("specbench: error:")]
+    assert proc.returncode == 1 and "Traceback" not in stderr and len(errors) == 1, stderr
+    assert "oscillator / hangs" in errors[0] and "work.incomplete.json" in errors[0], stderr
+    assert out.read_text() == "a complete work file from before\n"
+    partial = json.loads((tmp_path / "work.incomplete.json").read_text())
+    assert partial["incomplete"] == ["oscillator / hangs"] and list(partial["values"]["oscillator"]) == ["spectral"]
+    with pytest.raises(UsageError, match="is incomplete"):
+        workfile.read(tmp_path / "work.incomplete.json")
