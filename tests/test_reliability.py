@@ -19,10 +19,10 @@ from specbench.defaults import MAX_WORKERS_PER_CORE, cores
 from specbench.errors import UsageError
 from specbench.plugins import load_plugin
 from specbench.presets import load_preset, read_toml
-from specbench.report.document import README_BEGIN, README_END, update_readme
+from specbench.report.document import README_BEGIN, README_END, markdown_tables_only, update_readme
 from specbench.runner import plan
 from tests.conftest import run_cli
-from tests.records import save, sweep
+from tests.records import make_record, save, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -193,3 +193,14 @@ def test_a_work_process_killed_loses_no_measured_pair_and_no_written_file(tmp_pa
     assert partial["incomplete"] == ["oscillator / hangs"] and list(partial["values"]["oscillator"]) == ["spectral"]
     with pytest.raises(UsageError, match="is incomplete"):
         workfile.read(tmp_path / "work.incomplete.json")
+
+
+@pytest.mark.parametrize("memory, says", [(395_000, "C3 fails in oscillator dense"), (None, "no claim is decided")])
+def test_a_report_of_failed_runs_says_what_its_board_decides(tmp_path, memory, says):
+    save(tmp_path / "runs" / "a.json", make_record(status="diverged"))
+    save(tmp_path / "runs" / "b.json", make_record(trainer="backprop-rk4", status="diverged", memory=memory))
+    text = markdown_tables_only(tmp_path, tmp_path / "out")
+    intro = next(line for line in text.splitlines() if line.startswith("Made from"))
+    board = next(line for line in text.splitlines() if line.startswith("| **C3** "))
+    assert "**No run was ok** (2 diverged)" in intro and says in intro, intro
+    assert ("fails" in board) == (memory is not None), board

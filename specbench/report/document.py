@@ -19,7 +19,7 @@ from specbench.io import write_text_atomic
 from specbench.profiles import R_MAX, Profiles, profiles
 from specbench.records import Record, load_studies, load_sweep
 from specbench.report import figures
-from specbench.report.board import board, summary
+from specbench.report.board import board, decided, place, summary
 from specbench.report.studies import regimes_relabelled, study_blocks, study_verdicts
 from specbench.studies import vocabulary
 from specbench.verdicts import (CLAIMS, KEPT, MARK, MSE_CLAIM, NOT_REACHED, RIVAL_MEASURES, RIVALS, RIVALS_CLAIM,
@@ -193,7 +193,7 @@ def build(all_records: list[Record], out_dir: Path, warnings: list[str], command
     verdicts = claims(records) + study_verdicts(studied)
     fig_dir = out_dir / "figures"
     by_cell = {(s, g): per for s, g, per in per_cell(records)}
-    b: list[tuple] = [("h1", TITLE), ("p", intro(all_records, records, studied)), ("toc",)]
+    b: list[tuple] = [("h1", TITLE), ("p", intro(all_records, records, studied, verdicts)), ("toc",)]
     overview = {claim: overview_figure(records, verdicts, claim, fig_dir) for claim in ("C1", "C2", "C3")}
     low = low_data_figure(studied, verdicts, fig_dir)
     bd = board(verdicts)
@@ -396,8 +396,9 @@ def profile_blocks(prof: Profiles, fig_dir: Path) -> list[tuple]:
 ENV_KEYS = ("python", "torch", "torchdiffeq", "numpy", "threads", "device", "gpu", "cpu", "cores", "git_commit")
 
 
-def intro(all_records: list[Record], records: list[Record], studied: list[Record]) -> str:
-    """One line under the title: what the report was made from."""
+def intro(all_records: list[Record], records: list[Record], studied: list[Record], verdicts: list[Verdict]) -> str:
+    """One line under the title: what the report was made from; where no run was ok, what the verdicts (the board's)
+    decide all the same."""
     parts = []
     if records:
         parts.append(f"{_count(records, 'headline run')} ({_count({r.system for r in records}, 'system')}, "
@@ -408,8 +409,10 @@ def intro(all_records: list[Record], records: list[Record], studied: list[Record
     made = f"Made from {' and '.join(parts) or f'{len(all_records)} run records'}."
     if all_records and not any(r.ok for r in all_records):
         statuses = ", ".join(f"{n} {s}" for s, n in sorted(Counter(r.status for r in all_records).items()))
-        made += f" **No run was ok** ({statuses}): nothing trained to the end of its budget, so no claim is " \
-                "decided; the failed runs are listed below."
+        settled = [f"{v.cell[0]} {v.verdict} in {place(v)}" for v in decided(verdicts)]
+        made += f" **No run was ok** ({statuses}): nothing trained to the end of its budget, so " + \
+            (f"only what the runs measured before they stopped decides: {', '.join(settled)}" if settled else
+             "no claim is decided") + "; the failed runs are listed below."
     return made
 
 
