@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -19,7 +20,8 @@ from specbench.defaults import MAX_WORKERS_PER_CORE, cores
 from specbench.errors import UsageError
 from specbench.plugins import load_plugin
 from specbench.presets import load_preset, read_toml
-from specbench.report.document import README_BEGIN, README_END, markdown_tables_only, update_readme
+from specbench.report.document import (README_BEGIN, README_END, markdown_tables_only, sources,
+                                       update_readme)
 from specbench.runner import plan
 from tests.conftest import run_cli
 from tests.records import make_record, save, sweep
@@ -204,3 +206,9 @@ def test_a_report_of_failed_runs_says_what_its_board_decides(tmp_path, memory, s
     board = next(line for line in text.splitlines() if line.startswith("| **C3** "))
     assert "**No run was ok** (2 diverged)" in intro and says in intro, intro
     assert ("fails" in board) == (memory is not None), board
+
+
+def test_the_regenerate_command_runs_as_printed_for_paths_with_spaces():
+    command = sources(Path("my runs/x"), [Path("a study's dir")])
+    assert shlex.split(command) == ["specbench", "report", "my runs/x", "--studies", "a study's dir"]
+    assert sources(Path("results/reference"), []) == "specbench report results/reference"  # plain paths stay bare

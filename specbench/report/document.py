@@ -10,6 +10,7 @@ import base64
 import html
 import json
 import re
+import shlex
 from collections import Counter
 from pathlib import Path
 
@@ -129,10 +130,10 @@ def update_readme(path: Path, block: str) -> None:
 
 
 def sources(records_dir, studies) -> str:
-    """The command that regenerates the report, from the directories it read (as given)."""
-    parts = ["specbench report", Path(records_dir).as_posix()] + \
-        [f"--studies {Path(d).as_posix()}" for d in studies]
-    return " ".join(parts)
+    """The command that regenerates the report, from the directories it read (as given), quoted for a POSIX shell
+    so that it runs as printed (a path with a space or a quote in it)."""
+    return shlex.join(["specbench", "report", Path(records_dir).as_posix(),
+                       *[arg for d in studies for arg in ("--studies", Path(d).as_posix())]])
 
 
 def commit_counts(records: list[Record]) -> dict[str, int]:
