@@ -212,3 +212,44 @@ def test_the_regenerate_command_runs_as_printed_for_paths_with_spaces():
     command = sources(Path("my runs/x"), [Path("a study's dir")])
     assert shlex.split(command) == ["specbench", "report", "my runs/x", "--studies", "a study's dir"]
     assert sources(Path("results/reference"), []) == "specbench report results/reference"  # plain paths stay bare
+
+
+def _children(pid: int, name: bytes) -> list[int]:
+    """The processes whose parent is `pid` and whose command line holds `name`."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmd = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == pid and name in cmd:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _wait(predicate, timeout=120) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline and not predicate():
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_a_sweep_killed_with_sigkill_leaves_no_temporary_files(tmp_path):
+    """A run's job and record travel through its process's pipes, not through a temporary directory that nobody is
+    left to remove once the sweep (or the Dask worker) that made it is killed."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "specbench", "run", "--systems", "oscillator", "--trainers",
+                             "spectral", "--threads", "1", "--budget", "60", "--no-report", "--out", tmp_path / "o"],
+                            stderr=subprocess.DEVNULL, env={**os.environ, "TMPDIR": str(tmp)})
+    try:
+        assert _wait(lambda: _children(proc.pid, b"specbench.worker")), "no run process started"
+        [run] = _children(proc.pid, b"specbench.worker")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert _wait(lambda: not Path(f"/proc/{run}").exists() or b"zombie" in Path(f"/proc/{run}/status")
+                     .read_bytes().lower(), timeout=30), "the run outlived its sweep"
+    finally:
+        proc.kill()
+    assert not list(tmp.iterdir())
