@@ -29,10 +29,10 @@ from tests.records import make_record, save, sweep
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def one_error_line(proc, needle, status=2):
-    """Exit `status`, no traceback, and one error line that says `needle`."""
+def one_error_line(proc, needle):
+    """Exit 2, no traceback, and one error line that says `needle`."""
     errors = [ln for ln in proc.stderr.strip().splitlines() if ln.startswith("specbench: error:")]
-    assert proc.returncode == status, proc.stderr
+    assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and len(errors) == 1 and needle in errors[0], proc.stderr
 
 
@@ -43,6 +43,8 @@ def records_dir(tmp_path):
         save(tmp_path / "records" / "runs" / f"{r.system}__{r.trainer}__{r.regime}__seed{r.seed}.json", r)
     return tmp_path / "records"
 
+
+# ---- case 1 (and 5): a README the report cannot update ---------------------------------------------------------
 
 README = f"# x\n\n{README_BEGIN}\nold\n{README_END}\n"
 SWAPPED = f"# x\n\n{README_END}\nold\n{README_BEGIN}\n"
@@ -80,12 +82,16 @@ def test_a_readme_block_is_replaced_and_nothing_else(tmp_path):
         "tail <!-- /verdicts -->\n"
 
 
+# ---- case 5: a --plugin that is a directory -------------------------------------------------------------------
+
 @pytest.mark.parametrize("name", ["plugins", "plugin.py"])
 def test_a_plugin_that_is_a_directory_says_so(tmp_path, name):
     (tmp_path / name).mkdir()
     with pytest.raises(UsageError, match=f"plugin {tmp_path / name}/? is a directory"):
         load_plugin(f"{tmp_path / name}/" if name == "plugins" else str(tmp_path / name))
 
+
+# ---- case 3: --workers bounded by the cores ------------------------------------------------------------------
 
 @pytest.mark.parametrize("command", ["run", "work"])
 def test_more_workers_than_a_few_per_core_is_refused_before_any_work(tmp_path, capsys, command):
@@ -102,6 +108,8 @@ def test_more_workers_than_cores_is_said(tmp_path, capsys):
     err = capsys.readouterr().err
     assert status == 2 and f"--workers {cores() + 1} is more than this machine's {cores()} cores" in err, err
 
+
+# ---- case 4: scripts/reference-at-commit.sh checks before it touches a worktree ---------------------------------
 
 def _git(repo, *args) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
@@ -130,6 +138,8 @@ def test_reference_at_commit_checks_its_arguments_before_touching_a_worktree(tmp
     assert len(_git(repo, "worktree", "list").splitlines()) == 2  # the repository and "old", nothing new
 
 
+# ---- case 6: the tuned settings read once per sweep plan -------------------------------------------------------
+
 def test_a_sweep_plan_reads_the_tuned_settings_once(tmp_path, monkeypatch):
     tuned = tmp_path / "tuned.toml"
     reads = []
@@ -147,6 +157,8 @@ def test_a_sweep_plan_reads_the_tuned_settings_once(tmp_path, monkeypatch):
     tuned.write_text("[oscillator.dense.spectral]\nlr = 0.002\n")  # `specbench tune` rewrote it: read again
     assert {j.config["lr"] for j in plan(preset, threads=1)} == {0.002} and len(reads) == 2
 
+
+# ---- case 2: work --workers with a pool process killed ----------------------------------------------------------
 
 HANGS = '''import os, time
 from specbench.trainers.solver import TorchdiffeqTrainer
@@ -196,6 +208,8 @@ def test_a_work_process_killed_loses_no_measured_pair_and_no_written_file(tmp_pa
     with pytest.raises(UsageError, match="is incomplete"):
         workfile.read(tmp_path / "work.incomplete.json")
 
+
+# ---- case 7: prose and board agree; the regenerate line runs; a killed run leaves no temporary files ----------
 
 @pytest.mark.parametrize("memory, says", [(395_000, "C3 fails in oscillator dense"), (None, "no claim is decided")])
 def test_a_report_of_failed_runs_says_what_its_board_decides(tmp_path, memory, says):
