@@ -10,6 +10,13 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 COMMIT=${1:?usage: $0 COMMIT tuning|sweep|studies [WORKTREE]}
 PART=${2:?usage: $0 COMMIT tuning|sweep|studies [WORKTREE]}
 REF=$(realpath -m "${3:-$ROOT/../specbench-ref}")
+# The arguments are checked before any worktree is made or moved: a typo leaves everything as it was.
+case $PART in
+  tuning|sweep|studies) ;;
+  *) echo "unknown part $PART: tuning, sweep or studies" >&2; exit 2 ;;
+esac
+git -C "$ROOT" rev-parse -q --verify "$COMMIT^{commit}" >/dev/null ||
+  { echo "unknown commit $COMMIT in $ROOT" >&2; exit 2; }
 [ -d "$REF" ] || git -C "$ROOT" worktree add --detach "$REF" "$COMMIT"
 git -C "$REF" checkout -q --detach "$COMMIT"
 cd "$REF"
@@ -23,5 +30,4 @@ case $PART in
   sweep) exec "$PY" -m specbench run --preset paper $EXEC --out "$ROOT/results/reference" --no-report ;;
   studies) for s in horizon order state-size regimes; do
              "$PY" -m specbench study "$s" $EXEC --out "$ROOT/results/studies/$s" --no-report; done ;;
-  *) echo "unknown part $PART: tuning, sweep or studies" >&2; exit 2 ;;
 esac

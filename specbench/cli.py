@@ -13,14 +13,14 @@ import threading
 from pathlib import Path
 
 from specbench import workfile
-from specbench.defaults import GATE_FACTOR, MAX_BUDGET_S, MAX_SEEDS, MAX_THREADS, cores
+from specbench.defaults import GATE_FACTOR, MAX_BUDGET_S, MAX_SEEDS, MAX_THREADS, MAX_WORKERS_PER_CORE, cores
 from specbench.errors import UsageError
 from specbench.gate import gate, report_work
 from specbench.io import ensure_dir, write_json_atomic
 from specbench.plugins import SYSTEMS, TRAINERS, get_system, use_plugins
 from specbench.presets import PRESETS, load_preset
 from specbench.records import REGIMES
-from specbench.report.document import readme_block, update_readme, write_report
+from specbench.report.document import readme_block, readme_parts, update_readme, write_report
 from specbench.studies import STUDIES
 
 
@@ -74,6 +74,22 @@ def _path(text: str) -> Path:
     return Path(text)
 
 
+def _workers(text: str) -> int:
+    """An argparse type for --workers: processes on this machine, at most MAX_WORKERS_PER_CORE per core."""
+    workers, most = _positive(int, "--workers")(text), MAX_WORKERS_PER_CORE * cores()
+    if workers > most:
+        raise UsageError(f"--workers must be at most {most} ({MAX_WORKERS_PER_CORE} per core of this machine's "
+                         f"{cores()} cores: more only time-share them; a cluster is --scheduler), got {text!r}")
+    return workers
+
+
+def _readme(text: str) -> Path:
+    """An argparse type for --readme: a file that is read (for its verdict block) before it is written."""
+    if not text.strip():
+        raise UsageError("--readme: an empty path names no README; give the file that holds the verdict block")
+    return Path(text)
+
+
 def _one(kind: str, valid, plural: str = "") -> callable:
     """An argparse type for exactly one name from `valid`."""
     def parse(text: str) -> str:
@@ -90,7 +106,7 @@ def _executor_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--replace", action="store_true",
                         help="overwrite records in --out that other settings made (refused otherwise)")
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=_positive(int, "--workers"), default=1,
+    where.add_argument("--workers", type=_workers, default=1,
                        help="runs at once on this machine, on a Dask LocalCluster of N single-threaded workers")
     where.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786")
 
@@ -131,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", type=_path)
     rp.add_argument("--studies", type=Path, action="append", default=[],
                     help="a study's directory, or a directory of them, whose records join the report (repeatable)")
-    rp.add_argument("--readme", type=Path, help="also write the verdict table into this file's verdict block")
+    rp.add_argument("--readme", type=_readme, help="also write the verdict table into this file's verdict block")
 
     g = sub.add_parser("gate", help="exit 1 when CANDIDATE regressed against BASELINE beyond --factor and the "
                        "noise (two sweep directories), or differs at all (two work files)")
@@ -148,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--out", type=_path, help="write the work values here (e.g. results/work/reference.json)")
     w.add_argument("--check", type=Path, metavar="REFERENCE",
                    help="rerun with REFERENCE's settings; exit 1 naming system, trainer and measure on a mismatch")
-    w.add_argument("--workers", type=_positive(int, "--workers"), default=1,
+    w.add_argument("--workers", type=_workers, default=1,
                    help="processes sharing the pairs (one thread each; the values do not depend on it)")
 
     st = sub.add_parser("study", help="run a scaling study (horizon, state-size, order, regimes) and report it",
@@ -186,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _plugins(argv)
         args = build_parser().parse_args(argv)
-        _warn_threads(getattr(args, "threads", None))
+        # work's values do not depend on its processes (nor on time): only the commands that time runs warn
+        _warn_cores(getattr(args, "threads", None), getattr(args, "workers", 1) if args.command != "work" else 1)
         return COMMANDS[args.command](args) or 0
     except UsageError as exc:
         print(f"specbench: error: {exc}", file=sys.stderr)
@@ -202,12 +219,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _warn_threads(threads: int | None) -> None:
-    """More threads per run than this machine has cores is allowed (a run may go elsewhere), but said: each run's
-    steps then time-share the cores, and its times are not what the machine can do."""
-    if threads and threads > cores():
-        print(f"specbench: warning: --threads {threads} is more than this machine's {cores()} cores; each run's "
-              "threads will time-share them (fine for a remote --scheduler, slow and noisy here)", file=sys.stderr)
+def _warn_cores(threads: int | None, workers: int) -> None:
+    """More threads per run, or more workers, than this machine has cores is allowed (a run's threads may go to
+    another machine; a few workers too many cost little), but said: the runs' steps then time-share the cores, and
+    their times are not what the machine can do."""
+    for option, n, then in (("--threads", threads, "each run's threads will time-share them (fine for a remote "
+                                                   "--scheduler, slow and noisy here)"),
+                            ("--workers", workers, "the runs will time-share them; their times are slow and noisy")):
+        if n and n > cores():
+            print(f"specbench: warning: {option} {n} is more than this machine's {cores()} cores; {then}",
+                  file=sys.stderr)
 
 
 class Terminated(KeyboardInterrupt):
@@ -299,6 +320,8 @@ def cmd_tune(args) -> int:
 
 
 def cmd_report(args) -> int:
+    if args.readme:
+        readme_parts(args.readme)  # a README it cannot update is said now, before the report is written
     md, page = write_report(args.dir, args.out, studies=args.studies)
     print(f"wrote {md} and {page}")
     if args.readme:
@@ -312,7 +335,7 @@ def cmd_gate(args) -> int:
 
 
 def cmd_work(args) -> int:
-    from specbench.work import work_table  # loads torch: only the commands that train import it
+    from specbench.work import WorkIncomplete, work_table  # loads torch: only the commands that train import it
 
     if not (args.out or args.check):
         raise UsageError("work needs --out FILE, --check REFERENCE or both")
@@ -325,12 +348,19 @@ def cmd_work(args) -> int:
         if lacking:
             print(f"specbench: note: not in {args.check}: {', '.join(lacking)}", file=sys.stderr)
     settings = workfile.settings_of(reference) if reference else workfile.Settings()
-    table = work_table(pairs, settings, log=lambda line: print(line, file=sys.stderr), workers=args.workers)
+    try:
+        table = work_table(pairs, settings, log=lambda line: print(line, file=sys.stderr), workers=args.workers)
+    except WorkIncomplete as exc:  # the pairs measured are kept beside --out (or in the lines above), not lost
+        where = "the lines above"
+        if args.out:
+            where = workfile.incomplete_path(args.out)
+            _write_work(where, exc.table)
+            where = f"{where} (marked incomplete; {args.out} is left as it was)"
+        print(f"specbench: error: {exc}; the {len(pairs) - len(exc.table['incomplete'])} measured are in {where}",
+              file=sys.stderr)
+        return 1
     if args.out:
-        try:
-            write_json_atomic(args.out, table)
-        except OSError as exc:
-            raise UsageError(f"cannot write {args.out}: {exc.strerror}") from None
+        _write_work(args.out, table)
         print(f"wrote {args.out}", file=sys.stderr)
     if reference is None:
         return 0
@@ -339,6 +369,13 @@ def cmd_work(args) -> int:
               f"{table['env'].get('cpu')!r}: network evaluations of adaptive solvers and the metric are compared "
               f"within {workfile.CROSS_CPU_RTOL:g} (round-off), everything else exactly", file=sys.stderr)
     return report_work(*workfile.compare(reference, table, pairs))
+
+
+def _write_work(path: Path, table: dict) -> None:
+    try:
+        write_json_atomic(path, table)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
 
 
 COMMANDS = {"list": cmd_list, "data": cmd_data, "run": cmd_run, "study": cmd_study, "tune": cmd_tune,

@@ -19,6 +19,9 @@ from threadpoolctl import threadpool_limits
 MAX_BUDGET_S = 7 * 24 * 3600.0  # a week of training per run
 MAX_SEEDS = 10_000
 MAX_THREADS = 1024
+# --workers: processes at once on this machine. Past the cores they only time-share them (said); past this many per
+# core a number is a typo, not a request: each is a process of its own, and 1000 of them on 2 cores run 2 at a time.
+MAX_WORKERS_PER_CORE = 4
 GATE_FACTOR = 1.25  # `specbench gate`: a regression is a slowdown beyond this factor and the noise
 TIMEOUT_FACTOR = 3.0  # a run's process is killed after TIMEOUT_FACTOR * budget + the setup allowance
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")  # read by BLAS at start-up

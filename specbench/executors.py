@@ -17,12 +17,10 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
-from pathlib import Path
 from typing import Callable
 
 from specbench.defaults import cores, thread_environment
@@ -30,7 +28,7 @@ from specbench.errors import UsageError
 from specbench.job import Job
 from specbench.machine import environment
 from specbench.plugins import TRAINERS
-from specbench.records import CorruptRecord, Record, load, new_record
+from specbench.records import CorruptRecord, Record, new_record, parse
 
 Task = tuple[Job, float]  # a job and its timeout in seconds
 Deliver = Callable[[int, Record], None]  # called on the client with (index of the task, its record)
@@ -45,33 +43,32 @@ _RUNNING: dict[str, set[subprocess.Popen]] = {}  # sweep id -> the run processes
 
 
 def run_in_subprocess(job: Job, timeout_s: float, sweep: str = "") -> Record:
-    """Run one job in a fresh Python process and return its record. The process writes the record to a temporary
-    file beside it, never to --out; a crash or the timeout is a failure record instead."""
+    """Run one job in a fresh Python process and return its record; a crash or the timeout is a failure record
+    instead. The job goes to the process on its stdin and the record comes back on its stdout, never through a file:
+    a run killed however it ends (its own process, or this one, a sweep or a Dask worker, by SIGKILL) leaves nothing
+    behind to clean up."""
     env = {**os.environ, **thread_environment(job.threads), "SPECBENCH_PARENT_PID": str(os.getpid())}
-    with tempfile.TemporaryDirectory(prefix="specbench-run-") as tmp:
-        job_path, out = Path(tmp) / "job.json", Path(tmp) / "record.json"
-        job_path.write_text(json.dumps(job.to_dict()))
-        proc = subprocess.Popen([sys.executable, "-m", "specbench.worker", str(job_path), str(out)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        running = _RUNNING.setdefault(sweep, set())
-        running.add(proc)
+    proc = subprocess.Popen([sys.executable, "-m", "specbench.worker"], env=env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    running = _RUNNING.setdefault(sweep, set())
+    running.add(proc)
+    try:
+        record, stderr = proc.communicate(json.dumps(job.to_dict()), timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return failure_record(job, "timeout", f"run did not finish within {timeout_s:.0f} s")
+    except BaseException:  # Ctrl-C: the unfinished run leaves no record and is rerun next time
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        running.discard(proc)
+    if proc.returncode == 0:
         try:
-            _, stderr = proc.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            return failure_record(job, "timeout", f"run did not finish within {timeout_s:.0f} s")
-        except BaseException:  # Ctrl-C: the unfinished run leaves no record and is rerun next time
-            proc.kill()
-            proc.wait()
-            raise
-        finally:
-            running.discard(proc)
-        if proc.returncode == 0 and out.exists():
-            try:
-                return load(out)
-            except CorruptRecord as exc:
-                return failure_record(job, "error", str(exc)[:300])
+            return parse(record, "the run's record")
+        except CorruptRecord as exc:
+            return failure_record(job, "error", str(exc)[:300])
     lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
     why = lines[-1] if lines else f"worker exited with status {proc.returncode}"
     return failure_record(job, "error", why[:300])

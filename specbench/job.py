@@ -41,6 +41,14 @@ class Job:
     def name(self) -> str:
         return record_name(self.system, self.trainer, self.regime, self.seed, self.study)
 
+    def with_seed(self, seed: int) -> Job:
+        """This job on another seed, its config a copy: a sweep makes one job per (system, regime, trainer) and
+        copies it per seed. A plain copy of the fields: dataclasses.replace runs __init__ again at several times the
+        cost, which a sweep of 10,000 seeds (hundreds of thousands of jobs) feels."""
+        job = object.__new__(Job)
+        job.__dict__.update(self.__dict__, seed=seed, config=dict(self.config))
+        return job
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -73,8 +81,8 @@ def untuned(jobs: list[Job], preset=None) -> list[tuple[str, str, str]]:
     """(system, regime, trainer) among `jobs` that no tuning run chose settings for: they run on the trainer's
     defaults (and the preset's settings), which a sweep says at its start and the report marks."""
     tuned = tuned_settings(preset)
-    return sorted({(j.system, j.regime, j.trainer) for j in jobs
-                   if tuned_entry(tuned, j.system, j.regime, j.trainer) is None})
+    return sorted(cell for cell in {(j.system, j.regime, j.trainer) for j in jobs}
+                  if tuned_entry(tuned, *cell) is None)
 
 
 def warn_untuned(jobs: list[Job], preset=None) -> None:

@@ -151,9 +151,12 @@ def load_plugin(spec: str):
     key = str(Path(spec).resolve()) if spec.endswith(".py") else spec
     if key in _loaded:
         return _loaded[key]
+    path = Path(spec)
+    if (spec.endswith(".py") or "/" in spec or os.sep in spec) and path.is_dir():  # a path, not a module name
+        raise UsageError(f"plugin {spec} is a directory; give a .py file (or a module name) that defines SYSTEMS "
+                         "and/or TRAINERS")
     try:
         if spec.endswith(".py"):
-            path = Path(spec)
             if not path.is_file():
                 raise UsageError(f"plugin {spec}: no such file")
             mod_name = f"specbench_plugin_{path.stem}"

@@ -389,15 +389,25 @@ def load(path: Path | str, vocabulary: Vocabulary | None = None) -> Record:
     """A validated record; CorruptRecord naming the file and the first problem otherwise (`Record.from_dict`)."""
     path = Path(path)
     try:
-        raw = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
         raise CorruptRecord(f"{path}: unreadable ({exc.__class__.__name__}: {exc})") from None
+    return parse(text, str(path), vocabulary)
+
+
+def parse(text: str, source: str, vocabulary: Vocabulary | None = None) -> Record:
+    """A validated record from its JSON text (a file's, or what a run's process sent); CorruptRecord naming `source`
+    and the first problem otherwise."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CorruptRecord(f"{source}: unreadable ({exc.__class__.__name__}: {exc})") from None
     except RecursionError:
-        raise CorruptRecord(f"{path}: nested too deeply to be a run record") from None
+        raise CorruptRecord(f"{source}: nested too deeply to be a run record") from None
     try:
         return Record.from_dict(raw, vocabulary)
     except ValueError as exc:
-        raise CorruptRecord(f"{path}: {exc}") from None
+        raise CorruptRecord(f"{source}: {exc}") from None
 
 
 def load_dir(directory: Path | str, vocabulary: Vocabulary | None = None

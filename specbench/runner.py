@@ -34,10 +34,16 @@ SETUP_ALLOWANCE_S = 180.0
 
 
 def plan(preset: Preset, device: str = "cpu", threads: int | None = None, target: float | None = None) -> list[Job]:
+    """The preset's jobs, by system, regime, seed and trainer. A job's settings do not depend on its seed, so each
+    (system, regime, trainer) is made once and copied per seed: 10,000 seeds plan in seconds, not minutes."""
     threads = threads or default_threads()
-    return [make_job(s, tr, r, seed, budget_s=budget_for(preset, s, r), preset=preset, target=target, device=device,
-                     threads=threads)
-            for s in preset.systems for r in preset.regimes for seed in range(preset.seeds) for tr in preset.trainers]
+    jobs = []
+    for s in preset.systems:
+        for r in preset.regimes:
+            made = [make_job(s, tr, r, 0, budget_s=budget_for(preset, s, r), preset=preset, target=target,
+                             device=device, threads=threads) for tr in preset.trainers]
+            jobs += [job.with_seed(seed) for seed in range(preset.seeds) for job in made]
+    return jobs
 
 
 def is_done(path: Path, job: Job) -> bool:

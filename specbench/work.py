@@ -20,7 +20,8 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import types
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
 
 import numpy as np
@@ -111,23 +112,53 @@ def work(system: str, trainer: str, settings: Settings = Settings()) -> dict:
             "held_bytes": at_n.get("held_bytes")}
 
 
+class WorkIncomplete(Exception):
+    """A work process died (killed, out of memory) before every pair was measured. `table` is the work file's content
+    for the pairs that were, its `incomplete` naming the others ("system / trainer"): measured values are never lost
+    with the pool that made them."""
+
+    def __init__(self, message: str, table: dict):
+        super().__init__(message)
+        self.table = table
+
+
 def work_table(pairs: list[tuple[str, str]], settings: Settings = Settings(), log=None, workers: int = 1) -> dict:
     """The work file's content for (system, trainer) `pairs`: settings, environment and values[system][trainer].
 
     `workers` > 1 shares the pairs among that many fresh processes (spawned, so none inherits this one's torch
     state; plugins reach them through SPECBENCH_PLUGINS). Each pair is a one-thread deterministic run, so the values
-    are the same as one process's: only the wall time changes."""
+    are the same as one process's: only the wall time changes. Each pair is logged as it arrives. A process that dies
+    takes the pool and every pair it had not finished with it; the pairs finished are kept, and WorkIncomplete
+    carries them (`specbench work` writes them beside --out, marked incomplete, never over it)."""
+    measured, broken = {}, None
+
+    def keep(pair, value):
+        measured[pair] = value
+        if log:
+            log(f"{pair[0]} / {pair[1]}: {value}")
+
+    if workers > 1 and len(pairs) > 1:
+        pool = ProcessPoolExecutor(min(workers, len(pairs)), mp_context=multiprocessing.get_context("spawn"))
+        try:
+            futures = {pool.submit(work, s, t, settings): (s, t) for s, t in pairs}
+            for future in as_completed(futures):
+                try:
+                    keep(futures[future], future.result())
+                except BrokenProcessPool as exc:  # this pair died with the pool; the finished ones still arrive
+                    broken = exc
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)  # an error or Ctrl-C runs no more pairs
+    else:
+        for s, t in pairs:
+            keep((s, t), work(s, t, settings))
     values = {}
-    with contextlib.ExitStack() as stack:
-        mapper = map
-        if workers > 1 and len(pairs) > 1:
-            pool = ProcessPoolExecutor(min(workers, len(pairs)), mp_context=multiprocessing.get_context("spawn"))
-            stack.callback(pool.shutdown, wait=True, cancel_futures=True)  # an error or Ctrl-C runs no more pairs
-            mapper = pool.map
-        results = mapper(work, [s for s, _ in pairs], [t for _, t in pairs], [settings] * len(pairs))
-        for (s, t), value in zip(pairs, results):  # in the pairs' order, as each arrives
-            values.setdefault(s, {})[t] = value
-            if log:
-                log(f"{s} / {t}: {value}")
-    return {"schema": SCHEMA, "regenerate": COMMAND, "settings": asdict(settings), "metric_rtol": METRIC_RTOL,
-            "env": environment("cpu", 1), "values": values}
+    for s, t in pairs:  # in the pairs' order, whatever order they arrived in
+        if (s, t) in measured:
+            values.setdefault(s, {})[t] = measured[(s, t)]
+    table = {"schema": SCHEMA, "regenerate": COMMAND, "settings": asdict(settings), "metric_rtol": METRIC_RTOL,
+             "env": environment("cpu", 1), "values": values}
+    if broken is not None:
+        missing = [f"{s} / {t}" for s, t in pairs if (s, t) not in measured]
+        raise WorkIncomplete(f"a work process died ({type(broken).__name__}) before {len(missing)} of {len(pairs)} "
+                             f"pairs were measured ({', '.join(missing)})", {**table, "incomplete": missing})
+    return table

@@ -1,16 +1,17 @@
-"""Runs one job in this (fresh) process: `python -m specbench.worker JOB.json OUT.json`."""
+"""Runs one job in this (fresh) process: `python -m specbench.worker < JOB.json > RECORD.json` (the job as JSON on
+stdin, its record as JSON on stdout; anything else the run prints to stdout is dropped, its stderr is the parent's to
+read)."""
 from __future__ import annotations
 
 import json
 import os
 import sys
-from pathlib import Path
 
 from specbench.defaults import limit_threads
+from specbench.io import to_json
 from specbench.job import Job
 from specbench.plugins import load_plugin
 from specbench.protocol import run_job
-from specbench.records import write
 
 
 def _die_with_parent() -> None:
@@ -27,9 +28,11 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def main(job_path: str, out_path: str) -> int:
+def main() -> int:
     _die_with_parent()
-    job = Job(**json.loads(Path(job_path).read_text()))
+    record_out = os.fdopen(os.dup(1), "w")  # the record's channel to the parent
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # whatever else the run prints to stdout goes nowhere
+    job = Job(**json.loads(sys.stdin.read()))
     for spec in job.plugins:  # the sweep's plugins, so this process's registry is the sweep's
         load_plugin(spec)
     limit_threads(job.threads)  # the environment said so at start-up; this holds pools made later too
@@ -37,9 +40,10 @@ def main(job_path: str, out_path: str) -> int:
         record = run_job(job)
     except KeyboardInterrupt:
         return 130  # an interrupted run writes nothing: the sweep reruns it
-    write(out_path, record)
+    record_out.write(to_json(record.to_dict()))
+    record_out.close()
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(*sys.argv[1:3]))
+    raise SystemExit(main())

@@ -93,10 +93,20 @@ def read(path: Path | str) -> dict:
     except (OSError, ValueError, RecursionError) as exc:
         raise UsageError(f"{path} is not a work file from `specbench work --out` ({exc})") from None
     problems = problems_of(data)
+    if not problems and data.get("incomplete"):
+        raise UsageError(f"{path} is incomplete: a work process died before {', '.join(data['incomplete'])} "
+                         f"{'was' if len(data['incomplete']) == 1 else 'were'} measured; run `specbench work --out` "
+                         "again for a whole file")
     if problems:
         more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
         raise UsageError(f"{path} is not a work file from `specbench work --out`: {problems[0]}{more}")
     return data
+
+
+def incomplete_path(path: Path) -> Path:
+    """Where `specbench work --out PATH` puts the pairs it measured when a work process died: beside PATH, never
+    over it (a complete file there stays), marked "incomplete" so no check takes it for a reference."""
+    return path.with_name(f"{path.stem}.incomplete{path.suffix}")
 
 
 def settings_of(reference: dict) -> Settings:

@@ -116,10 +116,23 @@ def tuned_path(preset: Preset | None = None) -> Path:
     return Path(preset.tuned) if preset is not None and preset.tuned else TUNED
 
 
+_TUNED: dict[Path, tuple[tuple[int, int], dict]] = {}  # path -> (the file's version, its settings)
+
+
 def tuned_settings(preset: Preset | None = None) -> dict:
-    """The tuned settings as {system: {trainer: settings}} (empty when the file does not exist yet)."""
+    """The tuned settings as {system: {trainer: settings}} (empty when the file does not exist yet). Read once per
+    version of the file (its modification time and size), not once per job: a sweep of 10,000 seeds plans
+    hundreds of thousands of jobs from it, and a file `specbench tune` rewrites is read again. The table is shared
+    by every caller: read it, never change it."""
     path = tuned_path(preset)
-    return read_toml(path) if path.exists() else {}
+    try:
+        stat = path.stat()
+    except OSError:
+        return {}
+    version = (stat.st_mtime_ns, stat.st_size)
+    if _TUNED.get(path, (None,))[0] != version:
+        _TUNED[path] = version, read_toml(path)
+    return _TUNED[path][1]
 
 
 def budget_for(preset: Preset, system: str, regime: str) -> float:

@@ -43,6 +43,12 @@ def board(verdicts: list[Verdict]) -> Board:
     return Board(tuple(c for c, claim in CLAIMS.items() if claim.from_paper or c in decided), rows, cells, unplaced)
 
 
+def decided(verdicts: list[Verdict]) -> list[Verdict]:
+    """The verdicts that decide their claim (it holds or fails there): what any sentence about decided claims counts,
+    so the prose says what the board shows."""
+    return [v for v in verdicts if v.verdict in ("holds", "fails")]
+
+
 def place(v: Verdict) -> str:
     """Where a verdict was made, in a few words: 'lotka-volterra dense [horizon, whole]'."""
     _, system, regime = v.cell

@@ -10,6 +10,7 @@ import base64
 import html
 import json
 import re
+import shlex
 from collections import Counter
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from specbench.io import write_text_atomic
 from specbench.profiles import R_MAX, Profiles, profiles
 from specbench.records import Record, load_studies, load_sweep
 from specbench.report import figures
-from specbench.report.board import board, summary
+from specbench.report.board import board, decided, place, summary
 from specbench.report.studies import regimes_relabelled, study_blocks, study_verdicts
 from specbench.studies import vocabulary
 from specbench.verdicts import (CLAIMS, KEPT, MARK, MSE_CLAIM, NOT_REACHED, RIVAL_MEASURES, RIVALS, RIVALS_CLAIM,
@@ -99,19 +100,41 @@ def readme_block(records_dir, studies=()) -> str:
     return "\n".join(lines + ["", verdict_table(verdicts), README_END])
 
 
-def update_readme(path: Path, block: str) -> None:
-    text = Path(path).read_text()
-    if README_BEGIN not in text or README_END not in text:
+def readme_parts(path: Path) -> tuple[str, str]:
+    """The README's text before its verdict block and after it. A README that cannot be read as UTF-8 text, or whose
+    block is missing or ends before it begins, is a UsageError: `specbench report --readme` asks this before it
+    writes anything, and the README is left as it is."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); save "
+                         "it as UTF-8") from None
+    except IsADirectoryError:
+        raise UsageError(f"--readme {path} is a directory, not a README; give the file that holds the verdict "
+                         "block") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read the README {path}: {exc.strerror}") from None
+    begin = text.find(README_BEGIN)
+    end = text.find(README_END, begin + len(README_BEGIN)) if begin >= 0 else -1
+    if begin >= 0 and end < 0 and README_END in text:
+        raise UsageError(f"{path}: its verdict block ends before it begins (the line {README_END!r} comes before "
+                         f"{README_BEGIN!r})")
+    if end < 0:
         raise UsageError(f"{path} has no verdict block (the lines {README_BEGIN!r} and {README_END!r})")
-    head, rest = text.split(README_BEGIN, 1)
-    write_text_atomic(path, head + block + rest.split(README_END, 1)[1])
+    return text[:begin], text[end + len(README_END):]
+
+
+def update_readme(path: Path, block: str) -> None:
+    """Replace the README's verdict block with `block` (README_BEGIN to README_END), atomically."""
+    head, tail = readme_parts(path)
+    write_text_atomic(path, head + block + tail)
 
 
 def sources(records_dir, studies) -> str:
-    """The command that regenerates the report, from the directories it read (as given)."""
-    parts = ["specbench report", Path(records_dir).as_posix()] + \
-        [f"--studies {Path(d).as_posix()}" for d in studies]
-    return " ".join(parts)
+    """The command that regenerates the report, from the directories it read (as given), quoted for a POSIX shell
+    so that it runs as printed (a path with a space or a quote in it)."""
+    return shlex.join(["specbench", "report", Path(records_dir).as_posix(),
+                       *[arg for d in studies for arg in ("--studies", Path(d).as_posix())]])
 
 
 def commit_counts(records: list[Record]) -> dict[str, int]:
@@ -172,7 +195,7 @@ def build(all_records: list[Record], out_dir: Path, warnings: list[str], command
     verdicts = claims(records) + study_verdicts(studied)
     fig_dir = out_dir / "figures"
     by_cell = {(s, g): per for s, g, per in per_cell(records)}
-    b: list[tuple] = [("h1", TITLE), ("p", intro(all_records, records, studied)), ("toc",)]
+    b: list[tuple] = [("h1", TITLE), ("p", intro(all_records, records, studied, verdicts)), ("toc",)]
     overview = {claim: overview_figure(records, verdicts, claim, fig_dir) for claim in ("C1", "C2", "C3")}
     low = low_data_figure(studied, verdicts, fig_dir)
     bd = board(verdicts)
@@ -379,8 +402,9 @@ def profile_blocks(prof: Profiles, fig_dir: Path) -> list[tuple]:
 ENV_KEYS = ("python", "torch", "torchdiffeq", "numpy", "threads", "device", "gpu", "cpu", "cores", "git_commit")
 
 
-def intro(all_records: list[Record], records: list[Record], studied: list[Record]) -> str:
-    """One line under the title: what the report was made from."""
+def intro(all_records: list[Record], records: list[Record], studied: list[Record], verdicts: list[Verdict]) -> str:
+    """One line under the title: what the report was made from; where no run was ok, what the verdicts (the board's)
+    decide all the same."""
     parts = []
     if records:
         parts.append(f"{_count(records, 'headline run')} ({_count({r.system for r in records}, 'system')}, "
@@ -391,8 +415,10 @@ def intro(all_records: list[Record], records: list[Record], studied: list[Record
     made = f"Made from {' and '.join(parts) or f'{len(all_records)} run records'}."
     if all_records and not any(r.ok for r in all_records):
         statuses = ", ".join(f"{n} {s}" for s, n in sorted(Counter(r.status for r in all_records).items()))
-        made += f" **No run was ok** ({statuses}): nothing trained to the end of its budget, so no claim is " \
-                "decided; the failed runs are listed below."
+        settled = [f"{v.cell[0]} {v.verdict} in {place(v)}" for v in decided(verdicts)]
+        made += f" **No run was ok** ({statuses}): nothing trained to the end of its budget, so " + \
+            (f"only what the runs measured before they stopped decides: {', '.join(settled)}" if settled else
+             "no claim is decided") + "; the failed runs are listed below."
     return made
 
 
