@@ -7,9 +7,10 @@ import json
 import sys
 from dataclasses import asdict, dataclass, field
 
-from specbench.plugins import SYSTEMS, env_plugins
+from specbench.plugins import SYSTEMS, env_plugins, get_trainer
 from specbench.presets import config_for, load_preset, tuned_entry, tuned_settings
 from specbench.records import Study, record_name
+from specbench.trainers.settings import check
 
 
 @dataclass
@@ -56,16 +57,20 @@ def make_job(system: str, trainer: str, regime: str, seed: int, *, budget_s: flo
              **kw) -> Job:
     """The job for (system, trainer, regime, seed). Its target is `target`, else the preset's override, else the
     system's own. Its settings, later winning: the trainer's defaults (applied by the trainer), the tuned
-    settings, the preset's [settings.SYSTEM.TRAINER], then `config`. Cadence, noise and system parameters come
+    settings, the preset's [settings.SYSTEM.TRAINER], then `config`; each checked against the trainer's declared
+    settings (a UsageError naming the valid ones or the valid values). Cadence, noise and system parameters come
     from the preset unless given. Plugins in use are carried, so a worker anywhere builds the same registry."""
     preset = preset or load_preset("quick")
+    config = {**config_for(preset, system, regime, trainer), **(config or {})}
+    # Checked now, before any run: a typo or a value out of range is one line, not hours of a run that ignored it.
+    check(get_trainer(trainer).settings, config, f"{trainer} ({system} / {regime})")
     if target is None:
         target = preset.targets.get(system, SYSTEMS.get_class(system).target)
     kw.setdefault("cadence", preset.cadence)
     kw.setdefault("noise", preset.noise)
     kw.setdefault("system_params", preset.system_params.get(system, {}))
     return Job(system=system, trainer=trainer, regime=regime, seed=seed, budget_s=float(budget_s),
-               target=float(target), config={**config_for(preset, system, regime, trainer), **(config or {})},
+               target=float(target), config=config,
                device=device, threads=int(threads), plugins=env_plugins(), **kw)
 
 
