@@ -8,6 +8,7 @@ from specbench.presets import budget_for, load_preset, read_toml, tuned_settings
 from specbench.plugins import TRAINERS, get_trainer
 from specbench.records import load
 from specbench.tune import POINTS, Cell, design, past_edges, score, settings_of, tune, write_tuned
+from tests.conftest import run_cli
 from tests.records import make_record, replace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,3 +179,52 @@ def test_the_reference_runs_on_settings_tuned_for_each_of_its_cells_with_the_evi
                 runs = [load(p) for p in (point / "runs").glob("*.json")]
                 assert sorted(r.seed for r in runs) == [100, 101, 102], where
                 assert all(r.config["budget_s"] == budget for r in runs), where
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A directory holding a writable tuned.toml whose entries cannot be created or renamed: mode 0555, or for
+    root (whom modes do not stop) the immutable attribute."""
+    import os
+    import shutil
+    import subprocess
+
+    where = tmp_path / "ro"
+    where.mkdir()
+    (where / "tuned.toml").write_text("")
+    root = os.geteuid() == 0
+    if root:
+        if not shutil.which("chattr") or subprocess.run(["chattr", "+i", str(where)]).returncode:
+            pytest.skip("root, and no chattr +i here to make a read-only directory")
+    else:
+        where.chmod(0o555)
+    try:
+        yield where
+    finally:
+        subprocess.run(["chattr", "-i", str(where)]) if root else where.chmod(0o755)
+
+
+def test_tune_refuses_a_settings_file_in_a_read_only_directory_before_training(tmp_path, read_only_dir):
+    """The file itself is writable, but the atomic write at the end needs its directory: one line, exit 2, before
+    any run."""
+    proc = run_cli("tune", "--systems", "oscillator", "--regimes", "sparse", "--trainers", "vf-node", "--budget",
+                   "0.9", "--out", tmp_path / "t", "--settings", read_only_dir / "tuned.toml")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"specbench: error: cannot write the tuned settings to "
+                                                   f"{read_only_dir / 'tuned.toml'}: ")
+    assert not (tmp_path / "t").exists()
+
+
+def test_a_progress_line_names_what_the_run_trained():
+    import io
+
+    from specbench.executors import Progress
+
+    stream = io.StringIO()
+    progress = Progress(2, [(make_record(seed=100), "lr=0.01, K=20")], stream)
+    progress.finished(make_record(seed=101), 1, "lr=0.03, K=40")
+    progress.close()
+    lines = stream.getvalue().splitlines()
+    assert "oscillator / spectral / dense / seed 100 (lr=0.01, K=20): skipped" in lines[0]
+    assert "oscillator / spectral / dense / seed 101 (lr=0.03, K=40): ok" in lines[1]
