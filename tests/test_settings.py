@@ -7,7 +7,7 @@ from specbench.errors import UsageError
 from specbench.job import make_job
 from specbench.plugins import TRAINERS
 from specbench.presets import load_preset
-from specbench.trainers.settings import Joint, Setting, by_name, from_plain
+from specbench.trainers.settings import Joint, Setting, Shape, by_name, from_plain
 from tests.conftest import run_cli
 
 
@@ -116,3 +116,55 @@ def test_a_declaration_that_cannot_work_fails_when_its_class_is_made():
     joint = Joint("tolerances", ("rtol", "atol"), "a pair", grid=((1e-3, 1e-4),), ladder=((1e-3, 1e-4),))
     with pytest.raises(TypeError, match="not declared"):
         type("Bad", (Trainer,), {"settings": (joint,)})
+
+
+def declared(trainer: str, name: str):
+    return next(s for s in TRAINERS[trainer].settings if s.name == name)
+
+
+def test_a_log_scale_steps_by_the_ratio_of_the_outermost_values_within_the_range():
+    lr = declared("backprop-dopri5", "lr")
+    assert lr.past([3e-3, 1e-2, 3e-2], up=True) == 0.09 and lr.past([3e-3, 1e-2, 3e-2], up=False) == 9e-4
+    assert lr.past([0.27, 0.81], up=True) == 1.0  # 2.43 is past lr's range: the step stops at its end
+    assert lr.past([0.81, 1.0], up=True) is None  # on the end: no further
+    segment = declared("backprop-dopri5", "segment_length")
+    steps, grid = [], [5, 10, 20]
+    while (new := segment.past(grid, up=False)) is not None:
+        steps.append(new)
+        grid.append(new)
+    assert steps == [3, 2]  # 2.5 -> 3, 1.8 -> 2, then a segment of 2 observations is the end
+    assert segment.past([10, 20, 40], up=True, shape=Shape(4, 41)) == 41  # at most the observations
+    assert segment.past([10, 20, 40, 41], up=True, shape=Shape(4, 41)) is None
+
+
+def test_a_linear_scale_steps_by_the_difference():
+    p = declared("spectral", "p")
+    assert p.past([4, 6, 8], up=True) == 10 and p.past([4, 6, 8], up=False) == 2
+    assert p.past([2, 4, 6], up=False) == 1 and p.past([1, 2, 4], up=False) is None
+
+
+def test_a_ladder_extends_to_its_next_value_that_runs_as_a_new_one():
+    tolerances = declared("backprop-dopri5", "tolerances")
+    grid = [t for t in TRAINERS["backprop-dopri5"].tuning_grid["tolerances"]]
+    assert tolerances.past(grid, up=True) == {"rtol": 1e-7, "atol": 1e-8}
+    assert tolerances.past(grid, up=False) == {"rtol": 1e-1, "atol": 1e-2}
+    assert tolerances.past(grid + [{"rtol": 1e-1, "atol": 1e-2}], up=False) is None  # rtol up to 1e-1
+    batch = declared("spectral", "elements_per_step")
+    assert batch.past([32, "all"], up=False) == 16 and batch.past([32, "all"], up=True) is None
+    # oscillator/sparse at the defaults: 4 trajectories of 2 elements, 8 in all: 32 runs as "all", the first rung
+    # below that is a mini-batch is 4
+    assert batch.runs_as(32, Shape(4, 21), TRAINERS["spectral"].defaults) == "all"
+    assert batch.within(Shape(4, 21), TRAINERS["spectral"].defaults) == (4, "all")
+
+
+def test_zero_in_a_grid_is_no_step_on_a_log_scale_and_an_ordinary_one_on_a_linear_scale():
+    """weight_decay (0.0, 1e-4, 1e-3) from a plain grid is on a log scale, whose end 0 has no step past it (not a
+    step to 0.0 again); lr_exp (-1, 0, 1) is on a linear one: 1 -> 2, no division by the 0 beside it."""
+    from specbench.trainers.vf_node import VFNode
+
+    plain = from_plain(VFNode.settings, {**VFNode.defaults, "weight_decay": 0.0, "lr_exp": 0.0},
+                       {"weight_decay": [0.0, 1e-4, 1e-3], "lr_exp": [-1.0, 0.0, 1.0]})
+    decay, exponent = by_name(plain)["weight_decay"], by_name(plain)["lr_exp"]
+    assert decay.past([0.0, 1e-4, 1e-3], up=False) is None and decay.past([0.0, 1e-4, 1e-3], up=True) == 1e-2
+    assert exponent.past([-1.0, 0.0, 1.0], up=True) == 2.0 and exponent.past([-1.0, 0.0, 1.0], up=False) == -2.0
+    assert exponent.past([0.0, 1.0], up=False) == -1.0 and decay.past([1e-4, 0.0], up=False) is None

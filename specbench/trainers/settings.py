@@ -116,31 +116,30 @@ class Setting:
             return None
         ordered = self.ordered(values)
         edge = ordered[-1] if up else ordered[0]
-        if self.scale == "ladder":
-            i = self.ladder.index(edge) + (1 if up else -1)
-            if not 0 <= i < len(self.ladder):
-                return None
-            new = self.ladder[i]
+        if self.scale == "ladder":  # the next rung that runs as a new value (a batch of every element is "all")
+            i = self.ladder.index(edge)
+            while 0 <= (i := i + (1 if up else -1)) < len(self.ladder):
+                new = self.runs_as(self.ladder[i], shape, {**(settings or {}), self.name: self.ladder[i]})
+                if not any(_same(new, v) for v in values) and self.problem(new) is None:
+                    return new
+            return None
+        numbers = [v for v in ordered if not isinstance(v, str)]
+        if len(numbers) < 2 or isinstance(edge, str):
+            return None
+        inner = numbers[-2] if up else numbers[1]
+        if self.scale == "log" and (edge == 0 or inner == 0 or (edge > 0) != (inner > 0)):
+            return None  # 0 is as far as a log scale goes: the next step would be 0 again
+        new = edge * edge / inner if self.scale == "log" else 2 * edge - inner
+        if self.type is int:
+            new = math.floor(new + 0.5)
+            new = new if new != edge else edge + (1 if up else -1)
         else:
-            numbers = [v for v in ordered if not isinstance(v, str)]
-            if len(numbers) < 2 or isinstance(edge, str):
-                return None
-            inner = numbers[-2] if up else numbers[1]
-            if self.scale == "log" and (edge == 0 or inner == 0 or (edge > 0) != (inner > 0)):
-                return None  # 0 is as far as a log scale goes: the next step would be 0 again
-            new = edge * edge / inner if self.scale == "log" else 2 * edge - inner
-            if self.type is int:
-                new = math.floor(new + 0.5)
-                new = new if new != edge else edge + (1 if up else -1)
-            else:
-                new = float(f"{new:.3g}")  # 0.09, not 0.09000000000000001
-        if not isinstance(new, str):
-            if self.low is not None and new < self.low:
-                new = math.ceil(self.low) if self.type is int else self.low
-            if self.high is not None and new > self.high:
-                new = math.floor(self.high) if self.type is int else self.high
-            if self.limit is not None and shape is not None:
-                new = self.limit(new, shape, {**(settings or {}), self.name: new})
+            new = float(f"{new:.3g}")  # 0.09, not 0.09000000000000001
+        if self.low is not None and new < self.low:  # a step past an end of the range stops at that end
+            new = math.ceil(self.low) if self.type is int else self.low
+        if self.high is not None and new > self.high:
+            new = math.floor(self.high) if self.type is int else self.high
+        new = self.runs_as(new, shape, {**(settings or {}), self.name: new})
         if any(_same(new, v) for v in values) or self.problem(new) is not None:
             return None
         return new
@@ -149,12 +148,12 @@ class Setting:
         """This setting's grid on data of `shape` (the other settings at `settings`): values past its limit
         dropped and the grid extended from the edge that stays, by its scale, to as many values as it had, so that
         no two values run as the same setting."""
-        if self.limit is None or not self.grid:
+        if self.limit is None or not self.grid or shape is None:
             return self.grid
-        runs_as = {v: self.limit(v, shape, settings) if not isinstance(v, str) else v for v in self.grid}
-        kept = [v for v in self.grid if _same(runs_as[v], v)]
+        ran = {v: self.runs_as(v, shape, settings) for v in self.grid}
+        kept = [v for v in self.grid if _same(ran[v], v)]
         if not kept:  # every value is past the limit: start from what they all run as
-            kept = [runs_as[self.grid[0]]]
+            kept = [ran[self.grid[0]]]
         while len(kept) < len(self.grid):  # limits are upper ones: extend downwards first
             new = next((n for n in (self.past(kept, False, shape, settings), self.past(kept, True, shape, settings))
                         if n is not None), None)
@@ -201,6 +200,7 @@ class Joint:
         return self.table(self.ladder[i])
 
     def within(self, shape, settings) -> tuple:
+        """The grid as tables (a tolerance pair has no limit on the data)."""
         return tuple(self.table(v) for v in self.grid)
 
 
@@ -264,13 +264,13 @@ def amend(declared: Declaration, *, drop: tuple[str, ...] = (), add: Declaration
 def from_plain(declared: Declaration, defaults: dict | None, grid: dict | None) -> Declaration:
     """The declaration of a trainer that gives plain `defaults` (setting -> value) and/or `tuning_grid` (setting
     -> values) dicts, as plugins may: a setting its parent declares keeps its type, range and scale with the new
-    default and grid; a new one takes its type from its default (no range; a grid of positive numbers extends on
-    a log scale, other numbers on a linear one); a grid of tables is a joint axis, not extended. Settings the
-    plain `defaults` leave out are dropped (it names every setting the trainer reads)."""
+    default and grid; a new one takes its type from its default (no range; a grid of numbers >= 0 extends on a
+    log scale, whose end is 0, other numbers on a linear one); a grid of tables is a joint axis, not extended.
+    Settings the plain `defaults` leave out are dropped (it names every setting the trainer reads)."""
     known = {s.name: s for s in declared}
     if defaults is not None:
-        declared = tuple(replace(known[k], default=v) if isinstance(known.get(k), Setting)
-                         else Setting(k, v, "(declared by a plain defaults dict)", _kind(v)) for k, v in defaults.items())
+        declared = tuple(replace(known[k], default=v) if isinstance(known.get(k), Setting) else
+                         Setting(k, v, "(declared by a plain defaults dict)", _kind(v)) for k, v in defaults.items())
         declared += tuple(s for s in known.values() if isinstance(s, Joint) and set(s.members) <= set(defaults))
     if grid is not None:
         known = {s.name: s for s in declared}

@@ -64,7 +64,7 @@ class Spectral(Trainer):
                 words=("auto",)),
         Setting("density", 0.75, "global nodes per observation, when E is auto", low=0.01, high=100.0,
                 grid=(0.5, 0.75, 1.5), scale="log"),
-        Setting("p", 6, "Legendre order per element", int, low=1, high=24, scale="linear"),
+        Setting("p", 6, "Legendre order per element", int, low=1, high=24, grid=(4, 6, 8), scale="linear"),
         Setting("rho", 1.0, "weight of the dynamics residual against the data term in the c-step", low=1e-6,
                 high=1e6, grid=(0.01, 0.1, 1.0), scale="log"),
         LR,
@@ -302,5 +302,5 @@ class SpectralTwoStage(Spectral):
     role = "ablation"
     # With c frozen there is no c-step, so none of its settings (rho, prox, sweep); the theta step's loss is the
     # residual alone. The Legendre order and the density decide how closely the frozen fit follows the data.
-    settings = amend(Spectral.settings, drop=("rho", "prox", "sweep"), p={"grid": (4, 6, 8)},
+    settings = amend(Spectral.settings, drop=("rho", "prox", "sweep"),
                      update_coefficients={"default": False, "choices": (False,)})
