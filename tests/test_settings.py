@@ -22,7 +22,7 @@ def test_an_unknown_or_out_of_range_setting_is_refused_with_one_line_when_the_jo
     with pytest.raises(UsageError) as out_of_range:
         make_job("oscillator", trainer, "dense", 0, budget_s=1.0, config={"lr": -1.0})
     message = str(out_of_range.value)
-    assert message.startswith(f"setting lr of {trainer} (oscillator / dense) must be a number from 1e-05 to 1, got -1")
+    assert message == f"setting lr of {trainer} (oscillator / dense) must be a number >= 0, got -1"
     assert "\n" not in message
 
 

@@ -165,8 +165,8 @@ def test_successive_halving_runs_every_point_short_the_best_third_longer_on_two_
 def test_a_winner_on_an_edge_is_extended_until_it_is_inside(monkeypatch, tmp_path):
     """The closer the learning rate to 0.8 the faster (by more than the 5% a tie allows): the winner at B/3 has
     the grid's largest lr, 3e-2, so the grid extends by its log step (x3) to 9e-2, which wins, then 0.27 and 0.81,
-    which win too; the next step, 2.43, is past lr's valid range and stops at its end, 1.0, which loses: 0.81 is
-    inside, three steps on, and goes on to the full budget."""
+    which win too; the next step, 2.43, is past the range tuning keeps a learning rate in and stops at its end,
+    1.0, which loses: 0.81 is inside, three steps on, and goes on to the full budget."""
     def time_of(cfg, seed):
         return 0.05 + 0.5 * abs(math.log10(cfg["lr"] / 0.8)) + (0.0 if cfg["K"] == 20 else 0.5)
 

@@ -101,8 +101,9 @@ class Trainer:
 
 
 SCHEDULES = ("constant", "cosine")  # learning-rate schedules, one mechanism for every trainer (Trainer.anneal)
-# The settings every built-in family has, and the range a learning rate is sane in.
-LR = Setting("lr", 1e-2, "Adam learning rate", low=1e-5, high=1.0, grid=(3e-3, 1e-2, 3e-2), scale="log")
+# The settings every built-in family has. A learning rate of 0 is valid (a step that leaves the weights, for
+# checks); tuning stays where one is sane.
+LR = Setting("lr", 1e-2, "Adam learning rate", low=0.0, reach=(1e-5, 1.0), grid=(3e-3, 1e-2, 3e-2), scale="log")
 SCHEDULE = Setting("schedule", "constant", "learning-rate schedule over the budget (Trainer.anneal)", str,
                    choices=SCHEDULES, grid=SCHEDULES)
 

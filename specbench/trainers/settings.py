@@ -2,7 +2,8 @@
 name, type, default, valid range, tuning grid, how tuning extends that grid past an edge, and one line of meaning.
 
     settings = (
-        Setting("lr", 1e-2, "Adam learning rate", low=1e-5, high=1.0, grid=(3e-3, 1e-2, 3e-2), scale="log"),
+        Setting("lr", 1e-2, "Adam learning rate", low=0.0, reach=(1e-5, 1.0), grid=(3e-3, 1e-2, 3e-2),
+                scale="log"),
         Setting("segment_length", 20, "observations per segment, its initial state included", int, low=2,
                 limit=OBSERVATIONS, grid=(10, 20, 40), scale="log"),
         Setting("schedule", "constant", "learning-rate schedule", str, choices=SCHEDULES, grid=SCHEDULES),
@@ -67,6 +68,7 @@ class Setting:
     type: type = float  # float (an int is taken too), int, bool or str
     low: float | None = None  # valid range, both ends included
     high: float | None = None
+    reach: tuple[float, float] | None = None  # where tuning may extend a grid, if narrower: a sane learning rate
     words: tuple = ()  # what a numeric setting also takes besides numbers: "all", "auto"
     choices: tuple = ()  # a categorical setting's values (in order, where it has one)
     grid: tuple = ()  # the values `specbench tune` searches; empty: not tuned
@@ -109,9 +111,9 @@ class Setting:
 
     def past(self, values, up: bool, shape: Shape | None = None, settings: Mapping[str, Any] | None = None):
         """The value one step past the largest (`up`) or the smallest of `values` (the grid so far), by this
-        setting's scale, within its valid range and its limit on data of `shape` (with the other settings at
-        `settings`); None where there is none: that edge ends the valid range (or what the scale reaches: a log
-        scale never passes 0), or the setting is not extended."""
+        setting's scale, within its valid range (its `reach`, where narrower) and its limit on data of `shape` (with
+        the other settings at `settings`); None where there is none: that edge ends the range (or what the scale
+        reaches: a log scale never passes 0), or the setting is not extended."""
         if not self.scale:
             return None
         ordered = self.ordered(values)
@@ -135,10 +137,11 @@ class Setting:
             new = new if new != edge else edge + (1 if up else -1)
         else:
             new = float(f"{new:.3g}")  # 0.09, not 0.09000000000000001
-        if self.low is not None and new < self.low:  # a step past an end of the range stops at that end
-            new = math.ceil(self.low) if self.type is int else self.low
-        if self.high is not None and new > self.high:
-            new = math.floor(self.high) if self.type is int else self.high
+        low, high = self.reach or (self.low, self.high)
+        if low is not None and new < low:  # a step past an end of the range stops at that end
+            new = math.ceil(low) if self.type is int else low
+        if high is not None and new > high:
+            new = math.floor(high) if self.type is int else high
         new = self.runs_as(new, shape, {**(settings or {}), self.name: new})
         if any(_same(new, v) for v in values) or self.problem(new) is not None:
             return None

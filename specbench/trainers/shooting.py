@@ -46,11 +46,11 @@ class MultipleShooting(TorchdiffeqTrainer):
         method={"default": "rk4"},
         segment_length={"default": 5, "meaning": "observations per segment, its shooting state's included",
                          "grid": (5, 10, 20)},
-        batch_size={"default": "all", "meaning": "segments (of all trajectories) per step", "high": None,
+        batch_size={"default": "all", "meaning": "segments (of all trajectories) per step", "reach": None,
                     "words": ("all",), "limit": SEGMENTS, "grid": ("all", 64), "scale": "ladder", "ladder": BATCHES},
         tolerances={"grid": ()},
-        add=(Setting("continuity", 1.0, "weight of the continuity gap against the data misfit", low=0.0, high=1e6,
-                     grid=(0.3, 1.0, 3.0), scale="log"),),
+        add=(Setting("continuity", 1.0, "weight of the continuity gap against the data misfit", low=0.0,
+                     reach=(1e-4, 1e4), grid=(0.3, 1.0, 3.0), scale="log"),),
     )
 
     def __init__(self, system, data, config=None, seed=0, device="cpu"):

@@ -30,12 +30,12 @@ class SolverTrainer(Trainer):
     # adaptive method (a fixed-step one has its steps per observation instead, BackpropRK4) and the schedule.
     settings = (
         LR,
-        Setting("batch_size", 16, "segments per step, drawn with replacement", int, low=1, high=4096,
+        Setting("batch_size", 16, "segments per step, drawn with replacement", int, low=1, reach=(1, 4096),
                 grid=(8, 32, 128), scale="log"),
         Setting("segment_length", 20, "observations per segment, its initial state included", int, low=2,
                 limit=OBSERVATIONS, grid=(10, 20, 40), scale="log"),
-        Setting("rtol", 1e-5, "relative tolerance of an adaptive method", low=1e-12, high=1e-1),
-        Setting("atol", 1e-6, "absolute tolerance of an adaptive method", low=1e-12, high=1e-1),
+        Setting("rtol", 1e-5, "relative tolerance of an adaptive method", low=0.0, high=1.0),
+        Setting("atol", 1e-6, "absolute tolerance of an adaptive method", low=0.0, high=1.0),
         Joint("tolerances", ("rtol", "atol"), "the adaptive method's tolerance pair, tuned together",
               grid=((1e-3, 1e-4), (1e-5, 1e-6)), ladder=TOLERANCES),
         Setting("max_num_steps", 10000, "an adaptive method's steps per observation interval at most: a stiff "
@@ -88,7 +88,8 @@ class TorchdiffeqTrainer(SolverTrainer):
         Setting("method", "dopri5", "torchdiffeq's solver", str, choices=tuple(SOLVERS)),
         Setting("adjoint", False, "gradients by the adjoint ODE (odeint_adjoint) instead of backprop", bool),
         *SolverTrainer.settings,
-        Setting("steps_per_obs", 1, "fixed-step methods: steps per observation interval", int, low=1, high=1000),
+        Setting("steps_per_obs", 1, "fixed-step methods: steps per observation interval", int, low=1,
+                reach=(1, 64)),
         Setting("seminorm", False, "adjoint only: error control of the backward solve ignores the parameter "
                 "adjoint", bool),
     )
