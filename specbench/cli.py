@@ -6,6 +6,7 @@ the commands that only read records (report, gate, list's names) never need.
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 import signal
 import sys
@@ -16,7 +17,7 @@ from specbench import workfile
 from specbench.defaults import GATE_FACTOR, MAX_BUDGET_S, MAX_SEEDS, MAX_THREADS, MAX_WORKERS_PER_CORE, cores
 from specbench.errors import UsageError
 from specbench.gate import gate, report_work
-from specbench.io import ensure_dir, write_json_atomic
+from specbench.io import check_writable, write_json_atomic
 from specbench.plugins import SYSTEMS, TRAINERS, get_system, use_plugins
 from specbench.presets import PRESETS, load_preset
 from specbench.records import REGIMES
@@ -302,10 +303,10 @@ def cmd_tune(args) -> int:
     from specbench import executors, tune  # load torch: only the commands that train import them
 
     settings = args.settings or args.out / "tuned.toml"
-    try:  # find out now, not after all the training, that the settings cannot be written
-        ensure_dir(settings.parent)
-        with open(settings, "a"):
-            pass
+    try:  # find out now, not after all the training, that the settings cannot be written (atomically: in its dir)
+        check_writable(settings.parent)
+        if settings.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", str(settings))
     except OSError as exc:
         raise UsageError(f"cannot write the tuned settings to {settings}: {exc.strerror}") from None
     tune.read_settings(settings)  # and that what is there is TOML

@@ -239,14 +239,14 @@ class Progress:
     """One line per finished run, in the order runs finish, with the count done, an ETA and the workers in use;
     on a terminal those lines scroll above a tqdm bar, elsewhere (CI logs, pipes) they are plain lines."""
 
-    def __init__(self, total: int, skipped: list[Record], stream=None):
+    def __init__(self, total: int, skipped: list[tuple[Record, str]], stream=None):
         from tqdm import tqdm
 
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.total, self.done, self.skipped = total, len(skipped), len(skipped)
-        for record in skipped:
-            self._line(f"    {_label(record)}: skipped (record exists)")
+        for record, what in skipped:
+            self._line(f"    {_label(record, what)}: skipped (record exists)")
         self.bar = tqdm(total=total, initial=self.done, unit="run", file=self.stream, disable=not self.tty,
                         smoothing=0, dynamic_ncols=True, leave=False)
         self.t0 = time.perf_counter()
@@ -267,7 +267,8 @@ class Progress:
             return "?"
         return tqdm.format_interval((time.perf_counter() - self.t0) / ran * (self.total - self.done))
 
-    def finished(self, record: Record, busy: int) -> None:
+    def finished(self, record: Record, busy: int, what: str = "") -> None:
+        """A line for the finished run `record`; `what` says what it ran beyond its cell and seed (a grid point)."""
         self.done += 1
         busy = min(busy, self.total - self.done)
         ttt = record.time_to_target_s
@@ -276,7 +277,7 @@ class Progress:
                   f"to target {'%.2f s' % ttt if ttt is not None else 'not reached'}"
         if record.error:
             summary += f" ({record.error})"
-        self._line(f"[{self.done}/{self.total}] {_label(record)}: {summary}; ETA {self.eta()}, "
+        self._line(f"[{self.done}/{self.total}] {_label(record, what)}: {summary}; ETA {self.eta()}, "
                    f"{busy} worker{'s' * (busy != 1)} in use")
         self.bar.set_postfix_str(f"{busy} workers in use", refresh=False)
         self.bar.update(1)
@@ -285,7 +286,8 @@ class Progress:
         self.bar.close()
 
 
-def _label(record: Record) -> str:
+def _label(record: Record, what: str = "") -> str:
     study = record.study
     where = f"{study.name} {study.variable}={study.value} / " if study else ""
-    return f"{where}{record.system} / {record.trainer} / {record.regime} / seed {record.seed}"
+    return f"{where}{record.system} / {record.trainer} / {record.regime} / seed {record.seed}" + \
+        (f" ({what})" if what else "")

@@ -38,6 +38,16 @@ def ensure_dir(directory: Path | str) -> Path:
     return directory
 
 
+def check_writable(directory: Path | str) -> Path:
+    """Make `directory` (`ensure_dir`) and create and remove a temporary file in it, as an atomic write does: an
+    OSError now, not after the work whose result was to be written there."""
+    directory = ensure_dir(directory)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-write-test-")
+    os.close(fd)
+    os.unlink(tmp)
+    return directory
+
+
 def to_json(payload: dict, indent: int | None = 1) -> str:
     """`payload` as JSON, non-finite numbers as null: the one serialisation of every file specbench writes."""
     return json.dumps(finite_or_none(payload), indent=indent, allow_nan=False)

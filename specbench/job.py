@@ -7,9 +7,10 @@ import json
 import sys
 from dataclasses import asdict, dataclass, field
 
-from specbench.plugins import SYSTEMS, env_plugins
+from specbench.plugins import SYSTEMS, env_plugins, get_trainer
 from specbench.presets import config_for, load_preset, tuned_entry, tuned_settings
 from specbench.records import Study, record_name
+from specbench.trainers.settings import check
 
 
 @dataclass
@@ -61,20 +62,26 @@ class Job:
 
 def make_job(system: str, trainer: str, regime: str, seed: int, *, budget_s: float, preset=None,
              target: float | None = None, config: dict | None = None, device: str = "cpu", threads: int = 1,
-             **kw) -> Job:
+             from_defaults: bool = False, **kw) -> Job:
     """The job for (system, trainer, regime, seed). Its target is `target`, else the preset's override, else the
     system's own. Its settings, later winning: the trainer's defaults (applied by the trainer), the tuned
-    settings, the preset's [settings.SYSTEM.TRAINER], then `config`. Cadence, noise and system parameters come
-    from the preset unless given. Plugins in use are carried, so a worker anywhere builds the same registry."""
+    settings, the preset's [settings.SYSTEM.TRAINER], then `config` (with `from_defaults`, `config` over the
+    defaults alone: a tuning run's point, which nothing tuned before may change); each checked against the
+    trainer's declared settings (a UsageError naming the valid ones or the valid values). Cadence, noise and
+    system parameters come from the preset unless given. Plugins in use are carried, so a worker anywhere builds
+    the same registry."""
     preset = preset or load_preset("quick")
+    config = {**({} if from_defaults else config_for(preset, system, regime, trainer)), **(config or {})}
+    # Checked now, before any run: a typo or a value out of range is one line, not hours of a run that ignored it.
+    check(get_trainer(trainer).settings, config, f"{trainer} ({system} / {regime})")
     if target is None:
         target = preset.targets.get(system, SYSTEMS.get_class(system).target)
     kw.setdefault("cadence", preset.cadence)
     kw.setdefault("noise", preset.noise)
     kw.setdefault("system_params", preset.system_params.get(system, {}))
     return Job(system=system, trainer=trainer, regime=regime, seed=seed, budget_s=float(budget_s),
-               target=float(target), config={**config_for(preset, system, regime, trainer), **(config or {})},
-               device=device, threads=int(threads), plugins=env_plugins(), **kw)
+               target=float(target), config=config, device=device, threads=int(threads), plugins=env_plugins(),
+               **kw)
 
 
 def untuned(jobs: list[Job], preset=None) -> list[tuple[str, str, str]]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from specbench.defaults import TIMEOUT_FACTOR, default_threads
 from specbench.errors import UsageError
 from specbench.executors import Local, Progress, make_executor
-from specbench.io import ensure_dir, to_json
+from specbench.io import check_writable, to_json
 from specbench.job import Job, make_job, warn_untuned
 from specbench.presets import Preset, budget_for, load_preset
 from specbench.records import CorruptRecord, Record, load, write
@@ -57,24 +57,22 @@ def is_done(path: Path, job: Job) -> bool:
 
 
 def run_jobs(placed: list[tuple[Job, Path]], timeout_factor: float = TIMEOUT_FACTOR, executor=None,
-             replace: bool = False) -> list[Record]:
+             replace: bool = False, labels: list[str] | None = None) -> list[Record]:
     """Run each job whose record path does not already hold its finished record, on `executor` (default: one
     process at a time here); write each record there, atomically and from this process alone, as it comes back.
     Each output directory is locked for the sweep, and a record there of the same name but another job is
-    refused unless `replace`. Returns the records in the order of `placed`."""
+    refused unless `replace`. `labels`: what each run is beyond its system, trainer, regime and seed, for its
+    progress line (tuning: the grid point). Returns the records in the order of `placed`."""
     with contextlib.ExitStack() as locks:
         for directory in sorted({path.parent for _, path in placed}):
             try:
-                ensure_dir(directory)
-                probe = directory / ".write-test"
-                probe.write_text("")
-                probe.unlink()
+                check_writable(directory)
             except OSError as exc:
                 raise UsageError(f"cannot write to --out {directory.parent}: {exc.strerror}") from None
             locks.enter_context(sweep_lock(directory.parent))
         if not replace:
             refuse_other_jobs(placed)
-        return _run_unlocked(placed, timeout_factor, executor or Local())
+        return _run_unlocked(placed, timeout_factor, executor or Local(), labels or [""] * len(placed))
 
 
 @contextlib.contextmanager
@@ -131,10 +129,11 @@ def difference(record: Record, job: Job) -> str:
     return "other data, cadence or system parameters"
 
 
-def _run_unlocked(placed: list[tuple[Job, Path]], timeout_factor: float, executor) -> list[Record]:
+def _run_unlocked(placed: list[tuple[Job, Path]], timeout_factor: float, executor, labels: list[str]
+                  ) -> list[Record]:
     records: list[Record | None] = [load(path, vocabulary()) if is_done(path, job) else None for job, path in placed]
     todo = [i for i, record in enumerate(records) if record is None]
-    progress = Progress(len(placed), [r for r in records if r is not None])
+    progress = Progress(len(placed), [(r, labels[i]) for i, r in enumerate(records) if r is not None])
 
     def deliver(k: int, record: Record) -> None:
         i = todo[k]
@@ -146,7 +145,7 @@ def _run_unlocked(placed: list[tuple[Job, Path]], timeout_factor: float, executo
             rescue(record)  # a full disk stops the sweep, but the run that just finished is not lost
             raise
         records[i] = record
-        progress.finished(record, executor.busy())
+        progress.finished(record, executor.busy(), labels[i])
 
     try:
         executor.run([(placed[i][0], timeout_factor * placed[i][0].budget_s + SETUP_ALLOWANCE_S) for i in todo],

@@ -189,7 +189,7 @@ def test_an_unknown_schedule_is_a_usage_error():
     from specbench.errors import UsageError
     from specbench.protocol import build
 
-    with pytest.raises(UsageError, match="unknown schedule 'linear'"):
+    with pytest.raises(UsageError, match="setting schedule of Spectral must be one of 'constant', 'cosine', got 'linear'"):
         build(job(config={"schedule": "linear"}))[2]()
 
 

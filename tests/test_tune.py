@@ -7,31 +7,55 @@ import specbench.tune as tune_module
 from specbench.presets import budget_for, load_preset, read_toml, tuned_settings
 from specbench.plugins import TRAINERS, get_trainer
 from specbench.records import load
-from specbench.tune import POINTS, Cell, design, past_edges, score, settings_of, tune, write_tuned
+from specbench.trainers.settings import Shape
+from specbench.tune import POINTS, Cell, Score, design, rank, resolution, score, settings_of, tune, write_tuned
+from tests.conftest import run_cli
 from tests.records import make_record, replace
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def record(best: float | None, ttt: float | None, target: float = 1e-2):
-    """A tuning run: its first crossing `ttt` and the metric of its best checkpoint `best` (None: it diverged)."""
+def record(best: float | None, ttt: float | None, target: float = 1e-2, step: float = 0.01):
+    """A tuning run: its first crossing `ttt` (the curve evaluated `step` x ttt before it) and the metric of its
+    best checkpoint `best` (None: it diverged)."""
     r = make_record(ttt=ttt, target=target, status="ok" if best is not None else "diverged")
-    return replace(r, best_checkpoint={"seconds": 1.0, "iteration": 10, "metric": best} if best is not None else None)
+    curve = [[0.0, 0, 1.0]] + ([[(1 - step) * ttt, 9, 2 * target], [ttt, 10, target]] if ttt is not None else [])
+    return replace(r, curve=curve,
+                   best_checkpoint={"seconds": 1.0, "iteration": 10, "metric": best} if best is not None else None)
+
+
+def best_of(*points: list) -> int:
+    """The index of the winner among points, each a list of its runs' records."""
+    return rank([score(runs) for runs in points])[0]
 
 
 def test_a_point_that_reaches_the_target_on_more_seeds_beats_a_faster_one_that_misses_it():
     steady = [record(5e-3, 6.0), record(4e-3, 7.0), record(6e-3, 8.0)]
     knife_edge = [record(5e-3, 2.0), record(2e-2, None), record(4e-3, 3.0)]  # fast on two seeds, lost on one
-    assert score(steady) < score(knife_edge)
-    assert score(knife_edge) == (1, 3.0, 5e-3)
+    assert best_of(knife_edge, steady) == 1
+    assert score(knife_edge) == Score(missed=1, time=3.0, resolution=pytest.approx(0.15), metric=5e-3)
 
 
 def test_medians_decide_among_points_that_reach_the_target_and_missing_values_count_as_never():
-    assert score([record(5e-3, 6.0), record(4e-3, 2.0), record(6e-3, 3.0)]) == (0, 3.0, 5e-3)
-    assert score([record(None, None), record(0.5, None)]) == (2, math.inf, math.inf)
-    assert score([record(0.2, None)]) < score([record(0.3, None)])  # none reaches it: the lower best metric
+    got = score([record(5e-3, 6.0), record(4e-3, 2.0), record(6e-3, 3.0)])
+    assert (got.missed, got.time, got.metric) == (0, 3.0, 5e-3)
+    assert score([record(None, None), record(0.5, None)]) == Score(2, math.inf, 0.0, math.inf)
+    assert best_of([record(0.3, None)], [record(0.2, None)]) == 1  # none reaches it: the lower best metric
     # a run that diverged after its best checkpoint keeps what it reached, as the reference judges it
-    assert score([replace(record(5e-3, 2.0), status="diverged")]) == (0, 2.0, 5e-3)
+    got = score([replace(record(5e-3, 2.0), status="diverged")])
+    assert (got.missed, got.time, got.metric) == (0, 2.0, 5e-3)
+
+
+def test_times_within_the_evaluation_resolution_tie_and_the_best_metric_decides():
+    """2% faster with a 5x worse metric: within 5% of the time, a tie the better metric wins. 10% faster: faster
+    wins. And where the curve's evaluations are sparser than 5% (the crossing 30% after the evaluation before it),
+    20% faster is a tie too."""
+    good, quick = [record(1e-3, 1.0)], [record(5e-3, 0.98)]
+    assert best_of(quick, good) == 1
+    assert best_of([record(5e-3, 0.90)], good) == 0
+    assert best_of([record(5e-3, 0.8, step=0.3)], good) == 1
+    assert resolution(record(1e-3, 2.0, step=0.3)) == pytest.approx(0.6)
+    assert resolution(record(1e-3, 2.0, step=0.01)) == pytest.approx(0.1)  # 5% of the time at least
 
 
 @pytest.mark.parametrize("trainer", TRAINERS.names())
@@ -46,6 +70,26 @@ def test_every_trainer_is_tuned_on_the_same_number_of_distinct_points_each_value
 
 
 @pytest.mark.parametrize("trainer", TRAINERS.names())
+def test_every_trainer_runs_as_many_distinct_points_in_every_cell(trainer):
+    """In every cell of the reference, POINTS points that run as distinct settings there. Before, a value past a
+    limit of the data ran as another (vf-node's K 40 and 80 both ran as K 20 on oscillator/sparse: 11 points):
+    now such values leave the cell's grid, which extends from its other edge instead (K 3, 5, 10, 20 there)."""
+    from specbench.tune import grids, runs_as, shape_of
+
+    preset = load_preset("paper")
+    for system in preset.systems:
+        for regime in preset.regimes:
+            shape = shape_of(Cell(system, regime, 1.0), preset)
+            points = design(trainer, POINTS, shape)
+            ran = [settings_of(runs_as(trainer, p, shape)) for p in points]
+            assert len({repr(r) for r in ran}) == POINTS, (system, regime)
+            assert all(settings_of(p) == r for p, r in zip(points, ran)), (system, regime)  # named as they run
+            grid = grids(trainer, shape)
+            assert {k: len(v) for k, v in grid.items()} == {k: len(v) for k, v in grids(trainer).items()}
+    assert grids("vf-node", shape_of(Cell("oscillator", "sparse", 1.0), preset))["K"] == [3, 5, 10, 20]
+
+
+@pytest.mark.parametrize("trainer", TRAINERS.names())
 def test_every_point_of_every_trainers_design_is_a_valid_config(trainer):
     """Each point's settings (tolerances spread into rtol and atol) are settings the trainer has, with values it
     takes: resolve_config and the schedule check accept them."""
@@ -57,13 +101,8 @@ def test_every_point_of_every_trainers_design_is_a_valid_config(trainer):
         assert config["schedule"] in SCHEDULES
 
 
-def test_a_winner_on_the_edge_of_a_numeric_setting_is_tried_one_step_past_it():
-    axes = {"lr": [3e-3, 1e-2, 3e-2], "segment_length": [10, 20, 40], "steps_per_obs": [1, 2],
-            "schedule": ["constant", "cosine"], "tolerances": [{"rtol": 1e-3}, {"rtol": 1e-5}]}
-    edge = {"lr": 3e-2, "segment_length": 10, "steps_per_obs": 1, "schedule": "cosine", "tolerances": {"rtol": 1e-3}}
-    assert past_edges(edge, axes) == [("lr", {**edge, "lr": 0.09}), ("segment_length", {**edge, "segment_length": 5})]
-    inside = {**edge, "lr": 1e-2, "segment_length": 20}
-    assert past_edges(inside, axes) == []  # steps_per_obs 1 -> 0.5 is no setting; strings and tables have no edge
+def test_spectral_searches_the_legendre_order_as_its_ablation_does():
+    assert get_trainer("spectral").tuning_grid["p"] == get_trainer("spectral-2stage").tuning_grid["p"] == [4, 6, 8]
 
 
 # tune() on hand-made outcomes: run_jobs is replaced by a table of each point's first crossing, so the rungs and
@@ -72,72 +111,162 @@ TRAINER = "vf-node"
 B = 9.0
 
 
-def tune_on(monkeypatch, tmp_path, time_of) -> tuple[dict, list]:
-    """The entry tune() writes for (oscillator, dense, TRAINER) at budget B when a point (as trainer settings)
-    first crosses the target at time_of(settings, seed) (None: never) and its best metric is 1e-3 x that time (or
-    0.5); and the (settings, budget, seed) of every run, in order."""
+def tune_on(monkeypatch, tmp_path, time_of, trainer=TRAINER, metric_of=None) -> tuple[dict, list]:
+    """The entry tune() writes for (oscillator, dense, `trainer`) at budget B when a point (as trainer settings)
+    first crosses the target at time_of(settings, seed) (None: never) and its best metric is metric_of(settings,
+    seed) (default: 1e-3 x that time, or 0.5), the curve evaluated every 1% of the time before it; and the
+    (settings, budget, seed, label) of every run, in order."""
     runs = []
+    metric_of = metric_of or (lambda cfg, seed, t: 1e-3 * t if t else 0.5)
 
-    def run_jobs(placed, **kwargs):
+    def run_jobs(placed, labels, **kwargs):
         out = []
-        for job, path in placed:
-            runs.append((dict(job.config), job.budget_s, job.seed))
-            assert path.parts[-6:-2] == ("oscillator", "dense", TRAINER, path.parts[-3])
+        for (job, path), what in zip(placed, labels):
+            runs.append((dict(job.config), job.budget_s, job.seed, what))
+            assert path.parts[-6:-2] == ("oscillator", "dense", trainer, path.parts[-3])
             t = time_of(job.config, job.seed)
             t = t if t is not None and t <= job.budget_s else None
-            r = make_record(trainer=TRAINER, role="rival", seed=job.seed, ttt=t, budget=job.budget_s)
-            out.append(replace(r, config=dict(job.config),
-                               best_checkpoint={"seconds": 0.0, "iteration": 1, "metric": 1e-3 * t if t else 0.5}))
+            r = make_record(trainer=trainer, role="rival", seed=job.seed, ttt=t, budget=job.budget_s)
+            curve = [[0.0, 0, 1.0]] + ([[0.99 * t, 9, 0.02], [t, 10, 0.009]] if t else [])
+            out.append(replace(r, config=dict(job.config), curve=curve, best_checkpoint={
+                "seconds": 0.0, "iteration": 1, "metric": metric_of(job.config, job.seed, t)}))
         return out
 
     monkeypatch.setattr(tune_module, "run_jobs", run_jobs)
     path = tmp_path / "tuned.toml"
-    write_tuned(tune([Cell("oscillator", "dense", B)], [TRAINER], tmp_path, 1, path), path)
-    return read_toml(path)["oscillator"]["dense"][TRAINER], runs
+    write_tuned(tune([Cell("oscillator", "dense", B)], [trainer], tmp_path, 1, path), path)
+    return read_toml(path)["oscillator"]["dense"][trainer], runs
 
 
-def test_successive_halving_runs_every_point_short_the_best_third_longer_and_the_winner_on_the_full_budget(
+def test_successive_halving_runs_every_point_short_the_best_third_longer_on_two_seeds_and_the_winner_at_b(
         monkeypatch, tmp_path):
     """Times to target (all within B/9) rise with the learning rate's distance from 1e-2 and with K's from 40: 12
-    points at B/9, the best 4 at B/3, then the winner (lr 1e-2, K 40, inside both edges: no extension) on three
-    seeds at B."""
+    points at B/9, the best 4 at B/3 on two seeds, then the winner (lr 1e-2, K 40, inside both grids: no
+    extension) on three seeds at B. Each run's progress line names its point."""
     def time_of(cfg, seed):
         return (0.1 + 0.3 * abs(math.log10(cfg["lr"] / 1e-2)) + 0.05 * abs(math.log2(cfg["K"] / 40))
                 + 0.01 * (seed - 100))
 
     entry, runs = tune_on(monkeypatch, tmp_path, time_of)
-    budgets = [b for _, b, _ in runs]
-    assert budgets == [B / 9] * 12 + [B / 3] * 4 + [B] * 3
+    budgets = [b for _, b, _, _ in runs]
+    assert budgets == [B / 9] * 12 + [B / 3] * 8 + [B] * 3
     first = design(TRAINER)
     best4 = sorted(first, key=lambda p: time_of(settings_of(p), 100))[:4]
-    assert [c for c, _, _ in runs[12:16]] == [settings_of(p) for p in best4]
+    assert [(c, s) for c, _, s, _ in runs[12:20]] == [(settings_of(p), s) for p in best4 for s in (100, 101)]
     winner = settings_of(best4[0])
-    assert [(c, s) for c, _, s in runs[16:]] == [(winner, 100), (winner, 101), (winner, 102)]
+    assert [(c, s) for c, _, s, _ in runs[20:]] == [(winner, 100), (winner, 101), (winner, 102)]
+    assert all(what == ", ".join(f"{k}={v}" for k, v in c.items()) for c, _, _, what in runs)
     assert {k: entry[k] for k in winner} == winner
     assert entry["tuned_time_to_target_s"] == pytest.approx(time_of(winner, 101))
     assert (entry["tuned_reached"], entry["tuned_budget_s"], entry["tuned_seeds"]) == (3, B, 3)
-    assert "tuned_extended" not in entry
+    assert "tuned_extended" not in entry and "tuned_edge" not in entry
 
 
-def test_a_winner_on_an_edge_is_beaten_by_the_point_past_it_when_that_is_better(monkeypatch, tmp_path):
-    """The higher the learning rate the faster: the winner at B/3 has the grid's largest lr (3e-2), so 9e-2 is
-    tried at B/3, wins, and goes on to the full budget; the entry says which grid was extended."""
+def test_a_winner_on_an_edge_is_extended_until_it_is_inside(monkeypatch, tmp_path):
+    """The closer the learning rate to 0.8 the faster (by more than the 5% a tie allows): the winner at B/3 has
+    the grid's largest lr, 3e-2, so the grid extends by its log step (x3) to 9e-2, which wins, then 0.27 and 0.81,
+    which win too; the next step, 2.43, is past the range tuning keeps a learning rate in and stops at its end,
+    1.0, which loses: 0.81 is inside, three steps on, and goes on to the full budget."""
     def time_of(cfg, seed):
-        return 0.005 / cfg["lr"] + (0.0 if cfg["K"] == 20 else 0.5)
+        return 0.05 + 0.5 * abs(math.log10(cfg["lr"] / 0.8)) + (0.0 if cfg["K"] == 20 else 0.5)
 
     entry, runs = tune_on(monkeypatch, tmp_path, time_of)
-    extension = [c for c, b, _ in runs if b == B / 3 and c["lr"] == 0.09]
-    assert extension == [{"lr": 0.09, "K": 20, "schedule": extension[0]["schedule"]}]
-    assert entry["lr"] == 0.09 and entry["K"] == 20 and entry["tuned_extended"] == "lr"
-    assert [b for _, b, _ in runs[-3:]] == [B] * 3
+    tried = [c["lr"] for c, b, s, _ in runs if b == B / 3 and s == 100 and c["lr"] > 3e-2]
+    assert tried == [0.09, 0.27, 0.81, 1.0]
+    assert entry["lr"] == 0.81 and entry["K"] == 20
+    assert entry["tuned_extended"] == {"lr": 3} and "tuned_edge" not in entry
+    assert [b for _, b, _, _ in runs[-3:]] == [B] * 3
 
 
-def test_tune_when_no_point_reaches_the_target(monkeypatch, tmp_path):
-    """No point reaches the target: the lowest best metric decides (here all equal: the first in design order),
-    and the time to target is written as -1."""
-    entry, _ = tune_on(monkeypatch, tmp_path, lambda cfg, seed: None)
-    assert entry["tuned_time_to_target_s"] == -1.0 and entry["tuned_reached"] == 0
-    assert entry["tuned_best_metric"] == 0.5
+def test_a_winner_at_an_end_of_a_settings_range_is_kept_and_marked(monkeypatch, tmp_path):
+    """The smaller K the faster, and K's grid (10, 20, 40, 80) extends down by its log step, 5, 2.5 -> 3 (rounded),
+    then 1.5 -> 2, then to K's lower end, 1: K = 1 wins and sits on the end of its range, so the entry says so."""
+    def time_of(cfg, seed):
+        return 0.1 * cfg["K"] + (0.0 if cfg["lr"] == 1e-2 else 0.5)
+
+    entry, runs = tune_on(monkeypatch, tmp_path, time_of)
+    assert [c["K"] for c, b, s, _ in runs if b == B / 3 and s == 100 and c["K"] < 10] == [5, 3, 2, 1]
+    assert entry["K"] == 1 and entry["tuned_extended"] == {"K": 4} and entry["tuned_edge"] == ["K"]
+
+
+def test_a_point_2_percent_faster_with_a_5x_worse_metric_loses_to_the_better_metric(monkeypatch, tmp_path):
+    """Two points, inside every grid, cross the target 2% apart: within the resolution, a tie, and the 5x better
+    metric wins (the old rule took the faster)."""
+    def time_of(cfg, seed):
+        if (cfg["lr"], cfg["K"]) == (3e-3, 20):
+            return 1.0
+        return 0.98 if (cfg["lr"], cfg["K"]) == (1e-2, 40) else 2.0
+
+    def metric_of(cfg, seed, t):
+        return 5e-3 if (cfg["lr"], cfg["K"]) == (1e-2, 40) else 1e-3
+
+    entry, _ = tune_on(monkeypatch, tmp_path, time_of, metric_of=metric_of)
+    assert (entry["lr"], entry["K"]) == (3e-3, 20)
+
+
+def test_a_point_that_misses_the_target_on_one_of_two_seeds_loses_to_one_that_reaches_it_on_both(
+        monkeypatch, tmp_path):
+    """At B/3 (two seeds) the fastest point misses the target on seed 101: the point that reaches it on both
+    seeds wins, though slower."""
+    def time_of(cfg, seed):
+        if (cfg["lr"], cfg["K"]) == (1e-2, 40):
+            return None if seed == 101 else 0.3
+        return 1.0 if (cfg["lr"], cfg["K"]) == (3e-3, 20) else 2.0
+
+    entry, runs = tune_on(monkeypatch, tmp_path, time_of)
+    assert {s for c, b, s, _ in runs if b == B / 3 and (c["lr"], c["K"]) == (1e-2, 40)} == {100, 101}
+    assert (entry["lr"], entry["K"]) == (3e-3, 20)
+
+
+@pytest.fixture
+def decay_trainer(monkeypatch):
+    """A vf-node variant with plain `defaults` and `tuning_grid` dicts holding 0.0: weight_decay (0.0, 1e-4, 1e-3)
+    and lr_exp (-1.0, 0.0, 1.0), registered for the test only."""
+    from specbench.plugins import TRAINERS as registry
+    from specbench.trainers.vf_node import VFNode
+
+    cls = type("DecayNode", (VFNode,), {"defaults": {**VFNode.defaults, "weight_decay": 0.0, "lr_exp": 0.0},
+                                        "tuning_grid": {"weight_decay": [0.0, 1e-4, 1e-3], "lr_exp": [-1.0, 0.0, 1.0]}})
+    monkeypatch.setitem(registry._items, "decay-node", cls)
+    return "decay-node"
+
+
+@pytest.mark.parametrize("best, extended, edge", [
+    ((0.0, 0.0), None, ["weight_decay"]),  # 0.0 is as far as a log scale goes: not "extended" to 0.0 again
+    ((1e-4, 1.0), None, None),  # 0.0 beside the winner: 1 -> 2 is tried (and loses), no division by zero
+    ((1e-4, 2.0), {"lr_exp": 1}, None),  # ... and wins where it is better
+    ((1e-2, -2.0), {"weight_decay": 1, "lr_exp": 1}, None),
+])
+def test_grids_holding_zero(monkeypatch, tmp_path, decay_trainer, best, extended, edge):
+    """A winner at 0.0 on a log grid (weight_decay 0.0, 1e-4, 1e-3) is not extended to 0.0 again: it is on the end
+    of what the scale reaches, and the entry says so; a linear grid through 0 (lr_exp -1, 0, 1) extends by its step
+    without dividing by zero. Times grow by 0.1 s a step of either setting away from `best`."""
+    decays = [0.0, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
+
+    def time_of(cfg, seed):
+        return 0.1 + 0.1 * (abs(decays.index(cfg["weight_decay"]) - decays.index(best[0]))
+                            + abs(cfg["lr_exp"] - best[1]))
+
+    entry, _ = tune_on(monkeypatch, tmp_path, time_of, trainer=decay_trainer)
+    assert (entry["weight_decay"], entry["lr_exp"]) == best
+    assert entry.get("tuned_extended") == extended and entry.get("tuned_edge") == edge
+
+
+def test_a_tuning_run_trains_its_point_over_the_defaults_alone(monkeypatch, tmp_path):
+    """The job of a point is made by make_job, checked like any job, with the point over the trainer's defaults:
+    neither a preset's settings nor an earlier tuning reach it."""
+    jobs = []
+
+    def run_jobs(placed, labels, **kwargs):
+        jobs.extend(job for job, _ in placed)
+        raise KeyboardInterrupt  # enough: the first rung's jobs are made
+
+    monkeypatch.setattr(tune_module, "run_jobs", run_jobs)
+    preset = load_preset("paper")
+    preset.settings = {"oscillator": {TRAINER: {"K": 7}}}
+    with pytest.raises(KeyboardInterrupt):
+        tune([Cell("oscillator", "dense", B)], [TRAINER], tmp_path, 1, tmp_path / "t.toml", preset=preset)
+    assert [j.config for j in jobs] == [settings_of(p) for p in design(TRAINER, POINTS, Shape(16, 101))]
 
 
 @pytest.mark.parametrize("values", [
@@ -155,6 +284,11 @@ def test_tuned_settings_file_round_trips(tmp_path, values):
     assert read_toml(path) == settings
 
 
+# The rules the reference's tuning ran under (at 45fe0f4), before ties, two seeds at B/3 and extension until inside.
+REFERENCE_HOW = ("successive halving: 12 points at B/9 on 1 seed, the best 4 at B/3 (and one step past an edge), the "
+                 "best at B")
+
+
 def test_the_reference_runs_on_settings_tuned_for_each_of_its_cells_with_the_evidence_committed():
     """Every system x regime x trainer of the paper preset (the reference) has its own entry in the package's
     tuned settings, chosen by successive halving at that cell's budget on three tuning seeds, and the winner's
@@ -170,7 +304,7 @@ def test_the_reference_runs_on_settings_tuned_for_each_of_its_cells_with_the_evi
                 where = f"{system} / {regime} / {trainer}"
                 assert entry, f"no tuned entry for {where}"
                 how = (entry["tuned_budget_s"], entry["tuned_seeds"], entry["tuned_by"])
-                assert how == (budget, 3, tune_module.HOW), where
+                assert how == (budget, 3, REFERENCE_HOW), where
                 settings = {k: v for k, v in entry.items() if not k.startswith("tuned_")}
                 assert set(settings) <= set(get_trainer(trainer).defaults), where
                 tag = "_".join(f"{k}={v}" for k, v in settings.items())
@@ -178,3 +312,52 @@ def test_the_reference_runs_on_settings_tuned_for_each_of_its_cells_with_the_evi
                 runs = [load(p) for p in (point / "runs").glob("*.json")]
                 assert sorted(r.seed for r in runs) == [100, 101, 102], where
                 assert all(r.config["budget_s"] == budget for r in runs), where
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A directory holding a writable tuned.toml whose entries cannot be created or renamed: mode 0555, or for
+    root (whom modes do not stop) the immutable attribute."""
+    import os
+    import shutil
+    import subprocess
+
+    where = tmp_path / "ro"
+    where.mkdir()
+    (where / "tuned.toml").write_text("")
+    root = os.geteuid() == 0
+    if root:
+        if not shutil.which("chattr") or subprocess.run(["chattr", "+i", str(where)]).returncode:
+            pytest.skip("root, and no chattr +i here to make a read-only directory")
+    else:
+        where.chmod(0o555)
+    try:
+        yield where
+    finally:
+        subprocess.run(["chattr", "-i", str(where)]) if root else where.chmod(0o755)
+
+
+def test_tune_refuses_a_settings_file_in_a_read_only_directory_before_training(tmp_path, read_only_dir):
+    """The file itself is writable, but the atomic write at the end needs its directory: one line, exit 2, before
+    any run."""
+    proc = run_cli("tune", "--systems", "oscillator", "--regimes", "sparse", "--trainers", "vf-node", "--budget",
+                   "0.9", "--out", tmp_path / "t", "--settings", read_only_dir / "tuned.toml")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"specbench: error: cannot write the tuned settings to "
+                                                   f"{read_only_dir / 'tuned.toml'}: ")
+    assert not (tmp_path / "t").exists()
+
+
+def test_a_progress_line_names_what_the_run_trained():
+    import io
+
+    from specbench.executors import Progress
+
+    stream = io.StringIO()
+    progress = Progress(2, [(make_record(seed=100), "lr=0.01, K=20")], stream)
+    progress.finished(make_record(seed=101), 1, "lr=0.03, K=40")
+    progress.close()
+    lines = stream.getvalue().splitlines()
+    assert "oscillator / spectral / dense / seed 100 (lr=0.01, K=20): skipped" in lines[0]
+    assert "oscillator / spectral / dense / seed 101 (lr=0.03, K=40): ok" in lines[1]

@@ -8,33 +8,55 @@ import numpy as np
 import torch
 
 from specbench.data import Dataset
-from specbench.errors import Diverged, UsageError
+from specbench.errors import Diverged
 from specbench.models import VectorField, build_model, data_scales
 from specbench.systems import System
+from specbench.trainers.settings import (Declaration, Setting, Shape, by_name, check, defaults_of, from_plain,
+                                         grid_of, validate)
 
 
 class Trainer:
     """Learns a VectorField from a Dataset. `step()` is one optimisation iteration and returns the trainer's own
-    loss (never compared across trainers); `model` is the learned vector field. Subclasses declare `defaults`:
-    every setting they use, so that a run's config records all of them."""
+    loss (never compared across trainers); `model` is the learned vector field.
+
+    A subclass declares its `settings` (`specbench.trainers.settings`: every setting it reads, each with its type,
+    default, valid range, tuning grid, how tuning extends that grid, and meaning); `defaults` (setting -> default,
+    written into every record) and `tuning_grid` (setting -> values) are derived from them. A subclass may instead
+    give plain `defaults` and/or `tuning_grid` dicts, as a plugin may: a setting its parent declares keeps its
+    declaration (type, range, scale) with the new default and grid, and a new one takes its type from its default
+    (`settings.from_plain`)."""
 
     summary: ClassVar[str] = ""
+    settings: ClassVar[Declaration] = ()
     defaults: ClassVar[dict[str, Any]] = {}
     # What the trainer is in the comparison: the method under test ("candidate"), a variant of it that isolates
     # one of its parts ("ablation"), or a method it is compared against ("baseline"). Verdict columns, colours,
     # tuning and the studies read it; no list of names elsewhere.
     role: ClassVar[str] = "baseline"
-    # The space `specbench tune` searches for this trainer: setting -> values. Every trainer is tuned on the same
-    # number of points drawn from it (specbench.tune.POINTS; a balanced design, each value of each setting about
-    # equally often), by successive halving. A value may be a table of settings that go together (tolerances).
+    # The space `specbench tune` searches for this trainer: setting -> values, from `settings`. Every trainer is
+    # tuned on the same number of points drawn from it (specbench.tune.POINTS; a balanced design, each value of each
+    # setting about equally often), by successive halving. A value may be a table of settings that go together
+    # (tolerances: a `Joint` axis).
     tuning_grid: ClassVar[dict[str, list]] = {}
     solves_ode: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        own = vars(cls)
+        if "settings" in own and ("defaults" in own or "tuning_grid" in own):
+            raise TypeError(f"{cls.__name__}: declare settings, or plain defaults/tuning_grid dicts, not both")
+        if "settings" not in own:
+            cls.settings = from_plain(cls.settings, own.get("defaults"), own.get("tuning_grid"))
+        validate(cls.settings, cls.__name__)
+        cls.defaults = defaults_of(cls.settings)
+        cls.tuning_grid = grid_of(cls.settings)
 
     def __init__(self, system: System, data: Dataset, config: dict | None = None, seed: int = 0,
                  device: str = "cpu"):
         self.system, self.data, self.seed = system, data, seed
         self.device = torch.device(device)
         self.config = resolve_config(type(self), config or {})
+        self.data_shape = Shape(*data.train.shape[:2])
         self.scales = data_scales(data.t, data.train)
         model_config = {**system.model, **self.config.get("model", {})}
         self.config["model"] = model_config
@@ -42,8 +64,11 @@ class Trainer:
         # Batch draws and other randomness of the trainer itself, apart from the weights' initialisation.
         self.generator = torch.Generator(device="cpu").manual_seed(seed)
         self.iteration = 0
-        if self.config.get("schedule", "constant") not in SCHEDULES:
-            raise UsageError(f"unknown schedule {self.config['schedule']!r}; valid schedules: {', '.join(SCHEDULES)}")
+
+    def used(self, name: str):
+        """Setting `name` as this trainer runs it on its data: its declared limit applied (a segment at most the
+        observations, a batch of every element "all"), the rule tuning knows too."""
+        return by_name(self.settings)[name].runs_as(self.config[name], self.data_shape, self.config)
 
     def anneal(self, fraction: float) -> None:
         """Set the learning rate for `fraction` of the budget's training time spent, by the trainer's `schedule`:
@@ -76,13 +101,15 @@ class Trainer:
 
 
 SCHEDULES = ("constant", "cosine")  # learning-rate schedules, one mechanism for every trainer (Trainer.anneal)
-SCHEDULE = {"schedule": "constant"}  # the setting, in every built-in family's defaults
+# The settings every built-in family has. A learning rate of 0 is valid (a step that leaves the weights, for
+# checks); tuning stays where one is sane.
+LR = Setting("lr", 1e-2, "Adam learning rate", low=0.0, reach=(1e-5, 1.0), grid=(3e-3, 1e-2, 3e-2), scale="log")
+SCHEDULE = Setting("schedule", "constant", "learning-rate schedule over the budget (Trainer.anneal)", str,
+                   choices=SCHEDULES, grid=SCHEDULES)
 
 
-def resolve_config(cls: type[Trainer], config: dict) -> dict:
-    """The trainer's defaults updated with `config`; an unknown key is an error, not silently ignored."""
-    unknown = set(config) - set(cls.defaults) - {"model"}
-    if unknown:
-        raise UsageError(f"unknown settings for {cls.__name__}: {', '.join(sorted(unknown))}; "
-                         f"valid: {', '.join(sorted(cls.defaults))}, model")
+def resolve_config(cls: type[Trainer], config: dict, who: str | None = None) -> dict:
+    """The trainer's defaults updated with `config`; an unknown setting or an invalid value is a UsageError (one
+    line naming the valid settings or values), not silently ignored or clamped."""
+    check(cls.settings, config, who or cls.__name__)
     return {**cls.defaults, **config}

@@ -18,8 +18,20 @@ from __future__ import annotations
 
 import torch
 
-from specbench.errors import UsageError
+from specbench.trainers.settings import Limit, Setting, amend
 from specbench.trainers.solver import TorchdiffeqTrainer
+
+
+def segments(observations: int, segment_length: int) -> int:
+    """Segments per trajectory of `observations`, neighbours sharing their end observation."""
+    return -(-(observations - 1) // (segment_length - 1))
+
+
+# A batch of every segment is "all": the limit is one less than the segments of the data.
+SEGMENTS = Limit("the segments of the data", lambda shape, cfg: shape.trajectories * segments(
+    shape.observations, min(cfg["segment_length"], shape.observations)) - 1, beyond="all")
+# The batch sizes tuning extends a grid along: up to every segment.
+BATCHES = (4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, "all")
 
 
 class MultipleShooting(TorchdiffeqTrainer):
@@ -29,21 +41,23 @@ class MultipleShooting(TorchdiffeqTrainer):
     # The learning rate against segment_length: short segments are cheap, parallel and easy to fit, long ones tie
     # the model to longer solves (segment_length = observations is single shooting with a learnable x0).
     # Its continuity weight, and segments per step, against the same learning rates and schedules as everyone's.
-    tuning_grid = {"lr": [3e-3, 1e-2, 3e-2], "segment_length": [5, 10, 20], "continuity": [0.3, 1.0, 3.0],
-                   "batch_size": ["all", 64], "schedule": ["constant", "cosine"]}
-    defaults = {
-        **TorchdiffeqTrainer.defaults,
-        "method": "rk4",
-        "segment_length": 5,  # observations per segment, its shooting state's included
-        "batch_size": "all",  # segments (of all trajectories) per step, or "all"
-        "continuity": 1.0,  # weight of the continuity gap against the data misfit
-    }
+    settings = amend(
+        TorchdiffeqTrainer.settings,
+        method={"default": "rk4"},
+        segment_length={"default": 5, "meaning": "observations per segment, its shooting state's included",
+                         "grid": (5, 10, 20)},
+        batch_size={"default": "all", "meaning": "segments (of all trajectories) per step", "reach": None,
+                    "words": ("all",), "limit": SEGMENTS, "grid": ("all", 64), "scale": "ladder", "ladder": BATCHES},
+        tolerances={"grid": ()},
+        add=(Setting("continuity", 1.0, "weight of the continuity gap against the data misfit", low=0.0,
+                     reach=(1e-4, 1e4), grid=(0.3, 1.0, 3.0), scale="log"),),
+    )
 
     def __init__(self, system, data, config=None, seed=0, device="cpu"):
         super().__init__(system, data, config, seed, device)
         n_traj, n_obs, dim = self.y.shape
         seg = self.seg
-        per_traj = -(-(n_obs - 1) // (seg - 1))  # segments per trajectory
+        per_traj = segments(n_obs, seg)
         self.starts = torch.clamp(torch.arange(per_traj, device=self.device) * (seg - 1), max=n_obs - seg)
         self.n_segments = n_traj * per_traj  # numbered b * per_traj + j
         # Flat segment i: its observations (segments, seg, state); its successor is i + 1 where `has_next`, and its
@@ -53,10 +67,8 @@ class MultipleShooting(TorchdiffeqTrainer):
         self.link = torch.diff(self.starts, append=self.starts[-1:]).repeat(n_traj)
         self.states = torch.nn.Parameter(self.targets[:, 0].clone())  # (segments, state)
         self.optimizer.add_param_group({"params": [self.states]})
-        size = self.config["batch_size"]
-        if size != "all" and not (isinstance(size, int) and not isinstance(size, bool) and size >= 1):
-            raise UsageError(f"batch_size must be 'all' or a positive integer (segments per step), got {size!r}")
-        self.batch_size = None if size == "all" or size >= self.n_segments else size
+        size = self.used("batch_size")  # "all" from as many as there are segments
+        self.batch_size = None if size == "all" else size
 
     def cut(self, y: torch.Tensor) -> torch.Tensor:
         """Trajectories (traj, obs, state) cut into the segments, (segments, seg, state)."""

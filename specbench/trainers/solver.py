@@ -10,8 +10,16 @@ from __future__ import annotations
 
 import torch
 from torchdiffeq import odeint, odeint_adjoint
+from torchdiffeq._impl.odeint import SOLVERS  # torchdiffeq's own table of method names
 
-from specbench.trainers.base import SCHEDULE, Trainer
+from specbench.trainers.base import LR, SCHEDULE, Trainer
+from specbench.trainers.settings import OBSERVATIONS, Joint, Setting, amend
+
+
+# The tolerance pairs (rtol, atol) tuning extends an adaptive method's grid along, a factor 100 apart as the grid's
+# are: from rtol 1e-1, the loosest a solve that still follows the field takes, to 1e-9.
+TOLERANCES = ((1e-1, 1e-2), (1e-3, 1e-4), (1e-5, 1e-6), (1e-7, 1e-8), (1e-9, 1e-10))
+FIXED_STEP = ("rk4", "euler", "midpoint")  # methods that step by steps_per_obs, not by tolerances
 
 
 class SolverTrainer(Trainer):
@@ -20,28 +28,29 @@ class SolverTrainer(Trainer):
     role = "baseline"
     # What decides a solver baseline's speed: the learning rate, the batch, the segment length, the tolerances of an
     # adaptive method (a fixed-step one has its steps per observation instead, BackpropRK4) and the schedule.
-    tuning_grid = {"lr": [3e-3, 1e-2, 3e-2], "batch_size": [8, 32, 128], "segment_length": [10, 20, 40],
-                   "tolerances": [{"rtol": 1e-3, "atol": 1e-4}, {"rtol": 1e-5, "atol": 1e-6}],
-                   "schedule": ["constant", "cosine"]}
+    settings = (
+        LR,
+        Setting("batch_size", 16, "segments per step, drawn with replacement", int, low=1, reach=(1, 4096),
+                grid=(8, 32, 128), scale="log"),
+        Setting("segment_length", 20, "observations per segment, its initial state included", int, low=2,
+                limit=OBSERVATIONS, grid=(10, 20, 40), scale="log"),
+        Setting("rtol", 1e-5, "relative tolerance of an adaptive method", low=0.0, high=1.0),
+        Setting("atol", 1e-6, "absolute tolerance of an adaptive method", low=0.0, high=1.0),
+        Joint("tolerances", ("rtol", "atol"), "the adaptive method's tolerance pair, tuned together",
+              grid=((1e-3, 1e-4), (1e-5, 1e-6)), ladder=TOLERANCES),
+        Setting("max_num_steps", 10000, "an adaptive method's steps per observation interval at most: a stiff "
+                "model fails instead of hanging", int, low=1),
+        SCHEDULE,
+    )
     # Trainers that train through an ODE solve; the horizon study also runs them on whole trajectories.
     solves_ode = True
-    defaults = {
-        "lr": 1e-2,
-        "batch_size": 16,  # segments per step
-        "segment_length": 20,  # observations per segment (including its initial state)
-        "rtol": 1e-5,  # adaptive methods
-        "atol": 1e-6,
-        "max_num_steps": 10000,  # adaptive methods, per observation interval: a stiff model fails instead of hanging
-        **SCHEDULE,
-    }
 
     def __init__(self, system, data, config=None, seed=0, device="cpu"):
         super().__init__(system, data, config, seed, device)
         cfg = self.config
         self.y = self.tensor(data.train)  # (traj, obs, state)
         self.std = self.tensor(self.scales["std"])
-        n_obs = data.train.shape[1]
-        cfg["segment_length"] = self.seg = max(2, min(int(cfg["segment_length"]), n_obs))
+        cfg["segment_length"] = self.seg = self.used("segment_length")  # at most the observations
         self.t_seg = self.tensor(data.t[: self.seg] - data.t[0])  # uniform grid: every segment shares these times
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg["lr"])
         self.offsets = torch.arange(self.seg, device=self.device)
@@ -75,19 +84,21 @@ class SolverTrainer(Trainer):
 class TorchdiffeqTrainer(SolverTrainer):
     """Segments solved by torchdiffeq: `odeint` (backprop through the solver) or `odeint_adjoint`."""
 
-    defaults = {
-        "method": "dopri5",
-        "adjoint": False,
-        **SolverTrainer.defaults,
-        "steps_per_obs": 1,  # fixed-step methods: step size = observation interval / steps_per_obs
-        "seminorm": False,  # adjoint only: error control of the backward solve ignores the parameter adjoint
-    }
+    settings = (
+        Setting("method", "dopri5", "torchdiffeq's solver", str, choices=tuple(SOLVERS)),
+        Setting("adjoint", False, "gradients by the adjoint ODE (odeint_adjoint) instead of backprop", bool),
+        *SolverTrainer.settings,
+        Setting("steps_per_obs", 1, "fixed-step methods: steps per observation interval", int, low=1,
+                reach=(1, 64)),
+        Setting("seminorm", False, "adjoint only: error control of the backward solve ignores the parameter "
+                "adjoint", bool),
+    )
 
     def __init__(self, system, data, config=None, seed=0, device="cpu"):
         super().__init__(system, data, config, seed, device)
         cfg = self.config
         dt = float(data.t[1] - data.t[0])
-        if cfg["method"] in ("rk4", "euler", "midpoint"):
+        if cfg["method"] in FIXED_STEP:
             self.solver_kwargs = {"method": cfg["method"], "options": {"step_size": dt / cfg["steps_per_obs"]}}
         else:
             options = {"max_num_steps": int(cfg["max_num_steps"])}
@@ -105,16 +116,14 @@ class TorchdiffeqTrainer(SolverTrainer):
 
 class BackpropRK4(TorchdiffeqTrainer):
     summary = "torchdiffeq odeint, fixed-step RK4, gradients by backprop through the solver"
-    tuning_grid = {**{k: v for k, v in SolverTrainer.tuning_grid.items() if k != "tolerances"},
-                   "steps_per_obs": [1, 2]}
-    defaults = {**TorchdiffeqTrainer.defaults, "method": "rk4"}
+    settings = amend(TorchdiffeqTrainer.settings, method={"default": "rk4"}, tolerances={"grid": ()},
+                     steps_per_obs={"grid": (1, 2), "scale": "log"})
 
 
 class BackpropDopri5(TorchdiffeqTrainer):
     summary = "torchdiffeq odeint, adaptive dopri5, gradients by backprop through the solver"
-    defaults = {**TorchdiffeqTrainer.defaults, "method": "dopri5"}
 
 
 class AdjointDopri5(TorchdiffeqTrainer):
     summary = "torchdiffeq odeint_adjoint, adaptive dopri5, gradients by the adjoint ODE"
-    defaults = {**TorchdiffeqTrainer.defaults, "method": "dopri5", "adjoint": True, "seminorm": True}
+    settings = amend(TorchdiffeqTrainer.settings, adjoint={"default": True}, seminorm={"default": True})

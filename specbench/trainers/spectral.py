@@ -14,7 +14,7 @@ Coordinate descent alternates
       over a mini-batch of `elements_per_step` elements drawn from all trajectories (an epoch's batches
       partition the elements, and a batch's loss is scaled so that their mean over an epoch is the full one);
   (b) c: the minimiser of J with f_theta frozen at the current c, plus a proximal term mu ||c - c_old||^2
-      (a Picard least-squares step). Its normal matrix A = P'P + lam G'WG + mu I is the same for every trajectory
+      (a Picard least-squares step). Its normal matrix A = P'P + rho G'WG + mu I is the same for every trajectory
       and banded (an element couples only its own p+1 nodes), so it is held in element form, one block per
       element and state, and solved by `ElementSolver` (static condensation onto the element end nodes, then
       cyclic reduction) in float64: well scaled by construction, unlike a gradient step on c, which the p^2/h size
@@ -40,35 +40,46 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from specbench.errors import UsageError
 from specbench.spectral import ElementSolver, Mesh
-from specbench.trainers.base import SCHEDULE, Trainer
+from specbench.trainers.base import LR, SCHEDULE, Trainer
+from specbench.trainers.settings import Limit, Setting, amend
+
+
+# A theta step on every element is "all": the limit is one less than the elements of the data's meshes.
+ELEMENTS = Limit("the elements of the data's meshes",
+                 lambda shape, cfg: shape.trajectories * elements(cfg, shape.observations) - 1, beyond="all")
+# The mini-batches tuning extends a grid along: up to every element.
+BATCHES = (4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, "all")
 
 
 class Spectral(Trainer):
     summary = "SNODE: Legendre spectral elements, weak-form residual, coordinate descent (no ODE solve)"
     role = "candidate"
-    # What decides spectral's speed: the learning rate, rho (the weight of the residual in the c-step), the mesh
-    # density (global nodes per observation), elements_per_step (the counterpart of the solvers' batch: the data one
-    # theta step sees; 32 elements of 6 observation intervals each at the default density is about what a solver's
-    # batch of 16 segments of 10-40 steps sees) and the schedule.
-    tuning_grid = {"lr": [3e-3, 1e-2, 3e-2], "rho": [0.01, 0.1, 1.0], "density": [0.5, 0.75, 1.5],
-                   "elements_per_step": ["all", 32], "schedule": ["constant", "cosine"]}
-    defaults = {
-        "E": "auto",  # elements per trajectory; auto: from the density (see auto_elements)
-        "density": 0.75,  # global nodes per observation, when E is auto
-        "p": 6,  # Legendre order per element
-        "rho": 1.0,  # weight of the dynamics residual against the data term
-        "lr": 1e-2,  # Adam learning rate of the theta regression
-        "theta_steps": 1,  # Adam steps on theta per iteration
-        "update_coefficients": True,  # False: the two-stage ablation
-        "prox": 1.0,  # proximal weight mu of the c-step, relative to the data term's diagonal
-        "init_smoothing": 1e-4,  # derivative penalty of the initial least-squares fit, relative to the data
-        "sweep": "jacobi",  # f_theta in the c-step: "jacobi" (theta before its update), "gauss-seidel" (after)
-        "elements_per_step": "all",  # elements (of all trajectories together) per theta step, or "all"
-        **SCHEDULE,
-    }
-    SWEEPS = ("jacobi", "gauss-seidel")
+    # What decides spectral's speed: the learning rate, rho (the weight of the residual in the c-step), the mesh: its
+    # density (global nodes per observation) and the Legendre order p, elements_per_step (the counterpart of the
+    # solvers' batch: the data one theta step sees; 32 elements of 6 observation intervals each at the default
+    # density is about what a solver's batch of 16 segments of 10-40 steps sees) and the schedule.
+    settings = (
+        Setting("E", "auto", "elements per trajectory; auto: from the density (auto_elements)", int, low=1,
+                words=("auto",)),
+        Setting("density", 0.75, "global nodes per observation, when E is auto", low=0.01, reach=(0.01, 100.0),
+                grid=(0.5, 0.75, 1.5), scale="log"),
+        Setting("p", 6, "Legendre order per element", int, low=1, reach=(1, 24), grid=(4, 6, 8), scale="linear"),
+        Setting("rho", 1.0, "weight of the dynamics residual against the data term in the c-step", low=0.0,
+                reach=(1e-4, 1e4), grid=(0.01, 0.1, 1.0), scale="log"),
+        LR,
+        Setting("theta_steps", 1, "Adam steps on theta per iteration", int, low=1),
+        Setting("update_coefficients", True, "the c-step runs (spectral-2stage is the trainer without it)", bool,
+                choices=(True,)),
+        Setting("prox", 1.0, "proximal weight mu of the c-step, relative to the data term's diagonal", low=0.0),
+        Setting("init_smoothing", 1e-4, "derivative penalty of the initial least-squares fit, relative to the data",
+                low=0.0),
+        Setting("sweep", "jacobi", "f_theta the c-step sees: theta before its update (jacobi) or after it "
+                "(gauss-seidel)", str, choices=("jacobi", "gauss-seidel")),
+        Setting("elements_per_step", "all", "elements (of all trajectories together) per theta step", int, low=1,
+                words=("all",), limit=ELEMENTS, grid=("all", 32), scale="ladder", ladder=BATCHES),
+        SCHEDULE,
+    )
     # An element costs the c-step about (p+1) x state x 10 float64 temporaries and the theta step (p+1) x width x 5
     # float32 activations, some 8x more: a chunk of 8 batches' elements holds about what one theta step does. A chunk
     # of one batch's elements made a mini-batched iteration on Lotka-Volterra (dense) cost 2x a full one (16 chunks
@@ -79,21 +90,15 @@ class Spectral(Trainer):
         super().__init__(system, data, config, seed, device)
         cfg = self.config
         t = data.t
-        if cfg["E"] == "auto":
-            cfg["E"] = auto_elements(len(t), int(cfg["p"]), float(cfg["density"]))
-        if cfg["sweep"] not in self.SWEEPS:
-            raise UsageError(f"unknown sweep {cfg['sweep']!r} for spectral; valid sweeps: {', '.join(self.SWEEPS)}")
-        steps = cfg["theta_steps"]
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise UsageError(f"theta_steps must be a positive integer (Adam steps on theta per iteration), "
-                             f"got {steps!r}")
-        self.mesh = mesh = Mesh(float(t[0]), float(t[-1]), int(cfg["E"]), int(cfg["p"]))
+        cfg["E"] = elements(cfg, len(t))
+        self.mesh = mesh = Mesh(float(t[0]), float(t[-1]), cfg["E"], cfg["p"])
         n_traj, n_obs, dim = data.train.shape
         n, p1 = mesh.n_nodes, mesh.p + 1
         self.shape = (n_traj, n, dim)  # of c
         # Element e of trajectory b holds the nodes e*p .. e*p+p of c[b]: `elements` views them without a copy.
         self.n_elements = n_traj * mesh.E  # numbered b*E + e
-        self.batch_size = elements_per_step(cfg["elements_per_step"], self.n_elements)  # None: every element
+        size = self.used("elements_per_step")  # "all" from as many as there are elements
+        self.batch_size = None if size == "all" else size  # None: every element
         self.n_batches = 1 if self.batch_size is None else -(-self.n_elements // self.batch_size)
         # The c-step's chunks of trajectories: all at once, or about C_STEP_BATCHES mini-batches' elements each (at
         # least one trajectory).
@@ -108,14 +113,10 @@ class Spectral(Trainer):
         # normalisations of the objective folded into one weight per state (and per node for dyn).
         self.data_weight = self.blocks(1.0 / (std ** 2 * n_traj * n_obs * dim))  # (state,)
         self.residual_weight = self.tensor(mesh.quadrature[:p1, None] / (deriv_std ** 2 * n_traj * span * dim))
-        # lam_s puts rho * dyn and data on the same scale per state once both are multiplied by std_s^2 * n_obs.
+        # The normal equations are the objective state by state times N std_s^2 (N = traj * obs * state): there a
+        # weight w on dyn becomes w * ratio_s.
         ratio = n_obs * std ** 2 / (span * deriv_std ** 2)  # (state,)
         PtP, GtWG = mesh.observation_blocks(t), mesh.stiffness_block  # element form: (E, p+1, p+1), (p+1, p+1)
-        self.mu = float(cfg["prox"]) * np.trace(PtP, axis1=1, axis2=2).sum() / n
-        # The c-step's float64 operands, from the mesh's float64 numbers: its right-hand side must be made of the
-        # same numbers as its matrix, or float32 rounding (1e-7) is all the accuracy the float64 solve can have.
-        self.D64 = self.blocks(mesh.local_derivative)
-        self.lam_w = self.blocks(mesh.quadrature[:p1, None] * cfg["rho"] * ratio)  # (p+1, state): lam_s W
         # The data term as the quadratic form c'P'Pc - 2 c.P'y + y.y, from what the c-step holds anyway (P'P in
         # element form, P'y): the observations themselves, and P c at every observation, are never held.
         self.PtP = self.blocks(PtP)  # (E, p+1, p+1)
@@ -131,7 +132,13 @@ class Spectral(Trainer):
         for k in self.chunks:
             self.c[k] = self.solve(initial, self.PtY[k])
         if cfg["update_coefficients"]:
-            # A_s = P'P + lam_s G'WG + mu I per state, in float64 (G'WG grows like (p^2/h)^2), factored once.
+            self.mu = float(cfg["prox"]) * np.trace(PtP, axis1=1, axis2=2).sum() / n
+            # The c-step's float64 operands, from the mesh's float64 numbers: its right-hand side must be made of
+            # the same numbers as its matrix, or float32 rounding (1e-7) is all the accuracy the float64 solve has.
+            self.D64 = self.blocks(mesh.local_derivative)
+            self.rho_w = self.blocks(mesh.quadrature[:p1, None] * cfg["rho"] * ratio)  # (p+1, state): rho_s W
+            # A_s = P'P + rho_s G'WG + mu I per state, rho_s = rho ratio_s, in float64 (G'WG grows like (p^2/h)^2),
+            # factored once.
             self.solver = ElementSolver(self.blocks(PtP[None] + (cfg["rho"] * ratio)[:, None, None, None] * GtWG
                                                     + self.mu * mesh.identity_blocks[None]))
         with torch.no_grad():
@@ -226,7 +233,7 @@ class Spectral(Trainer):
         """One sweep of coordinate descent; returns J at the start of the sweep (dyn on the first theta batch)."""
         cfg = self.config
         update = cfg["update_coefficients"]
-        jacobi = cfg["sweep"] == "jacobi"
+        jacobi = update and cfg["sweep"] == "jacobi"
         batch = self.next_batch()
         values = data = None
         if update and jacobi and batch is not None:
@@ -245,7 +252,7 @@ class Spectral(Trainer):
             if k == 0:
                 dyn, f_before = loss.detach(), f.detach()  # Jacobi's f_theta: theta before any of the updates
         if not update:
-            return self.data_fit + cfg["rho"] * dyn.item()
+            return self.data_fit + dyn.item()  # J with c frozen, as the theta step weighs it (no rho: no c-step)
         if data is None:
             # Jacobi on all elements: the first theta step's own forward pass (theta before any update);
             # Gauss-Seidel: f_theta after the last update.
@@ -264,10 +271,10 @@ class Spectral(Trainer):
         return data
 
     def coefficient_rhs(self, f: torch.Tensor, trajectories: slice = slice(None)) -> torch.Tensor:
-        """P'y + lam G'W f + mu c on `trajectories`, for f_theta values f (traj, E, p+1, state) at their element
+        """P'y + rho_s G'W f + mu c on `trajectories`, for f_theta values f (traj, E, p+1, state) at their element
         nodes: the right-hand side of the c-step's normal equations, (traj, nodes, state) in float64."""
         rhs = torch.add(self.PtY[trajectories], self.c[trajectories].double(), alpha=self.mu)
-        return self.scatter(torch.einsum("ji,...js->...is", self.D64, self.lam_w * f.double()), rhs)
+        return self.scatter(torch.einsum("ji,...js->...is", self.D64, self.rho_w * f.double()), rhs)
 
     @torch.no_grad()
     def coefficient_step(self, f: torch.Tensor, trajectories: slice = slice(None)) -> torch.Tensor:
@@ -277,29 +284,22 @@ class Spectral(Trainer):
         return self.solve(self.solver, self.coefficient_rhs(f, trajectories))
 
 
-def elements_per_step(value, n_elements: int) -> int | None:
-    """The mini-batch size in elements of the theta step, or None for all of them ("all" or at least as many)."""
-    if value == "all":
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UsageError(f"elements_per_step must be a positive integer or 'all', got {value!r}")
-    return None if value >= n_elements else value
+def elements(cfg, n_obs: int) -> int:
+    """Elements per trajectory: E, or from the density and the order when E is "auto"."""
+    return auto_elements(n_obs, cfg["p"], cfg["density"]) if cfg["E"] == "auto" else cfg["E"]
 
 
 def auto_elements(n_obs: int, order: int, density: float = 0.75) -> int:
     """E such that the mesh has about `density` global nodes per observation. The default 0.75 is enough to
     follow the data, and few enough that the initial least-squares fit is determined by the data rather than by its
     smoothing term; tuning searches it."""
-    if not (isinstance(density, (int, float)) and density > 0):
-        raise UsageError(f"density must be a positive number of nodes per observation, got {density!r}")
     return max(1, round(density * (n_obs - 1) / order))
 
 
 class SpectralTwoStage(Spectral):
     summary = "ablation: SNODE with coefficients frozen at the least-squares fit (two-stage collocation)"
     role = "ablation"
-    # rho does nothing with c frozen; the Legendre order and the density decide how closely the frozen fit follows
-    # the data.
-    tuning_grid = {"lr": [3e-3, 1e-2, 3e-2], "p": [4, 6, 8], "density": [0.5, 0.75, 1.5],
-                   "elements_per_step": ["all", 32], "schedule": ["constant", "cosine"]}
-    defaults = {**Spectral.defaults, "update_coefficients": False}
+    # With c frozen there is no c-step, so none of its settings (rho, prox, sweep); the theta step's loss is the
+    # residual alone. The Legendre order and the density decide how closely the frozen fit follows the data.
+    settings = amend(Spectral.settings, drop=("rho", "prox", "sweep"),
+                     update_coefficients={"default": False, "choices": (False,)})

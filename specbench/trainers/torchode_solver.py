@@ -17,7 +17,8 @@ from __future__ import annotations
 import torch
 import torchode
 
-from specbench.errors import Diverged, UsageError
+from specbench.errors import Diverged
+from specbench.trainers.settings import Setting, amend
 from specbench.trainers.solver import SolverTrainer
 
 
@@ -26,25 +27,22 @@ class TorchodeTrainer(SolverTrainer):
     the solver (`AutoDiffAdjoint`) or by the adjoint ODE (`JointBacksolveAdjoint`: the segments share their
     times)."""
 
-    defaults = {  # role and tuning grid: SolverTrainer's, the same as the torchdiffeq baselines'
-        "method": "dopri5",  # a name in torchode's method registry
-        "adjoint": False,
-        **SolverTrainer.defaults,
+    settings = (  # role and tuning grid: SolverTrainer's, the same as the torchdiffeq baselines'
+        Setting("method", "dopri5", "a method in torchode's registry", str, choices=tuple(torchode.interface.METHODS)),
+        Setting("adjoint", False, "gradients by the adjoint ODE (JointBacksolveAdjoint) instead of backprop", bool),
+        *SolverTrainer.settings,
         # torch.compile of the solve, as torchode's docs suggest. Not kept: on lotka-volterra dense (one CPU thread,
         # torch 2.13) it spent 15-75 s compiling (dynamo recompiles for the model's call counter) and then took
         # 1.3-2x eager's time a step; compiling the network alone, about 4x. TorchScript (torch.jit.script of
         # torchode's AutoDiffAdjoint) fails to compile on this torch.
-        "compile": False,
-    }
+        Setting("compile", False, "torch.compile the solve", bool),
+    )
 
     def __init__(self, system, data, config=None, seed=0, device="cpu"):
         super().__init__(system, data, config, seed, device)
         cfg = self.config
-        methods = torchode.interface.METHODS
-        if cfg["method"] not in methods:
-            raise UsageError(f"unknown torchode method {cfg['method']!r}; valid: {', '.join(methods)}")
         term = torchode.ODETerm(self.model, with_stats=False)  # the model counts its own calls
-        method = methods[cfg["method"]](term=term)
+        method = torchode.interface.METHODS[cfg["method"]](term=term)
         controller = torchode.IntegralController(atol=cfg["atol"], rtol=cfg["rtol"], term=term)
         # torchdiffeq's max_num_steps bounds each observation interval; torchode's max_steps bounds a whole solve.
         max_steps = int(cfg["max_num_steps"]) * (self.seg - 1)
@@ -87,9 +85,8 @@ class TorchodeTrainer(SolverTrainer):
 
 class TorchodeDopri5(TorchodeTrainer):
     summary = "torchode Dopri5, integral step-size controller, gradients by backprop through the solver"
-    defaults = {**TorchodeTrainer.defaults, "adjoint": False}
 
 
 class TorchodeAdjoint(TorchodeTrainer):
     summary = "torchode Dopri5, integral step-size controller, gradients by the adjoint ODE (JointBacksolveAdjoint)"
-    defaults = {**TorchodeTrainer.defaults, "adjoint": True}
+    settings = amend(TorchodeTrainer.settings, adjoint={"default": True})

@@ -21,11 +21,16 @@ O(h^5) on smooth data, but natural splines are the paper's choice.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 from scipy.linalg import solve_banded
 
-from specbench.trainers.base import SCHEDULE, Trainer
+from specbench.trainers.base import LR, SCHEDULE, Trainer
+from specbench.trainers.settings import Limit, Setting
+
+INTERVALS = Limit("the observation intervals per trajectory", lambda shape, _: shape.observations - 1)
 
 
 def sine_test_maps(t: np.ndarray, K: int) -> tuple[np.ndarray, np.ndarray]:
@@ -77,18 +82,18 @@ class VFNode(Trainer):
     # The learning rate against K, the number of test functions: how fine a scale of the residual the loss sees
     # (the paper's code defaults to 80, its examples sample 100 times).
     # Last session's winners sat on the low edges (lr 3e-3 on three systems, K = 20 on two): the grid goes past them.
-    tuning_grid = {"lr": [1e-3, 3e-3, 1e-2, 3e-2], "K": [10, 20, 40, 80], "schedule": ["constant", "cosine"]}
-    defaults = {
-        "lr": 1e-2,  # Adam learning rate
-        "K": 80,  # test functions per trajectory, at most (observations - 1): finer sines alias on the samples
-        **SCHEDULE,
-    }
+    settings = (
+        replace(LR, grid=(1e-3, 3e-3, 1e-2, 3e-2)),
+        Setting("K", 80, "test functions per trajectory (finer sines than the observations' spacing alias on the "
+                "samples)", int, low=1, limit=INTERVALS, grid=(10, 20, 40, 80), scale="log"),
+        SCHEDULE,
+    )
 
     def __init__(self, system, data, config=None, seed=0, device="cpu"):
         super().__init__(system, data, config, seed, device)
         cfg = self.config
-        n_traj, n_obs, dim = data.train.shape
-        cfg["K"] = max(1, min(int(cfg["K"]), n_obs - 1))
+        n_traj, _, dim = data.train.shape
+        cfg["K"] = self.used("K")  # at most the observation intervals
         span = float(data.t[-1] - data.t[0])
         A, B = sine_test_maps(data.t, cfg["K"])
         self.y = self.tensor(data.train)  # (traj, obs, state)
