@@ -99,7 +99,7 @@ def _train(job: Job, evaluate, cache_dir) -> Record:
             metric = evaluate(trainer.model, data)
             if np.isfinite(metric) and (best is None or metric < best[2]):
                 best = [train_s, trainer.iteration, float(metric)]
-                best_state = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+                best_state = keep(trainer.model, best_state)
         except RolloutTooSlow as exc:
             status, error = "diverged", str(exc)
             return False
@@ -167,6 +167,17 @@ def _train(job: Job, evaluate, cache_dir) -> Record:
         test_rollout={  # the first held-out trajectory, for the report's figure (at most 4 states)
             "t": data.t_test.tolist(), "truth": data.test[0, :, :ROLLOUT_STATES].tolist(),
             "pred": None if pred is None else pred[0, :, :ROLLOUT_STATES].tolist()})
+
+
+def keep(model: torch.nn.Module, kept: dict | None) -> dict:
+    """The model's weights and buffers as the best checkpoint: copied into `kept`, the checkpoint the run already
+    holds, or into new tensors for its first one."""
+    with torch.no_grad():
+        if kept is None:
+            return {k: v.detach().clone() for k, v in model.state_dict().items()}
+        for k, v in model.state_dict().items():
+            kept[k].copy_(v)
+    return kept
 
 
 def warm_up(job: Job, data: Dataset, make_trainer: Callable[[], Trainer], evaluate) -> None:
