@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import importlib.metadata
 import platform
 import resource
 import subprocess
@@ -12,8 +13,6 @@ from pathlib import Path
 import numpy
 import psutil
 import torch
-import torchdiffeq
-import torchode
 
 from specbench.defaults import cores
 
@@ -131,7 +130,9 @@ def environment(device: str, threads: int) -> dict:
     except (OSError, subprocess.SubprocessError):
         commit = "unknown"
     gpu = torch.cuda.get_device_name() if device == "cuda" and torch.cuda.is_available() else None
-    return {"python": platform.python_version(), "torch": torch.__version__, "torchdiffeq": torchdiffeq.__version__,
-            "torchode": torchode.__version__,
+    # torchode's version from its metadata: importing it took a second of every run that does not use it
+    version = importlib.metadata.version
+    return {"python": platform.python_version(), "torch": torch.__version__, "torchdiffeq": version("torchdiffeq"),
+            "torchode": version("torchode"),
             "numpy": numpy.__version__, "threads": threads, "device": device, "gpu": gpu, "cpu": cpu,
             "cores": cores(), "platform": platform.platform(), "git_commit": commit}
