@@ -7,6 +7,7 @@ its memory is its own and a crash or hang ends one run, not the sweep.
 
 Either way the record comes back to the client as a dict (`run_in_subprocess`), and the client alone writes it to
 --out (`runner.run_jobs`), so resuming, atomic writes and the records themselves do not depend on where a run ran.
+The executor adds the run's wall time (`wall.total`, and the rest of it not measured inside the run as `wall.write`).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -30,7 +32,8 @@ from specbench.errors import UsageError
 from specbench.job import Job
 from specbench.machine import environment
 from specbench.plugins import TRAINERS
-from specbench.records import CorruptRecord, Record, load, new_record
+from specbench.records import WALL_PARTS, CorruptRecord, Record, load, new_record
+from specbench.worker import BEGAN
 
 Task = tuple[Job, float]  # a job and its timeout in seconds
 Deliver = Callable[[int, Record], None]  # called on the client with (index of the task, its record)
@@ -45,9 +48,27 @@ _RUNNING: dict[str, set[subprocess.Popen]] = {}  # sweep id -> the run processes
 
 
 def run_in_subprocess(job: Job, timeout_s: float, sweep: str = "") -> Record:
-    """Run one job in a fresh Python process and return its record. The process writes the record to a temporary
-    file beside it, never to --out; a crash or the timeout is a failure record instead."""
-    env = {**os.environ, **thread_environment(job.threads), "SPECBENCH_PARENT_PID": str(os.getpid())}
+    """Run one job in a fresh Python process and return its record, with the wall time it took from here
+    (`wall`). The process writes the record to a temporary file beside it, never to --out; a crash or the timeout
+    is a failure record instead."""
+    began = time.time()
+    record = _run_fresh(job, timeout_s, sweep, began)
+    return with_total(record, time.time() - began)
+
+
+def with_total(record: Record, total: float) -> Record:
+    """The record with its run's wall time on its worker (`total`), and what the run did not measure of it inside
+    (the record written and read back, the process's exit) as `write`."""
+    parts = {k: v for k, v in (record.wall or {}).items() if k in WALL_PARTS and k != "write"}
+    if parts:
+        parts["write"] = max(0.0, total - sum(parts.values()))
+    return replace(record, wall={**{k: parts[k] for k in WALL_PARTS if k in parts}, "total": total})
+
+
+def _run_fresh(job: Job, timeout_s: float, sweep: str, began: float) -> Record:
+    """The job in a fresh process that writes its record to a temporary file beside it, never to --out."""
+    env = {**os.environ, **thread_environment(job.threads), "SPECBENCH_PARENT_PID": str(os.getpid()),
+           BEGAN: repr(began)}
     with tempfile.TemporaryDirectory(prefix="specbench-run-") as tmp:
         job_path, out = Path(tmp) / "job.json", Path(tmp) / "record.json"
         job_path.write_text(json.dumps(job.to_dict()))

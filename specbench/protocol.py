@@ -15,7 +15,7 @@ Peak memory (specbench.machine) is the growth over the process's state after set
 allocator's peak on CUDA), so `run_job` is meant to run in a fresh process (see `specbench.executors`); what the
 trainer's setup itself keeps is `setup_memory_bytes`. Both are measured after a warm-up of the run's own trainer
 (built, one step, then dropped, all untimed), so that one-off allocations of its code path (and of its setup) do
-not enter them.
+not enter them. Where the run's wall time went is its record's `wall` (specbench.records.WALL_PARTS).
 """
 from __future__ import annotations
 
@@ -68,23 +68,27 @@ def run_job(job: Job, evaluate=None, cache_dir=None) -> Record:
 def _train(job: Job, evaluate, cache_dir) -> Record:
     torch.set_num_threads(job.threads)
     evaluate = evaluate or train_metric
+    wall = {}  # seconds of wall time by part (specbench.records.WALL_PARTS); the worker adds the rest
 
+    t0 = time.perf_counter()
     system, data, make_trainer = build(job, cache_dir)
     cuda = torch.device(job.device).type == "cuda"
     memory = PeakMemory(cuda)
+    t1 = time.perf_counter()
     warm_up(job, data, make_trainer, evaluate)
     before_setup = memory.current()
-    t0 = time.perf_counter()
+    t2 = start_training = time.perf_counter()
+    wall["data"], wall["warm_up"] = t1 - t0, t2 - t1
     trainer = make_trainer()  # on the clock: its precomputations read the data and are part of the method's cost
     if cuda:
         torch.cuda.synchronize()
-    setup_s = time.perf_counter() - t0
+    setup_s = time.perf_counter() - t2
     setup_memory = _growth(memory.current(), before_setup)
 
     cadence = Cadence(**job.cadence)
     targets = targets_for(job.target)
     curve, status, error = [], "ok", None
-    train_s, eval_s = setup_s, 0.0
+    train_s, eval_s, eval_wall = setup_s, 0.0, 0.0  # eval_wall: eval_s and the memory measure's pauses around it
     next_eval = 0.0
     metric = float("inf")
     best, best_state = None, None  # the best checkpoint: [seconds, iteration, metric], and the weights
@@ -92,7 +96,8 @@ def _train(job: Job, evaluate, cache_dir) -> Record:
     def evaluate_now() -> bool:
         """Append the metric to the curve, and keep the model if it is the best so far; False (and the run
         diverged) when its rollout was too slow."""
-        nonlocal eval_s, metric, status, error, best, best_state
+        nonlocal eval_s, eval_wall, metric, status, error, best, best_state
+        paused = time.perf_counter()
         memory.pause()  # the metric's rollouts and the checkpoint are not training memory
         t0 = time.perf_counter()
         try:
@@ -106,10 +111,14 @@ def _train(job: Job, evaluate, cache_dir) -> Record:
         finally:
             eval_s += time.perf_counter() - t0
             memory.resume()
+            eval_wall += time.perf_counter() - paused
         curve.append([train_s, trainer.iteration, metric])
         return True
 
-    memory.start()
+    t0 = time.perf_counter()
+    memory.start()  # a collection and the baseline: the preparation for training, counted with the warm-up
+    prepared = time.perf_counter() - t0
+    wall["warm_up"] += prepared
     step_s, nfe = [], 0  # each step's duration; network evaluations in training steps (evaluation uses a copy)
     evaluate_now()
     while status == "ok" and train_s < job.budget_s:
@@ -134,6 +143,8 @@ def _train(job: Job, evaluate, cache_dir) -> Record:
     if status == "ok" and curve[-1][1] != trainer.iteration:
         evaluate_now()  # the metric at the end of the budget
     peak = memory.peak()
+    t0 = time.perf_counter()
+    wall["training"], wall["evaluation"] = max(0.0, t0 - start_training - prepared - eval_wall), eval_wall
     # The model judged is the best checkpoint, kept whether or not the run diverged later (early stopping keeps it
     # too); a run that ended its budget without one (no finite metric) is judged on its final model.
     trained, test_mse, test_nmse, pred = status == "ok", None, None, None
@@ -144,6 +155,7 @@ def _train(job: Job, evaluate, cache_dir) -> Record:
             test_mse, test_nmse, pred = test_errors(trainer.model, data)
         except RolloutTooSlow as exc:
             status, error = "diverged", error or str(exc)
+    wall["test_errors"] = time.perf_counter() - t0
     key = target_key(job.target)
     # First crossings (specbench.records) stand where the run diverged after them, as its best checkpoint does;
     # the sustained time needs the budget's end.
@@ -155,7 +167,7 @@ def _train(job: Job, evaluate, cache_dir) -> Record:
                           data={"n_train": int(data.train.shape[0]), "n_times": int(data.train.shape[1]),
                                 "t_span": float(data.t[-1] - data.t[0]), "test_horizon": system.test_horizon}),
         time_to_target_s=reached[key], times_to_targets=reached, sustained_s=kept[key], sustained_times=kept,
-        best_checkpoint=dict(zip(("seconds", "iteration", "metric"), best)) if best else None,
+        best_checkpoint=dict(zip(("seconds", "iteration", "metric"), best)) if best else None, wall=wall,
         train_seconds=train_s, setup_seconds=setup_s, eval_seconds=eval_s, iterations=trainer.iteration,
         curve=curve,
         final_train_loss=metric if np.isfinite(metric) else None, test_mse=test_mse, test_nmse=test_nmse,

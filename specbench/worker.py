@@ -1,9 +1,12 @@
-"""Runs one job in this (fresh) process: `python -m specbench.worker JOB.json OUT.json`."""
+"""Runs one job in this (fresh) process: `python -m specbench.worker JOB.json OUT.json`. SPECBENCH_BEGAN is when
+the executor started it, so the record's `wall.start` counts the process's start and imports."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from specbench.defaults import limit_threads
@@ -11,6 +14,8 @@ from specbench.job import Job
 from specbench.plugins import load_plugin
 from specbench.protocol import run_job
 from specbench.records import write
+
+BEGAN = "SPECBENCH_BEGAN"  # the environment variable that tells a fresh process when its executor started it
 
 
 def _die_with_parent() -> None:
@@ -33,10 +38,14 @@ def main(job_path: str, out_path: str) -> int:
     for spec in job.plugins:  # the sweep's plugins, so this process's registry is the sweep's
         load_plugin(spec)
     limit_threads(job.threads)  # the environment said so at start-up; this holds pools made later too
+    began = os.environ.get(BEGAN)
+    start = time.time() - float(began) if began else None
     try:
         record = run_job(job)
     except KeyboardInterrupt:
         return 130  # an interrupted run writes nothing: the sweep reruns it
+    if start is not None:
+        record = dataclasses.replace(record, wall={"start": max(0.0, start), **(record.wall or {})})
     write(out_path, record)  # whole and on disk (fsync) before the process ends
     sys.stderr.flush()
     os._exit(0)  # no interpreter teardown: with torch loaded it took about a second of every run's wall time
