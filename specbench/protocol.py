@@ -12,10 +12,13 @@ stopping), so one model is judged once, for C1 and C2, and a run that diverges l
 of stability. Before every step the trainer is told how much of the budget is spent (`Trainer.anneal`), for its
 learning-rate schedule.
 Peak memory (specbench.machine) is the growth over the process's state after setup (peak RSS on CPU, the
-allocator's peak on CUDA), so `run_job` is meant to run in a fresh process (see `specbench.executors`); what the
-trainer's setup itself keeps is `setup_memory_bytes`. Both are measured after a warm-up of the run's own trainer
-(built, one step, then dropped, all untimed), so that one-off allocations of its code path (and of its setup) do
-not enter them. Where the run's wall time went is its record's `wall` (specbench.records.WALL_PARTS).
+allocator's peak on CUDA), so a job that asks for a fresh process (`Job.fresh_process`, the default) is meant to run
+in one (see `specbench.executors`); what the trainer's setup itself keeps is `setup_memory_bytes`. Both are measured
+after a warm-up of the run's own trainer (built, one step, then dropped, all untimed), so that one-off allocations
+of its code path (and of its setup) do not enter them. The warm-up also makes the clock's figures independent of
+what the process ran before, which is what lets a job that does not need its memory measured run in a persistent
+worker (memory left unmeasured there). Where the run's wall time went is its record's `wall`
+(specbench.records.WALL_PARTS).
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from specbench.data import Dataset, integrate, make_dataset
+from specbench.data import Dataset, dataset_key, integrate, make_dataset
 from specbench.defaults import Cadence
 from specbench.errors import Diverged
 from specbench.evaluate import RolloutTooSlow, test_errors, train_metric
@@ -40,40 +43,52 @@ from specbench.systems import System
 from specbench.trainers.base import Trainer
 
 ROLLOUT_STATES = 4
+KEPT_DATASETS = 32  # datasets a persistent worker keeps in memory, the latest used (a few MB each at most)
 
 
-def build(job: Job, cache_dir=None) -> tuple[System, Dataset, Callable[[], Trainer]]:
+def build(job: Job, cache_dir=None, datasets: dict | None = None) -> tuple[System, Dataset, Callable[[], Trainer]]:
     """The job's system and dataset, and how to build its trainer: the one way a run, its warm-up, the work
-    measures and the benchmarks make them."""
+    measures and the benchmarks make them. `datasets` (a persistent worker's, dataset key -> Dataset) keeps each
+    dataset in memory after its first run, and each run gets a copy of its arrays."""
     system = get_system(job.system, **job.system_params)
     if job.data:
         system = system.resized(job.regime, **job.data)
-    data = make_dataset(system, job.regime, job.noise, job.seed, cache_dir=cache_dir)
+    if datasets is None:
+        data = make_dataset(system, job.regime, job.noise, job.seed, cache_dir=cache_dir)
+    else:
+        key = dataset_key(system, job.regime, job.noise, job.seed)
+        kept = datasets.pop(key, None) or make_dataset(system, job.regime, job.noise, job.seed, cache_dir=cache_dir)
+        datasets[key] = kept  # the latest used last: the first is the one to forget
+        while len(datasets) > KEPT_DATASETS:
+            datasets.pop(next(iter(datasets)))
+        data = kept.copy()
     return system, data, lambda: get_trainer(job.trainer)(system, data, job.config, job.seed, job.device)
 
 
-def run_job(job: Job, evaluate=None, cache_dir=None) -> Record:
+def run_job(job: Job, evaluate=None, cache_dir=None, datasets: dict | None = None) -> Record:
     """Train one (system, trainer, regime, seed) for `job.budget_s` training seconds and return its record.
 
-    `evaluate(model, data) -> float` replaces the common metric only in tests of the protocol itself.
+    `evaluate(model, data) -> float` replaces the common metric only in tests of the protocol itself; `datasets`
+    is a persistent worker's memory of datasets (`build`). Memory is measured where `job.fresh_process` says the
+    process is the run's own.
     A Diverged step ends the run early with status 'diverged', and so does a rollout of the metric that needs more
     than specbench.evaluate.MAX_EVALUATIONS evaluations of the field (a field too stiff to integrate: a bound in
     work, so the machine's load cannot decide it). What the run reached before it diverged stands: its first
     crossings, and its best checkpoint, whose test errors are recorded (a model whose test rollout is too stiff has
     none).
     """
-    return _train(job, evaluate, cache_dir)
+    return _train(job, evaluate, cache_dir, datasets)
 
 
-def _train(job: Job, evaluate, cache_dir) -> Record:
+def _train(job: Job, evaluate, cache_dir, datasets) -> Record:
     torch.set_num_threads(job.threads)
     evaluate = evaluate or train_metric
     wall = {}  # seconds of wall time by part (specbench.records.WALL_PARTS); the worker adds the rest
 
     t0 = time.perf_counter()
-    system, data, make_trainer = build(job, cache_dir)
+    system, data, make_trainer = build(job, cache_dir, datasets)
     cuda = torch.device(job.device).type == "cuda"
-    memory = PeakMemory(cuda)
+    memory = PeakMemory(cuda, measure=job.fresh_process)
     t1 = time.perf_counter()
     warm_up(job, data, make_trainer, evaluate)
     before_setup = memory.current()

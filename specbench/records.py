@@ -40,8 +40,9 @@ ROLES = ("candidate", "ablation", "baseline", "rival")
 REGIMES = ("dense", "sparse")  # the sampling regimes every system has
 TARGET_FACTORS = (3.0, 1.0, 1.0 / 3.0)  # times to 3x, 1x and 1/3x the system's target: no single knife edge
 # Where a run's wall time went (`Record.wall`, seconds), in the order a run spends it; the parts sum to "total":
-#   start        from the executor starting the run to its first work: process start, imports, plugins
-#   data         the system and its dataset (from the disk cache, or generated)
+#   start        from the executor starting the run to its first work: process start, imports, plugins (a
+#                persistent worker started for the run is in it; one already running has none of this to pay)
+#   data         the system and its dataset (from memory in a persistent worker, else the disk cache or generated)
 #   warm_up      the untimed warm-up of the run's own trainer (one step and an evaluation on a sliver), and the
 #                garbage collection and memory baselines that prepare the process for the clock
 #   training     the training clock's stretches: building the trainer and the steps, evaluations excluded
@@ -52,6 +53,7 @@ TARGET_FACTORS = (3.0, 1.0, 1.0 / 3.0)  # times to 3x, 1x and 1/3x the system's 
 #   total        the run on its worker, from the executor starting it to its record in the executor's hand
 # A run that failed before writing its record has "total" alone.
 WALL_PARTS = ("start", "data", "warm_up", "training", "evaluation", "test_errors", "write")
+PROCESSES = ("fresh", "persistent")  # env.process: a run's own process, or a worker's that serves run after run
 
 
 def target_key(target: float) -> str:
@@ -374,6 +376,7 @@ def new_record(job, role: str, status: str, env: dict, error: str | None = None,
     if unknown:
         raise ValueError(f"not record fields: {', '.join(sorted(unknown))}")
     config = measured.pop("config", None) or job_config(job)
+    env = {**env, "process": PROCESSES[not job.fresh_process]}  # a reader sees whether memory could be measured
     return Record(**{
         "job_key": job.key(), "system": job.system, "trainer": job.trainer, "role": role, "regime": job.regime,
         "seed": job.seed, "status": status, "error": error, "config": config, "target_loss": float(job.target),

@@ -152,8 +152,9 @@ def tune(cells: list[Cell], trainers: list[str], out: Path, threads: int | None,
             for point in pts:
                 tag = "_".join(f"{k}={v}" for k, v in settings_of(point).items())
                 for seed in range(TUNING_SEED, TUNING_SEED + rung.seeds):
+                    # a persistent worker's process: tuning reads no memory, and pays imports and data once
                     job = make_job(cell.system, trainer, cell.regime, seed, budget_s=budget, threads=threads,
-                                   preset=preset)
+                                   preset=preset, fresh_process=False)
                     job.config = settings_of(point)  # the point over the trainer's defaults, nothing tuned before
                     where = out / cell.system / cell.regime / trainer / f"{tag}@{budget:.4g}s" / "runs" / job.name
                     placed.append((job, where))

@@ -294,6 +294,7 @@ def wall_blocks(records: list[Record]) -> list[tuple]:
     if not rows:
         return []
     untimed = [r for r in records if not (r.wall and "total" in r.wall)]
+    persistent = [r for r in records if r.env.get("process") == "persistent"]
     return [("p", "Where the runs' wall time went, in seconds summed over each sweep's runs on their workers (the "
                   "records' `wall`): the process's start and imports, the data, the untimed warm-up, training (the "
                   "clock's stretches), the common metric's evaluations, the test errors, and the rest (the record "
@@ -301,7 +302,9 @@ def wall_blocks(records: list[Record]) -> list[tuple]:
                   "out. The overhead is that wall time over the training time bought (the budgets): a sweep on W "
                   "workers takes about overhead x budgets / W." +
                   (f" {_count(untimed, 'run')} made before records kept their wall time are left out."
-                   if untimed else "")),
+                   if untimed else "") +
+                  (f" {_count(persistent, 'run')} ran in a persistent worker (torch, the trainers and the "
+                   "data loaded once per worker; no memory measured)." if persistent else "")),
             ("table", ["sweep", "runs", "budgets", "wall", "overhead", *WALL_LABELS.values()], rows)]
 
 
