@@ -10,7 +10,7 @@ import hashlib
 import io
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,10 @@ class Dataset:
     @property
     def key(self) -> str:
         return dataset_key(self.system, self.regime, self.noise, self.seed)
+
+    def copy(self) -> Dataset:
+        """The same dataset with arrays of its own: a run may not change what the next run in its process reads."""
+        return replace(self, **{name: getattr(self, name).copy() for name in ARRAYS})
 
 
 def dataset_key(system: System, regime: str, noise: float, seed: int) -> str:

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import weakref
 
 import numpy as np
 import torch
 from torchdiffeq import odeint
+
+from specbench.models import VectorField
 
 RTOL, ATOL = 1e-7, 1e-9
 # The most evaluations of the field one rollout may take (about 3,300 dopri5 steps). The true fields of the
@@ -35,14 +38,13 @@ def evaluation_limit(evaluations: int):
         _limit.pop()
 
 
-class _Counted(torch.nn.Module):
+class _Counted:
     """The field, counting its evaluations (the solver calls it six times per dopri5 step)."""
 
     def __init__(self, field, limit: int):
-        super().__init__()
         self.field, self.limit, self.calls = field, limit, 0
 
-    def forward(self, t, x):
+    def __call__(self, t, x):
         self.calls += 1
         if self.calls > self.limit:
             raise RolloutTooSlow(f"a rollout of the common metric needed over {self.limit:,} evaluations of the "
@@ -50,19 +52,46 @@ class _Counted(torch.nn.Module):
         return self.field(t, x)
 
 
-@torch.no_grad()
+# model -> its float64 copy: made once per model and given the model's current weights at each rollout, not deep-
+# copied and converted every time (a run evaluates its model at every step of the cadence). Weak keys: a copy goes
+# with its model.
+_FLOAT64: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def float64_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A float64 copy of `model` with its current weights and buffers (`model.double()`'s values, exactly), kept
+    for the next call; no gradients through it."""
+    copy64 = _FLOAT64.get(model)
+    with torch.no_grad():
+        if copy64 is not None:
+            try:
+                copy64.load_state_dict(model.state_dict())
+                return copy64
+            except RuntimeError:  # the model's tensors changed shape: a new copy
+                pass
+        copy64 = copy.deepcopy(model).double().requires_grad_(False)
+    _FLOAT64[model] = copy64
+    return copy64
+
+
 def rollout(model: torch.nn.Module, x0: np.ndarray, t: np.ndarray) -> np.ndarray | None:
     """Trajectories of dx/dt = model(x) from x0 (n, state) observed at t, shape (n, len(t), state), in float64
-    with dopri5 at rtol 1e-7, atol 1e-9; None when the solver fails (the model's field is too stiff or blows up)."""
+    with dopri5 at rtol 1e-7, atol 1e-9; None when the solver fails (the model's field is too stiff or blows up).
+    All trajectories are one batched solve, in inference mode (no autograd bookkeeping at all), and a VectorField
+    is evaluated layer by layer without nn.Module's call machinery (`VectorField.evaluate`): the same operations,
+    so the same numbers, as a rollout of `model.double()` under no_grad."""
     device = next(model.buffers()).device
-    model64 = _Counted(copy.deepcopy(model).double(), _limit[-1] if _limit else MAX_EVALUATIONS)
-    x0_ = torch.as_tensor(x0, dtype=torch.float64, device=device)
-    t_ = torch.as_tensor(t - t[0], dtype=torch.float64, device=device)
-    try:
-        out = odeint(model64, x0_, t_, method="dopri5", rtol=RTOL, atol=ATOL)
-    except AssertionError:
-        return None
-    out = out.transpose(0, 1).cpu().numpy()
+    model64 = float64_copy(model)
+    field = _Counted(model64.evaluate if isinstance(model64, VectorField) else model64,
+                     _limit[-1] if _limit else MAX_EVALUATIONS)
+    with torch.inference_mode():
+        x0_ = torch.as_tensor(x0, dtype=torch.float64, device=device)
+        t_ = torch.as_tensor(t - t[0], dtype=torch.float64, device=device)
+        try:
+            out = odeint(field, x0_, t_, method="dopri5", rtol=RTOL, atol=ATOL)
+        except AssertionError:
+            return None
+        out = out.transpose(0, 1).cpu().numpy()
     return out if np.isfinite(out).all() else None
 
 

@@ -1,5 +1,10 @@
-"""Executors: where a sweep's runs happen. Every run is a fresh Python process (`python -m specbench.worker`), so
-its memory is its own and a crash or hang ends one run, not the sweep.
+"""Executors: where a sweep's runs happen. A run is a fresh Python process (`python -m specbench.worker`), so its
+memory is its own and a crash or hang ends one run, not the sweep; or, where its job says it needs no process of its
+own (`Job.fresh_process` false: tuning, whose memory no one reads), a persistent worker's (`python -m
+specbench.worker --serve`), which has torch and the trainers imported and the datasets in memory from the runs it
+served before. A persistent worker runs one job at a time under the same timeout, and one that crashes, hangs or
+fails a run is replaced: that run is one failure record, the next starts in a new worker. Either way the executor
+adds the run's wall time (`wall.total`, and the rest of it not measured inside the run as `wall.write`).
 
 - `Local`: one run at a time, started from this process (the default).
 - `Dask`: Dask distributed, a LocalCluster of N single-threaded worker processes on this machine or the cluster
@@ -10,10 +15,12 @@ Either way the record comes back to the client as a dict (`run_in_subprocess`), 
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -21,14 +28,17 @@ import threading
 import time
 import uuid
 from collections import Counter
+from dataclasses import replace
 from typing import Callable
 
 from specbench.defaults import cores, thread_environment
 from specbench.errors import UsageError
+from specbench.io import to_json
 from specbench.job import Job
 from specbench.machine import environment
-from specbench.plugins import TRAINERS
-from specbench.records import CorruptRecord, Record, new_record, parse
+from specbench.plugins import TRAINERS, load_plugin
+from specbench.records import WALL_PARTS, CorruptRecord, Record, new_record, parse
+from specbench.worker import BEGAN
 
 Task = tuple[Job, float]  # a job and its timeout in seconds
 Deliver = Callable[[int, Record], None]  # called on the client with (index of the task, its record)
@@ -36,6 +46,8 @@ Deliver = Callable[[int, Record], None]  # called on the client with (index of t
 
 def failure_record(job: Job, status: str, error: str) -> Record:
     """The record of a run whose process failed or was killed before it could write its own."""
+    for spec in job.plugins:  # its trainer's role, where a plugin's trainer failed on a worker that never loaded it
+        load_plugin(spec)
     return new_record(job, TRAINERS[job.trainer].role, status, environment(job.device, job.threads), error)
 
 
@@ -43,11 +55,29 @@ _RUNNING: dict[str, set[subprocess.Popen]] = {}  # sweep id -> the run processes
 
 
 def run_in_subprocess(job: Job, timeout_s: float, sweep: str = "") -> Record:
-    """Run one job in a fresh Python process and return its record; a crash or the timeout is a failure record
-    instead. The job goes to the process on its stdin and the record comes back on its stdout, never through a file:
-    a run killed however it ends (its own process, or this one, a sweep or a Dask worker, by SIGKILL) leaves nothing
-    behind to clean up."""
-    env = {**os.environ, **thread_environment(job.threads), "SPECBENCH_PARENT_PID": str(os.getpid())}
+    """Run one job in another Python process, a fresh one or a persistent worker as `job.fresh_process` says, and
+    return its record, with the wall time it took from here (`wall`); a crash or the timeout is a failure
+    record instead."""
+    began = time.time()
+    record = (_run_fresh if job.fresh_process else _run_persistent)(job, timeout_s, sweep, began)
+    return with_total(record, time.time() - began)
+
+
+def with_total(record: Record, total: float) -> Record:
+    """The record with its run's wall time on its worker (`total`), and what the run did not measure of it inside
+    (the record written and read back, the process's exit) as `write`."""
+    parts = {k: v for k, v in (record.wall or {}).items() if k in WALL_PARTS and k != "write"}
+    if parts:
+        parts["write"] = max(0.0, total - sum(parts.values()))
+    return replace(record, wall={**{k: parts[k] for k in WALL_PARTS if k in parts}, "total": total})
+
+
+def _run_fresh(job: Job, timeout_s: float, sweep: str, began: float) -> Record:
+    """The job in a fresh process: the job goes to it on its stdin and the record comes back on its stdout, never
+    through a file, so a run killed however it ends (its own process, or this one, a sweep or a Dask worker, by
+    SIGKILL) leaves nothing behind to clean up."""
+    env = {**os.environ, **thread_environment(job.threads), "SPECBENCH_PARENT_PID": str(os.getpid()),
+           BEGAN: repr(began)}
     proc = subprocess.Popen([sys.executable, "-m", "specbench.worker"], env=env, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     running = _RUNNING.setdefault(sweep, set())
@@ -74,6 +104,124 @@ def run_in_subprocess(job: Job, timeout_s: float, sweep: str = "") -> Record:
     return failure_record(job, "error", why[:300])
 
 
+class Worker:
+    """A persistent worker (`python -m specbench.worker --serve`) started from this process, for jobs of one
+    thread count and set of plugins (its BLAS pools are sized at start-up). Its stderr is read as it comes, the
+    last lines kept for the error of a run it crashed in."""
+
+    def __init__(self, threads: int, plugins: tuple):
+        self.key = (threads, plugins)
+        env = {**os.environ, **thread_environment(threads), "SPECBENCH_PARENT_PID": str(os.getpid())}
+        self.proc = subprocess.Popen([sys.executable, "-m", "specbench.worker", "--serve"], env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.stderr = collections.deque(maxlen=20)
+        self.reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self.reader.start()
+
+    def _read_stderr(self) -> None:
+        for line in self.proc.stderr:
+            if line.strip():
+                self.stderr.append(line.decode(errors="replace").rstrip())
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def send(self, job: Job, began: float) -> bool:
+        """Hand it the job; False where it has ended (then it never saw the job)."""
+        try:
+            self.proc.stdin.write((to_json({"job": job.to_dict(), "began": began}, indent=None) + "\n").encode())
+            self.proc.stdin.flush()
+            return True
+        except OSError:
+            return False
+
+    def answer(self, job: Job, timeout_s: float) -> tuple[Record, bool]:
+        """The record of the job it was sent, and whether it can take another: within `timeout_s` seconds, or a
+        `timeout` record; an `error` record where it crashed (its last line on stderr) or the run raised."""
+        fd, line, deadline = self.proc.stdout.fileno(), bytearray(), time.monotonic() + timeout_s
+        while not line.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return failure_record(job, "timeout", f"run did not finish within {timeout_s:.0f} s"), False
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                self.proc.wait()
+                self.reader.join(timeout=5)
+                why = self.stderr[-1] if self.stderr else f"worker exited with status {self.proc.returncode}"
+                return failure_record(job, "error", why[:300]), False
+            line += chunk
+        try:
+            raw = json.loads(line)
+            if set(raw) == {"error"}:
+                return failure_record(job, "error", str(raw["error"])[:300]), False
+            return Record.from_dict(raw), True
+        except ValueError as exc:  # not JSON, or not a record (json's errors are ValueErrors too)
+            return failure_record(job, "error", f"persistent worker's record: {exc}"[:300]), False
+
+    def close(self, kill: bool = False) -> None:
+        """End it: at the end of its input (it finishes what it is doing first), or killed."""
+        if kill:
+            self.proc.kill()
+        with contextlib.suppress(OSError):
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+_IDLE: list[Worker] = []  # persistent workers this process started that are waiting for a job
+_IDLE_LOCK = threading.Lock()  # Dask may run tasks on several threads of one worker process
+
+
+def _take_worker(job: Job) -> Worker:
+    """An idle persistent worker for the job's threads and plugins, or a new one."""
+    key = (job.threads, tuple(job.plugins))
+    with _IDLE_LOCK:
+        match = next((w for w in _IDLE if w.key == key), None)
+        if match is not None:
+            _IDLE.remove(match)
+    if match is not None and match.alive():
+        return match
+    if match is not None:
+        match.close()
+    return Worker(*key)
+
+
+def close_workers() -> int:
+    """End the idle persistent workers this process started (an executor closing); how many."""
+    with _IDLE_LOCK:
+        idle = list(_IDLE)
+        _IDLE.clear()
+    for worker in idle:
+        worker.close()
+    return len(idle)
+
+
+def _run_persistent(job: Job, timeout_s: float, sweep: str, began: float) -> Record:
+    """The job in a persistent worker of this process, which goes back to the idle ones when it answered with a
+    record and is replaced otherwise."""
+    worker = _take_worker(job)
+    if not worker.send(job, began):  # it ended while idle: the job goes to a new one
+        worker.close()
+        worker = Worker(*worker.key)
+        worker.send(job, began)
+    running = _RUNNING.setdefault(sweep, set())
+    running.add(worker.proc)
+    healthy = False
+    try:
+        record, healthy = worker.answer(job, timeout_s)
+    finally:  # Ctrl-C: the unfinished run leaves no record and is rerun next time
+        running.discard(worker.proc)
+        if healthy:
+            with _IDLE_LOCK:
+                _IDLE.append(worker)
+        else:
+            worker.close(kill=True)
+    return record
+
+
 def stop_runs(sweep: str) -> int:
     """Kill the run processes this process started for `sweep` (the client was interrupted); how many."""
     procs = list(_RUNNING.get(sweep, ()))
@@ -83,13 +231,13 @@ def stop_runs(sweep: str) -> int:
 
 
 class Local:
-    """One run at a time, each in a fresh process started from this one."""
+    """One run at a time, each in a fresh process started from this one or in a persistent worker of this one."""
 
     def __enter__(self) -> Local:
         return self
 
     def __exit__(self, *exc) -> None:
-        return None
+        close_workers()
 
     def default_threads(self) -> int:
         return cores()
@@ -139,6 +287,8 @@ class Dask:
         return self
 
     def __exit__(self, *exc) -> None:
+        with contextlib.suppress(Exception):  # a worker's persistent workers end with it anyway
+            self.client.run(close_workers)
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()

@@ -33,6 +33,10 @@ class Job:
     study: Study | None = None  # scaling studies: where the run sits in its study, copied into the record
     measure: list = field(default_factory=list)  # extra measurements: "representation_error"
     plugins: list = field(default_factory=list)  # plugin modules the worker loads first (specbench.plugins)
+    # A process of its own (True), or a persistent worker's that has served other runs and keeps torch, the
+    # trainers and the datasets loaded (False): no figure but memory depends on it, and a persistent worker does
+    # not measure memory (specbench.executors). The caller chooses: tuning reports no memory, a sweep does.
+    fresh_process: bool = True
 
     def __post_init__(self):
         if isinstance(self.study, dict):  # a job read back from JSON (specbench.worker)
@@ -55,8 +59,9 @@ class Job:
 
     def key(self) -> str:
         """A hash of everything that decides the run's outcome, stored in its record: resume compares it, so a
-        record is never taken for another job's. Plugins are where the code lives, not what it does."""
-        decided = {k: v for k, v in self.to_dict().items() if k != "plugins"}
+        record is never taken for another job's. Plugins are where the code lives, not what it does; the process
+        is where it runs (which memory needs: `specbench.runner.is_done`)."""
+        decided = {k: v for k, v in self.to_dict().items() if k not in ("plugins", "fresh_process")}
         return hashlib.sha256(json.dumps(decided, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

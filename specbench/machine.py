@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import importlib.metadata
 import platform
 import resource
 import subprocess
@@ -12,8 +13,6 @@ from pathlib import Path
 import numpy
 import psutil
 import torch
-import torchdiffeq
-import torchode
 
 from specbench.defaults import cores
 
@@ -44,24 +43,27 @@ class PeakMemory:
     """Peak memory growth over the state at `start()`: the allocator's peak on CUDA, peak RSS on CPU. Between
     `pause()` and `resume()` (evaluations) allocations are not counted, where the peak can be reset (CUDA; Linux
     >= 4.0 on CPU). On CPU the heap's free pages go back to the OS before each baseline is taken (start, current,
-    resume), so what an evaluation or the setup freed is not counted as held."""
+    resume), so what an evaluation or the setup freed is not counted as held. With `measure=False` (a process that
+    is not the run's own) it measures nothing, at no cost: every figure is None."""
 
-    def __init__(self, cuda: bool):
-        self.cuda = cuda
+    def __init__(self, cuda: bool, measure: bool = True):
+        self.cuda, self.measure = cuda, measure
 
     def current(self) -> int | None:
         """Bytes in use now: the allocator's on CUDA, the resident set on CPU."""
+        if not self.measure:
+            return None
         if self.cuda:
             return int(torch.cuda.memory_allocated())
         _trim_heap()
         return int(psutil.Process().memory_info().rss)
 
     def start(self):
-        gc.collect()
+        gc.collect()  # measured or not: what a process ran before leaves no garbage for training's clock to collect
         self.best = 0
         self.paused_at = None
         self.base = self.current()
-        self.resettable = self._reset()
+        self.resettable = self.measure and self._reset()
 
     def _reset(self) -> bool:
         if self.cuda:
@@ -114,6 +116,13 @@ def _status_kb(field_name: str) -> int | None:
 
 def environment(device: str, threads: int) -> dict:
     """Versions, hardware and the git commit a record was made with."""
+    return dict(_environment(device, threads))
+
+
+@lru_cache(maxsize=None)
+def _environment(device: str, threads: int) -> dict:
+    """`environment`, found once per process (two git commands): a persistent worker's runs all run the code it
+    imported, at the commit it started at."""
     cpu = platform.processor() or platform.machine()
     try:  # the CPU's model name, which neither platform nor psutil gives
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -131,7 +140,9 @@ def environment(device: str, threads: int) -> dict:
     except (OSError, subprocess.SubprocessError):
         commit = "unknown"
     gpu = torch.cuda.get_device_name() if device == "cuda" and torch.cuda.is_available() else None
-    return {"python": platform.python_version(), "torch": torch.__version__, "torchdiffeq": torchdiffeq.__version__,
-            "torchode": torchode.__version__,
+    # torchode's version from its metadata: importing it took a second of every run that does not use it
+    version = importlib.metadata.version
+    return {"python": platform.python_version(), "torch": torch.__version__, "torchdiffeq": version("torchdiffeq"),
+            "torchode": version("torchode"),
             "numpy": numpy.__version__, "threads": threads, "device": device, "gpu": gpu, "cpu": cpu,
             "cores": cores(), "platform": platform.platform(), "git_commit": commit}

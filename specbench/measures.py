@@ -12,12 +12,15 @@ here, so one claim never gets two definitions.
 - peak memory: what the trainer kept at setup plus its peak growth during training, for every trainer. C3 is
   about what a method must hold to train, and a factor built once at setup is held for the whole run.
 - network evaluations per iteration: `nfe_per_iteration`, the sequential depth an iteration needs (C4).
+- a sweep's wall time (`wall_time`): where its runs' wall time went on their workers (`Record.wall`), and its
+  overhead, that wall time over the training time it bought (the budgets): 1 would be a harness that costs nothing.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
-from specbench.records import Record
+from specbench.records import WALL_PARTS, Record
 
 
 def judged(r: Record) -> bool:
@@ -74,3 +77,34 @@ def nfe(r: Record) -> float | None:
 def budget(r: Record) -> float:
     """The training seconds the run was given (what a baseline that never arrived is bounded by)."""
     return r.budget
+
+
+LOST = "lost"  # wall time of runs that ended without a record of their own (crashed, timed out): their total only
+
+
+@dataclass(frozen=True)
+class WallTime:
+    """Where the wall time of a set of runs went, over those that recorded it (`timed`): seconds by part
+    (WALL_PARTS, then LOST), which sum to `total`; the budgets of those runs; and the runs with no breakdown (made
+    before records kept one), left out."""
+
+    timed: int
+    untimed: int
+    parts: dict
+    total: float
+    budgets: float
+
+    @property
+    def overhead(self) -> float | None:
+        """Wall time on the workers over the training time bought: a sweep on W workers takes about this times
+        its budgets / W."""
+        return self.total / self.budgets if self.budgets else None
+
+
+def wall_time(records: list[Record]) -> WallTime:
+    """The runs' wall time, summed by part."""
+    timed = [r for r in records if r.wall and "total" in r.wall]
+    parts = {p: sum(r.wall.get(p, 0.0) for r in timed) for p in WALL_PARTS}
+    parts[LOST] = sum(r.wall["total"] for r in timed if not set(r.wall) & set(WALL_PARTS))
+    return WallTime(len(timed), len(records) - len(timed), parts, sum(r.wall["total"] for r in timed),
+                    sum(budget(r) for r in timed))

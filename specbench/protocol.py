@@ -12,10 +12,13 @@ stopping), so one model is judged once, for C1 and C2, and a run that diverges l
 of stability. Before every step the trainer is told how much of the budget is spent (`Trainer.anneal`), for its
 learning-rate schedule.
 Peak memory (specbench.machine) is the growth over the process's state after setup (peak RSS on CPU, the
-allocator's peak on CUDA), so `run_job` is meant to run in a fresh process (see `specbench.executors`); what the
-trainer's setup itself keeps is `setup_memory_bytes`. Both are measured after a warm-up of the run's own trainer
-(built, one step, then dropped, all untimed), so that one-off allocations of its code path (and of its setup) do
-not enter them.
+allocator's peak on CUDA), so a job that asks for a fresh process (`Job.fresh_process`, the default) is meant to run
+in one (see `specbench.executors`); what the trainer's setup itself keeps is `setup_memory_bytes`. Both are measured
+after a warm-up of the run's own trainer (built, one step, then dropped, all untimed), so that one-off allocations
+of its code path (and of its setup) do not enter them. The warm-up also makes the clock's figures independent of
+what the process ran before, which is what lets a job that does not need its memory measured run in a persistent
+worker (memory left unmeasured there). Where the run's wall time went is its record's `wall`
+(specbench.records.WALL_PARTS).
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from specbench.data import Dataset, integrate, make_dataset
+from specbench.data import Dataset, dataset_key, integrate, make_dataset
 from specbench.defaults import Cadence
 from specbench.errors import Diverged
 from specbench.evaluate import RolloutTooSlow, evaluation_limit, test_errors, train_metric
@@ -40,51 +43,67 @@ from specbench.systems import System
 from specbench.trainers.base import Trainer
 
 ROLLOUT_STATES = 4
+KEPT_DATASETS = 32  # datasets a persistent worker keeps in memory, the latest used (a few MB each at most)
 
 
-def build(job: Job, cache_dir=None) -> tuple[System, Dataset, Callable[[], Trainer]]:
+def build(job: Job, cache_dir=None, datasets: dict | None = None) -> tuple[System, Dataset, Callable[[], Trainer]]:
     """The job's system and dataset, and how to build its trainer: the one way a run, its warm-up, the work
-    measures and the benchmarks make them."""
+    measures and the benchmarks make them. `datasets` (a persistent worker's, dataset key -> Dataset) keeps each
+    dataset in memory after its first run, and each run gets a copy of its arrays."""
     system = get_system(job.system, **job.system_params)
     if job.data:
         system = system.resized(job.regime, **job.data)
-    data = make_dataset(system, job.regime, job.noise, job.seed, cache_dir=cache_dir)
+    if datasets is None:
+        data = make_dataset(system, job.regime, job.noise, job.seed, cache_dir=cache_dir)
+    else:
+        key = dataset_key(system, job.regime, job.noise, job.seed)
+        kept = datasets.pop(key, None) or make_dataset(system, job.regime, job.noise, job.seed, cache_dir=cache_dir)
+        datasets[key] = kept  # the latest used last: the first is the one to forget
+        while len(datasets) > KEPT_DATASETS:
+            datasets.pop(next(iter(datasets)))
+        data = kept.copy()
     return system, data, lambda: get_trainer(job.trainer)(system, data, job.config, job.seed, job.device)
 
 
-def run_job(job: Job, evaluate=None, cache_dir=None) -> Record:
+def run_job(job: Job, evaluate=None, cache_dir=None, datasets: dict | None = None) -> Record:
     """Train one (system, trainer, regime, seed) for `job.budget_s` training seconds and return its record.
 
-    `evaluate(model, data) -> float` replaces the common metric only in tests of the protocol itself.
+    `evaluate(model, data) -> float` replaces the common metric only in tests of the protocol itself; `datasets`
+    is a persistent worker's memory of datasets (`build`). Memory is measured where `job.fresh_process` says the
+    process is the run's own.
     A Diverged step ends the run early with status 'diverged', and so does a rollout of the metric that needs more
     than specbench.evaluate.MAX_EVALUATIONS evaluations of the field (a field too stiff to integrate: a bound in
     work, so the machine's load cannot decide it). What the run reached before it diverged stands: its first
     crossings, and its best checkpoint, whose test errors are recorded (a model whose test rollout is too stiff has
     none).
     """
-    return _train(job, evaluate, cache_dir)
+    return _train(job, evaluate, cache_dir, datasets)
 
 
-def _train(job: Job, evaluate, cache_dir) -> Record:
+def _train(job: Job, evaluate, cache_dir, datasets) -> Record:
     torch.set_num_threads(job.threads)
     evaluate = evaluate or train_metric
+    wall = {}  # seconds of wall time by part (specbench.records.WALL_PARTS); the worker adds the rest
 
-    system, data, make_trainer = build(job, cache_dir)
+    t0 = time.perf_counter()
+    system, data, make_trainer = build(job, cache_dir, datasets)
     cuda = torch.device(job.device).type == "cuda"
-    memory = PeakMemory(cuda)
+    memory = PeakMemory(cuda, measure=job.fresh_process)
+    t1 = time.perf_counter()
     warm_up(job, data, make_trainer, evaluate)
     before_setup = memory.current()
-    t0 = time.perf_counter()
+    t2 = start_training = time.perf_counter()
+    wall["data"], wall["warm_up"] = t1 - t0, t2 - t1
     trainer = make_trainer()  # on the clock: its precomputations read the data and are part of the method's cost
     if cuda:
         torch.cuda.synchronize()
-    setup_s = time.perf_counter() - t0
+    setup_s = time.perf_counter() - t2
     setup_memory = _growth(memory.current(), before_setup)
 
     cadence = Cadence(**job.cadence)
     targets = targets_for(job.target)
     curve, status, error = [], "ok", None
-    train_s, eval_s = setup_s, 0.0
+    train_s, eval_s, eval_wall = setup_s, 0.0, 0.0  # eval_wall: eval_s and the memory measure's pauses around it
     next_eval = 0.0
     metric = float("inf")
     best, best_state = None, None  # the best checkpoint: [seconds, iteration, metric], and the weights
@@ -92,24 +111,29 @@ def _train(job: Job, evaluate, cache_dir) -> Record:
     def evaluate_now() -> bool:
         """Append the metric to the curve, and keep the model if it is the best so far; False (and the run
         diverged) when its rollout was too slow."""
-        nonlocal eval_s, metric, status, error, best, best_state
+        nonlocal eval_s, eval_wall, metric, status, error, best, best_state
+        paused = time.perf_counter()
         memory.pause()  # the metric's rollouts and the checkpoint are not training memory
         t0 = time.perf_counter()
         try:
             metric = evaluate(trainer.model, data)
             if np.isfinite(metric) and (best is None or metric < best[2]):
                 best = [train_s, trainer.iteration, float(metric)]
-                best_state = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+                best_state = keep(trainer.model, best_state)
         except RolloutTooSlow as exc:
             status, error = "diverged", str(exc)
             return False
         finally:
             eval_s += time.perf_counter() - t0
             memory.resume()
+            eval_wall += time.perf_counter() - paused
         curve.append([train_s, trainer.iteration, metric])
         return True
 
-    memory.start()
+    t0 = time.perf_counter()
+    memory.start()  # a collection and the baseline: the preparation for training, counted with the warm-up
+    prepared = time.perf_counter() - t0
+    wall["warm_up"] += prepared
     step_s, nfe = [], 0  # each step's duration; network evaluations in training steps (evaluation uses a copy)
     evaluate_now()
     while status == "ok" and train_s < job.budget_s:
@@ -134,6 +158,8 @@ def _train(job: Job, evaluate, cache_dir) -> Record:
     if status == "ok" and curve[-1][1] != trainer.iteration:
         evaluate_now()  # the metric at the end of the budget
     peak = memory.peak()
+    t0 = time.perf_counter()
+    wall["training"], wall["evaluation"] = max(0.0, t0 - start_training - prepared - eval_wall), eval_wall
     # The model judged is the best checkpoint, kept whether or not the run diverged later (early stopping keeps it
     # too); a run that ended its budget without one (no finite metric) is judged on its final model.
     trained, test_mse, test_nmse, pred = status == "ok", None, None, None
@@ -144,6 +170,7 @@ def _train(job: Job, evaluate, cache_dir) -> Record:
             test_mse, test_nmse, pred = test_errors(trainer.model, data)
         except RolloutTooSlow as exc:
             status, error = "diverged", error or str(exc)
+    wall["test_errors"] = time.perf_counter() - t0
     key = target_key(job.target)
     # First crossings (specbench.records) stand where the run diverged after them, as its best checkpoint does;
     # the sustained time needs the budget's end.
@@ -155,7 +182,7 @@ def _train(job: Job, evaluate, cache_dir) -> Record:
                           data={"n_train": int(data.train.shape[0]), "n_times": int(data.train.shape[1]),
                                 "t_span": float(data.t[-1] - data.t[0]), "test_horizon": system.test_horizon}),
         time_to_target_s=reached[key], times_to_targets=reached, sustained_s=kept[key], sustained_times=kept,
-        best_checkpoint=dict(zip(("seconds", "iteration", "metric"), best)) if best else None,
+        best_checkpoint=dict(zip(("seconds", "iteration", "metric"), best)) if best else None, wall=wall,
         train_seconds=train_s, setup_seconds=setup_s, eval_seconds=eval_s, iterations=trainer.iteration,
         curve=curve,
         final_train_loss=metric if np.isfinite(metric) else None, test_mse=test_mse, test_nmse=test_nmse,
@@ -167,6 +194,17 @@ def _train(job: Job, evaluate, cache_dir) -> Record:
         test_rollout={  # the first held-out trajectory, for the report's figure (at most 4 states)
             "t": data.t_test.tolist(), "truth": data.test[0, :, :ROLLOUT_STATES].tolist(),
             "pred": None if pred is None else pred[0, :, :ROLLOUT_STATES].tolist()})
+
+
+def keep(model: torch.nn.Module, kept: dict | None) -> dict:
+    """The model's weights and buffers as the best checkpoint: copied into `kept`, the checkpoint the run already
+    holds, or into new tensors for its first one."""
+    with torch.no_grad():
+        if kept is None:
+            return {k: v.detach().clone() for k, v in model.state_dict().items()}
+        for k, v in model.state_dict().items():
+            kept[k].copy_(v)
+    return kept
 
 
 def warm_up(job: Job, data: Dataset, make_trainer: Callable[[], Trainer], evaluate) -> None:

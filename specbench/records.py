@@ -39,6 +39,21 @@ STATUSES = ("ok", "diverged", "timeout", "error")
 ROLES = ("candidate", "ablation", "baseline", "rival")
 REGIMES = ("dense", "sparse")  # the sampling regimes every system has
 TARGET_FACTORS = (3.0, 1.0, 1.0 / 3.0)  # times to 3x, 1x and 1/3x the system's target: no single knife edge
+# Where a run's wall time went (`Record.wall`, seconds), in the order a run spends it; the parts sum to "total":
+#   start        from the executor starting the run to its first work: process start, imports, plugins (a
+#                persistent worker started for the run is in it; one already running has none of this to pay)
+#   data         the system and its dataset (from memory in a persistent worker, else the disk cache or generated)
+#   warm_up      the untimed warm-up of the run's own trainer (one step and an evaluation on a sliver), and the
+#                garbage collection and memory baselines that prepare the process for the clock
+#   training     the training clock's stretches: building the trainer and the steps, evaluations excluded
+#   evaluation   the common metric's evaluations during training, with the best-checkpoint copies and the memory
+#                measure's pauses around them (eval_seconds and those pauses)
+#   test_errors  the best checkpoint's rollouts on the test states
+#   write        the rest: the record made, written and read back by the executor, and the run process's exit
+#   total        the run on its worker, from the executor starting it to its record in the executor's hand
+# A run that failed before writing its record has "total" alone.
+WALL_PARTS = ("start", "data", "warm_up", "training", "evaluation", "test_errors", "write")
+PROCESSES = ("fresh", "persistent")  # env.process: a run's own process, or a worker's that serves run after run
 
 
 def target_key(target: float) -> str:
@@ -163,6 +178,7 @@ class Record:
     # building the trainer: on the training clock (in train_seconds and the curve) since the clock covers setup;
     # None in records made before, whose clocks started after it
     setup_seconds: float | None = None
+    wall: dict | None = None  # WALL_PARTS and "total" -> seconds of wall time; None in records made before it
 
     # name -> kind; the required fields are those without a default above
     KINDS = {"schema": "int", "system": "str", "trainer": "str", "role": "str", "regime": "str", "seed": "count",
@@ -173,7 +189,7 @@ class Record:
              "setup_memory_bytes": "count", "step_seconds": "quantity", "nfe_per_iteration": "quantity",
              "representation_error": "quantity", "study": "dict", "job_key": "str",
              "sustained_s": "quantity", "sustained_times": "dict", "best_checkpoint": "dict", "test_rollout": "dict",
-             "setup_seconds": "quantity"}
+             "setup_seconds": "quantity", "wall": "dict"}
     SCHEMA_1 = {"first_crossing_s": "quantity", "first_crossings": "dict"}  # read, then translated (from_dict)
 
     @property
@@ -204,7 +220,7 @@ class Record:
     def to_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["study"] = self.study.to_dict() if self.study else None
-        for late in ("test_rollout", "setup_seconds"):  # absent, not null, where a record has none
+        for late in ("test_rollout", "setup_seconds", "wall"):  # absent, not null, where a record has none
             if out[late] is None:
                 del out[late]
         return out
@@ -319,6 +335,10 @@ def problems_of(raw, vocabulary: Vocabulary | None = None) -> list[str]:
         problems.append("'best_checkpoint' must be {seconds, iteration, metric}, each a finite number >= 0")
     if "test_rollout" in raw:
         problems += _rollout_problems(raw["test_rollout"])
+    wall = raw.get("wall")
+    if isinstance(wall, dict) and not all(k in (*WALL_PARTS, "total") and finite_number(v) and v >= 0
+                                          for k, v in wall.items()):
+        problems.append(f"'wall' must map {', '.join(WALL_PARTS)} and total to seconds (>= 0)")
     config = raw.get("config")
     budget = config.get("budget_s") if isinstance(config, dict) else None
     if budget is not None and not (finite_number(budget) and budget >= 0):
@@ -356,6 +376,7 @@ def new_record(job, role: str, status: str, env: dict, error: str | None = None,
     if unknown:
         raise ValueError(f"not record fields: {', '.join(sorted(unknown))}")
     config = measured.pop("config", None) or job_config(job)
+    env = {**env, "process": PROCESSES[not job.fresh_process]}  # a reader sees whether memory could be measured
     return Record(**{
         "job_key": job.key(), "system": job.system, "trainer": job.trainer, "role": role, "regime": job.regime,
         "seed": job.seed, "status": status, "error": error, "config": config, "target_loss": float(job.target),

@@ -48,12 +48,14 @@ def plan(preset: Preset, device: str = "cpu", threads: int | None = None, target
 
 def is_done(path: Path, job: Job) -> bool:
     """A finished record of this very job (the same job key: every setting that decides it), and not an `error`
-    (those are retried)."""
+    (those are retried); for a job that needs a process of its own, not a persistent worker's record, which has no
+    memory measured."""
     try:
         record = load(path, vocabulary())
     except CorruptRecord:
         return False
-    return record.job_key == job.key() and record.status != "error"
+    persistent = record.env.get("process") == "persistent"
+    return record.job_key == job.key() and record.status != "error" and not (job.fresh_process and persistent)
 
 
 def run_jobs(placed: list[tuple[Job, Path]], timeout_factor: float = TIMEOUT_FACTOR, executor=None,

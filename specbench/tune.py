@@ -253,9 +253,11 @@ def tune(cells: list[Cell], trainers: list[str], out: Path, threads: int | None,
                     continue
                 tag = "_".join(f"{k}={v}" for k, v in settings_of(point).items())
                 for seed in range(TUNING_SEED, TUNING_SEED + rung.seeds):
-                    # the point over the trainer's defaults alone: nothing tuned before, no preset's settings
+                    # the point over the trainer's defaults alone: nothing tuned before, no preset's settings; in a
+                    # persistent worker's process: tuning reads no memory, and pays imports and data once
                     job = make_job(cell.system, trainer, cell.regime, seed, budget_s=budget, threads=threads,
-                                   preset=preset, config=settings_of(point), from_defaults=True)
+                                   preset=preset, config=settings_of(point), from_defaults=True,
+                                   fresh_process=False)
                     where = out / cell.system / cell.regime / trainer / f"{tag}@{budget:.4g}s" / "runs" / job.name
                     placed.append((job, where))
                     keys.append((cell, trainer, r, repr(point)))

@@ -295,7 +295,47 @@ def build(all_records: list[Record], out_dir: Path, warnings: list[str], command
     envs = sorted({json.dumps({k: r.env.get(k) for k in ENV_KEYS}, sort_keys=True) for r in all_records})
     b.append(("table", [k.replace("_", " ") for k in ENV_KEYS],
               [[str(e[k]) for k in ENV_KEYS] for e in map(json.loads, envs)]))
+    b += wall_blocks(all_records)
     return b
+
+
+WALL_LABELS = {"start": "process start", "data": "data", "warm_up": "warm-up", "training": "training",
+               "evaluation": "evaluation", "test_errors": "test errors", "write": "write", measures.LOST: "lost runs"}
+
+
+def wall_blocks(records: list[Record]) -> list[tuple]:
+    """Where each sweep's wall time went (the records' `wall`, summed over its runs): the headline runs and each
+    study apart, with the overhead, wall time over the training time bought. Nothing where no record kept it (made
+    before records did), so a report of such records says what it always said."""
+    sweeps: dict[str, list[Record]] = {"headline runs": [r for r in records if not r.study]}
+    for r in records:
+        if r.study:
+            sweeps.setdefault(f"study {r.study.name}", []).append(r)
+    rows = []
+    for name, runs in sweeps.items():
+        w = measures.wall_time(runs)
+        if w.timed:
+            rows.append([name, str(w.timed), _seconds(w.budgets), _seconds(w.total), f"{fmt(w.overhead)}x",
+                         *[_seconds(w.parts[part]) for part in WALL_LABELS]])
+    if not rows:
+        return []
+    untimed = [r for r in records if not (r.wall and "total" in r.wall)]
+    persistent = [r for r in records if r.env.get("process") == "persistent"]
+    return [("p", "Where the runs' wall time went, in seconds summed over each sweep's runs on their workers (the "
+                  "records' `wall`): the process's start and imports, the data, the untimed warm-up, training (the "
+                  "clock's stretches), the common metric's evaluations, the test errors, and the rest (the record "
+                  "written and read back, the process's exit); 'lost runs' is the time of runs that crashed or timed "
+                  "out. The overhead is that wall time over the training time bought (the budgets): a sweep on W "
+                  "workers takes about overhead x budgets / W." +
+                  (f" {_count(untimed, 'run')} made before records kept their wall time are left out."
+                   if untimed else "") +
+                  (f" {_count(persistent, 'run')} ran in a persistent worker (torch, the trainers and the "
+                   "data loaded once per worker; no memory measured)." if persistent else "")),
+            ("table", ["sweep", "runs", "budgets", "wall", "overhead", *WALL_LABELS.values()], rows)]
+
+
+def _seconds(x: float) -> str:
+    return f"{x:.0f}" if x >= 100 else f"{x:.3g}"
 
 
 RATIOS = ("Every dot is one seed's ratio baseline / spectral (same seed, same data, same initial weights): above 1 "
