@@ -11,17 +11,7 @@ from pathlib import Path
 import pytest
 
 from specbench.records import load, load_dir
-from tests.records import save
-from tests.conftest import run_cli
-from tests.records import make_record, replace, sweep
-from tests.test_report import write_records
-
-
-def one_line_exit_2(proc, needle):
-    """Exit 2, no traceback, and one error line that says `needle` (a sweep may have said what it plans first)."""
-    errors = [ln for ln in proc.stderr.strip().splitlines() if ln.startswith("specbench: error:")]
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr and len(errors) == 1 and needle in errors[0], proc.stderr
+from tests.helpers import make_record, one_line_exit_2, replace, run_cli, save, sweep, write_records
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from specbench.records import load
-from tests.conftest import run_cli
+from tests.helpers import one_line_exit_2, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "examples" / "pendulum_plugin.py"
@@ -100,15 +100,12 @@ def test_a_broken_plugin_is_one_line_and_exit_2(tmp_path, case):
     source, message = BROKEN[case]
     path = tmp_path / "broken.py"
     path.write_text(source)
-    proc = run_cli("list", "--plugin", path)
-    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
-    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    one_line_exit_2(run_cli("list", "--plugin", path), message, alone=True)
 
 
 def test_unknown_plugin_module_and_file_are_exit_2(tmp_path):
     for spec in ("no_such_module_anywhere", str(tmp_path / "missing.py")):
-        proc = run_cli("list", "--plugin", spec)
-        assert proc.returncode == 2 and "Traceback" not in proc.stderr and "plugin" in proc.stderr
+        one_line_exit_2(run_cli("list", "--plugin", spec), "plugin")
 
 
 def test_asv_memory_runs_come_back_from_fresh_processes():

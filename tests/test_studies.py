@@ -9,8 +9,7 @@ from specbench.report.studies import decay, study_verdicts
 from specbench.plugins import SYSTEMS
 from specbench.records import Study, problems_of
 from specbench.studies import STUDIES, Size
-from tests.conftest import run_cli
-from tests.records import make_record, save
+from tests.helpers import make_record, one_line_exit_2, run_cli, save
 
 SMALL = Size(full=False, seeds=None, device="cpu", threads=1)
 
@@ -124,12 +123,10 @@ def test_report_draws_studies_given_with_studies(tmp_path):
 
 
 def test_bad_study_input_is_exit_2(tmp_path):
-    proc = run_cli("study", "nosuch")
-    assert proc.returncode == 2 and "valid studies: horizon, state-size, order, regimes" in proc.stderr
+    one_line_exit_2(run_cli("study", "nosuch"), "valid studies: horizon, state-size, order, regimes")
     save(tmp_path / "runs" / "a.json", make_record())
     (tmp_path / "empty").mkdir()
-    proc = run_cli("report", tmp_path, "--studies", tmp_path / "empty")
-    assert proc.returncode == 2 and "no study records" in proc.stderr and "Traceback" not in proc.stderr
+    one_line_exit_2(run_cli("report", tmp_path, "--studies", tmp_path / "empty"), "no study records")
 
 
 def test_state_size_and_regimes_verdicts():
