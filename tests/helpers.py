@@ -1,15 +1,22 @@
-"""What the tests share: the command line, the assertion on its one-line errors, hand-made run records, small
-datasets and a true vector field."""
+"""What the tests share: the command line run in this process (and in a fresh one, for the few tests that need
+it), the assertion on its one-line errors, hand-made run records, small datasets and a true vector field."""
+import contextlib
+import copy
 import dataclasses
+import io
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
+import traceback
+import warnings
 
 import torch
 from torch import nn
 
+from specbench import cli, plugins
 from specbench.data import generate
 from specbench.io import write_json_atomic
 from specbench.plugins import get_system
@@ -19,10 +26,35 @@ from specbench.studies import vocabulary
 # ---- the command line ----------------------------------------------------------------------------------------------
 
 
-def run_cli(*args, timeout=600, cwd=None):
-    """Run `python -m specbench ARGS` in a fresh process (in `cwd`); returns the CompletedProcess."""
+def run_cli(*args, timeout=600, cwd=None) -> subprocess.CompletedProcess:
+    """`specbench ARGS` (in `cwd`) as `python -m specbench ARGS` would run it, but in this process: its exit
+    status, stdout and stderr (warnings and an uncaught exception's traceback included, as the interpreter prints
+    them); the state it changes (working directory, environment, signal handlers, plugin registries) is put back.
+    A run it starts is still a fresh process (specbench.executors). Raises TimeoutExpired after `timeout` seconds.
+    Where the test needs a fresh `specbench` process (signals, exit, entry points), use `run_cli_process`."""
+    argv = list(map(str, args))
+    out, err = io.StringIO(), io.StringIO()
+    with _state_put_back(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+            _warnings_shown_on(err), _time_limit(timeout, argv):
+        if cwd is not None:
+            os.chdir(cwd)
+        try:
+            code = cli.main(argv)
+        except SystemExit as exc:  # what `raise SystemExit(main())` in specbench/__main__.py makes of it
+            code = exc.code
+        except Exception:  # an uncaught exception: the interpreter prints its traceback and exits 1
+            traceback.print_exc()
+            code = 1
+        if code is not None and not isinstance(code, int):
+            print(code, file=sys.stderr)
+            code = 1
+    return subprocess.CompletedProcess(["specbench", *argv], code or 0, out.getvalue(), err.getvalue())
+
+
+def run_cli_process(*args, timeout=600, cwd=None, env=None) -> subprocess.CompletedProcess:
+    """`python -m specbench ARGS` in a fresh process (in `cwd`, with `env` added to this environment)."""
     return subprocess.run([sys.executable, "-m", "specbench", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ}, cwd=cwd)
+                          timeout=timeout, env={**os.environ, **(env or {})}, cwd=cwd)
 
 
 def one_line_exit_2(proc, needle, alone=False):
@@ -32,6 +64,67 @@ def one_line_exit_2(proc, needle, alone=False):
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and len(errors) == 1 and needle in errors[0], proc.stderr
     assert not alone or len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+class _TimedOut(BaseException):  # not an Exception: nothing on the way may take it for the command's own error
+    pass
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float, argv: list[str]):
+    """TimeoutExpired, as subprocess.run raises it, when the command runs past `seconds`."""
+    def stop(signum, frame):
+        raise _TimedOut
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    except _TimedOut:
+        raise subprocess.TimeoutExpired(["specbench", *argv], seconds) from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@contextlib.contextmanager
+def _warnings_shown_on(stream):
+    """Python's default warning filters, shown on `stream`, as a fresh process would show them on its stderr
+    (pytest otherwise collects them, and a test of 'one line on stderr' would miss them)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+            warnings.filterwarnings("ignore", category=category)
+        warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: stream.write(
+            warnings.formatwarning(message, category, filename, lineno, line))
+        yield
+
+
+@contextlib.contextmanager
+def _state_put_back():
+    """The process state a command changes, as it was: working directory, environment (SPECBENCH_PLUGINS),
+    SIGTERM and SIGHUP handlers (cli._handle_signals), the registries and the plugins loaded into them."""
+    cwd, environ = os.getcwd(), dict(os.environ)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    registries = [(r, {k: copy.copy(v) for k, v in vars(r).items()}) for r in (plugins.SYSTEMS, plugins.TRAINERS)]
+    loaded, modules = dict(plugins._loaded), set(sys.modules)
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(environ)
+        for s, handler in handlers.items():
+            if handler is not None:  # None: not set from Python, and signal.signal cannot put it back
+                signal.signal(s, handler)
+        for registry, state in registries:
+            vars(registry).clear()
+            vars(registry).update(state)
+        plugins._loaded.clear()
+        plugins._loaded.update(loaded)
+        for name in set(sys.modules) - modules:  # a plugin file's module (plugins.load_plugin names it so)
+            if name.startswith("specbench_plugin_"):
+                del sys.modules[name]
 
 
 # ---- hand-made run records, for the verdicts, the report and the gate ----------------------------------------------

@@ -5,7 +5,7 @@ import pytest
 from specbench import presets
 from specbench.plugins import SYSTEMS, TRAINERS
 from specbench.studies import STUDIES
-from tests.helpers import one_line_exit_2, run_cli
+from tests.helpers import one_line_exit_2, run_cli, run_cli_process
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -52,7 +52,8 @@ def test_list_names_everything():
 def test_unwritable_data_out_is_a_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    one_line_exit_2(run_cli("data", "oscillator", "--out", blocker / "sub" / "d.npz"), "cannot write")
+    # in a fresh process: a failure in the middle of a command ends the real `python -m specbench` without a traceback
+    one_line_exit_2(run_cli_process("data", "oscillator", "--out", blocker / "sub" / "d.npz"), "cannot write")
 
 
 def test_cuda_without_a_gpu_is_a_clear_error(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from specbench.records import load
-from tests.helpers import one_line_exit_2, run_cli
+from tests.helpers import one_line_exit_2, run_cli, run_cli_process
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "examples" / "pendulum_plugin.py"
@@ -26,7 +26,8 @@ def test_data_run_and_report_with_a_plugin(tmp_path):
     proc = run_cli("data", "pendulum", "--plugin", PLUGIN, "--out", tmp_path / "p.npz")
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "sweep"
-    proc = run_cli("run", "--plugin", PLUGIN, "--systems", "pendulum", "--trainers", "spectral,backprop-euler",
+    # the sweep as a user starts it, in a fresh process: the plugin reaches its run processes from a clean registry
+    proc = run_cli_process("run", "--plugin", PLUGIN, "--systems", "pendulum", "--trainers", "spectral,backprop-euler",
                    "--budget", "1", "--threads", "1", "--out", out)
     assert proc.returncode == 0, proc.stderr
     assert "no tuned settings for pendulum / dense / backprop-euler, pendulum / dense / spectral" in proc.stderr
@@ -75,8 +76,8 @@ def test_entry_points_register_without_a_flag(tmp_path):
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: pendulum-plugin\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text("[specbench.systems]\npendulum = pendulum_plugin:Pendulum\n\n"
                                            "[specbench.trainers]\nbackprop-euler = pendulum_plugin:BackpropEuler\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
-    proc = subprocess.run([sys.executable, "-m", "specbench", "list"], capture_output=True, text=True, env=env)
+    # a fresh process: entry points are read once per process, from the distributions on its path
+    proc = run_cli_process("list", env={"PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])})
     assert proc.returncode == 0, proc.stderr
     assert "pendulum" in proc.stdout and "backprop-euler" in proc.stdout
 
