@@ -22,6 +22,7 @@ def test_list_shows_the_plugins_system_and_trainer_with_its_role():
     assert "pendulum" in proc.stdout and "backprop-euler     baseline" in proc.stdout
 
 
+@pytest.mark.slow
 def test_data_run_and_report_with_a_plugin(tmp_path):
     proc = run_cli("data", "pendulum", "--plugin", PLUGIN, "--out", tmp_path / "p.npz")
     assert proc.returncode == 0, proc.stderr
@@ -41,6 +42,7 @@ def test_data_run_and_report_with_a_plugin(tmp_path):
     assert proc.returncode == 0 and (tmp_path / "again" / "report.md").read_text() == text
 
 
+@pytest.mark.slow
 def test_tune_with_a_plugin_writes_its_own_settings_file(tmp_path):
     proc = run_cli("tune", "--plugin", PLUGIN, "--systems", "pendulum", "--regimes", "dense", "--trainers",
                    "backprop-euler", "--budget", "0.9", "--seeds", "2", "--threads", "1", "--out", tmp_path / "tuning")
@@ -112,6 +114,7 @@ def test_unknown_plugin_module_and_file_are_exit_2(tmp_path):
         one_line_exit_2(run_cli("list", "--plugin", spec), "plugin")
 
 
+@pytest.mark.slow
 def test_asv_memory_runs_come_back_from_fresh_processes(monkeypatch):
     """The records behind asv's memory track: one protocol run per pair, each in its own process."""
     from specbench import bench

@@ -263,6 +263,7 @@ def test_atomic_write_round_trip_and_corrupt_records(tmp_path):
     assert not list((tmp_path / "runs").glob(".tmp-*"))
 
 
+@pytest.mark.slow
 def test_interrupted_sweep_resumes_and_loses_nothing(tmp_path):
     """Kill a sweep midway, rerun it: the same set of records, none corrupt, finished ones not redone."""
     args = [sys.executable, "-m", "specbench", "run", "--systems", "oscillator,lotka-volterra",
