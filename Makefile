@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 OUT ?= runs/quick
 
-.PHONY: setup run test work-check work-reference asv-smoke clean reference reference-tuning reference-sweep \
+.PHONY: setup run test test-fast work-check work-reference asv-smoke clean reference reference-tuning reference-sweep \
 	reference-studies rivals
 
 setup: $(VENV)/.installed
@@ -20,6 +20,11 @@ run: setup
 
 test: setup  # on every core (pytest-xdist); the slowest tests are listed at the end, to keep CI's time in sight
 	$(BIN)/python -m pytest -q -n auto --durations=15
+
+# The edit loop: every test but those marked slow (whole sweeps in fresh processes, Dask clusters, long training).
+# `make test`, which CI runs, runs them all.
+test-fast: setup
+	$(BIN)/python -m pytest -q -n auto -m "not slow" --durations=5
 
 # The exact work gate (docs/asv-and-gate.md): iteration-budgeted runs of every system x trainer, compared with
 # the committed reference; about 5 minutes of CPU (3.3 min with the two workers used here). After an intended

@@ -1,8 +1,10 @@
 import os
-import subprocess
-import sys
 
 import pytest
+import torch
+
+from specbench.defaults import cores, limit_threads
+from tests.helpers import run_cli  # noqa: F401  (tests on branches made before tests/helpers.py import it from here)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -11,7 +13,13 @@ def _private_cache(tmp_path_factory):
     os.environ["SPECBENCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
 
 
-def run_cli(*args, timeout=600, cwd=None):
-    """Run `python -m specbench ARGS` in a fresh process (in `cwd`); returns the CompletedProcess."""
-    return subprocess.run([sys.executable, "-m", "specbench", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ}, cwd=cwd)
+@pytest.fixture(autouse=True, scope="session")
+def _cores_shared_by_the_workers():
+    """pytest-xdist's N workers share the cores: each test process's torch and BLAS pools get cores / N threads.
+    With every core's thread in every worker, the pools' spinning took 3x the CPU of the tests that train here.
+    The environment is left alone, so the runs and commands the tests start get the usual default."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        threads = max(1, cores() // workers)
+        torch.set_num_threads(threads)
+        limit_threads(threads)  # kept for the session

@@ -12,8 +12,7 @@ import pytest
 from specbench.report.document import README_BEGIN, README_END, markdown_tables_only, readme_block
 from specbench.records import load
 from specbench.studies import vocabulary
-from tests.records import replace, save
-from tests.test_report import ratios_outside_their_spread
+from tests.helpers import ratios_outside_their_spread, replace, save
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = sorted(p.parent for p in (ROOT / "reports").glob("*/report.md"))

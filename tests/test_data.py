@@ -7,7 +7,7 @@ from scipy.integrate import solve_ivp
 import specbench.data as data_module
 from specbench.data import dataset_key, generate, make_dataset, save
 from specbench.plugins import SYSTEMS, get_system
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 
 @pytest.mark.parametrize("name", SYSTEMS)

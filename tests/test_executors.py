@@ -40,6 +40,7 @@ def deterministic(record):
             "untrained": record.curve[0][1:]}  # its time is the setup's, on the clock
 
 
+@pytest.mark.slow
 def test_dask_writes_the_records_one_process_writes(tmp_path):
     jobs = tiny_jobs(seeds=1)  # three trainers: both workers busy, and each run about 5 s of fixed cost
     with Local() as local:
@@ -76,6 +77,7 @@ def _gone(pid, wait_s=10.0):
     return False
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_run_costs_its_runs_not_the_sweep(tmp_path, capsys):
     """Kill the Dask worker process running a job. With no retries allowed, the jobs it held (the one running
     and any waiting behind it on that worker) are one-line `error` records and the sweep goes on; started again,
@@ -119,6 +121,7 @@ def test_a_worker_killed_mid_run_costs_its_runs_not_the_sweep(tmp_path, capsys):
     assert {name for name in before if before[name] != after[name]} == rerun
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_every_finished_record_and_leaves_no_process(tmp_path):
     args = [sys.executable, "-m", "specbench", "run", "--systems", "oscillator", "--regimes", "sparse",
             "--trainers", ",".join(TRAINERS), "--seeds", "2", "--budget", "0.05", "--threads", "1",

@@ -11,17 +11,7 @@ from pathlib import Path
 import pytest
 
 from specbench.records import load, load_dir
-from tests.records import save
-from tests.conftest import run_cli
-from tests.records import make_record, replace, sweep
-from tests.test_report import write_records
-
-
-def one_line_exit_2(proc, needle):
-    """Exit 2, no traceback, and one error line that says `needle` (a sweep may have said what it plans first)."""
-    errors = [ln for ln in proc.stderr.strip().splitlines() if ln.startswith("specbench: error:")]
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr and len(errors) == 1 and needle in errors[0], proc.stderr
+from tests.helpers import make_record, one_line_exit_2, replace, run_cli, save, sweep, write_records
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -116,6 +106,7 @@ def test_tune_with_an_unwritable_settings_file_fails_before_training(tmp_path):
     assert time.perf_counter() - t0 < 60
 
 
+@pytest.mark.slow
 def test_a_field_that_diverges_at_once_is_recorded_diverged_quickly(tmp_path):
     (tmp_path / "p.toml").write_text('systems = ["oscillator"]\ntrainers = ["backprop-dopri5"]\nregimes = ["dense"]\n'
                                      'seeds = 1\nbudget_s = 2\n[settings.oscillator.backprop-dopri5]\nlr = 1e6\n')
@@ -169,6 +160,7 @@ def _runs_of(pid: int) -> list[int]:
     return out
 
 
+@pytest.mark.slow
 def test_rerunning_a_directory_with_another_budget_is_refused(tmp_path):
     assert run_cli(*SWEEP, "--trainers", "spectral", "--budget", "0.5", "--out", tmp_path).returncode == 0
     [path] = (tmp_path / "runs").glob("*.json")
@@ -191,6 +183,7 @@ def test_a_second_sweep_on_the_same_out_is_refused(tmp_path):
         first.wait()
 
 
+@pytest.mark.slow
 def test_sigterm_ends_the_sweep_cleanly_and_resume_completes_it(tmp_path):
     proc = _spawn(*SWEEP, "--budget", "2", "--out", tmp_path)
     assert _wait_for(lambda: _runs_of(proc.pid)), "no run process started"

@@ -6,18 +6,11 @@ import pytest
 from specbench.gate import compare, decide
 from specbench.verdicts import group
 from specbench.records import Study, load
-from tests.records import replace, save
-from tests.conftest import run_cli
-from tests.records import sweep
-
-
-def write(directory, records):
-    for r in records:
-        save(directory / "runs" / f"{r.system}__{r.trainer}__{r.regime}__seed{r.seed}.json", r)
+from tests.helpers import make_record, one_line_exit_2, replace, run_cli, save, sweep, write_records
 
 
 def test_gate_passes_against_a_copy_of_itself(tmp_path):
-    write(tmp_path / "base", sweep())
+    write_records(tmp_path / "base", sweep())
     shutil.copytree(tmp_path / "base", tmp_path / "cand")
     proc = run_cli("gate", tmp_path / "base", tmp_path / "cand")
     assert proc.returncode == 0, proc.stdout
@@ -25,7 +18,7 @@ def test_gate_passes_against_a_copy_of_itself(tmp_path):
 
 
 def test_gate_fails_on_a_2x_slower_time_to_target_and_names_it(tmp_path):
-    write(tmp_path / "base", sweep())
+    write_records(tmp_path / "base", sweep())
     shutil.copytree(tmp_path / "base", tmp_path / "cand")
     for path in (tmp_path / "cand" / "runs").glob("oscillator__backprop-dopri5__*.json"):
         r = load(path)
@@ -53,19 +46,17 @@ def test_missing_or_failed_runs_are_regressions(tmp_path):
 
 def test_gate_bad_input_is_exit_2(tmp_path):
     (tmp_path / "empty" / "runs").mkdir(parents=True)
-    write(tmp_path / "base", sweep())
+    write_records(tmp_path / "base", sweep())
     for args, needle in (((tmp_path / "base", tmp_path / "nowhere"), "not a directory"),
                          ((tmp_path / "base", tmp_path / "empty"), "no run records"),
                          ((tmp_path / "base", tmp_path / "base", "--factor", "-1"), "--factor")):
-        proc = run_cli("gate", *args)
-        assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr
+        one_line_exit_2(run_cli("gate", *args), needle)
 
 
 def test_study_points_are_gated_apart():
     """Two horizon points of one trainer are not two seeds: doubling the memory at one point is a regression
     named by that point, though the median over both would move by less than the factor."""
     from specbench.gate import points
-    from tests.records import make_record
 
     def study(n, memory):
         return replace(make_record(trainer="spectral", memory=memory), study=Study("horizon", "n_times", n, "spectral"))
@@ -80,14 +71,14 @@ def test_study_points_are_gated_apart():
 def test_a_slower_median_that_the_seeds_spread_explains_is_noise_not_a_regression(tmp_path):
     """5 seeds a side: spectral's median time to target 1.4x the baseline's (beyond the 1.25 factor), but the
     ranks of the two samples are mixed, so the rank test does not call it a regression."""
-    write(tmp_path / "base", sweep(spec=(1.0, 3.0, 0.9, 2.5, 0.95)))
-    write(tmp_path / "cand", sweep(spec=(1.4, 1.3, 0.8, 2.6, 1.5)))
+    write_records(tmp_path / "base", sweep(spec=(1.0, 3.0, 0.9, 2.5, 0.95)))
+    write_records(tmp_path / "cand", sweep(spec=(1.4, 1.3, 0.8, 2.6, 1.5)))
     proc = run_cli("gate", tmp_path / "base", tmp_path / "cand")
     assert proc.returncode == 0, proc.stdout
     row = next(line for line in proc.stdout.splitlines() if "dense / spectral" in line and "time to target" in line)
     assert "noise" in row and "1.4" in row
     # every candidate seed slower than every baseline seed: beyond the noise
-    write(tmp_path / "cand", sweep(spec=(3.1, 3.2, 3.5, 3.3, 3.4)))
+    write_records(tmp_path / "cand", sweep(spec=(3.1, 3.2, 3.5, 3.3, 3.4)))
     proc = run_cli("gate", tmp_path / "base", tmp_path / "cand")
     assert proc.returncode == 1 and "dense / spectral: time to target" in proc.stdout.split("regression(s)")[1]
 
@@ -115,5 +106,4 @@ def test_gate_compares_two_work_files_exactly(tmp_path):
     proc = run_cli("gate", tmp_path / "a.json", tmp_path / "b.json")
     assert proc.returncode == 1 and "oscillator / spectral: iterations to 3x target 40 -> 50 (worse)" in proc.stdout
     (tmp_path / "bad.json").write_text("{}")
-    proc = run_cli("gate", tmp_path / "a.json", tmp_path / "bad.json")
-    assert proc.returncode == 2 and "not a work file" in proc.stderr and "Traceback" not in proc.stderr
+    one_line_exit_2(run_cli("gate", tmp_path / "a.json", tmp_path / "bad.json"), "not a work file")

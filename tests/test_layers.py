@@ -99,8 +99,10 @@ def test_function_level_imports_of_the_package_are_few_and_say_why():
     assert all("#" in line for _, _, line in local), [x for x in local if "#" not in x[2]]
 
 
-@pytest.mark.parametrize("args", [["report", "results/small-reference", "--studies", "results/small-reference-studies",
-                                   "--out", "{tmp}"],
+REPORT = ["report", "results/small-reference", "--studies", "results/small-reference-studies", "--out", "{tmp}"]
+
+
+@pytest.mark.parametrize("args", [pytest.param(REPORT, marks=pytest.mark.slow),  # it draws every figure
                                   ["gate", "results/small-reference", "results/small-reference"],
                                   ["gate", "results/work/reference.json", "results/work/reference.json"]])
 def test_readers_of_records_run_without_torch(tmp_path, args):

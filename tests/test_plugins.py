@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from specbench.records import load
-from tests.conftest import run_cli
+from tests.helpers import one_line_exit_2, run_cli, run_cli_process
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "examples" / "pendulum_plugin.py"
@@ -22,11 +22,13 @@ def test_list_shows_the_plugins_system_and_trainer_with_its_role():
     assert "pendulum" in proc.stdout and "backprop-euler     baseline" in proc.stdout
 
 
+@pytest.mark.slow
 def test_data_run_and_report_with_a_plugin(tmp_path):
     proc = run_cli("data", "pendulum", "--plugin", PLUGIN, "--out", tmp_path / "p.npz")
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "sweep"
-    proc = run_cli("run", "--plugin", PLUGIN, "--systems", "pendulum", "--trainers", "spectral,backprop-euler",
+    # the sweep as a user starts it, in a fresh process: the plugin reaches its run processes from a clean registry
+    proc = run_cli_process("run", "--plugin", PLUGIN, "--systems", "pendulum", "--trainers", "spectral,backprop-euler",
                    "--budget", "1", "--threads", "1", "--out", out)
     assert proc.returncode == 0, proc.stderr
     assert "no tuned settings for pendulum / dense / backprop-euler, pendulum / dense / spectral" in proc.stderr
@@ -40,6 +42,7 @@ def test_data_run_and_report_with_a_plugin(tmp_path):
     assert proc.returncode == 0 and (tmp_path / "again" / "report.md").read_text() == text
 
 
+@pytest.mark.slow
 def test_tune_with_a_plugin_writes_its_own_settings_file(tmp_path):
     proc = run_cli("tune", "--plugin", PLUGIN, "--systems", "pendulum", "--regimes", "dense", "--trainers",
                    "backprop-euler", "--budget", "0.9", "--seeds", "2", "--threads", "1", "--out", tmp_path / "tuning")
@@ -61,10 +64,13 @@ def test_studies_and_asv_see_plugins_through_the_environment():
     assert "pendulum" in proc.stdout.splitlines()[0] and "backprop-euler" in proc.stdout.splitlines()[1]
 
 
-def test_asv_parameter_lists_refuse_unknown_names():
-    proc = subprocess.run([sys.executable, "-c", "from specbench import bench; bench.systems()"],
-                          capture_output=True, text=True, env={**os.environ, "SPECBENCH_ASV_SYSTEMS": "nope"})
-    assert proc.returncode != 0 and "SPECBENCH_ASV_SYSTEMS: unknown nope" in proc.stderr
+def test_asv_parameter_lists_refuse_unknown_names(monkeypatch):
+    from specbench import bench
+    from specbench.errors import UsageError
+
+    monkeypatch.setenv("SPECBENCH_ASV_SYSTEMS", "nope")  # read when the lists are made, not at import
+    with pytest.raises(UsageError, match="SPECBENCH_ASV_SYSTEMS: unknown nope"):
+        bench.systems()
 
 
 def test_entry_points_register_without_a_flag(tmp_path):
@@ -75,8 +81,8 @@ def test_entry_points_register_without_a_flag(tmp_path):
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: pendulum-plugin\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text("[specbench.systems]\npendulum = pendulum_plugin:Pendulum\n\n"
                                            "[specbench.trainers]\nbackprop-euler = pendulum_plugin:BackpropEuler\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
-    proc = subprocess.run([sys.executable, "-m", "specbench", "list"], capture_output=True, text=True, env=env)
+    # a fresh process: entry points are read once per process, from the distributions on its path
+    proc = run_cli_process("list", env={"PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])})
     assert proc.returncode == 0, proc.stderr
     assert "pendulum" in proc.stdout and "backprop-euler" in proc.stdout
 
@@ -100,21 +106,20 @@ def test_a_broken_plugin_is_one_line_and_exit_2(tmp_path, case):
     source, message = BROKEN[case]
     path = tmp_path / "broken.py"
     path.write_text(source)
-    proc = run_cli("list", "--plugin", path)
-    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
-    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    one_line_exit_2(run_cli("list", "--plugin", path), message, alone=True)
 
 
 def test_unknown_plugin_module_and_file_are_exit_2(tmp_path):
     for spec in ("no_such_module_anywhere", str(tmp_path / "missing.py")):
-        proc = run_cli("list", "--plugin", spec)
-        assert proc.returncode == 2 and "Traceback" not in proc.stderr and "plugin" in proc.stderr
+        one_line_exit_2(run_cli("list", "--plugin", spec), "plugin")
 
 
-def test_asv_memory_runs_come_back_from_fresh_processes():
+@pytest.mark.slow
+def test_asv_memory_runs_come_back_from_fresh_processes(monkeypatch):
     """The records behind asv's memory track: one protocol run per pair, each in its own process."""
-    code = "from specbench import bench; r = bench.memory_runs(0.2); print(sorted((k, v.status) for k, v in r.items()))"
-    env = {**os.environ, "SPECBENCH_ASV_SYSTEMS": "oscillator", "SPECBENCH_ASV_TRAINERS": "spectral"}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    assert "(('oscillator', 'spectral'), 'ok')" in proc.stdout
+    from specbench import bench
+
+    monkeypatch.setenv("SPECBENCH_ASV_SYSTEMS", "oscillator")
+    monkeypatch.setenv("SPECBENCH_ASV_TRAINERS", "spectral")
+    runs = bench.memory_runs(0.2)
+    assert sorted((k, v.status) for k, v in runs.items()) == [(("oscillator", "spectral"), "ok")]

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from specbench.profiles import R_MAX, median_times, performance_ratios, profiles
-from tests.records import make_record, seeds
+from tests.helpers import make_record, seeds
 
 LOG_R = math.log(R_MAX)
 

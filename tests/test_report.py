@@ -9,9 +9,8 @@ from specbench.report.document import markdown_tables_only, render_html, render_
 from specbench.report.board import board, summary
 from specbench.verdicts import (MARK, Ratio, SeedRatio, claims, median, seed_ratios_by_cell, speedup, summarise,
                                 versus)
-from tests.records import replace, save
-from tests.conftest import run_cli
-from tests.records import make_record, seeds, sweep
+from tests.helpers import (RATIO, make_record, one_line_exit_2, ratios_outside_their_spread, replace, run_cli, save,
+                           seeds, sweep, write_records)
 
 BASES = ("backprop-rk4", "backprop-dopri5", "adjoint-dopri5")
 
@@ -182,11 +181,6 @@ def test_scaling_claims_are_inconclusive_without_studies():
     assert verdicts["C5"].verdict == "not measured" and "specbench study order" in verdicts["C5"].why
 
 
-def write_records(directory, records):
-    for r in records:
-        save(directory / "runs" / f"{r.system}__{r.trainer}__{r.regime}__seed{r.seed}.json", r)
-
-
 def test_report_is_written_and_tables_are_reproducible(tmp_path):
     write_records(tmp_path, sweep())
     md, page = write_report(tmp_path, tmp_path / "out")
@@ -214,19 +208,8 @@ def test_corrupt_record_is_skipped_with_a_warning_naming_it(tmp_path):
 
 def test_empty_directory_is_exit_2(tmp_path):
     (tmp_path / "runs").mkdir()
-    proc = run_cli("report", tmp_path)
-    assert proc.returncode == 2 and "no run records" in proc.stderr and "Traceback" not in proc.stderr
-    proc = run_cli("report", tmp_path / "missing")
-    assert proc.returncode == 2 and "not a directory" in proc.stderr
-
-
-RATIO = re.compile(r"(>\s)?([0-9.e+-]+)x \(([0-9.e+-]+) to ([0-9.e+-]+), n=\d+\)")
-
-
-def ratios_outside_their_spread(text: str) -> list[str]:
-    """Every printed 'value x (low to high, n=k)' whose value lies outside [low, high]."""
-    return [m.group(0) for m in RATIO.finditer(text)
-            if not float(m.group(3)) <= float(m.group(2)) <= float(m.group(4))]
+    one_line_exit_2(run_cli("report", tmp_path), "no run records")
+    one_line_exit_2(run_cli("report", tmp_path / "missing"), "not a directory")
 
 
 @pytest.mark.parametrize("spec", [(1.0, 1.2, 0.8), (0.2, 20.0, 2.0), (None, 1.0, 3.0), (1.0, 2.0)])

@@ -1,4 +1,5 @@
 """Scaling studies: their plans, their records, the verdicts they decide and their place in the report."""
+import functools
 from dataclasses import replace
 
 import pytest
@@ -9,23 +10,29 @@ from specbench.report.studies import decay, study_verdicts
 from specbench.plugins import SYSTEMS
 from specbench.records import Study, problems_of
 from specbench.studies import STUDIES, Size
-from tests.conftest import run_cli
-from tests.records import make_record, save
+from tests.helpers import make_record, one_line_exit_2, run_cli, save
 
 SMALL = Size(full=False, seeds=None, device="cpu", threads=1)
 
 
+@functools.cache
+def plan(name: str, full: bool = False) -> tuple:
+    """The study's jobs at the small (or full) size, planned once per process: planning reads the tuned settings
+    once per job, seconds a study."""
+    return tuple(STUDIES[name].plan(replace(SMALL, full=full)))
+
+
 @pytest.mark.parametrize("name", STUDIES)
 def test_every_study_plans_distinct_named_jobs(name):
-    jobs = STUDIES[name].plan(SMALL)
+    jobs = plan(name)
     assert jobs and len({j.name for j in jobs}) == len(jobs)
     assert all(j.study.name == name and isinstance(j.study, Study) for j in jobs)
-    full = STUDIES[name].plan(replace(SMALL, full=True))
+    full = plan(name, full=True)
     assert len(full) > len(jobs)
 
 
 def test_horizon_grows_ten_fold_at_the_same_sampling_interval():
-    jobs = STUDIES["horizon"].plan(SMALL)
+    jobs = plan("horizon")
     sizes = sorted({j.data["n_times"] for j in jobs})
     assert sizes[-1] >= 10 * sizes[0]
     dts = {round(j.data["t_span"] / (j.data["n_times"] - 1), 12) for j in jobs}
@@ -35,19 +42,19 @@ def test_horizon_grows_ten_fold_at_the_same_sampling_interval():
 
 
 def test_order_study_keeps_the_fit_determined_by_the_data():
-    for job in STUDIES["order"].plan(replace(SMALL, full=True)):
+    for job in plan("order", full=True):
         n_obs = SYSTEMS[job.system]().regimes["dense"].n_times
         assert job.config["E"] * job.config["p"] + 1 <= n_obs and job.measure == ["representation_error"]
 
 
 def test_a_study_job_records_its_study_and_measurements():
-    job = next(j for j in STUDIES["order"].plan(SMALL) if j.study.variable == "p" and j.study.value == 8)
+    job = next(j for j in plan("order") if j.study.variable == "p" and j.study.value == 8)
     record = run_job(replace(job, budget_s=0.3))
     assert problems_of(record.to_dict()) == []
     assert record.study == job.study and record.config["p"] == 8 and record.config["E"] == 4
     assert 0 < record.representation_error < 1e-5
     assert record.nfe_per_iteration == 1.0  # the coefficient step reuses the theta step's forward pass (Jacobi)
-    horizon = next(j for j in STUDIES["horizon"].plan(SMALL)
+    horizon = next(j for j in plan("horizon")
                    if j.trainer == "backprop-rk4" and "whole" in j.study.series and j.data["n_times"] == 201)
     record = run_job(replace(horizon, budget_s=0.3))
     assert record.config["data"]["n_times"] == 201 and record.config["data"]["t_span"] == pytest.approx(10.0)
@@ -124,12 +131,10 @@ def test_report_draws_studies_given_with_studies(tmp_path):
 
 
 def test_bad_study_input_is_exit_2(tmp_path):
-    proc = run_cli("study", "nosuch")
-    assert proc.returncode == 2 and "valid studies: horizon, state-size, order, regimes" in proc.stderr
+    one_line_exit_2(run_cli("study", "nosuch"), "valid studies: horizon, state-size, order, regimes")
     save(tmp_path / "runs" / "a.json", make_record())
     (tmp_path / "empty").mkdir()
-    proc = run_cli("report", tmp_path, "--studies", tmp_path / "empty")
-    assert proc.returncode == 2 and "no study records" in proc.stderr and "Traceback" not in proc.stderr
+    one_line_exit_2(run_cli("report", tmp_path, "--studies", tmp_path / "empty"), "no study records")
 
 
 def test_state_size_and_regimes_verdicts():

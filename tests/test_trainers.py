@@ -126,7 +126,7 @@ def test_every_trainer_starts_from_the_same_weights_for_a_seed():
     assert not torch.equal(torch.cat([p.detach().flatten() for p in other.parameters()]), weights[0])
 
 
-@pytest.mark.parametrize("name", TRAINERS)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ADJOINTS else n for n in TRAINERS])
 def test_each_trainer_lowers_its_own_loss_on_oscillator(name):
     system, data = dataset("oscillator")
     trainer = TRAINERS[name](system, data, FAST.get(name), seed=0)

@@ -3,6 +3,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+import pytest
 import torch
 
 from specbench.cli import main
@@ -36,6 +37,7 @@ def test_work_values_repeat_bit_for_bit():
     assert first["nfe_per_iteration"] > 6 and first["held_bytes"] > 0  # an adaptive solve: many evaluations
 
 
+@pytest.mark.slow
 def test_work_values_do_not_depend_on_the_number_of_processes():
     pairs = [("oscillator", "spectral"), ("oscillator", "backprop-rk4"), ("lorenz", "adjoint-dopri5")]
     one, shared = work_table(pairs, SMALL)["values"], work_table(pairs, SMALL, workers=2)["values"]
