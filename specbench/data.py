@@ -25,23 +25,107 @@ RTOL = ATOL = 1e-10
 ARRAYS = ("t", "train_clean", "train", "t_test", "test")
 
 
+HOLDS = ("zoh", "linear")  # how an input sampled at known times is held between its samples
+# What a dataset may ask of a trainer beyond full states on one shared grid with no input; a trainer declares the
+# ones it can learn from (`Trainer.learns_from`)
+NEEDS = ("inputs", "hidden", "irregular")
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """One trajectory's measurements: outputs y at its own times t, and the input u sampled at its own times t_u
+    (None for an input-free system)."""
+
+    t: np.ndarray  # (n,) increasing
+    y: np.ndarray  # (n, n_outputs)
+    t_u: np.ndarray | None = None  # (m,) increasing
+    u: np.ndarray | None = None  # (m, n_inputs)
+
+
+def hold_input(t_u: np.ndarray, u: np.ndarray, t: np.ndarray, hold: str) -> np.ndarray:
+    """The input u (m, n_inputs) sampled at t_u, at the times t (k,), by its hold: "zoh" keeps each sample until
+    the next one, "linear" interpolates between samples; shape (k, n_inputs). Times outside [t_u[0], t_u[-1]]
+    are a ValueError: an input is never extrapolated."""
+    t = np.asarray(t, dtype=float)
+    if len(t) and (t.min() < t_u[0] or t.max() > t_u[-1]):
+        raise ValueError(f"input needed at t in [{t.min():g}, {t.max():g}], sampled on [{t_u[0]:g}, {t_u[-1]:g}]")
+    if hold == "zoh":
+        return u[np.searchsorted(t_u, t, side="right") - 1]
+    if hold == "linear":
+        return np.stack([np.interp(t, t_u, u[:, k]) for k in range(u.shape[1])], axis=-1)
+    raise ValueError(f"unknown hold {hold!r}; valid holds: {', '.join(HOLDS)}")
+
+
 @dataclass
 class Dataset:
-    """Observations of one system. Trajectory arrays have shape (n_traj, n_times, state)."""
+    """Observations of one system, split into training and test trajectories.
+
+    The general form is a list of `Trajectory` per split (`trajectories(split)`): per-trajectory times, outputs
+    that are the states `outputs` (None: every state; the others hidden), and inputs with their `hold`. Where every
+    trajectory of a split shares one grid (`regular`), the arrays `t`, `train` (and `train_clean`), `t_test` and
+    `test` hold the same outputs as (n_traj, n_times, n_outputs): the equation systems' form, which every trainer
+    reads; they are None for an irregular dataset. `needs` says what a trainer must learn from to use it."""
 
     system: System
     regime: str
     noise: float
     seed: int
-    t: np.ndarray  # (n_times,) observation times of the training trajectories
-    train_clean: np.ndarray
-    train: np.ndarray  # train_clean plus observation noise
-    t_test: np.ndarray  # (n_test_times,)
-    test: np.ndarray
+    t: np.ndarray | None  # (n_times,) observation times of the training trajectories
+    train_clean: np.ndarray | None
+    train: np.ndarray | None  # train_clean plus observation noise
+    t_test: np.ndarray | None  # (n_test_times,)
+    test: np.ndarray | None
+    outputs: tuple[int, ...] | None = None  # the measured states, in output order; None: every state
+    hold: str = "zoh"
+    runs: dict[str, list[Trajectory]] | None = None  # "train", "test"; None: built from the regular arrays
 
     @property
     def key(self) -> str:
         return dataset_key(self.system, self.regime, self.noise, self.seed)
+
+    def trajectories(self, split: str) -> list[Trajectory]:
+        """The trajectories of `split` ("train" or "test") in the general form."""
+        if self.runs is not None:
+            return self.runs[split]
+        t, y = (self.t, self.train) if split == "train" else (self.t_test, self.test)
+        return [Trajectory(t, traj) for traj in y]
+
+    @property
+    def regular(self) -> bool:
+        """Every trajectory of a split observed at the same times (the arrays `t`, `train`, `t_test`, `test`)."""
+        return self.t is not None and self.t_test is not None
+
+    @property
+    def fully_observed(self) -> bool:
+        return self.outputs is None or tuple(self.outputs) == tuple(range(self.system.dim))
+
+    @property
+    def input_free(self) -> bool:
+        return self.runs is None or all(r.u is None for split in self.runs.values() for r in split)
+
+    @property
+    def needs(self) -> frozenset[str]:
+        """What a trainer must learn from to use these data (NEEDS): "inputs", "hidden" states, "irregular"
+        times; empty for full states of an input-free system on one grid."""
+        return frozenset(word for word, needed in (("inputs", not self.input_free),
+                                                   ("hidden", not self.fully_observed),
+                                                   ("irregular", not self.regular)) if needed)
+
+
+def measured(system: System, train: list[Trajectory], test: list[Trajectory], outputs=None, hold: str = "zoh",
+             regime: str = "dense") -> Dataset:
+    """A dataset of measurements in the general form; where a split shares one grid its arrays are set too."""
+    def grid(runs):
+        first = runs[0].t
+        if all(len(r.t) == len(first) and np.array_equal(r.t, first) for r in runs):
+            return first, np.stack([r.y for r in runs])
+        return None, None
+    t, y = grid(train)
+    t_test, y_test = grid(test)
+    if t is None or t_test is None:
+        t = y = t_test = y_test = None
+    outputs = None if outputs is None else tuple(int(k) for k in outputs)
+    return Dataset(system, regime, 0.0, 0, t, y, y, t_test, y_test, outputs, hold, {"train": train, "test": test})
 
 
 def dataset_key(system: System, regime: str, noise: float, seed: int) -> str:
