@@ -37,7 +37,7 @@ from specbench.plugins import get_system, get_trainer
 from specbench.records import Record, first_crossing, job_config, new_record, sustained, target_key, targets_for
 from specbench.spectral import Mesh, representation_error
 from specbench.systems import System
-from specbench.trainers.base import Trainer
+from specbench.trainers.base import Trainer, cannot_use
 
 ROLLOUT_STATES = 4
 
@@ -70,6 +70,10 @@ def _train(job: Job, evaluate, cache_dir) -> Record:
     evaluate = evaluate or train_metric
 
     system, data, make_trainer = build(job, cache_dir)
+    trainer_class = get_trainer(job.trainer)
+    why = cannot_use(trainer_class, data)
+    if why:  # a run it cannot do is recorded as such, not run on a part of the data
+        return new_record(job, trainer_class.role, "n/a", environment(job.device, job.threads), why)
     cuda = torch.device(job.device).type == "cuda"
     memory = PeakMemory(cuda)
     warm_up(job, data, make_trainer, evaluate)

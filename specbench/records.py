@@ -32,7 +32,8 @@ from specbench.io import write_json_atomic
 
 SCHEMA = 2
 SCHEMAS = (1, 2)  # what this specbench reads (schema 1 is translated on reading, see above)
-STATUSES = ("ok", "diverged", "timeout", "error")
+# "n/a": the trainer cannot learn from the job's data (inputs, hidden states, irregular times); `error` says why
+STATUSES = ("ok", "diverged", "timeout", "error", "n/a")
 # What a trainer is in the comparison: the method under test, a variant of it that isolates one of its parts, a
 # method of the paper's comparison, or another fast-training method the paper did not compare with. In this order
 # in every table and legend.
