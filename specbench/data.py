@@ -18,6 +18,7 @@ from scipy.integrate import solve_ivp
 
 from specbench.errors import UsageError
 from specbench.io import write_bytes_atomic
+from specbench.measurements import HOLDS, Measurements, Trajectory, hold_input  # noqa: F401 (the data's vocabulary)
 from specbench.systems import System
 
 DATA_VERSION = 1  # bump when the way data is generated changes, so old cache files are not used
@@ -25,35 +26,9 @@ RTOL = ATOL = 1e-10
 ARRAYS = ("t", "train_clean", "train", "t_test", "test")
 
 
-HOLDS = ("zoh", "linear")  # how an input sampled at known times is held between its samples
-# What a dataset may ask of a trainer beyond full states on one shared grid with no input; a trainer declares the
-# ones it can learn from (`Trainer.learns_from`)
+# What a dataset may ask of a trainer beyond full states of an input-free system on one shared grid; a trainer
+# declares the ones it can learn from (`Trainer.learns_from`)
 NEEDS = ("inputs", "hidden", "irregular")
-
-
-@dataclass(frozen=True)
-class Trajectory:
-    """One trajectory's measurements: outputs y at its own times t, and the input u sampled at its own times t_u
-    (None for an input-free system)."""
-
-    t: np.ndarray  # (n,) increasing
-    y: np.ndarray  # (n, n_outputs)
-    t_u: np.ndarray | None = None  # (m,) increasing
-    u: np.ndarray | None = None  # (m, n_inputs)
-
-
-def hold_input(t_u: np.ndarray, u: np.ndarray, t: np.ndarray, hold: str) -> np.ndarray:
-    """The input u (m, n_inputs) sampled at t_u, at the times t (k,), by its hold: "zoh" keeps each sample until
-    the next one, "linear" interpolates between samples; shape (k, n_inputs). Times outside [t_u[0], t_u[-1]]
-    are a ValueError: an input is never extrapolated."""
-    t = np.asarray(t, dtype=float)
-    if len(t) and (t.min() < t_u[0] or t.max() > t_u[-1]):
-        raise ValueError(f"input needed at t in [{t.min():g}, {t.max():g}], sampled on [{t_u[0]:g}, {t_u[-1]:g}]")
-    if hold == "zoh":
-        return u[np.searchsorted(t_u, t, side="right") - 1]
-    if hold == "linear":
-        return np.stack([np.interp(t, t_u, u[:, k]) for k in range(u.shape[1])], axis=-1)
-    raise ValueError(f"unknown hold {hold!r}; valid holds: {', '.join(HOLDS)}")
 
 
 @dataclass
@@ -171,6 +146,23 @@ def generate(system: System, regime: str = "dense", noise: float = 0.0, seed: in
     return Dataset(system, regime, float(noise), int(seed), t, train_clean, train, t_test, test)
 
 
+def from_measurements(system: System, m) -> Dataset:
+    """The dataset of a measured system: its outputs are its first states, the hidden ones after them
+    (`specbench.measurements.Measurements`)."""
+    return measured(system, m.train, m.test, outputs=range(len(m.outputs)), hold=m.hold)
+
+
+def as_measurements(data: Dataset):
+    """The dataset in the measurement file's form (what `specbench data --out FILE.csv` writes): its outputs
+    named x0, x1, ..., its inputs u0, ..."""
+    runs = {split: data.trajectories(split) for split in ("train", "test")}
+    first = runs["train"][0]
+    inputs = () if first.u is None else tuple(f"u{k}" for k in range(first.u.shape[1]))
+    n_out = first.y.shape[1]
+    return Measurements(runs["train"], runs["test"], tuple(f"x{k}" for k in range(n_out)), inputs, data.hold,
+                        data.system.dim - n_out)
+
+
 def default_cache_dir() -> Path:
     """SPECBENCH_CACHE, or ~/.cache/specbench where it is unset or empty (empty is not the working directory)."""
     return Path(os.environ.get("SPECBENCH_CACHE") or Path.home() / ".cache" / "specbench")
@@ -180,8 +172,11 @@ def make_dataset(system: System, regime: str = "dense", noise: float = 0.0, seed
                  cache_dir: Path | str | None = None) -> Dataset:
     """The dataset for these settings, from the cache when a valid file is there, else generated and cached.
 
-    `cache_dir=False` disables the cache.
+    `cache_dir=False` disables the cache. A measured system's dataset is its measurements (never cached: they
+    are read, not made).
     """
+    if system.kind == "measured":
+        return from_measurements(system, system.measurements())
     if cache_dir is False:
         return generate(system, regime, noise, seed)
     if regime not in system.regimes:

@@ -214,6 +214,9 @@ def run_from_args(args) -> Path:
         overrides["seeds"] = args.seeds
     if args.budget:
         overrides["budget_s"], overrides["budgets"] = args.budget, {}
+    if getattr(args, "data", None):  # the user's measurements are the one system, in its one regime
+        params = {**preset.system_params, "file": {"path": str(args.data.resolve())}}
+        overrides.update(systems=["file"], regimes=["dense"], system_params=params)
     preset = replace(preset, **overrides)
     _check_device(args.device)
     with make_executor(args.workers, args.scheduler) as executor:
