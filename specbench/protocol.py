@@ -30,7 +30,7 @@ import torch
 from specbench.data import Dataset, integrate, make_dataset
 from specbench.defaults import Cadence
 from specbench.errors import Diverged
-from specbench.evaluate import RolloutTooSlow, evaluation_limit, test_errors, train_metric
+from specbench.evaluate import RolloutTooSlow, evaluation_limit, output_fit, test_errors, train_metric
 from specbench.job import Job
 from specbench.machine import PeakMemory, _growth, environment
 from specbench.plugins import get_system, get_trainer
@@ -141,11 +141,13 @@ def _train(job: Job, evaluate, cache_dir) -> Record:
     # The model judged is the best checkpoint, kept whether or not the run diverged later (early stopping keeps it
     # too); a run that ended its budget without one (no finite metric) is judged on its final model.
     trained, test_mse, test_nmse, pred = status == "ok", None, None, None
+    test_rmse = test_r2 = None
     if best_state is not None:
         trainer.model.load_state_dict(best_state)
     if trained or best_state is not None:
         try:
             test_mse, test_nmse, pred = test_errors(trainer.model, data)
+            test_rmse, test_r2 = output_fit(pred, data.test)
         except RolloutTooSlow as exc:
             status, error = "diverged", error or str(exc)
     key = target_key(job.target)
@@ -163,6 +165,7 @@ def _train(job: Job, evaluate, cache_dir) -> Record:
         train_seconds=train_s, setup_seconds=setup_s, eval_seconds=eval_s, iterations=trainer.iteration,
         curve=curve,
         final_train_loss=metric if np.isfinite(metric) else None, test_mse=test_mse, test_nmse=test_nmse,
+        test_rmse=test_rmse, test_r2=test_r2,
         peak_memory_bytes=peak, setup_memory_bytes=setup_memory,
         # the median step after the first (which pays one-off costs); network evaluations per training step
         step_seconds=float(np.median(step_s[1:] or step_s)) if step_s else None,

@@ -164,6 +164,10 @@ class Record:
     # building the trainer: on the training clock (in train_seconds and the curve) since the clock covers setup;
     # None in records made before, whose clocks started after it
     setup_seconds: float | None = None
+    # the system-identification field's figures of the test simulation, on the measured outputs: RMSE in the
+    # outputs' units and R² (1 is a perfect fit; below 0 worse than the outputs' mean); None in records made before
+    test_rmse: float | None = None
+    test_r2: float | None = None
 
     # name -> kind; the required fields are those without a default above
     KINDS = {"schema": "int", "system": "str", "trainer": "str", "role": "str", "regime": "str", "seed": "count",
@@ -174,7 +178,7 @@ class Record:
              "setup_memory_bytes": "count", "step_seconds": "quantity", "nfe_per_iteration": "quantity",
              "representation_error": "quantity", "study": "dict", "job_key": "str",
              "sustained_s": "quantity", "sustained_times": "dict", "best_checkpoint": "dict", "test_rollout": "dict",
-             "setup_seconds": "quantity"}
+             "setup_seconds": "quantity", "test_rmse": "quantity", "test_r2": "float"}
     SCHEMA_1 = {"first_crossing_s": "quantity", "first_crossings": "dict"}  # read, then translated (from_dict)
 
     @property
@@ -205,7 +209,7 @@ class Record:
     def to_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["study"] = self.study.to_dict() if self.study else None
-        for late in ("test_rollout", "setup_seconds"):  # absent, not null, where a record has none
+        for late in ("test_rollout", "setup_seconds", "test_rmse", "test_r2"):  # absent, not null, where a record has none
             if out[late] is None:
                 del out[late]
         return out
