@@ -290,6 +290,9 @@ def cmd_data(args) -> int:
 
 def cmd_run(args) -> int:
     if args.data:
+        if args.systems or (args.regimes and args.regimes != ["dense"]):
+            raise UsageError("--data FILE is the one system, in its one regime (dense): leave out --systems and "
+                             "--regimes")
         read_measurements(args.data)  # a bad file is one line and exit 2 before anything loads, trains or is written
     from specbench import runner  # loads torch: only the commands that train import it
 

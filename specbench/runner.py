@@ -188,8 +188,10 @@ def _check_device(device: str) -> None:
 
 
 def _finish(records: list[Record], out: Path) -> Path:
-    bad = [r for r in records if not r.ok]
-    print(f"specbench: {len(records) - len(bad)} ok, {len(bad)} not ok; records in {out / 'runs'}", file=sys.stderr)
+    bad = [r for r in records if not r.ok and r.status != "n/a"]
+    na = len(records) - len(bad) - sum(r.ok for r in records)  # runs a trainer cannot do: not failures
+    print(f"specbench: {len(records) - len(bad) - na} ok, {len(bad)} not ok" + (f", {na} n/a" if na else "") +
+          f"; records in {out / 'runs'}", file=sys.stderr)
     return out
 
 

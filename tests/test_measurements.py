@@ -81,4 +81,13 @@ def test_run_data_trains_on_a_file_and_records_na_where_a_trainer_cannot_learn_f
     assert proc.returncode == 0, proc.stderr
     record = json.loads((tmp_path / "na" / "runs" / "file__vf-node__dense__seed0.json").read_text())
     assert record["status"] == "n/a" and "cannot learn from hidden states or inputs" in record["error"]
+    assert "0 ok, 0 not ok, 2 n/a" in proc.stderr
     assert "| n/a | VFNode cannot learn from hidden states or inputs" in (tmp_path / "na" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("other", [["--systems", "oscillator"], ["--regimes", "sparse"]])
+def test_data_is_the_one_system_in_its_one_regime(other, tmp_path):
+    (tmp_path / "m.csv").write_text(GOOD)
+    proc = run_cli("run", "--data", tmp_path / "m.csv", *other, "--out", tmp_path / "out")
+    assert proc.returncode == 2 and "leave out --systems and --regimes" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
