@@ -6,7 +6,7 @@ from scipy.integrate import solve_ivp
 
 import specbench.data as data_module
 from specbench.data import dataset_key, generate, make_dataset, save
-from specbench.plugins import SYSTEMS, equation_systems, get_system
+from specbench.plugins import equation_systems, get_system
 from tests.conftest import run_cli
 
 

@@ -4,7 +4,7 @@ import torch
 from scipy.integrate import solve_ivp
 
 from specbench.data import integrate
-from specbench.plugins import SYSTEMS, equation_systems, get_system
+from specbench.plugins import equation_systems, get_system
 
 
 def dop853(system, x0, t):
