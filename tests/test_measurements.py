@@ -91,3 +91,16 @@ def test_data_is_the_one_system_in_its_one_regime(other, tmp_path):
     proc = run_cli("run", "--data", tmp_path / "m.csv", *other, "--out", tmp_path / "out")
     assert proc.returncode == 2 and "leave out --systems and --regimes" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_the_npz_specbench_data_writes_reads_as_its_arrays_and_a_partial_one_is_one_line(tmp_path):
+    from specbench.data import save
+
+    data = generate(get_system("oscillator"), "sparse", seed=2)
+    save(data, tmp_path / "d.npz")
+    back = make_dataset(get_system("file", path=str(tmp_path / "d.npz")))
+    for name in ("t", "train", "t_test", "test"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(data, name))
+    np.savez(tmp_path / "partial.npz", t=data.t, train=data.train)
+    with pytest.raises(UsageError, match="missing array t_test"):
+        read(tmp_path / "partial.npz")
