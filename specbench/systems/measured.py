@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
-from scipy.io import loadmat
 
 from specbench.measurements import Measurements, Trajectory, read
 from specbench.systems.base import Regime, System
@@ -95,6 +94,8 @@ class EMPS(Measured):
         return {}
 
     def measurements(self) -> Measurements:
+        from scipy.io import loadmat  # EMPS's files alone need it: the readers' commands do not load scipy.io
+
         runs = []
         for name in ("DATA_EMPS.mat", "DATA_EMPS_PULSES.mat"):
             raw = loadmat(DATA / "emps" / name)
