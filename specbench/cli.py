@@ -18,7 +18,8 @@ from specbench.defaults import GATE_FACTOR, MAX_BUDGET_S, MAX_SEEDS, MAX_THREADS
 from specbench.errors import UsageError
 from specbench.gate import gate, report_work
 from specbench.io import check_writable, write_json_atomic
-from specbench.plugins import SYSTEMS, TRAINERS, get_system, use_plugins
+from specbench.measurements import read as read_measurements, write_csv
+from specbench.plugins import SYSTEMS, TRAINERS, equation_systems, get_system, use_plugins
 from specbench.presets import PRESETS, load_preset
 from specbench.records import REGIMES
 from specbench.report.document import readme_block, readme_parts, update_readme, write_report
@@ -133,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--target", type=_positive(float, "--target"),
                    help="the common-metric target for every system (default: each system's own, or the preset's)")
     r.add_argument("--systems", type=_names("systems", SYSTEMS))
+    r.add_argument("--data", type=Path, metavar="FILE",
+                   help="your own measurements (CSV or NPZ, docs/data-format.md) as the one system, checked first")
     r.add_argument("--trainers", type=_names("trainers", TRAINERS))
     r.add_argument("--regimes", type=_names("regimes", REGIMES))
     r.add_argument("--seeds", type=_positive(int, "--seeds", most=MAX_SEEDS), help="number of seeds (0..N-1)")
@@ -254,7 +257,10 @@ def cmd_list(args) -> int:
     print("systems:")
     for name in SYSTEMS:
         s = get_system(name)
-        print(f"  {name:18s} {s.dim:3d} states, train span {s.t_span:g}, test horizon {s.test_horizon:g}")
+        if name == "file":
+            print(f"  {name:18s} {s.kind:9s} your own measurements: specbench run --data FILE (docs/data-format.md)")
+            continue
+        print(f"  {name:18s} {s.kind:9s} {s.dim:3d} states, train span {s.t_span:g}, test horizon {s.test_horizon:g}")
     print("trainers:")
     for name, cls in TRAINERS.items():
         print(f"  {name:18s} {cls.role:10s} {cls.summary}")
@@ -268,11 +274,14 @@ def cmd_list(args) -> int:
 
 
 def cmd_data(args) -> int:
-    from specbench.data import make_dataset, save  # numpy and scipy's solvers: not for the readers' commands
+    from specbench.data import as_measurements, make_dataset, save  # scipy's solvers: not for the readers' commands
 
     data = make_dataset(get_system(args.system), args.regime, args.noise, args.seed)
     try:
-        save(data, args.out)
+        if args.out.suffix == ".csv":  # the measurement format a user's own data come in (docs/data-format.md)
+            write_csv(as_measurements(data), args.out)
+        else:
+            save(data, args.out)
     except OSError as exc:
         raise UsageError(f"cannot write {args.out}: {exc.strerror}") from None
     print(f"wrote {args.out}: train {data.train.shape}, test {data.test.shape}")
@@ -280,6 +289,11 @@ def cmd_data(args) -> int:
 
 
 def cmd_run(args) -> int:
+    if args.data:
+        if args.systems or (args.regimes and args.regimes != ["dense"]):
+            raise UsageError("--data FILE is the one system, in its one regime (dense): leave out --systems and "
+                             "--regimes")
+        read_measurements(args.data)  # a bad file is one line and exit 2 before anything loads, trains or is written
     from specbench import runner  # loads torch: only the commands that train import it
 
     return _report_unless(args.no_report, runner.run_from_args(args))
@@ -342,10 +356,10 @@ def cmd_work(args) -> int:
         raise UsageError("work needs --out FILE, --check REFERENCE or both")
     reference = workfile.read(args.check) if args.check else None
     if reference is None or args.systems or args.trainers:
-        pairs = [(s, t) for s in args.systems or SYSTEMS for t in args.trainers or TRAINERS]
+        pairs = [(s, t) for s in args.systems or equation_systems() for t in args.trainers or TRAINERS]
     else:  # the reference's pairs; a registered one it lacks is said, and the test of the reference covers them
         pairs = [(s, t) for s, by_trainer in reference["values"].items() for t in by_trainer]
-        lacking = [f"{s} / {t}" for s in SYSTEMS for t in TRAINERS if (s, t) not in pairs]
+        lacking = [f"{s} / {t}" for s in equation_systems() for t in TRAINERS if (s, t) not in pairs]
         if lacking:
             print(f"specbench: note: not in {args.check}: {', '.join(lacking)}", file=sys.stderr)
     settings = workfile.settings_of(reference) if reference else workfile.Settings()

@@ -18,6 +18,7 @@ from scipy.integrate import solve_ivp
 
 from specbench.errors import UsageError
 from specbench.io import write_bytes_atomic
+from specbench.measurements import HOLDS, Measurements, Trajectory, hold_input  # noqa: F401 (the data's vocabulary)
 from specbench.systems import System
 
 DATA_VERSION = 1  # bump when the way data is generated changes, so old cache files are not used
@@ -25,19 +26,33 @@ RTOL = ATOL = 1e-10
 ARRAYS = ("t", "train_clean", "train", "t_test", "test")
 
 
+# What a dataset may ask of a trainer beyond full states of an input-free system on one shared grid; a trainer
+# declares the ones it can learn from (`Trainer.learns_from`)
+NEEDS = ("inputs", "hidden", "irregular")
+
+
 @dataclass
 class Dataset:
-    """Observations of one system. Trajectory arrays have shape (n_traj, n_times, state)."""
+    """Observations of one system, split into training and test trajectories.
+
+    The general form is a list of `Trajectory` per split (`trajectories(split)`): per-trajectory times, outputs
+    that are the states `outputs` (None: every state; the others hidden), and inputs with their `hold`. Where every
+    trajectory of a split shares one grid (`regular`), the arrays `t`, `train` (and `train_clean`), `t_test` and
+    `test` hold the same outputs as (n_traj, n_times, n_outputs): the equation systems' form, which every trainer
+    reads; they are None for an irregular dataset. `needs` says what a trainer must learn from to use it."""
 
     system: System
     regime: str
     noise: float
     seed: int
-    t: np.ndarray  # (n_times,) observation times of the training trajectories
-    train_clean: np.ndarray
-    train: np.ndarray  # train_clean plus observation noise
-    t_test: np.ndarray  # (n_test_times,)
-    test: np.ndarray
+    t: np.ndarray | None  # (n_times,) observation times of the training trajectories
+    train_clean: np.ndarray | None
+    train: np.ndarray | None  # train_clean plus observation noise
+    t_test: np.ndarray | None  # (n_test_times,)
+    test: np.ndarray | None
+    outputs: tuple[int, ...] | None = None  # the measured states, in output order; None: every state
+    hold: str = "zoh"
+    runs: dict[str, list[Trajectory]] | None = None  # "train", "test"; None: built from the regular arrays
 
     @property
     def key(self) -> str:
@@ -45,7 +60,51 @@ class Dataset:
 
     def copy(self) -> Dataset:
         """The same dataset with arrays of its own: a run may not change what the next run in its process reads."""
-        return replace(self, **{name: getattr(self, name).copy() for name in ARRAYS})
+        return replace(self, **{name: array.copy() for name in ARRAYS if (array := getattr(self, name)) is not None})
+
+    def trajectories(self, split: str) -> list[Trajectory]:
+        """The trajectories of `split` ("train" or "test") in the general form."""
+        if self.runs is not None:
+            return self.runs[split]
+        t, y = (self.t, self.train) if split == "train" else (self.t_test, self.test)
+        return [Trajectory(t, traj) for traj in y]
+
+    @property
+    def regular(self) -> bool:
+        """Every trajectory of a split observed at the same times (the arrays `t`, `train`, `t_test`, `test`)."""
+        return self.t is not None and self.t_test is not None
+
+    @property
+    def fully_observed(self) -> bool:
+        return self.outputs is None or tuple(self.outputs) == tuple(range(self.system.dim))
+
+    @property
+    def input_free(self) -> bool:
+        return self.runs is None or all(r.u is None for split in self.runs.values() for r in split)
+
+    @property
+    def needs(self) -> frozenset[str]:
+        """What a trainer must learn from to use these data (NEEDS): "inputs", "hidden" states, "irregular"
+        times; empty for full states of an input-free system on one grid."""
+        return frozenset(word for word, needed in (("inputs", not self.input_free),
+                                                   ("hidden", not self.fully_observed),
+                                                   ("irregular", not self.regular)) if needed)
+
+
+def measured(system: System, train: list[Trajectory], test: list[Trajectory], outputs=None, hold: str = "zoh",
+             regime: str = "dense") -> Dataset:
+    """A dataset of measurements in the general form; where a split shares one grid its arrays are set too."""
+    def grid(runs):
+        first = runs[0].t
+        if all(len(r.t) == len(first) and np.array_equal(r.t, first) for r in runs):
+            return first, np.stack([r.y for r in runs])
+        return None, None
+    t, y = grid(train)
+    t_test, y_test = grid(test)
+    if t is None or t_test is None:
+        t = y = t_test = y_test = None
+    outputs = None if outputs is None else tuple(int(k) for k in outputs)
+    return Dataset(system, regime, 0.0, 0, t, y, y, t_test, y_test, outputs, hold, {"train": train, "test": test})
 
 
 def dataset_key(system: System, regime: str, noise: float, seed: int) -> str:
@@ -91,6 +150,23 @@ def generate(system: System, regime: str = "dense", noise: float = 0.0, seed: in
     return Dataset(system, regime, float(noise), int(seed), t, train_clean, train, t_test, test)
 
 
+def from_measurements(system: System, m) -> Dataset:
+    """The dataset of a measured system: its outputs are its first states, the hidden ones after them
+    (`specbench.measurements.Measurements`)."""
+    return measured(system, m.train, m.test, outputs=range(len(m.outputs)), hold=m.hold)
+
+
+def as_measurements(data: Dataset):
+    """The dataset in the measurement file's form (what `specbench data --out FILE.csv` writes): its outputs
+    named x0, x1, ..., its inputs u0, ..."""
+    runs = {split: data.trajectories(split) for split in ("train", "test")}
+    first = runs["train"][0]
+    inputs = () if first.u is None else tuple(f"u{k}" for k in range(first.u.shape[1]))
+    n_out = first.y.shape[1]
+    return Measurements(runs["train"], runs["test"], tuple(f"x{k}" for k in range(n_out)), inputs, data.hold,
+                        data.system.dim - n_out)
+
+
 def default_cache_dir() -> Path:
     """SPECBENCH_CACHE, or ~/.cache/specbench where it is unset or empty (empty is not the working directory)."""
     return Path(os.environ.get("SPECBENCH_CACHE") or Path.home() / ".cache" / "specbench")
@@ -100,8 +176,11 @@ def make_dataset(system: System, regime: str = "dense", noise: float = 0.0, seed
                  cache_dir: Path | str | None = None) -> Dataset:
     """The dataset for these settings, from the cache when a valid file is there, else generated and cached.
 
-    `cache_dir=False` disables the cache.
+    `cache_dir=False` disables the cache. A measured system's dataset is its measurements (never cached: they
+    are read, not made).
     """
+    if system.kind == "measured":
+        return from_measurements(system, system.measurements())
     if cache_dir is False:
         return generate(system, regime, noise, seed)
     if regime not in system.regimes:

@@ -105,6 +105,18 @@ def mse(pred: np.ndarray | None, target: np.ndarray, var: np.ndarray | None = No
     return float(err.mean())
 
 
+def output_fit(pred: np.ndarray | None, y: np.ndarray) -> tuple[float | None, float | None]:
+    """The system-identification field's figures of a free-run simulation `pred` against measured outputs `y`
+    (traj, time, output): RMSE in the outputs' own units, and R² = 1 - SSE / SST, each output's sums over every
+    trajectory and time, averaged over the outputs. (None, None) for no simulation."""
+    if pred is None:
+        return None, None
+    err = (pred - y).reshape(-1, y.shape[-1])
+    spread = (y - y.reshape(-1, y.shape[-1]).mean(0)).reshape(-1, y.shape[-1])
+    r2 = 1.0 - (err ** 2).sum(0) / np.maximum((spread ** 2).sum(0), 1e-300)
+    return float(np.sqrt((err ** 2).mean())), float(r2.mean())
+
+
 def state_variance(y: np.ndarray) -> np.ndarray:
     return y.reshape(-1, y.shape[-1]).var(0) + 1e-12
 

@@ -197,6 +197,12 @@ SYSTEMS: Registry = Registry("system", "specbench.systems", "specbench.systems.b
 TRAINERS: Registry = Registry("trainer", "specbench.trainers", "specbench.trainers.base.Trainer", trainers.BUILTIN)
 
 
+def equation_systems() -> list[str]:
+    """The registered systems made from equations (kind "equations"): the ones with a ground truth to simulate,
+    which the work measures and the studies run; measured systems are read from data."""
+    return [name for name, cls in SYSTEMS.items() if cls.kind == "equations"]
+
+
 def get_system(name: str, **params) -> System:
     """The system `name`, built with `params` (e.g. `n=128` for `network`); UsageError for an unknown name."""
     cls = SYSTEMS.get_class(name)

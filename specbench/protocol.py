@@ -33,14 +33,14 @@ import torch
 from specbench.data import Dataset, dataset_key, integrate, make_dataset
 from specbench.defaults import Cadence
 from specbench.errors import Diverged
-from specbench.evaluate import RolloutTooSlow, evaluation_limit, test_errors, train_metric
+from specbench.evaluate import RolloutTooSlow, evaluation_limit, output_fit, test_errors, train_metric
 from specbench.job import Job
 from specbench.machine import PeakMemory, _growth, environment
 from specbench.plugins import get_system, get_trainer
 from specbench.records import Record, first_crossing, job_config, new_record, sustained, target_key, targets_for
 from specbench.spectral import Mesh, representation_error
 from specbench.systems import System
-from specbench.trainers.base import Trainer
+from specbench.trainers.base import Trainer, cannot_use
 
 ROLLOUT_STATES = 4
 KEPT_DATASETS = 32  # datasets a persistent worker keeps in memory, the latest used (a few MB each at most)
@@ -87,6 +87,10 @@ def _train(job: Job, evaluate, cache_dir, datasets) -> Record:
 
     t0 = time.perf_counter()
     system, data, make_trainer = build(job, cache_dir, datasets)
+    trainer_class = get_trainer(job.trainer)
+    why = cannot_use(trainer_class, data)
+    if why:  # a run it cannot do is recorded as such, not run on a part of the data
+        return new_record(job, trainer_class.role, "n/a", environment(job.device, job.threads), why)
     cuda = torch.device(job.device).type == "cuda"
     memory = PeakMemory(cuda, measure=job.fresh_process)
     t1 = time.perf_counter()
@@ -163,11 +167,13 @@ def _train(job: Job, evaluate, cache_dir, datasets) -> Record:
     # The model judged is the best checkpoint, kept whether or not the run diverged later (early stopping keeps it
     # too); a run that ended its budget without one (no finite metric) is judged on its final model.
     trained, test_mse, test_nmse, pred = status == "ok", None, None, None
+    test_rmse = test_r2 = None
     if best_state is not None:
         trainer.model.load_state_dict(best_state)
     if trained or best_state is not None:
         try:
             test_mse, test_nmse, pred = test_errors(trainer.model, data)
+            test_rmse, test_r2 = output_fit(pred, data.test)
         except RolloutTooSlow as exc:
             status, error = "diverged", error or str(exc)
     wall["test_errors"] = time.perf_counter() - t0
@@ -186,6 +192,7 @@ def _train(job: Job, evaluate, cache_dir, datasets) -> Record:
         train_seconds=train_s, setup_seconds=setup_s, eval_seconds=eval_s, iterations=trainer.iteration,
         curve=curve,
         final_train_loss=metric if np.isfinite(metric) else None, test_mse=test_mse, test_nmse=test_nmse,
+        test_rmse=test_rmse, test_r2=test_r2,
         peak_memory_bytes=peak, setup_memory_bytes=setup_memory,
         # the median step after the first (which pays one-off costs); network evaluations per training step
         step_seconds=float(np.median(step_s[1:] or step_s)) if step_s else None,

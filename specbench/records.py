@@ -32,7 +32,8 @@ from specbench.io import write_json_atomic
 
 SCHEMA = 2
 SCHEMAS = (1, 2)  # what this specbench reads (schema 1 is translated on reading, see above)
-STATUSES = ("ok", "diverged", "timeout", "error")
+# "n/a": the trainer cannot learn from the job's data (inputs, hidden states, irregular times); `error` says why
+STATUSES = ("ok", "diverged", "timeout", "error", "n/a")
 # What a trainer is in the comparison: the method under test, a variant of it that isolates one of its parts, a
 # method of the paper's comparison, or another fast-training method the paper did not compare with. In this order
 # in every table and legend.
@@ -179,6 +180,10 @@ class Record:
     # None in records made before, whose clocks started after it
     setup_seconds: float | None = None
     wall: dict | None = None  # WALL_PARTS and "total" -> seconds of wall time; None in records made before it
+    # the system-identification field's figures of the test simulation, on the measured outputs: RMSE in the
+    # outputs' units and R² (1 is a perfect fit; below 0 worse than the outputs' mean); None in records made before
+    test_rmse: float | None = None
+    test_r2: float | None = None
 
     # name -> kind; the required fields are those without a default above
     KINDS = {"schema": "int", "system": "str", "trainer": "str", "role": "str", "regime": "str", "seed": "count",
@@ -189,7 +194,7 @@ class Record:
              "setup_memory_bytes": "count", "step_seconds": "quantity", "nfe_per_iteration": "quantity",
              "representation_error": "quantity", "study": "dict", "job_key": "str",
              "sustained_s": "quantity", "sustained_times": "dict", "best_checkpoint": "dict", "test_rollout": "dict",
-             "setup_seconds": "quantity", "wall": "dict"}
+             "setup_seconds": "quantity", "wall": "dict", "test_rmse": "quantity", "test_r2": "float"}
     SCHEMA_1 = {"first_crossing_s": "quantity", "first_crossings": "dict"}  # read, then translated (from_dict)
 
     @property
@@ -220,7 +225,7 @@ class Record:
     def to_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["study"] = self.study.to_dict() if self.study else None
-        for late in ("test_rollout", "setup_seconds", "wall"):  # absent, not null, where a record has none
+        for late in ("test_rollout", "setup_seconds", "wall", "test_rmse", "test_r2"):  # absent, not null, where none
             if out[late] is None:
                 del out[late]
         return out

@@ -190,8 +190,10 @@ def _check_device(device: str) -> None:
 
 
 def _finish(records: list[Record], out: Path) -> Path:
-    bad = [r for r in records if not r.ok]
-    print(f"specbench: {len(records) - len(bad)} ok, {len(bad)} not ok; records in {out / 'runs'}", file=sys.stderr)
+    bad = [r for r in records if not r.ok and r.status != "n/a"]
+    na = len(records) - len(bad) - sum(r.ok for r in records)  # runs a trainer cannot do: not failures
+    print(f"specbench: {len(records) - len(bad) - na} ok, {len(bad)} not ok" + (f", {na} n/a" if na else "") +
+          f"; records in {out / 'runs'}", file=sys.stderr)
     return out
 
 
@@ -216,6 +218,9 @@ def run_from_args(args) -> Path:
         overrides["seeds"] = args.seeds
     if args.budget:
         overrides["budget_s"], overrides["budgets"] = args.budget, {}
+    if getattr(args, "data", None):  # the user's measurements are the one system, in its one regime
+        params = {**preset.system_params, "file": {"path": str(args.data.resolve())}}
+        overrides.update(systems=["file"], regimes=["dense"], system_params=params)
     preset = replace(preset, **overrides)
     _check_device(args.device)
     with make_executor(args.workers, args.scheduler) as executor:

@@ -23,7 +23,7 @@ from functools import lru_cache
 from typing import Callable
 
 from specbench.job import Job, make_job
-from specbench.plugins import SYSTEMS, TRAINERS, candidate, get_system, record_roles, with_role
+from specbench.plugins import SYSTEMS, TRAINERS, candidate, equation_systems, get_system, record_roles, with_role
 from specbench.presets import load_preset
 from specbench.records import REGIMES, Study, Vocabulary
 
@@ -132,7 +132,7 @@ NOISES = [0.0, 0.01, 0.05]
 
 
 def plan_regimes(size: Size) -> list[Job]:
-    systems = list(SYSTEMS) if size.full else ["oscillator", "lotka-volterra"]
+    systems = equation_systems() if size.full else ["oscillator", "lotka-volterra"]
     trainers = list(TRAINERS) if size.full else with_role("candidate", "baseline")
     budget = 20.0 if size.full else 6.0
     return [_job(size, system, trainer, seed, budget,

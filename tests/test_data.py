@@ -6,11 +6,11 @@ from scipy.integrate import solve_ivp
 
 import specbench.data as data_module
 from specbench.data import dataset_key, generate, make_dataset, save
-from specbench.plugins import SYSTEMS, get_system
+from specbench.plugins import equation_systems, get_system
 from tests.helpers import run_cli
 
 
-@pytest.mark.parametrize("name", SYSTEMS)
+@pytest.mark.parametrize("name", equation_systems())
 def test_cli_data_matches_an_independent_dop853_solution(name, tmp_path):
     """`specbench data` output agrees with DOP853 from each trajectory's first clean state to 1e-6 relative."""
     out = tmp_path / "d.npz"
@@ -147,3 +147,35 @@ def test_bad_cache_file_is_regenerated_not_trusted(tmp_path, monkeypatch, how):
         assert np.array_equal(getattr(again, name), getattr(good, name))
     forbid_generation(monkeypatch)
     assert np.array_equal(make_dataset(s, cache_dir=tmp_path).train, good.train)  # rewritten, readable
+
+
+def test_an_equation_dataset_is_regular_fully_observed_and_input_free():
+    d = generate(get_system("lotka-volterra"), "sparse", seed=0)
+    assert d.regular and d.fully_observed and d.input_free and d.needs == frozenset()
+    runs = d.trajectories("train")
+    assert len(runs) == d.train.shape[0] and all(r.u is None for r in runs)
+    np.testing.assert_array_equal(np.stack([r.y for r in runs]), d.train)
+    np.testing.assert_array_equal(d.trajectories("test")[0].t, d.t_test)
+
+
+def test_measurements_hold_irregular_times_hidden_states_and_inputs():
+    s = get_system("oscillator")
+    runs = [data_module.Trajectory(np.array([0.0, 0.3, 1.1]), np.ones((3, 1)), np.array([0.0, 2.0]), np.ones((2, 1))),
+            data_module.Trajectory(np.array([0.0, 0.5]), np.ones((2, 1)), np.array([0.0, 2.0]), np.ones((2, 1)))]
+    d = data_module.measured(s, runs, runs[:1], outputs=[1], hold="linear")
+    assert not d.regular and d.t is None and d.train is None
+    assert d.needs == frozenset({"inputs", "hidden", "irregular"})
+    assert [len(r.t) for r in d.trajectories("train")] == [3, 2]
+    same = data_module.measured(s, runs[:1], runs[:1], outputs=[0, 1])
+    assert same.regular and same.fully_observed and same.train.shape == (1, 3, 1) and same.needs == {"inputs"}
+
+
+def test_an_input_is_held_by_its_declared_hold_and_never_extrapolated():
+    t_u, u = np.array([0.0, 1.0, 3.0]), np.array([[0.0], [2.0], [6.0]])
+    t = np.array([0.0, 0.5, 1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(data_module.hold_input(t_u, u, t, "zoh")[:, 0], [0, 0, 2, 2, 6])
+    np.testing.assert_allclose(data_module.hold_input(t_u, u, t, "linear")[:, 0], [0, 1, 2, 4, 6])
+    with pytest.raises(ValueError):
+        data_module.hold_input(t_u, u, np.array([3.5]), "zoh")
+    with pytest.raises(ValueError):
+        data_module.hold_input(t_u, u, t, "cubic")

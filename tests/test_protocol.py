@@ -399,3 +399,27 @@ def test_memory_training_keeps_is_counted():
     memory.resume()
     held = np.ones(12_500_000)  # 100 MB, as a training step that keeps it
     assert memory.peak() > 90 * 2 ** 20 and held[0] == 1.0
+
+
+@pytest.mark.parametrize("trainer", ["spectral", "backprop-rk4", "vf-node"])
+def test_a_run_on_data_its_trainer_cannot_use_is_recorded_na_with_the_reason(monkeypatch, trainer, tmp_path):
+    """Hidden states and inputs (the oscillator seen through its velocity, driven): no trainer declares them yet,
+    so the record says "n/a" and why, and it loads; nothing trains and nothing crashes."""
+    import numpy as np
+
+    import specbench.protocol as protocol
+    from specbench.data import Trajectory, measured
+    from specbench.plugins import get_system, get_trainer
+    from specbench.records import Record
+
+    system = get_system("oscillator")
+    t = np.linspace(0, 1, 5)
+    runs = [Trajectory(t, np.zeros((5, 1)), t, np.zeros((5, 1)))]
+    data = measured(system, runs, runs, outputs=[1])
+    monkeypatch.setattr(protocol, "build", lambda job, cache_dir=None, datasets=None: (system, data, None))
+    record = run_job(job(trainer=trainer))
+    assert record.status == "n/a" and record.iterations == 0 and record.test_mse is None
+    assert "cannot learn from hidden states or inputs" in record.error
+    Record.from_dict(json.loads(json.dumps(record.to_dict())))
+    with pytest.raises(Exception, match="cannot learn from"):
+        get_trainer(trainer)(system, data)

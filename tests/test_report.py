@@ -710,3 +710,16 @@ def test_a_verdict_from_fewer_seeds_than_the_reference_is_indicative_and_counted
     assert "✅ holds (indicative)" in text and "**(indicative)**: decided on fewer seeds than the 5" in text
     monkeypatch.setattr(verdicts, "reference_seeds", lambda: 3)
     assert not verdict(records, "C1").indicative and "(indicative)" not in summary(claims(records))[0]
+
+
+def test_a_run_its_trainer_cannot_do_shows_na_with_its_reason_and_decides_no_verdict(tmp_path):
+    """An "n/a" baseline run is listed with its reason and is no entrant: the verdict is the one without it."""
+    records = sweep()
+    na = replace(next(r for r in records if r.trainer != "spectral"), trainer="vf-node", role="rival", status="n/a",
+                 error="VFNode cannot learn from inputs", times_to_targets={k: None for k in records[0].times_to_targets},
+                 time_to_target_s=None, test_mse=None, test_nmse=None, curve=[], iterations=0)
+    write_records(tmp_path, records + [na])
+    text = markdown_tables_only(tmp_path, tmp_path / "out")
+    assert "## Runs a trainer cannot do" in text and "| n/a | VFNode cannot learn from inputs |" in text
+    write_records(tmp_path / "without", records)
+    assert board_rows(text) == board_rows(markdown_tables_only(tmp_path / "without", tmp_path / "out2"))

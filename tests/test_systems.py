@@ -4,7 +4,7 @@ import torch
 from scipy.integrate import solve_ivp
 
 from specbench.data import integrate
-from specbench.plugins import SYSTEMS, get_system
+from specbench.plugins import equation_systems, get_system
 
 
 def dop853(system, x0, t):
@@ -73,7 +73,7 @@ CLOSED_FORMS = {"oscillator": oscillator, "cubic-oscillator": cubic_oscillator, 
                 "lorenz": lorenz, "network": network}
 
 
-@pytest.mark.parametrize("name", SYSTEMS)
+@pytest.mark.parametrize("name", equation_systems())
 def test_vector_field_is_the_systems_equations(name):
     """f, in numpy (rhs_numpy) and in torch (rhs_torch, float64), equals the equations written out in this file,
     at states the system samples and at states far outside them. Every registered system needs its equations

@@ -8,7 +8,7 @@ import torch
 
 from specbench.cli import main
 from specbench.workfile import compare as compare_work
-from specbench.plugins import SYSTEMS
+from specbench.plugins import SYSTEMS, equation_systems
 from specbench.plugins import TRAINERS
 from specbench.work import held_bytes, work, work_table
 from specbench.workfile import REFERENCE, Settings
@@ -96,4 +96,4 @@ def test_committed_reference_covers_every_builtin_pair_with_the_default_settings
     ref = json.loads((Path(__file__).parent.parent / REFERENCE).read_text())
     assert ref["settings"] == asdict(Settings())
     assert {(s, t) for s in ref["values"] for t in ref["values"][s]} == \
-        {(s, t) for s in builtin(SYSTEMS) for t in builtin(TRAINERS)}
+        {(s, t) for s in builtin(SYSTEMS) if s in equation_systems() for t in builtin(TRAINERS)}

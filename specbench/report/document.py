@@ -189,7 +189,8 @@ def build(all_records: list[Record], out_dir: Path, warnings: list[str], command
     claims), the overview of every claim's per-seed ratios, spectral against its rivals (where rivals ran), the
     performance profiles of every trainer, the per-system small multiples, the scaling studies, then the folded
     tables (numbers per cell, every verdict, settings) and what it was made with."""
-    records = [r for r in all_records if not r.study]
+    # a run its trainer cannot do ("n/a": inputs, hidden states, irregular times) is no entrant; listed apart below
+    records = [r for r in all_records if not r.study and r.status != "n/a"]
     studied = [r for r in all_records if r.study]
     refuse_mixed_settings(records)
     verdicts = claims(records) + study_verdicts(studied)
@@ -280,7 +281,13 @@ def build(all_records: list[Record], out_dir: Path, warnings: list[str], command
                          "`" + json.dumps(cfg, sort_keys=True, separators=(",", ":")) + "`"])
     b.append(("details", f"The configuration of each of {len(rows)} (system, regime, trainer) groups",
               [("table", ["system", "regime", "trainer", "seeds", "config"], rows)]))
-    failed = [r for r in all_records if r.status != "ok"]
+    failed = [r for r in all_records if r.status not in ("ok", "n/a")]
+    not_applicable = [r for r in all_records if r.status == "n/a"]
+    if not_applicable:
+        b.append(("h2", "Runs a trainer cannot do"))
+        b.append(("table", ["system", "regime", "trainer", "seed", "status", "why"],
+                  [[r.system, r.regime, r.trainer, str(r.seed), r.status, r.error or ""]
+                   for r in sorted(not_applicable, key=lambda r: (r.system, r.trainer, r.seed))]))
     b.append(("h2", "Failed runs"))
     if failed:
         b.append(("details", f"{len(failed)} runs", [

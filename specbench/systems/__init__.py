@@ -6,6 +6,7 @@ from specbench.systems.base import Regime, System
 from specbench.systems.cubic_oscillator import CubicOscillator
 from specbench.systems.lorenz import Lorenz
 from specbench.systems.lotka_volterra import LotkaVolterra
+from specbench.systems.measured import EMPS, CascadedTanks, MeasuredFile
 from specbench.systems.network import Network
 from specbench.systems.oscillator import Oscillator
 
@@ -15,6 +16,9 @@ BUILTIN: dict[str, type[System]] = {
     "lotka-volterra": LotkaVolterra,
     "lorenz": Lorenz,
     "network": Network,
+    "cascaded-tanks": CascadedTanks,  # measured: Schoukens et al. 2016 (specbench/systems/data/README.md)
+    "emps": EMPS,  # measured: Janot et al. 2019
+    "file": MeasuredFile,  # the user's own measurements: `specbench run --data FILE`
 }
 
 __all__ = ["BUILTIN", "Regime", "System"]

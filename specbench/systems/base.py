@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -40,6 +40,8 @@ class System:
     so the ground truth and the trainers' tests use the very same equations.
     """
 
+    # "equations": data simulated from f; "measured": data read from measurements (specbench.systems.measured)
+    kind: ClassVar[str] = "equations"
     name: str = ""
     dim: int = 0
     t_span: float = 10.0  # length of a training trajectory, in the system's time units

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from specbench.data import Dataset
-from specbench.errors import Diverged
+from specbench.errors import Diverged, UsageError
 from specbench.models import VectorField, build_model, data_scales
 from specbench.systems import System
 from specbench.trainers.settings import (Declaration, Setting, Shape, by_name, check, defaults_of, from_plain,
@@ -39,6 +39,10 @@ class Trainer:
     # (tolerances: a `Joint` axis).
     tuning_grid: ClassVar[dict[str, list]] = {}
     solves_ode: ClassVar[bool] = False
+    # What the trainer can learn from beyond full states of an input-free system on one shared grid
+    # (specbench.data.NEEDS: "inputs", "hidden" states, "irregular" times). Only what its code truly does: a job
+    # whose data need more is recorded "n/a" with the reason (`cannot_use`), never run on a part of its data.
+    learns_from: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -53,6 +57,9 @@ class Trainer:
 
     def __init__(self, system: System, data: Dataset, config: dict | None = None, seed: int = 0,
                  device: str = "cpu"):
+        why = cannot_use(type(self), data)
+        if why:
+            raise UsageError(why)
         self.system, self.data, self.seed = system, data, seed
         self.device = torch.device(device)
         self.config = resolve_config(type(self), config or {})
@@ -106,6 +113,16 @@ SCHEDULES = ("constant", "cosine")  # learning-rate schedules, one mechanism for
 LR = Setting("lr", 1e-2, "Adam learning rate", low=0.0, reach=(1e-5, 1.0), grid=(3e-3, 1e-2, 3e-2), scale="log")
 SCHEDULE = Setting("schedule", "constant", "learning-rate schedule over the budget (Trainer.anneal)", str,
                    choices=SCHEDULES, grid=SCHEDULES)
+
+
+def cannot_use(cls: type[Trainer], data: Dataset) -> str | None:
+    """Why trainer `cls` cannot learn from `data` (one line), or None when it can."""
+    missing = sorted(data.needs - cls.learns_from)
+    if not missing:
+        return None
+    words = {"inputs": "inputs", "hidden": "hidden states", "irregular": "irregular times"}
+    return (f"{cls.__name__} cannot learn from {' or '.join(words[m] for m in missing)} "
+            f"(it learns from: {', '.join(words[w] for w in sorted(cls.learns_from)) or 'full states on one grid, no input'})")
 
 
 def resolve_config(cls: type[Trainer], config: dict, who: str | None = None) -> dict:

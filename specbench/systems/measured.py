@@ -1,0 +1,108 @@
+"""Systems known by their measurements, not their equations: a user's own file (`specbench run --data FILE`) and
+the built-in benchmarks of system identification (cascaded tanks, EMPS). Their data are read, never simulated."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from specbench.measurements import Measurements, Trajectory, read
+from specbench.systems.base import Regime, System
+
+
+@dataclass
+class Measured(System):
+    """A system whose dataset is its measurements. It has one regime, "dense": the data as measured. `dim` is the
+    outputs plus the hidden states; `f` is unknown (there is no ground truth to integrate)."""
+
+    kind: ClassVar[str] = "measured"
+
+    def measurements(self) -> Measurements:
+        raise NotImplementedError
+
+    def _describe(self, m: Measurements) -> None:
+        """Set the states, spans and regime from the measurements."""
+        self.dim = len(m.outputs) + m.hidden
+        self.t_span = float(max(r.t[-1] - r.t[0] for r in m.train))
+        self.test_horizon = float(max(r.t[-1] - r.t[0] for r in m.test))
+        self.regimes = {"dense": Regime(n_train=len(m.train), n_test=len(m.test),
+                                        n_times=max(len(r.t) for r in m.train))}
+
+
+@dataclass
+class MeasuredFile(Measured):
+    """The measurements in a file (docs/data-format.md: CSV, or the NPZ `specbench data` writes)."""
+
+    name: str = "file"
+    path: str = ""
+    regimes: dict = field(default_factory=lambda: {"dense": Regime(0, 0, 0)})
+
+    def __post_init__(self):
+        if self.path:
+            self._describe(self.measurements())
+
+    @property
+    def params(self):
+        return {"path": self.path}
+
+    def measurements(self) -> Measurements:
+        return read(self.path)
+
+
+DATA = Path(__file__).parent / "data"
+
+
+@dataclass
+class CascadedTanks(Measured):
+    """Cascaded tanks (Schoukens et al. 2016): pump voltage in (zero-order hold), the lower tank's level out (V),
+    the upper tank's level hidden; one estimation and one test experiment of 1024 samples at Ts = 4 s."""
+
+    name: str = "cascaded-tanks"
+    dim: int = 2
+    t_span: float = 4092.0
+    test_horizon: float = 4092.0
+    regimes: dict = field(default_factory=lambda: {"dense": Regime(n_train=1, n_test=1, n_times=1024)})
+
+    @property
+    def params(self):
+        return {}
+
+    def measurements(self) -> Measurements:
+        raw = np.genfromtxt(DATA / "cascaded-tanks" / "dataBenchmark.csv", delimiter=",", names=True)
+        ts = float(raw["Ts"][0])
+        t = ts * np.arange(len(raw))
+        runs = [Trajectory(t, raw[y][:, None], t, raw[u][:, None]) for y, u in (("yEst", "uEst"), ("yVal", "uVal"))]
+        return Measurements(runs[:1], runs[1:], ("level",), ("pump",), "zoh", hidden=1)
+
+
+@dataclass
+class EMPS(Measured):
+    """Electro-mechanical positioning system (Janot et al. 2019): motor force in (N, zero-order hold), position out
+    (m), velocity hidden; one estimation and one test experiment, decimated by 5 (5 ms) as Forgione and Piga did."""
+
+    name: str = "emps"
+    dim: int = 2
+    decimate: ClassVar[int] = 5
+    t_span: float = 24.835
+    test_horizon: float = 24.835
+    regimes: dict = field(default_factory=lambda: {"dense": Regime(n_train=1, n_test=1, n_times=4968)})
+
+    @property
+    def params(self):
+        return {}
+
+    def measurements(self) -> Measurements:
+        from scipy.io import loadmat  # EMPS's files alone need it: the readers' commands do not load scipy.io
+
+        runs = []
+        for name in ("DATA_EMPS.mat", "DATA_EMPS_PULSES.mat"):
+            raw = loadmat(DATA / "emps" / name)
+            force = raw["vir"][:, 0] * float(raw["gtau"][0, 0])
+            if "pulses_N" in raw:  # the test experiment's force disturbances act on the system: part of its input
+                force = force + raw["pulses_N"][:, 0].astype(float)
+            keep = self.decimate * np.arange(len(force) // self.decimate)
+            t = raw["t"][keep, 0] - raw["t"][0, 0]
+            runs.append(Trajectory(t, raw["qm"][keep], t, force[keep, None]))
+        return Measurements(runs[:1], runs[1:], ("position",), ("force",), "zoh", hidden=1)

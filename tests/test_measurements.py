@@ -1,0 +1,106 @@
+"""The user's own measurement file (docs/data-format.md): read, written, checked at the door, run from the command
+line without Python."""
+import json
+
+import numpy as np
+import pytest
+
+from specbench.data import as_measurements, generate, make_dataset
+from specbench.errors import UsageError
+from specbench.measurements import read, write_csv
+from specbench.plugins import get_system
+from tests.conftest import run_cli
+
+HEADER = "trajectory,time,y_level,u_pump,split\n"
+GOOD = HEADER + "a,0,1.0,0.5,train\na,1,1.5,0.5,train\na,2.5,1.7,,train\na,3,1.8,0.2,train\n" \
+                "b,0,1.1,0.1,test\nb,0.5,1.2,0.3,test\n"
+
+
+def test_a_dataset_written_as_csv_reads_back_exactly(tmp_path):
+    data = generate(get_system("lotka-volterra"), "sparse", seed=1)
+    write_csv(as_measurements(data), tmp_path / "d.csv")
+    back = make_dataset(get_system("file", path=str(tmp_path / "d.csv")))
+    assert back.regular and back.fully_observed and back.input_free
+    for name in ("t", "train", "t_test", "test"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(data, name))
+
+
+def test_irregular_driven_measurements_read_as_written(tmp_path):
+    (tmp_path / "m.csv").write_text("# hold = linear\n# hidden = 1\n" + GOOD)
+    m = read(tmp_path / "m.csv")
+    assert m.hold == "linear" and m.hidden == 1 and m.outputs == ("level",) and m.inputs == ("pump",)
+    a = m.train[0]
+    np.testing.assert_array_equal(a.t, [0, 1, 2.5, 3])
+    np.testing.assert_array_equal(a.t_u, [0, 1, 3])  # the row without an input is an output sample only
+    data = make_dataset(get_system("file", path=str(tmp_path / "m.csv")))
+    assert data.system.dim == 2 and data.needs == {"inputs", "hidden"}
+    write_csv(m, tmp_path / "again.csv")
+    again = read(tmp_path / "again.csv")
+    np.testing.assert_array_equal(again.train[0].u, a.u)
+
+
+BAD = {
+    "missing column": ("trajectory,time,y_level,u_pump\na,0,1,1\n", "missing column split"),
+    "extra column": (HEADER.replace("split", "speed,split") + "a,0,1,1,9,train\n", "extra column 'speed'"),
+    "nan": (GOOD.replace("1.5", "nan"), "must be finite"),
+    "inf": (GOOD.replace("1.5", "inf"), "must be finite"),
+    "not increasing": (GOOD.replace("a,2.5", "a,0.5"), "times are not increasing"),
+    "one sample": (GOOD + "c,0,1,1,test\n", "a trajectory needs at least two"),
+    "input missing": (GOOD.replace("a,0,1.0,0.5", "a,0,1.0,"), "inputs missing where the zoh hold needs them"),
+    "no test": (GOOD.replace("test", "train"), "no trajectory in the test split"),
+    "non-numeric": (GOOD.replace("1.7", "high"), "'high' is not a number"),
+}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_a_bad_file_is_one_line_and_exit_2_before_anything_is_written(case, tmp_path):
+    text, says = BAD[case]
+    (tmp_path / "bad.csv").write_text(text)
+    with pytest.raises(UsageError, match=says.replace("(", r"\(")):
+        read(tmp_path / "bad.csv")
+    out = tmp_path / "out"
+    proc = run_cli("run", "--data", tmp_path / "bad.csv", "--trainers", "spectral", "--seeds", "1", "--budget", "1",
+                   "--out", out)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and says in proc.stderr
+    assert not out.exists()
+
+
+def test_run_data_trains_on_a_file_and_records_na_where_a_trainer_cannot_learn_from_it(tmp_path):
+    """The CSV `specbench data` writes is a system on the command line: spectral trains on it. A file with inputs
+    and a hidden state is "n/a" for every trainer today, with the reason, and the report shows it."""
+    assert run_cli("data", "oscillator", "--regime", "sparse", "--out", tmp_path / "osc.csv").returncode == 0
+    proc = run_cli("run", "--data", tmp_path / "osc.csv", "--trainers", "spectral", "--seeds", "1", "--budget",
+                   "0.5", "--out", tmp_path / "ok", "--no-report")
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads((tmp_path / "ok" / "runs" / "file__spectral__dense__seed0.json").read_text())
+    assert record["status"] == "ok" and record["config"]["system_params"]["path"].endswith("osc.csv")
+    (tmp_path / "m.csv").write_text("# hidden = 1\n" + GOOD)
+    proc = run_cli("run", "--data", tmp_path / "m.csv", "--trainers", "spectral,vf-node", "--seeds", "1", "--budget",
+                   "0.5", "--out", tmp_path / "na")
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads((tmp_path / "na" / "runs" / "file__vf-node__dense__seed0.json").read_text())
+    assert record["status"] == "n/a" and "cannot learn from hidden states or inputs" in record["error"]
+    assert "0 ok, 0 not ok, 2 n/a" in proc.stderr
+    assert "| n/a | VFNode cannot learn from hidden states or inputs" in (tmp_path / "na" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("other", [["--systems", "oscillator"], ["--regimes", "sparse"]])
+def test_data_is_the_one_system_in_its_one_regime(other, tmp_path):
+    (tmp_path / "m.csv").write_text(GOOD)
+    proc = run_cli("run", "--data", tmp_path / "m.csv", *other, "--out", tmp_path / "out")
+    assert proc.returncode == 2 and "leave out --systems and --regimes" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_the_npz_specbench_data_writes_reads_as_its_arrays_and_a_partial_one_is_one_line(tmp_path):
+    from specbench.data import save
+
+    data = generate(get_system("oscillator"), "sparse", seed=2)
+    save(data, tmp_path / "d.npz")
+    back = make_dataset(get_system("file", path=str(tmp_path / "d.npz")))
+    for name in ("t", "train", "t_test", "test"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(data, name))
+    np.savez(tmp_path / "partial.npz", t=data.t, train=data.train)
+    with pytest.raises(UsageError, match="missing array t_test"):
+        read(tmp_path / "partial.npz")
