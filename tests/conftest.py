@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from specbench.defaults import cores, limit_threads
-from tests.helpers import run_cli  # noqa: F401  (tests on branches made before tests/helpers.py import it from here)
 
 
 @pytest.fixture(autouse=True, scope="session")

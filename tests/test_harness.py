@@ -25,7 +25,7 @@ from specbench.records import WALL_PARTS, Record, targets_for
 from specbench.report.document import markdown_tables_only, wall_blocks
 from specbench.runner import is_done, plan
 from specbench.studies import vocabulary
-from tests.records import make_record, save
+from tests.helpers import make_record, save
 
 ROOT = Path(__file__).resolve().parents[1]
 EVERY_STEP = {"first": 1e-9, "resolution": 0.0, "max_interval": 1e-9}  # the metric after every step

@@ -8,7 +8,7 @@ from specbench.evaluate import output_fit
 from specbench.plugins import equation_systems, get_system
 from specbench.protocol import Job, run_job
 from specbench.systems.measured import DATA
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 
 def test_cascaded_tanks_is_the_lower_level_driven_by_a_held_pump_voltage_every_4_s():

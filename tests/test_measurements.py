@@ -9,7 +9,7 @@ from specbench.data import as_measurements, generate, make_dataset
 from specbench.errors import UsageError
 from specbench.measurements import read, write_csv
 from specbench.plugins import get_system
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 HEADER = "trajectory,time,y_level,u_pump,split\n"
 GOOD = HEADER + "a,0,1.0,0.5,train\na,1,1.5,0.5,train\na,2.5,1.7,,train\na,3,1.8,0.2,train\n" \

@@ -10,7 +10,7 @@ import pytest
 from specbench.protocol import Cadence, Job, run_job
 from specbench.records import CorruptRecord, load, load_dir
 from specbench.records import problems_of
-from tests.records import save
+from tests.helpers import save
 from tests.helpers import one_line_exit_2, run_cli
 
 

@@ -23,8 +23,8 @@ from specbench.presets import load_preset, read_toml
 from specbench.report.document import (README_BEGIN, README_END, markdown_tables_only, sources,
                                        update_readme)
 from specbench.runner import plan
-from tests.conftest import run_cli
-from tests.records import make_record, save, sweep
+from tests.helpers import run_cli
+from tests.helpers import make_record, save, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,7 @@ from specbench.job import make_job
 from specbench.plugins import TRAINERS
 from specbench.presets import load_preset
 from specbench.trainers.settings import Joint, Setting, Shape, by_name, from_plain
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 
 @pytest.mark.parametrize("trainer", TRAINERS.names())

@@ -9,8 +9,8 @@ from specbench.plugins import TRAINERS, get_trainer
 from specbench.records import load
 from specbench.trainers.settings import Shape
 from specbench.tune import POINTS, Cell, Score, design, rank, resolution, score, settings_of, tune, write_tuned
-from tests.conftest import run_cli
-from tests.records import make_record, replace
+from tests.helpers import run_cli
+from tests.helpers import make_record, replace
 
 ROOT = Path(__file__).resolve().parents[1]
 
