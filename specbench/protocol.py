@@ -77,10 +77,6 @@ def run_job(job: Job, evaluate=None, cache_dir=None, datasets: dict | None = Non
     crossings, and its best checkpoint, whose test errors are recorded (a model whose test rollout is too stiff has
     none).
     """
-    return _train(job, evaluate, cache_dir, datasets)
-
-
-def _train(job: Job, evaluate, cache_dir, datasets) -> Record:
     torch.set_num_threads(job.threads)
     evaluate = evaluate or train_metric
     wall = {}  # seconds of wall time by part (specbench.records.WALL_PARTS); the worker adds the rest
