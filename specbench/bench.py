@@ -10,13 +10,12 @@ import os
 
 import torch
 
-from specbench.defaults import default_threads
+from specbench.defaults import default_threads, run_limit
 from specbench.errors import UsageError
 from specbench.executors import run_in_subprocess
 from specbench.job import make_job
 from specbench.plugins import SYSTEMS, TRAINERS
 from specbench.records import Record
-from specbench.runner import SETUP_ALLOWANCE_S
 from specbench.trainers.base import Trainer
 from specbench.work import build_trainer, work
 
@@ -60,5 +59,5 @@ def memory_runs(budget_s: float | None = None) -> dict[tuple[str, str], Record]:
     memory is its own: the records behind the memory tracks (`specbench.measures.peak_memory`)."""
     budget_s = float(budget_s or os.environ.get("SPECBENCH_ASV_BUDGET", 1.0))
     return {(s, t): run_in_subprocess(make_job(s, t, "dense", 0, budget_s=budget_s, threads=threads()),
-                                      budget_s + SETUP_ALLOWANCE_S)
+                                      run_limit(budget_s))
             for s in systems() for t in trainers()}

@@ -5,7 +5,8 @@
   add its own length), and a 20 s run costs about 60 evaluations (their time is not training time). Presets may
   override any of the three.
 - limits on what a command accepts: beyond them a number is a typo, not a request.
-- the gate's default factor and a run's time limit (TIMEOUT_FACTOR x its budget, plus a setup allowance).
+- the gate's default factor and a run's time limit (`run_limit`: TIMEOUT_FACTOR x its budget plus a setup allowance,
+  in CPU seconds of its process, with a wall-clock backstop WALL_BACKSTOP times that).
 - threads: the default (this machine's cores, or what OMP_NUM_THREADS says) and how a run is held to its count.
 """
 from __future__ import annotations
@@ -23,7 +24,15 @@ MAX_THREADS = 1024
 # core a number is a typo, not a request: each is a process of its own, and 1000 of them on 2 cores run 2 at a time.
 MAX_WORKERS_PER_CORE = 4
 GATE_FACTOR = 1.25  # `specbench gate`: a regression is a slowdown beyond this factor and the noise
-TIMEOUT_FACTOR = 3.0  # a run's process is killed after TIMEOUT_FACTOR * budget + the setup allowance
+TIMEOUT_FACTOR = 3.0  # a run's process is killed after TIMEOUT_FACTOR * budget + the setup allowance (CPU seconds)
+# Process start, data generation, the warm-up (the run's own trainer for one step) and the final test rollouts, on
+# top of the budget: the slowest step measured (torchode's adjoint on whole trajectories of 2001 times) takes 46 s.
+SETUP_ALLOWANCE_S = 180.0
+# A run is limited by the CPU time its process uses, which a busy machine does not stretch (issue 36: under a test
+# suite on both cores, a healthy 20 s run's untimed evaluations took 131-172 s of wall time and it was killed as a
+# "timeout"); a process that waits without using the CPU (a deadlock, a sleep) is still killed after WALL_BACKSTOP
+# times its limit in wall-clock seconds: a share of a quarter of a core still finishes.
+WALL_BACKSTOP = 4.0
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")  # read by BLAS at start-up
 
 
@@ -39,6 +48,14 @@ class Cadence:
 
     def next_after(self, t: float) -> float:
         return t + min(max(self.resolution * t, self.first), self.max_interval)
+
+
+def run_limit(budget_s: float, factor: float = TIMEOUT_FACTOR) -> float:
+    """A run's time limit in seconds: `factor` x its budget plus the setup allowance. The executor counts it in CPU
+    seconds of the run's process (per thread it may use) and kills a process that waits longer than WALL_BACKSTOP
+    times it on the wall clock (`specbench.executors.Limit`). Every entry point (sweeps, tuning, studies, asv)
+    uses this one formula."""
+    return factor * budget_s + SETUP_ALLOWANCE_S
 
 
 def cores() -> int:

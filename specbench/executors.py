@@ -31,7 +31,9 @@ from collections import Counter
 from dataclasses import replace
 from typing import Callable
 
-from specbench.defaults import cores, thread_environment
+import psutil
+
+from specbench.defaults import WALL_BACKSTOP, cores, thread_environment
 from specbench.errors import UsageError
 from specbench.io import to_json
 from specbench.job import Job
@@ -40,7 +42,7 @@ from specbench.plugins import TRAINERS, load_plugin
 from specbench.records import WALL_PARTS, CorruptRecord, Record, new_record, parse
 from specbench.worker import BEGAN
 
-Task = tuple[Job, float]  # a job and its timeout in seconds
+Task = tuple[Job, float]  # a job and its time limit in seconds (specbench.defaults.run_limit; see Limit)
 Deliver = Callable[[int, Record], None]  # called on the client with (index of the task, its record)
 
 
@@ -49,6 +51,43 @@ def failure_record(job: Job, status: str, error: str) -> Record:
     for spec in job.plugins:  # its trainer's role, where a plugin's trainer failed on a worker that never loaded it
         load_plugin(spec)
     return new_record(job, TRAINERS[job.trainer].role, status, environment(job.device, job.threads), error)
+
+
+class Limit:
+    """A run's time limit, `seconds` of CPU per thread the job may use, counted on its process and its children
+    from now (a busy machine stretches a run's wall time, not its CPU time: issue 36), with a wall-clock backstop
+    WALL_BACKSTOP times `seconds` for a process that waits without computing (a deadlock, a sleep)."""
+
+    POLL_S = 0.5  # how often the run's CPU time is read
+
+    def __init__(self, pid: int, seconds: float, threads: int):
+        self.seconds, self.cpu = seconds, seconds * max(1, threads)
+        self.wall_end = time.monotonic() + WALL_BACKSTOP * seconds
+        try:
+            self.process = psutil.Process(pid)
+        except psutil.Error:  # already gone: its end is read by the caller
+            self.process = None
+        self.used_before = self._used()
+
+    def _used(self) -> float:
+        try:
+            t = self.process.cpu_times()
+            return t.user + t.system + t.children_user + t.children_system
+        except (psutil.Error, AttributeError):
+            return 0.0
+
+    def wait(self) -> float:
+        """Seconds to wait for the run before asking `exceeded` again."""
+        return max(0.0, min(self.POLL_S, self.wall_end - time.monotonic()))
+
+    def exceeded(self) -> str | None:
+        """Why the run is over its limit, or None."""
+        if self._used() - self.used_before > self.cpu:
+            return f"run did not finish within {self.seconds:.0f} s of CPU time"
+        if time.monotonic() >= self.wall_end:
+            return (f"run did not finish within {WALL_BACKSTOP * self.seconds:.0f} s of wall-clock time "
+                    f"({WALL_BACKSTOP:g}x its limit of {self.seconds:.0f} s)")
+        return None
 
 
 _RUNNING: dict[str, set[subprocess.Popen]] = {}  # sweep id -> the run processes this process has started for it
@@ -82,12 +121,19 @@ def _run_fresh(job: Job, timeout_s: float, sweep: str, began: float) -> Record:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     running = _RUNNING.setdefault(sweep, set())
     running.add(proc)
+    limit, request = Limit(proc.pid, timeout_s, job.threads), json.dumps(job.to_dict())
     try:
-        record, stderr = proc.communicate(json.dumps(job.to_dict()), timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        return failure_record(job, "timeout", f"run did not finish within {timeout_s:.0f} s")
+        while True:
+            try:  # a retried communicate loses no output and sends its input once
+                record, stderr = proc.communicate(request, timeout=limit.wait())
+                break
+            except subprocess.TimeoutExpired:
+                request = None
+                why = limit.exceeded()
+                if why:
+                    proc.kill()
+                    proc.communicate()
+                    return failure_record(job, "timeout", why)
     except BaseException:  # Ctrl-C: the unfinished run leaves no record and is rerun next time
         proc.kill()
         proc.wait()
@@ -136,13 +182,16 @@ class Worker:
             return False
 
     def answer(self, job: Job, timeout_s: float) -> tuple[Record, bool]:
-        """The record of the job it was sent, and whether it can take another: within `timeout_s` seconds, or a
-        `timeout` record; an `error` record where it crashed (its last line on stderr) or the run raised."""
-        fd, line, deadline = self.proc.stdout.fileno(), bytearray(), time.monotonic() + timeout_s
+        """The record of the job it was sent, and whether it can take another: within its limit (`timeout_s`, see
+        Limit), or a `timeout` record; an `error` record where it crashed (its last line on stderr) or the run
+        raised."""
+        fd, line, limit = self.proc.stdout.fileno(), bytearray(), Limit(self.proc.pid, timeout_s, job.threads)
         while not line.endswith(b"\n"):
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                return failure_record(job, "timeout", f"run did not finish within {timeout_s:.0f} s"), False
+            if not select.select([fd], [], [], limit.wait())[0]:
+                why = limit.exceeded()
+                if why:
+                    return failure_record(job, "timeout", why), False
+                continue
             chunk = os.read(fd, 1 << 16)
             if not chunk:
                 self.proc.wait()

@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from specbench.defaults import TIMEOUT_FACTOR, default_threads
+from specbench.defaults import TIMEOUT_FACTOR, default_threads, run_limit
 from specbench.errors import UsageError
 from specbench.executors import Local, Progress, make_executor
 from specbench.io import check_writable, to_json
@@ -27,10 +27,6 @@ from specbench.job import Job, make_job, warn_untuned
 from specbench.presets import Preset, budget_for, load_preset
 from specbench.records import CorruptRecord, Record, load, write
 from specbench.studies import STUDIES, Size, vocabulary
-
-# Process start, data generation, the warm-up (the run's own trainer for one step) and the final test rollouts, on
-# top of the budget: the slowest step measured (torchode's adjoint on whole trajectories of 2001 times) takes 46 s.
-SETUP_ALLOWANCE_S = 180.0
 
 
 def plan(preset: Preset, device: str = "cpu", threads: int | None = None, target: float | None = None) -> list[Job]:
@@ -150,7 +146,7 @@ def _run_unlocked(placed: list[tuple[Job, Path]], timeout_factor: float, executo
         progress.finished(record, executor.busy(), labels[i])
 
     try:
-        executor.run([(placed[i][0], timeout_factor * placed[i][0].budget_s + SETUP_ALLOWANCE_S) for i in todo],
+        executor.run([(placed[i][0], run_limit(placed[i][0].budget_s, timeout_factor)) for i in todo],
                      deliver)
     finally:
         progress.close()

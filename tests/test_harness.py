@@ -189,7 +189,9 @@ def test_time_to_target_does_not_depend_on_whether_the_process_was_fresh_or_pers
 
 
 FAULTY = '''
-    """vf-node, failing on purpose on seeds 1 to 3 (in its warm-up step or its first training step)."""
+    """vf-node, failing on purpose on seeds 1 to 3 (in its warm-up step or its first training step); on seed 4
+    waiting 4 s in its first step without computing (as a run does on a machine with no core free), on seed 5
+    forever."""
     import os
     import sys
     import time
@@ -203,6 +205,11 @@ FAULTY = '''
                 print("faulty: crashed on purpose", file=sys.stderr, flush=True)
                 os._exit(3)
             if self.seed == 2:
+                while True:  # a hang that computes
+                    pass
+            if self.seed == 4 and not self.iteration:
+                time.sleep(4)
+            if self.seed == 5:
                 time.sleep(3600)
             if self.seed == 3 and self.iteration:
                 raise ValueError("broken on purpose")
@@ -235,13 +242,14 @@ def _serving(marker: str) -> list[int]:
 
 def test_a_persistent_worker_that_crashes_hangs_or_raises_costs_that_run_and_the_sweep_goes_on(tmp_path,
                                                                                               monkeypatch):
-    """Six runs on one persistent worker at a time: a crash, a hang (past its timeout) and an exception are each one
-    failure record naming why, and each replaces the worker; the runs after them are ok, and the executor's end
-    leaves no worker behind."""
+    """Runs on one persistent worker at a time: a crash, a hang (past its CPU limit), an exception and a wait past
+    the wall-clock backstop are each one failure record naming why, and each replaces the worker; the runs after
+    them are ok, and the executor's end leaves no worker behind. A run that waits 4 s (a busy machine) with a limit
+    of 3 s is ok: the limit counts CPU time (issue 36)."""
     marker = f"specbench-test-{os.getpid()}-{time.time()}"
     monkeypatch.setenv("SPECBENCH_TEST_MARKER", marker)
-    jobs = faulty_jobs(tmp_path, [0, 1, 0, 2, 3, 0])
-    timeouts = [600, 600, 600, 5, 600, 600]  # the hang runs in a worker already started
+    jobs = faulty_jobs(tmp_path, [0, 1, 0, 2, 3, 0, 4, 5, 0])
+    timeouts = [600, 600, 600, 5, 600, 600, 3, 2, 600]  # the hangs run in a worker already started
     records, pids = {}, []
 
     def deliver(i, record):
@@ -251,21 +259,24 @@ def test_a_persistent_worker_that_crashes_hangs_or_raises_costs_that_run_and_the
     with Local() as local:
         local.run(list(zip(jobs, timeouts)), deliver)
     statuses = [records[i].status for i in range(len(jobs))]
-    assert statuses == ["ok", "error", "ok", "timeout", "error", "ok"], [records[i].error for i in records]
+    assert statuses == ["ok", "error", "ok", "timeout", "error", "ok", "ok", "timeout", "ok"], \
+        [records[i].error for i in records]
     assert "crashed on purpose" in records[1].error
-    assert "within 5 s" in records[3].error
+    assert "within 5 s of CPU time" in records[3].error
+    assert "within 8 s of wall-clock time" in records[7].error and records[6].wall["total"] > 4
     assert records[4].error == "ValueError: broken on purpose"
-    assert all(records[i].wall == {"total": records[i].wall["total"]} for i in (1, 3, 4))
+    assert all(records[i].wall == {"total": records[i].wall["total"]} for i in (1, 3, 4, 7))
     assert all(r.env["process"] == "persistent" for r in records.values())
     # one worker after each run that went well, none after a failure (it is killed), and a new one after each
-    assert [len(p) for p in pids] == [1, 0, 1, 0, 0, 1] and len({pids[0][0], pids[2][0], pids[5][0]}) == 3
+    assert [len(p) for p in pids] == [1, 0, 1, 0, 0, 1, 1, 0, 1] and pids[6] == pids[5]
+    assert len({pids[0][0], pids[2][0], pids[5][0], pids[8][0]}) == 4
     assert _serving(marker) == [] and executors._IDLE == []
 
 
 def test_persistent_runs_on_dask_and_a_crash_there_costs_one_run(tmp_path, monkeypatch):
     marker = f"specbench-test-{os.getpid()}-{time.time()}"
     monkeypatch.setenv("SPECBENCH_TEST_MARKER", marker)
-    jobs = faulty_jobs(tmp_path, [0, 1, 4, 5])
+    jobs = faulty_jobs(tmp_path, [0, 1, 6, 7])
     records = {}
     with Dask(workers=2) as dask_executor:
         dask_executor.run([(job, 600) for job in jobs], records.__setitem__)
