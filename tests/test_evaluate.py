@@ -66,3 +66,33 @@ def test_wrong_field_scores_its_closed_form_errors(field, closed_form):
     mse, nmse, pred = evaluate.test_errors(model, data)
     assert (mse, nmse) == pytest.approx(errors(test_pred, data.test), rel=1e-5)
     np.testing.assert_allclose(pred, test_pred, atol=1e-6)
+
+
+@pytest.mark.parametrize("system_name, activation, gain", [("oscillator", "tanh", 3.0), ("lorenz", "tanh", 3.0),
+                                                           ("network", "softplus", 1.0),
+                                                           ("cubic-oscillator", "silu", 1.0)])
+def test_the_numpy_solver_is_torchdiffeqs_dopri5_to_round_off(system_name, activation, gain):
+    """The common metric's rollouts of a VectorField (specbench.dopri5, numpy) against torchdiffeq's dopri5 on the
+    float64 copy of the same random network, from the system's training states: the same solution to round-off, and
+    the same number of evaluations of the field (the same steps, accepted and rejected)."""
+    from torchdiffeq import odeint
+
+    from specbench.models import build_model, data_scales
+
+    _, data = dataset(system_name)
+    model = build_model(data.train.shape[-1], data_scales(data.t, data.train), {"activation": activation}, seed=3)
+    with torch.no_grad():  # a field with some life in it, not the initial near-zero one (bounded: where a field
+        for p in model.parameters():  # blows up, round-off decides the steps of any two implementations)
+            p.mul_(gain)
+    x0, t = data.train[:, 0], data.t - data.t[0]
+    calls = []
+    ours = evaluate.rollout(model, x0, data.t)
+    with evaluate.evaluation_limit(10 ** 9):
+        field = evaluate.numpy_field(model)
+        evaluate.dopri5.odeint(lambda x: calls.append(1) or field(x), x0, t, evaluate.RTOL, evaluate.ATOL)
+    model64, theirs_calls = evaluate.float64_copy(model), []
+    with torch.no_grad():
+        theirs = odeint(lambda _t, x: theirs_calls.append(1) or model64(_t, x), torch.as_tensor(x0),
+                        torch.as_tensor(t), method="dopri5", rtol=evaluate.RTOL, atol=evaluate.ATOL)
+    assert ours is not None and np.abs(ours).max() < 1e3 and len(calls) == len(theirs_calls) > 50
+    np.testing.assert_allclose(ours, theirs.transpose(0, 1).numpy(), rtol=1e-9, atol=1e-11)
