@@ -1,8 +1,8 @@
-"""Executors: where a sweep's runs happen. A run is a fresh Python process (`python -m specbench.worker`), so its
-memory is its own and a crash or hang ends one run, not the sweep; or, where its job says it needs no process of its
-own (`Job.fresh_process` false: tuning, whose memory no one reads), a persistent worker's (`python -m
-specbench.worker --serve`), which has torch and the trainers imported and the datasets in memory from the runs it
-served before. A persistent worker runs one job at a time under the same timeout, and one that crashes, hangs or
+"""Executors: where a sweep's runs happen. A run is a worker process (`python -m specbench.worker`) started for it
+alone, so its memory is its own and a crash or hang ends one run, not the sweep; or, where its job says it needs no
+process of its own (`Job.fresh_process` false: tuning, whose memory no one reads), a persistent worker's, which has
+torch and the trainers imported and the datasets in memory from the runs it served before. Both speak one protocol
+(specbench.worker). A persistent worker runs one job at a time under the same timeout, and one that crashes, hangs or
 fails a run is replaced: that run is one failure record, the next starts in a new worker. Either way the executor
 adds the run's wall time (`wall.total`, and the rest of it not measured inside the run as `wall.write`).
 
@@ -40,7 +40,6 @@ from specbench.job import Job
 from specbench.machine import environment
 from specbench.plugins import TRAINERS, load_plugin
 from specbench.records import WALL_PARTS, CorruptRecord, Record, new_record, parse
-from specbench.worker import BEGAN
 
 Task = tuple[Job, float]  # a job and its time limit in seconds (specbench.defaults.run_limit; see Limit)
 Deliver = Callable[[int, Record], None]  # called on the client with (index of the task, its record)
@@ -112,53 +111,30 @@ def with_total(record: Record, total: float) -> Record:
 
 
 def _run_fresh(job: Job, timeout_s: float, sweep: str, began: float) -> Record:
-    """The job in a fresh process: the job goes to it on its stdin and the record comes back on its stdout, never
-    through a file, so a run killed however it ends (its own process, or this one, a sweep or a Dask worker, by
-    SIGKILL) leaves nothing behind to clean up."""
-    env = {**os.environ, **thread_environment(job.threads), "SPECBENCH_PARENT_PID": str(os.getpid()),
-           BEGAN: repr(began)}
-    proc = subprocess.Popen([sys.executable, "-m", "specbench.worker"], env=env, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    """The job in a worker started for it alone (its memory is its own), killed once it has answered: its record
+    has come back on its stdout, never through a file, so a run killed however it ends (its own process, or this
+    one, a sweep or a Dask worker, by SIGKILL) leaves nothing behind to clean up, and no interpreter teardown (with
+    torch loaded, about a second) is paid for."""
+    worker = Worker(job.threads, tuple(job.plugins))
     running = _RUNNING.setdefault(sweep, set())
-    running.add(proc)
-    limit, request = Limit(proc.pid, timeout_s, job.threads), json.dumps(job.to_dict())
+    running.add(worker.proc)
     try:
-        while True:
-            try:  # a retried communicate loses no output and sends its input once
-                record, stderr = proc.communicate(request, timeout=limit.wait())
-                break
-            except subprocess.TimeoutExpired:
-                request = None
-                why = limit.exceeded()
-                if why:
-                    proc.kill()
-                    proc.communicate()
-                    return failure_record(job, "timeout", why)
-    except BaseException:  # Ctrl-C: the unfinished run leaves no record and is rerun next time
-        proc.kill()
-        proc.wait()
-        raise
-    finally:
-        running.discard(proc)
-    if proc.returncode == 0:
-        try:
-            return parse(record, "the run's record")
-        except CorruptRecord as exc:
-            return failure_record(job, "error", str(exc)[:300])
-    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
-    why = lines[-1] if lines else f"worker exited with status {proc.returncode}"
-    return failure_record(job, "error", why[:300])
+        worker.send(job, began)
+        return worker.answer(job, timeout_s)[0]
+    finally:  # Ctrl-C: the unfinished run leaves no record and is rerun next time
+        running.discard(worker.proc)
+        worker.close(kill=True)
 
 
 class Worker:
-    """A persistent worker (`python -m specbench.worker --serve`) started from this process, for jobs of one
-    thread count and set of plugins (its BLAS pools are sized at start-up). Its stderr is read as it comes, the
-    last lines kept for the error of a run it crashed in."""
+    """A worker process (`python -m specbench.worker`) started from this process, for jobs of one thread count and
+    set of plugins (its BLAS pools are sized at start-up): for one job (a fresh process) or many (persistent). Its
+    stderr is read as it comes, the last lines kept for the error of a run it crashed in."""
 
     def __init__(self, threads: int, plugins: tuple):
         self.key = (threads, plugins)
         env = {**os.environ, **thread_environment(threads), "SPECBENCH_PARENT_PID": str(os.getpid())}
-        self.proc = subprocess.Popen([sys.executable, "-m", "specbench.worker", "--serve"], env=env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "specbench.worker"], env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.stderr = collections.deque(maxlen=20)
         self.reader = threading.Thread(target=self._read_stderr, daemon=True)

@@ -1,15 +1,12 @@
-"""Runs jobs in this process, for an executor (specbench.executors):
+"""Runs jobs in this process, for an executor (specbench.executors): `python -m specbench.worker` reads one
+request a line on stdin ({"job": {...}, "began": unix time}) and answers each with one line on stdout: the record as
+JSON, or {"error": WHY} where the run raised (the executor then replaces this process). Whatever else a run prints
+goes to stderr. It ends at the end of its input. An executor starts one for a job that needs a process of its own
+(its memory is measured; the executor kills it once it has answered) or keeps one for many jobs that do not
+(`Job.fresh_process` false: torch and the trainers imported once, the datasets kept in memory).
 
-- `python -m specbench.worker < JOB.json > RECORD.json`: one job in this fresh process, the job as JSON on stdin
-  and its record as JSON on stdout (anything else the run prints to stdout is dropped; its stderr is the parent's).
-- `python -m specbench.worker --serve`: a persistent worker, one job after another in this process, for jobs that
-  do not need a process of their own (`Job.fresh_process` false): torch and the trainers are imported once and the
-  datasets kept in memory. It reads one request a line on stdin ({"job": {...}, "began": unix time}) and answers
-  each with one line on stdout: the record as JSON, or {"error": WHY} where the run raised (the executor then
-  replaces this process). It ends at the end of its input.
-
-`began` (or SPECBENCH_BEGAN for a fresh process) is when the executor started the run, so the record's `wall.start`
-counts the process's start and imports, or a persistent worker's wait for them where it was started for this run.
+`began` is when the executor started the run, so the record's `wall.start` counts the process's start and imports,
+or a persistent worker's wait for them where it was started for this run.
 """
 from __future__ import annotations
 
@@ -28,11 +25,8 @@ from specbench.plugins import load_plugin
 from specbench.protocol import run_job
 from specbench.records import Record
 
-BEGAN = "SPECBENCH_BEGAN"  # the environment variable that tells a fresh process when its executor started it
-
-
 def _die_with_parent() -> None:
-    """On Linux, ask the kernel to kill this run when the process that started it dies (a Dask worker killed
+    """On Linux, ask the kernel to kill this worker when the process that started it dies (a Dask worker killed
     mid-run), so no orphan keeps a core busy."""
     if not sys.platform.startswith("linux"):
         return
@@ -62,32 +56,17 @@ def run(job: Job, began: float | None, datasets: dict | None = None) -> Record:
     return dataclasses.replace(record, wall={"start": start, **(record.wall or {})})
 
 
-def main() -> int:
-    _die_with_parent()
-    record_out = os.fdopen(os.dup(1), "w")  # the record's channel to the parent
-    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # whatever else the run prints to stdout goes nowhere
-    job = Job(**json.loads(sys.stdin.read()))
-    began = os.environ.get(BEGAN)
-    try:
-        record = run(job, float(began) if began else None)
-    except KeyboardInterrupt:
-        return 130  # an interrupted run writes nothing: the sweep reruns it
-    record_out.write(to_json(record.to_dict()))
-    record_out.close()  # whole in the parent's pipe before the process ends
-    sys.stderr.flush()
-    os._exit(0)  # no interpreter teardown: with torch loaded it took about a second of every run's wall time
-
-
 def serve() -> int:
-    """The persistent worker's loop (see the module's docstring)."""
+    """The worker's loop (see the module's docstring)."""
     _die_with_parent()
     answers = os.fdopen(os.dup(1), "w")  # the executor's channel; what a run prints goes to stderr instead
     os.dup2(2, 1)
     datasets: dict = {}  # dataset key -> Dataset, kept across runs (specbench.protocol.build)
     for line in sys.stdin:
         request = json.loads(line)
-        try:
-            answer = run(Job(**request["job"]), request["began"], datasets).to_dict()
+        job = Job(**request["job"])
+        try:  # a job with a process of its own keeps no dataset: nothing else will run here
+            answer = run(job, request["began"], None if job.fresh_process else datasets).to_dict()
         except KeyboardInterrupt:
             return 130
         except Exception as exc:  # noqa: BLE001  the run's failure is its record's, as a fresh process's would be
@@ -96,12 +75,13 @@ def serve() -> int:
         # The run's objects go now; what outlives it (modules, caches, the datasets kept) is frozen out of the
         # collector, so the protocol's collections of later runs (before their warm-up and their training, off the
         # clock) look at their own objects only: a full collection of torch's took about 0.3 s, twice a run.
-        gc.collect()
-        gc.freeze()
+        if not job.fresh_process:  # (a fresh process is killed once it has answered)
+            gc.collect()
+            gc.freeze()
         answers.write(to_json(answer, indent=None) + "\n")
         answers.flush()
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(serve() if sys.argv[1:] == ["--serve"] else main())
+    raise SystemExit(serve())
