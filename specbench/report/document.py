@@ -26,8 +26,8 @@ from specbench.studies import vocabulary
 from specbench.verdicts import (CLAIMS, KEPT, MARK, MSE_CLAIM, NOT_REACHED, RIVAL_MEASURES, RIVALS, RIVALS_CLAIM,
                                 SPEEDUP_CLAIM, THRESHOLDS, TRAINING_ONLY, USEFUL_NMSE, USELESS, VERDICTS,
                                 Budget, Verdict, reference_seeds,
-                                baselines_in, budget_checks, claims, fmt, group, median, seed_ratios_by_cell,
-                                trainer_order, versus, with_role)
+                                baselines_in, budget_checks, claims, fmt, group, median, per_cell,
+                                seed_ratios_by_cell, versus, with_role)
 
 
 def write_report(records_dir: Path | str, out_dir: Path | str | None = None,
@@ -471,14 +471,6 @@ def intro(all_records: list[Record], records: list[Record], studied: list[Record
 
 def _count(things, noun: str) -> str:
     return f"{len(things)} {noun}{'' if len(things) == 1 else 's'}"
-
-
-def per_cell(records: list[Record]) -> list[tuple[str, str, dict[str, list[Record]]]]:
-    """(system, regime, {trainer: runs over seeds} in registry order), sorted by system and regime."""
-    groups = group(records)
-    return [(system, regime, {t: groups[(system, regime, t)] for t in
-                              sorted({t for s, g, t in groups if (s, g) == (system, regime)}, key=trainer_order)})
-            for system, regime in sorted({(s, g) for s, g, _ in groups})]
 
 
 def cell_table(per: dict[str, list[Record]]) -> tuple:
