@@ -139,7 +139,7 @@ class Verdict:
     """One claim judged in one setting. `regime` names the setting in the tables (a headline regime, or a study
     and its cell); `column`, `sampling` and `label` place it on the verdict board: its column (default: the claim),
     the regime of the runs behind it (its row with the system; default: `regime`) and, where a board cell holds
-    several verdicts, what tells this one apart."""
+    several verdicts, what tells this one apart. `study`: the scaling study whose section shows it."""
 
     claim: str
     system: str
@@ -151,6 +151,7 @@ class Verdict:
     sampling: str = ""
     label: str = ""
     indicative: str = ""  # why a decided verdict is only indicative (fewer seeds than the reference's); "" if not
+    study: str = ""  # the scaling study that decided it; "" for a headline verdict
 
     @property
     def shown(self) -> str:

@@ -252,7 +252,7 @@ def build(all_records: list[Record], out_dir: Path, warnings: list[str], command
                           f"{sum(len(rs) for rs in per.values())} runs", [cell_table(per)])
               for (system, regime), per in by_cell.items()]
 
-    b += study_blocks(studied, fig_dir)
+    b += study_blocks(studied, verdicts, fig_dir)
     b.append(("h2", "Every verdict"))
     bases = baselines_in(verdicts)
     b.append(("details", f"{len(verdicts)} verdicts: the median per-seed ratio, its range and n against each "

@@ -195,9 +195,10 @@ VERDICTS = {"horizon": horizon_verdicts, "state-size": state_size_verdicts, "ord
 
 
 def study_verdicts(records: list[Record]) -> list[Verdict]:
-    """The verdicts of every study present, and C4 and C5 as not measured where their study is missing."""
+    """The verdicts of every study present (each with its `study`), and C4 and C5 as not measured where their study
+    is missing. The report computes them once and hands them to `study_blocks`."""
     studies = grouped(table(records), "study")
-    out = [v for name, rs in studies.items() for v in VERDICTS.get(name, lambda _: [])(rs)]
+    out = [replace(v, study=name) for name, rs in studies.items() for v in VERDICTS.get(name, lambda _: [])(rs)]
     for claim, study in (("C4", "horizon"), ("C5", "order")):
         if study not in studies:
             out.append(Verdict(claim, "-", "-", "not measured", {},
@@ -366,8 +367,10 @@ BLOCKS = {"horizon": horizon_blocks, "state-size": state_size_blocks, "order": o
           "regimes": regimes_blocks}
 
 
-def study_blocks(records: list[Record], fig_dir: Path) -> list[tuple]:
-    """A section per study present, in BLOCKS order, each with the verdicts it decides (VERDICTS)."""
-    return [blk for name, rs in sorted(grouped(table(records), "study").items(),
-                                       key=lambda kv: list(BLOCKS).index(kv[0]) if kv[0] in BLOCKS else 99)
-            for blk in BLOCKS.get(name, lambda *_: [])(rs, VERDICTS.get(name, lambda _: [])(rs), fig_dir)]
+def study_blocks(records: list[Record], verdicts: list[Verdict], fig_dir: Path) -> list[tuple]:
+    """A section per study present, in BLOCKS order, each with the verdicts it decided (`verdicts`: those
+    `study_verdicts` gave for these records)."""
+    studies = grouped(table(records), "study")
+    return [blk for name in sorted(studies, key=lambda name: list(BLOCKS).index(name) if name in BLOCKS else 99)
+            for blk in BLOCKS.get(name, lambda *_: [])(studies[name], [v for v in verdicts if v.study == name],
+                                                        fig_dir)]
