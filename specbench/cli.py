@@ -22,7 +22,8 @@ from specbench.measurements import read as read_measurements, write_csv
 from specbench.plugins import SYSTEMS, TRAINERS, equation_systems, get_system, use_plugins
 from specbench.presets import PRESETS, load_preset
 from specbench.records import REGIMES
-from specbench.report.document import readme_block, readme_parts, update_readme, write_report
+from specbench.report.document import write_report
+from specbench.report.readme import readme_block, readme_parts, update_readme
 from specbench.studies import STUDIES
 
 

@@ -1,5 +1,5 @@
 """Every run record as a row of one table (a pandas DataFrame): what the report's and the verdicts' groupings are
-group-bys over.
+group-bys over, and the one loader of a sweep's and studies' records.
 
 benchopt keeps its results the same way, a row per run and every plot a query over that table. The columns are
 declared once, here (`COLUMNS`: name, meaning, how a record gives it), and listed in docs/record.md. In memory the
@@ -8,10 +8,11 @@ table also has the column `record`, the `Record` itself, so that a group-by hand
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from specbench import measures
-from specbench.records import Record
+from specbench.records import Record, Vocabulary, load_studies, load_sweep
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -81,3 +82,20 @@ def grouped(frame: pd.DataFrame, by: str | list[str]) -> dict:
     """The group-by every grouping of records is: the value of the column `by` (or the tuple of the columns `by`)
     -> the records with it, groups and records in the frame's order (sort it first for another)."""
     return {key: list(rows["record"]) for key, rows in frame.groupby(by, sort=False, dropna=False)}
+
+
+def load(directory: Path | str, studies=(), vocabulary: Vocabulary | None = None
+         ) -> tuple[list[Record], list[str]]:
+    """The records of a sweep directory (DIR/runs) and of study directories (each a study's DIR/runs or a directory
+    of them), and a warning per file left out: what the report reads. A DIR that holds only study directories
+    (e.g. results/studies) is read as one."""
+    directory = Path(directory)
+    if not (directory / "runs").is_dir() and not any(directory.glob("*.json")) and \
+            any(directory.glob("*/runs")):
+        records, warnings = load_studies(directory, vocabulary)
+    else:
+        records, warnings = load_sweep(directory, vocabulary)
+    for d in studies:
+        more, more_warnings = load_studies(d, vocabulary)
+        records, warnings = records + more, warnings + more_warnings
+    return records, warnings
