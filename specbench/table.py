@@ -1,5 +1,5 @@
-"""Every run record as a row of one table (a pandas DataFrame): what the report's and the verdicts' groupings are
-group-bys over, and the one loader of a sweep's and studies' records.
+"""Every run record as a row of one table (a pandas DataFrame): what `specbench export` writes for a notebook, and
+what the report's and the verdicts' groupings are group-bys over.
 
 benchopt keeps its results the same way, a row per run and every plot a query over that table. The columns are
 declared once, here (`COLUMNS`: name, meaning, how a record gives it), and listed in docs/record.md. In memory the
@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from specbench import measures
+from specbench.errors import UsageError
+from specbench.io import write_bytes_atomic, write_text_atomic
 from specbench.records import Record, Vocabulary, load_studies, load_sweep
 
 if TYPE_CHECKING:
@@ -87,8 +89,8 @@ def grouped(frame: pd.DataFrame, by: str | list[str]) -> dict:
 def load(directory: Path | str, studies=(), vocabulary: Vocabulary | None = None
          ) -> tuple[list[Record], list[str]]:
     """The records of a sweep directory (DIR/runs) and of study directories (each a study's DIR/runs or a directory
-    of them), and a warning per file left out: what the report reads. A DIR that holds only study directories
-    (e.g. results/studies) is read as one."""
+    of them), and a warning per file left out: what the report and `specbench export` read. A DIR that holds only
+    study directories (e.g. results/studies) is read as one."""
     directory = Path(directory)
     if not (directory / "runs").is_dir() and not any(directory.glob("*.json")) and \
             any(directory.glob("*/runs")):
@@ -99,3 +101,30 @@ def load(directory: Path | str, studies=(), vocabulary: Vocabulary | None = None
         more, more_warnings = load_studies(d, vocabulary)
         records, warnings = records + more, warnings + more_warnings
     return records, warnings
+
+
+EXPORTS = (".csv", ".parquet")
+
+
+def export_path(text: str) -> Path:
+    """FILE.csv, or FILE.parquet where pyarrow is installed: `specbench export --out`, checked before any record is
+    read; a UsageError (one line) for anything else."""
+    path = Path(text)
+    if path.suffix.lower() not in EXPORTS:
+        raise UsageError(f"--out {text!r}: give a file ending in {' or '.join(EXPORTS)}")
+    if path.suffix.lower() == ".parquet":
+        try:
+            import pyarrow  # noqa: F401  optional: only Parquet needs it
+        except ImportError:
+            raise UsageError("writing Parquet needs pyarrow, which is not installed: `pip install pyarrow`, or give "
+                             "--out FILE.csv") from None
+    return path
+
+
+def export(records: list[Record], path: Path | str) -> None:
+    """Write the table, one row per record and the COLUMNS (not `record`), to `path` (export_path) atomically."""
+    frame = table(records).drop(columns="record")
+    if export_path(str(path)).suffix.lower() == ".csv":
+        write_text_atomic(path, frame.to_csv(index=False))
+    else:
+        write_bytes_atomic(path, frame.to_parquet(index=False))

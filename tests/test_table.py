@@ -1,10 +1,14 @@
-"""The results table (specbench.table): a row per record, and the group-bys the verdicts read."""
+"""The results table (specbench.table): a row per record, the group-bys the verdicts read, and `specbench export`."""
+import importlib.util
 import math
 from pathlib import Path
 
+import pandas as pd
+import pytest
+
 from specbench.table import COLUMNS, grouped, table
 from specbench.verdicts import group, per_cell
-from tests.helpers import make_record, sweep
+from tests.helpers import make_record, one_line_exit_2, run_cli, sweep, write_records
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,6 +34,44 @@ def test_the_group_bys_keep_seed_order_and_registry_order():
     assert (system, regime) == ("oscillator", "dense")
     assert list(per) == ["spectral", "backprop-rk4", "backprop-dopri5", "adjoint-dopri5"]
     assert grouped(table([]), "trainer") == {}
+
+
+def test_export_csv_round_trips(tmp_path):
+    records = sweep()
+    write_records(tmp_path / "sweep", records)
+    out = tmp_path / "runs.csv"
+    proc = run_cli("export", tmp_path / "sweep", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    back = pd.read_csv(out)
+    assert list(back.columns) == list(COLUMNS) and len(back) == len(records)
+    mine = table(records).drop(columns="record").sort_values(["trainer", "seed"]).reset_index(drop=True)
+    back = back.sort_values(["trainer", "seed"]).reset_index(drop=True)
+    for column in ("system", "trainer", "role", "seed", "time_to_target_s", "test_mse", "memory_bytes", "config"):
+        assert list(back[column]) == list(mine[column]), column
+
+
+def test_export_reads_a_directory_of_studies(tmp_path):
+    out = tmp_path / "studies.csv"
+    assert run_cli("export", ROOT / "results" / "small-reference-studies", "--out", out).returncode == 0
+    back = pd.read_csv(out)
+    assert len(back) > 0 and back["study"].notna().all()
+
+
+def test_export_of_a_missing_directory_is_one_line(tmp_path):
+    one_line_exit_2(run_cli("export", tmp_path / "nowhere", "--out", tmp_path / "x.csv"), "is not a directory")
+
+
+def test_export_to_an_unknown_suffix_is_one_line_before_reading(tmp_path):
+    proc = run_cli("export", tmp_path / "nowhere", "--out", tmp_path / "x.xlsx")
+    one_line_exit_2(proc, "give a file ending in .csv or .parquet", alone=True)
+    assert not (tmp_path / "x.xlsx").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pyarrow") is not None, reason="pyarrow is installed here")
+def test_parquet_without_pyarrow_is_one_line(tmp_path):
+    write_records(tmp_path / "sweep", sweep())
+    one_line_exit_2(run_cli("export", tmp_path / "sweep", "--out", tmp_path / "x.parquet"), "needs pyarrow",
+                    alone=True)
 
 
 def test_every_column_is_documented():
