@@ -86,17 +86,23 @@ def grouped(frame: pd.DataFrame, by: str | list[str]) -> dict:
     return {key: list(rows["record"]) for key, rows in frame.groupby(by, sort=False, dropna=False)}
 
 
+def _only_studies(directory: Path) -> bool:
+    """Whether DIR holds study directories (DIR/*/runs) and no records of its own."""
+    try:
+        return not (directory / "runs").is_dir() and not any(directory.glob("*.json")) and \
+            any(directory.glob("*/runs"))
+    except OSError:  # a name too long to look up: not a directory of studies, and load_sweep says what it is
+        return False
+
+
 def load(directory: Path | str, studies=(), vocabulary: Vocabulary | None = None
          ) -> tuple[list[Record], list[str]]:
     """The records of a sweep directory (DIR/runs) and of study directories (each a study's DIR/runs or a directory
     of them), and a warning per file left out: what the report and `specbench export` read. A DIR that holds only
     study directories (e.g. results/studies) is read as one."""
     directory = Path(directory)
-    if not (directory / "runs").is_dir() and not any(directory.glob("*.json")) and \
-            any(directory.glob("*/runs")):
-        records, warnings = load_studies(directory, vocabulary)
-    else:
-        records, warnings = load_sweep(directory, vocabulary)
+    read = load_studies if _only_studies(directory) else load_sweep
+    records, warnings = read(directory, vocabulary)
     for d in studies:
         more, more_warnings = load_studies(d, vocabulary)
         records, warnings = records + more, warnings + more_warnings
