@@ -22,8 +22,10 @@ from specbench.measurements import read as read_measurements, write_csv
 from specbench.plugins import SYSTEMS, TRAINERS, equation_systems, get_system, use_plugins
 from specbench.presets import PRESETS, load_preset
 from specbench.records import REGIMES
-from specbench.report.document import readme_block, readme_parts, update_readme, write_report
+from specbench.report.document import load, write_report
+from specbench.report.readme import readme_block, readme_parts, update_readme
 from specbench.studies import STUDIES
+from specbench.table import export, export_path
 
 
 class _Parser(argparse.ArgumentParser):
@@ -152,6 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--studies", type=Path, action="append", default=[],
                     help="a study's directory, or a directory of them, whose records join the report (repeatable)")
     rp.add_argument("--readme", type=_readme, help="also write the verdict table into this file's verdict block")
+
+    ex = sub.add_parser("export", help="every run record as one row of a table, for a notebook: CSV, or Parquet "
+                        "with pyarrow (the columns: docs/record.md)", parents=[plugin])
+    ex.add_argument("dir", type=_path, help="a sweep's directory, or a directory of studies")
+    ex.add_argument("--studies", type=Path, action="append", default=[],
+                    help="a study's directory, or a directory of them, whose records join the table (repeatable)")
+    ex.add_argument("--out", type=export_path, required=True, help="FILE.csv or FILE.parquet (with pyarrow)")
 
     g = sub.add_parser("gate", help="exit 1 when CANDIDATE regressed against BASELINE beyond --factor and the "
                        "noise (two sweep directories), or differs at all (two work files)")
@@ -345,6 +354,13 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    records, _ = load(args.dir, args.studies)
+    export(records, args.out)
+    print(f"wrote {len(records)} records to {args.out}")
+    return 0
+
+
 def cmd_gate(args) -> int:
     return gate(args.baseline, args.candidate, args.factor, *([args.alpha] if args.alpha else []))
 
@@ -394,4 +410,4 @@ def _write_work(path: Path, table: dict) -> None:
 
 
 COMMANDS = {"list": cmd_list, "data": cmd_data, "run": cmd_run, "study": cmd_study, "tune": cmd_tune,
-            "report": cmd_report, "gate": cmd_gate, "work": cmd_work}
+            "report": cmd_report, "export": cmd_export, "gate": cmd_gate, "work": cmd_work}

@@ -44,7 +44,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from functools import lru_cache, partial
-from typing import Callable, NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import numpy as np
 
@@ -52,6 +52,10 @@ from specbench import measures
 from specbench.plugins import TRAINERS
 from specbench.presets import load_preset
 from specbench.records import ROLES, Record
+from specbench.table import grouped, table
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SPEEDUP_CLAIM = 10.0  # C1: at least 10x faster to a comparable loss
 MSE_CLAIM = 10.0  # C2: test MSE one order of magnitude smaller
@@ -135,7 +139,7 @@ class Verdict:
     """One claim judged in one setting. `regime` names the setting in the tables (a headline regime, or a study
     and its cell); `column`, `sampling` and `label` place it on the verdict board: its column (default: the claim),
     the regime of the runs behind it (its row with the system; default: `regime`) and, where a board cell holds
-    several verdicts, what tells this one apart."""
+    several verdicts, what tells this one apart. `study`: the scaling study whose section shows it."""
 
     claim: str
     system: str
@@ -147,6 +151,7 @@ class Verdict:
     sampling: str = ""
     label: str = ""
     indicative: str = ""  # why a decided verdict is only indicative (fewer seeds than the reference's); "" if not
+    study: str = ""  # the scaling study that decided it; "" for a headline verdict
 
     @property
     def shown(self) -> str:
@@ -183,20 +188,23 @@ def exponent(points) -> float:
     return float(np.polyfit(np.log([p[0] for p in xy]), np.log([p[1] for p in xy]), 1)[0])
 
 
+def ordered(records: list[Record]) -> pd.DataFrame:
+    """The records' table (specbench.table) in the order every comparison reads it: by system and regime, the
+    trainers in registry order, each trainer's runs by seed."""
+    t = table(records)
+    return t.assign(order=t["trainer"].map(trainer_order)).sort_values(["system", "regime", "order", "seed"],
+                                                                       kind="stable")
+
+
 def group(records: list[Record]) -> dict[tuple[str, str, str], list[Record]]:
     """(system, regime, trainer) -> records over seeds, ordered by seed."""
-    out = defaultdict(list)
-    for r in records:
-        out[(r.system, r.regime, r.trainer)].append(r)
-    return {k: sorted(v, key=lambda r: r.seed) for k, v in out.items()}
+    return grouped(ordered(records), ["system", "regime", "trainer"])
 
 
-def by_cell(records: list[Record]) -> dict[tuple[str, str], list[Record]]:
-    """(system, regime) -> its records, every trainer's."""
-    out = defaultdict(list)
-    for r in records:
-        out[(r.system, r.regime)].append(r)
-    return dict(out)
+def per_cell(records: list[Record]) -> list[tuple[str, str, dict[str, list[Record]]]]:
+    """(system, regime, {trainer: runs over seeds} in registry order), sorted by system and regime."""
+    return [(system, regime, grouped(cell, "trainer"))
+            for (system, regime), cell in ordered(records).groupby(["system", "regime"], sort=False)]
 
 
 class SeedRatio(NamedTuple):
@@ -354,7 +362,7 @@ class Budget:
 def budget_checks(records: list[Record]) -> list[tuple[str, str, Budget]]:
     """(system, regime, its Budget for C1) for each headline (system, regime) with spectral runs, sorted: the budget
     is the median of all its records' budgets, spectral's time its median time to target (first crossing)."""
-    in_cell = by_cell(records)
+    in_cell = grouped(table(records), ["system", "regime"])
     return [(system, regime, Budget(median_budget(in_cell[(system, regime)]), median_time(spec)))
             for system, regime, spec, _ in cells(records) if spec]
 
@@ -466,15 +474,9 @@ def cells(records: list[Record], role: str = "baseline"
     """The headline comparisons: (system, regime, spectral's runs or None, {trainer of `role`: runs} in registry
     order), sorted by system and regime. What the verdicts and the overview figures both iterate over: with the
     default role, against the paper's baselines; with "rival", against the rivals."""
-    groups = group(records)
-    spectral = candidate(records)
-    roles = roles_in(records)
-    out = []
-    for system, regime in sorted({(s, g) for s, g, _ in groups}):
-        bases = {t: groups[(s, g, t)] for s, g, t in groups if (s, g) == (system, regime) and roles[t] == role}
-        out.append((system, regime, groups.get((system, regime, spectral)),
-                    dict(sorted(bases.items(), key=lambda kv: trainer_order(kv[0])))))
-    return out
+    spectral, roles = candidate(records), roles_in(records)
+    return [(system, regime, per.get(spectral), {t: rs for t, rs in per.items() if roles[t] == role})
+            for system, regime, per in per_cell(records)]
 
 
 def median_test_nmse(runs: list[Record]) -> dict[str, float]:
@@ -530,7 +532,8 @@ NEED_A_USEFUL_MODEL = ("C1", KEPT, "C2", RIVALS)  # "no useful model" where no t
 def useless_cells(records: list[Record]) -> dict[tuple[str, str], str]:
     """(system, regime) -> why no trainer learned a useful model there (`no_useful_model`), for the cells where none
     did."""
-    return {cell: why for cell, runs in by_cell(records).items() if (why := no_useful_model(runs))}
+    in_cell = grouped(table(records), ["system", "regime"])
+    return {cell: why for cell, runs in in_cell.items() if (why := no_useful_model(runs))}
 
 
 DECIDED = ("holds", TRAINING_ONLY, "fails")  # the verdicts that decide a claim, one way or the other

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from specbench.report.document import README_BEGIN, README_END, markdown_tables_only, readme_block
+from specbench.report.document import markdown_tables_only
+from specbench.report.readme import README_BEGIN, README_END, readme_block
 from specbench.records import load
 from specbench.studies import vocabulary
 from tests.helpers import ratios_outside_their_spread, replace, save

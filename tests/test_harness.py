@@ -22,7 +22,8 @@ from specbench.job import Job
 from specbench.presets import load_preset
 from specbench.protocol import KEPT_DATASETS, build, keep
 from specbench.records import WALL_PARTS, Record, targets_for
-from specbench.report.document import markdown_tables_only, wall_blocks
+from specbench.report.document import markdown_tables_only
+from specbench.report.sections import wall_blocks
 from specbench.runner import is_done, plan
 from specbench.studies import vocabulary
 from tests.helpers import make_record, save

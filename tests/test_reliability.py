@@ -20,8 +20,8 @@ from specbench.defaults import MAX_WORKERS_PER_CORE, cores
 from specbench.errors import UsageError
 from specbench.plugins import load_plugin
 from specbench.presets import load_preset, read_toml
-from specbench.report.document import (README_BEGIN, README_END, markdown_tables_only, sources,
-                                       update_readme)
+from specbench.report.document import markdown_tables_only, sources
+from specbench.report.readme import README_BEGIN, README_END, update_readme
 from specbench.runner import plan
 from tests.helpers import run_cli
 from tests.helpers import make_record, save, sweep

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from specbench import measures, verdicts
-from specbench.report.document import markdown_tables_only, render_html, render_markdown, write_report
+from specbench.report.document import markdown_tables_only, write_report
+from specbench.report.render import render_html, render_markdown
 from specbench.report.board import board, summary
 from specbench.verdicts import (MARK, Ratio, SeedRatio, claims, median, seed_ratios_by_cell, speedup, summarise,
                                 versus)
@@ -249,7 +250,7 @@ def test_the_board_shows_every_verdict_in_its_cell(tmp_path):
     write_records(tmp_path, records)
     rows = board_rows(write_report(tmp_path, tmp_path / "out")[0].read_text())
     assert rows["claim"] == ["lorenz sparse", "oscillator dense"]
-    from specbench.report.document import EMOJI
+    from specbench.report.render import EMOJI
     for v in verdicts:
         assert rows[v.claim][bd.rows.index((v.system, v.regime))] == f"{EMOJI[v.verdict]} {v.verdict}"
     assert rows["C2"] == ["❌ fails", "✅ holds"]
@@ -313,7 +314,7 @@ def test_rollouts_missing_values_and_folds(tmp_path):
 
 
 def test_the_board_and_its_marks_cover_every_verdict_value():
-    from specbench.report.document import EMOJI
+    from specbench.report.render import EMOJI
     from specbench.report.figures import VERDICT_COLOUR
     from specbench.verdicts import VERDICTS
 
@@ -333,7 +334,7 @@ def with_rivals(vf=(2.0, 2.4, 1.6), vf_mse=2e-3, shooting=(None, None, None), sh
 def test_the_summary_and_the_readme_block_say_how_spectral_fares_against_its_rivals(tmp_path):
     """Where rivals ran, the summary has a line for the rivals verdict after the paper's five, and the README's
     generated block carries that summary and the ranking of the performance profiles, from the records."""
-    from specbench.report.document import readme_block
+    from specbench.report.readme import readme_block
 
     records = with_rivals(vf=(0.5, 0.6, 0.4))  # vf-node twice as fast as spectral on every seed
     lines = summary(claims(records))

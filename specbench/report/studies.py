@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,31 +17,23 @@ from specbench import measures
 from specbench.records import Record, Study
 from specbench.report import figures
 from specbench.studies import MINIBATCH, WHOLE
+from specbench.table import grouped, table
 from specbench.verdicts import (MARK, NOT_REACHED, Ratio, Verdict, candidate, claims, exponent, fmt, median,
                                 trainer_order, with_role)
 
 
-
-def by_study(records: list[Record]) -> dict[str, list[Record]]:
-    out = defaultdict(list)
-    for r in records:
-        out[r.study.name].append(r)
-    return dict(out)
-
-
 def series_points(records: list[Record], value, unreached: bool = False) -> dict[str, list[tuple[float, float | None]]]:
-    """series -> [(swept value, median over seeds of value(record))], sorted by the swept value. A None is no
+    """series -> [(swept value, median over seeds of value(record))], the series in registry order of their
+    trainers, each sorted by the swept value: a group-by of the records' table on (series, value). A None is no
     value (left out of the median), or with `unreached` a time never reached (+inf in the median, as in the
     headline tables)."""
-    cells, base = defaultdict(list), {}
-    for r in records:
-        cells[(r.study.series, float(r.study.value))].append(value(r))
-        base[r.study.series] = r.study.base
-    out = defaultdict(list)
-    for (series, x), vs in sorted(cells.items(), key=lambda kv: (trainer_order(base[kv[0][0]]), kv[0][0], kv[0][1])):
-        present = vs if unreached else [v for v in vs if v is not None]
-        out[series].append((x, median(present) if present else None))
-    return dict(out)
+    t = table(records).assign(order=[trainer_order(r.study.base) for r in records])
+    out: dict[str, list] = {}
+    for (series, x), rows in t.sort_values(["order", "series", "value"]).groupby(["series", "value"], sort=False):
+        values = [value(r) for r in rows["record"]]
+        present = values if unreached else [v for v in values if v is not None]
+        out.setdefault(series, []).append((float(x), median(present) if present else None))
+    return out
 
 
 def fmt_exponent(x: float | None) -> str:
@@ -204,9 +195,10 @@ VERDICTS = {"horizon": horizon_verdicts, "state-size": state_size_verdicts, "ord
 
 
 def study_verdicts(records: list[Record]) -> list[Verdict]:
-    """The verdicts of every study present, and C4 and C5 as inconclusive where their study is missing."""
-    studies = by_study(records)
-    out = [v for name, rs in studies.items() for v in VERDICTS.get(name, lambda _: [])(rs)]
+    """The verdicts of every study present (each with its `study`), and C4 and C5 as not measured where their study
+    is missing. The report computes them once and hands them to `study_blocks`."""
+    studies = grouped(table(records), "study")
+    out = [replace(v, study=name) for name, rs in studies.items() for v in VERDICTS.get(name, lambda _: [])(rs)]
     for claim, study in (("C4", "horizon"), ("C5", "order")):
         if study not in studies:
             out.append(Verdict(claim, "-", "-", "not measured", {},
@@ -375,8 +367,10 @@ BLOCKS = {"horizon": horizon_blocks, "state-size": state_size_blocks, "order": o
           "regimes": regimes_blocks}
 
 
-def study_blocks(records: list[Record], fig_dir: Path) -> list[tuple]:
-    """A section per study present, in BLOCKS order, each with the verdicts it decides (VERDICTS)."""
-    return [blk for name, rs in sorted(by_study(records).items(), key=lambda kv: list(BLOCKS).index(kv[0])
-                                       if kv[0] in BLOCKS else 99)
-            for blk in BLOCKS.get(name, lambda *_: [])(rs, VERDICTS.get(name, lambda _: [])(rs), fig_dir)]
+def study_blocks(records: list[Record], verdicts: list[Verdict], fig_dir: Path) -> list[tuple]:
+    """A section per study present, in BLOCKS order, each with the verdicts it decided (`verdicts`: those
+    `study_verdicts` gave for these records)."""
+    studies = grouped(table(records), "study")
+    return [blk for name in sorted(studies, key=lambda name: list(BLOCKS).index(name) if name in BLOCKS else 99)
+            for blk in BLOCKS.get(name, lambda *_: [])(studies[name], [v for v in verdicts if v.study == name],
+                                                        fig_dir)]
