@@ -72,7 +72,7 @@ def main(argv=None) -> int:
         print(f"overhead: no run records under {args.directory}", file=sys.stderr)
         return 2
     workers = args.workers or max((r.env.get("workers") or 1 for r in records), default=1)
-    budgets = sum(r.budget for r in records)
+    budgets = sum(r.budget_s for r in records)
     wall = args.wall if args.wall is not None else file_wall(args.directory, records, files)
     source = "measured" if args.wall is not None else "from the files' times"
     print(f"{args.directory}: {len(records)} runs, {budgets:.1f} s of budgets on {workers} worker"

@@ -74,9 +74,9 @@ def nfe(r: Record) -> float | None:
     return r.nfe_per_iteration
 
 
-def budget(r: Record) -> float:
+def budget_s(r: Record) -> float:
     """The training seconds the run was given (what a baseline that never arrived is bounded by)."""
-    return r.budget
+    return r.budget_s
 
 
 LOST = "lost"  # wall time of runs that ended without a record of their own (crashed, timed out): their total only
@@ -92,13 +92,13 @@ class WallTime:
     untimed: int
     parts: dict
     total: float
-    budgets: float
+    budget_s: float  # the sum of the runs' budget_s
 
     @property
     def overhead(self) -> float | None:
         """Wall time on the workers over the training time bought: a sweep on W workers takes about this times
         its budgets / W."""
-        return self.total / self.budgets if self.budgets else None
+        return self.total / self.budget_s if self.budget_s else None
 
 
 def wall_time(records: list[Record]) -> WallTime:
@@ -107,4 +107,4 @@ def wall_time(records: list[Record]) -> WallTime:
     parts = {p: sum(r.wall.get(p, 0.0) for r in timed) for p in WALL_PARTS}
     parts[LOST] = sum(r.wall["total"] for r in timed if not set(r.wall) & set(WALL_PARTS))
     return WallTime(len(timed), len(records) - len(timed), parts, sum(r.wall["total"] for r in timed),
-                    sum(budget(r) for r in timed))
+                    sum(budget_s(r) for r in timed))

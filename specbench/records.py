@@ -203,8 +203,9 @@ class Record:
         return {k: target_key(self.target_loss * k) for k in TARGET_FACTORS}
 
     @property
-    def budget(self) -> float:
-        """The training seconds the run was given (what a baseline that never arrived is bounded by)."""
+    def budget_s(self) -> float:
+        """The training seconds the run was given, its config's `budget_s` (what a baseline that never arrived is
+        bounded by); a record without one, its training seconds."""
         b = self.config.get("budget_s")
         return float(b) if b is not None else float(self.train_seconds)
 
@@ -345,8 +346,8 @@ def problems_of(raw, vocabulary: Vocabulary | None = None) -> list[str]:
                                           for k, v in wall.items()):
         problems.append(f"'wall' must map {', '.join(WALL_PARTS)} and total to seconds (>= 0)")
     config = raw.get("config")
-    budget = config.get("budget_s") if isinstance(config, dict) else None
-    if budget is not None and not (finite_number(budget) and budget >= 0):
+    budget_s = config.get("budget_s") if isinstance(config, dict) else None
+    if budget_s is not None and not (finite_number(budget_s) and budget_s >= 0):
         problems.append("'config.budget_s' must be a number >= 0")
     return problems
 

@@ -24,7 +24,7 @@ from specbench.errors import UsageError
 from specbench.executors import Local, Progress, make_executor
 from specbench.io import check_writable, to_json
 from specbench.job import Job, make_job, warn_untuned
-from specbench.presets import Preset, budget_for, load_preset
+from specbench.presets import Preset, budget_s_for, load_preset
 from specbench.records import CorruptRecord, Record, load, write
 from specbench.studies import STUDIES, Size, vocabulary
 
@@ -36,7 +36,7 @@ def plan(preset: Preset, device: str = "cpu", threads: int | None = None, target
     jobs = []
     for s in preset.systems:
         for r in preset.regimes:
-            made = [make_job(s, tr, r, 0, budget_s=budget_for(preset, s, r), preset=preset, target=target,
+            made = [make_job(s, tr, r, 0, budget_s=budget_s_for(preset, s, r), preset=preset, target=target,
                              device=device, threads=threads) for tr in preset.trainers]
             jobs += [job.with_seed(seed) for seed in range(preset.seeds) for job in made]
     return jobs

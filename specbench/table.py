@@ -45,7 +45,7 @@ COLUMNS: dict[str, tuple[str, Callable[[Record], object]]] = {
     "variable": ("the variable the study sweeps", _study("variable")),
     "value": ("its value in this run", lambda r: float(r.study.value) if r.study else None),
     "series": ("the study's series: a trainer, or a trainer and its variant", _study("series")),
-    "budget_s": ("the training seconds the run was given", measures.budget),
+    "budget_s": ("the training seconds the run was given", measures.budget_s),
     "target_loss": ("the system's target for the common metric", lambda r: r.target_loss),
     "time_to_3x_target_s": ("first crossing of 3x the target (training seconds)", _time(3.0)),
     "time_to_target_s": ("first crossing of the target: C1's time", measures.time_to_target),

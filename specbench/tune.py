@@ -48,7 +48,7 @@ from specbench.executors import Local
 from specbench.io import write_text_atomic
 from specbench.job import make_job
 from specbench.plugins import get_system, get_trainer
-from specbench.presets import Preset, budget_for, load_preset, read_toml
+from specbench.presets import Preset, budget_s_for, load_preset, read_toml
 from specbench.records import Record
 from specbench.runner import run_jobs
 from specbench.trainers.settings import Shape, axes_of, by_name
@@ -247,7 +247,7 @@ def tune(cells: list[Cell], trainers: list[str], out: Path, threads: int | None,
         rung = rungs[r]
         placed, keys, labels = [], [], []
         for (cell, trainer), pts in points.items():
-            budget = cell.budget_s * rung.share
+            budget_s = cell.budget_s * rung.share
             for point in pts:
                 if (cell, trainer, r, repr(point)) in scores:
                     continue
@@ -255,10 +255,10 @@ def tune(cells: list[Cell], trainers: list[str], out: Path, threads: int | None,
                 for seed in range(TUNING_SEED, TUNING_SEED + rung.seeds):
                     # the point over the trainer's defaults alone: nothing tuned before, no preset's settings; in a
                     # persistent worker's process: tuning reads no memory, and pays imports and data once
-                    job = make_job(cell.system, trainer, cell.regime, seed, budget_s=budget, threads=threads,
+                    job = make_job(cell.system, trainer, cell.regime, seed, budget_s=budget_s, threads=threads,
                                    preset=preset, config=settings_of(point), from_defaults=True,
                                    fresh_process=False)
-                    where = out / cell.system / cell.regime / trainer / f"{tag}@{budget:.4g}s" / "runs" / job.name
+                    where = out / cell.system / cell.regime / trainer / f"{tag}@{budget_s:.4g}s" / "runs" / job.name
                     placed.append((job, where))
                     keys.append((cell, trainer, r, repr(point)))
                     labels.append(label(point))
@@ -332,7 +332,7 @@ def cells_of(preset: Preset, systems: list[str] | None, regimes: list[str] | Non
              budget_s: float | None) -> list[Cell]:
     """The cells to tune: the preset's systems and regimes (or those given), each with the preset's budget for
     it (or `budget_s` for all)."""
-    return [Cell(s, r, float(budget_s) if budget_s else budget_for(preset, s, r))
+    return [Cell(s, r, float(budget_s) if budget_s else budget_s_for(preset, s, r))
             for s in systems or preset.systems for r in regimes or preset.regimes]
 
 

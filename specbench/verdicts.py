@@ -268,10 +268,10 @@ def paired(spec: list[Record], base: list[Record], value: Callable[[Record], flo
 TimeOf = Callable[[Record], float | None]  # a time measure of a run (specbench.measures); None: not reached
 
 
-def _time_bound(r: Record) -> float:
+def _trained_s(r: Record) -> float:
     """What a baseline that never reached the target is bounded by: the seconds it trained (its budget if it
     failed)."""
-    return r.train_seconds if r.status == "ok" else measures.budget(r)
+    return r.train_seconds if r.status == "ok" else measures.budget_s(r)
 
 
 @dataclass(frozen=True)
@@ -295,7 +295,7 @@ def speed_ratios(spec: list[Record], base: list[Record], time: TimeOf = measures
                  ) -> list[SeedRatio]:
     """C1's per-seed ratios of `time` (default the time to target, the first crossing; C1 kept: the sustained time),
     the training seconds of the run that missed a seed bounding it (seed_ratios)."""
-    return seed_ratios(spec, base, time, bound=_time_bound)
+    return seed_ratios(spec, base, time, bound=_trained_s)
 
 
 def speedup(spec: list[Record], base: list[Record], time: TimeOf = measures.time_to_target) -> Ratio:
@@ -317,18 +317,18 @@ def median_time(runs: list[Record], time: TimeOf = measures.time_to_target) -> f
     return median(time(r) for r in runs)
 
 
-def median_budget(runs: list[Record]) -> float:
-    """The budget of a set of runs: the median of their training budgets."""
-    return median(measures.budget(r) for r in runs)
+def median_budget_s(runs: list[Record]) -> float:
+    """The budget of a set of runs: the median of their budget_s."""
+    return median(measures.budget_s(r) for r in runs)
 
 
 @dataclass(frozen=True)
 class Budget:
     """Whether a budget can decide a speed claim (docs/design.md: at least `factor` x spectral's median time, so that a
-    baseline either arrives or leaves a lower bound >= `factor`): `seconds` the budget, `spectral` spectral's median
-    time (inf: not reached in the median; then `seconds` is spectral's budget)."""
+    baseline either arrives or leaves a lower bound >= `factor`): `budget_s` the budget, `spectral` spectral's median
+    time (inf: not reached in the median; then `budget_s` is spectral's budget)."""
 
-    seconds: float
+    budget_s: float
     spectral: float
     factor: float = SPEEDUP_CLAIM
     speed: Speed = SPEEDS["C1"]
@@ -345,15 +345,15 @@ class Budget:
 
     @property
     def decides(self) -> bool:
-        return self.needed <= self.seconds
+        return self.needed <= self.budget_s
 
     def deciding(self) -> str:
         """The budget that would decide a claim this budget left open, in words."""
         if not self.reached:
-            return (f"a budget of more than {fmt(self.seconds)} s would decide it: spectral has not "
-                    f"{self.speed.reached} within {fmt(self.seconds)} s")
+            return (f"a budget of more than {fmt(self.budget_s)} s would decide it: spectral has not "
+                    f"{self.speed.reached} within {fmt(self.budget_s)} s")
         if self.decides:  # enough for spectral's median, not for a seed on which spectral was slower
-            return (f"a budget of more than {fmt(self.seconds)} s would decide it: {fmt(self.seconds)} s is at least "
+            return (f"a budget of more than {fmt(self.budget_s)} s would decide it: {fmt(self.budget_s)} s is at least "
                     f"{self.factor:g}x spectral's median {self.speed.words}, but not on every seed")
         return (f"a budget of {fmt(self.needed)} s ({self.factor:g}x spectral's median {self.speed.words}) would "
                 "decide it")
@@ -363,7 +363,7 @@ def budget_checks(records: list[Record]) -> list[tuple[str, str, Budget]]:
     """(system, regime, its Budget for C1) for each headline (system, regime) with spectral runs, sorted: the budget
     is the median of all its records' budgets, spectral's time its median time to target (first crossing)."""
     in_cell = grouped(table(records), ["system", "regime"])
-    return [(system, regime, Budget(median_budget(in_cell[(system, regime)]), median_time(spec)))
+    return [(system, regime, Budget(median_budget_s(in_cell[(system, regime)]), median_time(spec)))
             for system, regime, spec, _ in cells(records) if spec]
 
 
@@ -388,13 +388,13 @@ def _speed_findings(spec: list[Record], bases: dict[str, list[Record]], threshol
         elif r.value < threshold and not r.lower:
             fails.append(f"{r} against {b}")
         elif r.value < threshold:
-            bounds[f"{r} against {b}"] = median_budget(runs)
+            bounds[f"{r} against {b}"] = median_budget_s(runs)
         elif r.upper:  # an upper bound at or over the threshold (spectral's seeds bounded by longer budgets)
             why_open.append(f"{r} against {b} is an upper bound (spectral has not {speed.reached} on some seed)")
     if neither:
         names = neither[0] if len(neither) == 1 else f"any of {', '.join(neither)}"
         why_open += [f"neither spectral nor {names} {speed.reaches}",
-                     Budget(median_budget(spec), ts, threshold, speed).deciding()]
+                     Budget(median_budget_s(spec), ts, threshold, speed).deciding()]
     if bounds:
         why_open += [f"lower bounds under {threshold:g}x (the other has not {speed.reached} on some seed): "
                      + ", ".join(bounds), Budget(max(bounds.values()), ts, threshold, speed).deciding()]

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from specbench.presets import Preset, budget_for, check
+from specbench.presets import Preset, budget_s_for, check
 from specbench.errors import UsageError
 from specbench.records import first_crossing, load, problems_of, sustained
 from specbench.studies import vocabulary
@@ -84,7 +84,7 @@ def paper_like(**kw) -> Preset:
 def test_a_preset_gives_each_system_and_regime_its_budget():
     preset = paper_like(budgets={"oscillator": {"sparse": 5}})
     check(preset, "p")
-    assert budget_for(preset, "oscillator", "sparse") == 5.0 and budget_for(preset, "oscillator", "dense") == 20.0
+    assert budget_s_for(preset, "oscillator", "sparse") == 5.0 and budget_s_for(preset, "oscillator", "dense") == 20.0
 
 
 @pytest.mark.parametrize("budgets", [{"lorenz": {"dense": 5}}, {"oscillator": {"medium": 5}},

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 import specbench.tune as tune_module
-from specbench.presets import budget_for, load_preset, read_toml, tuned_settings
+from specbench.presets import budget_s_for, load_preset, read_toml, tuned_settings
 from specbench.plugins import TRAINERS, get_trainer
 from specbench.records import load
 from specbench.trainers.settings import Shape
@@ -298,7 +298,7 @@ def test_the_reference_runs_on_settings_tuned_for_each_of_its_cells_with_the_evi
     tuned = tuned_settings(preset)
     for system in preset.systems:
         for regime in preset.regimes:
-            budget = budget_for(preset, system, regime)
+            budget = budget_s_for(preset, system, regime)
             for trainer in preset.trainers:
                 entry = tuned.get(system, {}).get(regime, {}).get(trainer)
                 where = f"{system} / {regime} / {trainer}"

@@ -135,7 +135,7 @@ def tuned_settings(preset: Preset | None = None) -> dict:
     return _TUNED[path][1]
 
 
-def budget_for(preset: Preset, system: str, regime: str) -> float:
+def budget_s_for(preset: Preset, system: str, regime: str) -> float:
     """The training seconds of a run of `system` in `regime`: its [budgets] entry, else budget_s."""
     return float(preset.budgets.get(system, {}).get(regime, preset.budget_s))
 

@@ -65,7 +65,7 @@ def wall_blocks(records: list[Record]) -> list[tuple]:
     for name, runs in sweeps.items():
         w = measures.wall_time(runs)
         if w.timed:
-            rows.append([name, str(w.timed), _seconds(w.budgets), _seconds(w.total), f"{fmt(w.overhead)}x",
+            rows.append([name, str(w.timed), _seconds(w.budget_s), _seconds(w.total), f"{fmt(w.overhead)}x",
                          *[_seconds(w.parts[part]) for part in WALL_LABELS]])
     if not rows:
         return []
@@ -146,7 +146,7 @@ def budget_blocks(records: list[Record]) -> list[tuple]:
                    f"{SPEEDUP_CLAIM:g}x fails whatever the budget." if short else f"It is in each of the {cells_}.")),
             ("table", ["system", "regime", "budget B (s)", "spectral's median time to target (s)",
                        f"{SPEEDUP_CLAIM:g}x that (s)", f"B >= {SPEEDUP_CLAIM:g}x spectral's median"],
-             [[s, g, fmt(check.seconds), *((fmt(check.spectral), fmt(check.needed)) if check.reached else
+             [[s, g, fmt(check.budget_s), *((fmt(check.spectral), fmt(check.needed)) if check.reached else
                                            (NOT_REACHED, "n/a")), _enough(check)] for s, g, check in checks])]
 
 
@@ -155,7 +155,7 @@ def _enough(check: Budget) -> str:
     if check.decides:
         return "yes"
     if not check.reached:
-        return f"no: spectral did not reach the target within {fmt(check.seconds)} s"
+        return f"no: spectral did not reach the target within {fmt(check.budget_s)} s"
     return f"no: {SPEEDUP_CLAIM:g}x spectral's median needs {fmt(check.needed)} s"
 
 
@@ -285,7 +285,7 @@ def setup(records: list[Record], command: str = "") -> list[str]:
     env = [r.env for r in records]
     machines = sorted({f"{e.get('cpu')} ({e.get('cores')} cores), {e.get('device')}" +
                        (f", {e['gpu']}" if e.get("gpu") else "") for e in env})
-    budgets = sorted({measures.budget(r) for r in records})
+    budgets = sorted({measures.budget_s(r) for r in records})
     checks = [check for _, _, check in budget_checks([r for r in records if not r.study])]
     seeds = sorted({r.seed for r in records})
     workers = sorted({str(e["workers"]) for e in env if e.get("workers") is not None})
