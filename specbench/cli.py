@@ -20,7 +20,7 @@ from specbench.gate import gate, report_work
 from specbench.io import check_writable, write_json_atomic
 from specbench.measurements import read as read_measurements, write_csv
 from specbench.plugins import SYSTEMS, TRAINERS, equation_systems, get_system, use_plugins
-from specbench.presets import PRESETS, load_preset
+from specbench.presets import PRESETS, load_preset, replaced_budget
 from specbench.records import REGIMES
 from specbench.report.document import load, write_report
 from specbench.report.readme import readme_block, readme_parts, update_readme
@@ -115,6 +115,14 @@ def _executor_options(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786")
 
 
+def _budget_option(parser: argparse.ArgumentParser, default: str) -> None:
+    """--budget, the same in every command that trains: the training seconds of each run (its record's budget_s),
+    for every system and regime, in place of the default's."""
+    parser.add_argument("--budget", dest="budget_s", metavar="SECONDS",
+                        type=_positive(float, "--budget", most=MAX_BUDGET_S),
+                        help=f"training seconds per run, every system and regime alike (default: {default})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="specbench", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -141,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--trainers", type=_names("trainers", TRAINERS))
     r.add_argument("--regimes", type=_names("regimes", REGIMES))
     r.add_argument("--seeds", type=_positive(int, "--seeds", most=MAX_SEEDS), help="number of seeds (0..N-1)")
-    r.add_argument("--budget", type=_positive(float, "--budget", most=MAX_BUDGET_S), help="training seconds per run")
+    _budget_option(r, "the preset's budget_s")
     r.add_argument("--out", type=_path, default=Path("runs/latest"))
     r.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     r.add_argument("--threads", type=_positive(int, "--threads", most=MAX_THREADS))
@@ -193,12 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("tune", help="choose each trainer's settings per system and regime, by successive halving",
                        parents=[plugin])
-    t.add_argument("--preset", default="paper", help="whose systems, regimes, budgets and targets (default: paper)")
+    t.add_argument("--preset", default="paper", help="whose systems, regimes, budget_s and targets (default: paper)")
     t.add_argument("--systems", type=_names("systems", SYSTEMS), help="default: the preset's")
     t.add_argument("--regimes", type=_names("regimes", REGIMES), help="default: the preset's")
     t.add_argument("--trainers", type=_names("trainers", TRAINERS), default=TRAINERS.names())
-    t.add_argument("--budget", type=_positive(float, "--budget", most=MAX_BUDGET_S),
-                   help="the budget B tuned for, every system and regime (default: the preset's budgets)")
+    _budget_option(t, "the preset's budget_s; B, the budget tuned for")
     t.add_argument("--seeds", type=_positive(int, "--seeds", most=100), default=3,
                    help="tuning seeds of the last rung (100, 101, ...), which the winner's scores are medians over")
     t.add_argument("--out", type=_path, default=Path("runs/tuning"), help="where the tuning records go")
@@ -334,7 +341,9 @@ def cmd_tune(args) -> int:
         raise UsageError(f"cannot write the tuned settings to {settings}: {exc.strerror}") from None
     tune.read_settings(settings)  # and that what is there is TOML
     preset = load_preset(args.preset)
-    cells = tune.cells_of(preset, args.systems, args.regimes, args.budget)
+    if args.budget_s:
+        print(f"specbench tune: {replaced_budget(preset, args.budget_s)}", file=sys.stderr)
+    cells = tune.cells_of(preset, args.systems, args.regimes, args.budget_s)
     with executors.make_executor(args.workers, args.scheduler) as executor:
         tuned = tune.tune(cells, args.trainers, args.out, args.threads, settings, executor, args.replace,
                           args.seeds, preset)

@@ -24,7 +24,7 @@ from specbench.errors import UsageError
 from specbench.executors import Local, Progress, make_executor
 from specbench.io import check_writable, to_json
 from specbench.job import Job, make_job, warn_untuned
-from specbench.presets import Preset, budget_s_for, load_preset
+from specbench.presets import Preset, budget_s_for, load_preset, replaced_budget
 from specbench.records import CorruptRecord, Record, load, write
 from specbench.studies import STUDIES, Size, vocabulary
 
@@ -212,11 +212,12 @@ def run_from_args(args) -> Path:
     overrides = {k: getattr(args, k) for k in ("systems", "trainers", "regimes") if getattr(args, k)}
     if args.seeds:
         overrides["seeds"] = args.seeds
-    if args.budget:
-        overrides["budget_s"], overrides["budgets"] = args.budget, {}
     if getattr(args, "data", None):  # the user's measurements are the one system, in its one regime
         params = {**preset.system_params, "file": {"path": str(args.data.resolve())}}
         overrides.update(systems=["file"], regimes=["dense"], system_params=params)
+    if args.budget_s:
+        print(f"specbench run: {replaced_budget(preset, args.budget_s)}", file=sys.stderr)
+        overrides["budget_s"] = args.budget_s
     preset = replace(preset, **overrides)
     _check_device(args.device)
     with make_executor(args.workers, args.scheduler) as executor:

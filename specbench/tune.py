@@ -7,7 +7,7 @@ intervals, a segment longer than a trajectory) would run as another value of the
 grid extended from its other edge by the setting's own rule. The same number of points (POINTS) is drawn from every
 trainer's space, a balanced design in which each value of each setting occurs about equally often, no two of which
 run as the same settings (`design`). Then successive halving (Jamieson and Talwalkar 2016; the rungs of Hyperband) on
-the budget B the reference gives that system and regime (the preset's `[budgets]`):
+the budget B the reference gives that system and regime (the preset's `budget_s`, `presets.budget_s_for`):
   rung 1: every point for B/9 on tuning seed 100;
   rung 2: the best third for B/3 on seeds 100 and 101. A winner on an edge of a setting's grid is then tried one
           step past it, by the setting's rule (lr 3e-2 -> 9e-2 on a log scale, p 8 -> 10 on a linear one, the next

@@ -66,3 +66,18 @@ def test_cuda_without_a_gpu_is_a_clear_error(tmp_path):
     for args in (["run", "--systems", "oscillator"], ["study", "order"]):
         one_line_exit_2(run_cli(*args, "--device", "cuda", "--out", tmp_path), "no CUDA device")
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_budget_replaces_the_presets_budget_s_and_says_so(tmp_path, monkeypatch):
+    """run --budget gives every run that budget in place of the preset's budget_s table, and says what it replaces
+    in one line."""
+    from specbench import runner
+
+    planned = []
+    monkeypatch.setattr(runner, "run_sweep", lambda jobs, *args, **kw: planned.extend(jobs) or [])
+    proc = run_cli("run", "--preset", "paper", "--systems", "oscillator,lorenz", "--trainers", "spectral",
+                   "--seeds", "1", "--budget", "2", "--no-report", "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert ("specbench run: --budget 2 s for every run replaces preset paper's budget_s (10 to 45 s by system and "
+            "regime)") in proc.stderr.splitlines()
+    assert len(planned) == 4 and {job.budget_s for job in planned} == {2.0}

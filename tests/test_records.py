@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from specbench.presets import Preset, budget_s_for, check
+from specbench.presets import Preset, budget_s_for, check, load_preset
 from specbench.errors import UsageError
 from specbench.records import first_crossing, load, problems_of, sustained
 from specbench.studies import vocabulary
@@ -82,13 +82,25 @@ def paper_like(**kw) -> Preset:
 
 
 def test_a_preset_gives_each_system_and_regime_its_budget():
-    preset = paper_like(budgets={"oscillator": {"sparse": 5}})
+    preset = paper_like(budget_s={"default": 20.0, "oscillator": {"sparse": 5}})
     check(preset, "p")
     assert budget_s_for(preset, "oscillator", "sparse") == 5.0 and budget_s_for(preset, "oscillator", "dense") == 20.0
+    assert budget_s_for(paper_like(budget_s={"oscillator": 7}), "oscillator", "dense") == 7.0  # every regime
 
 
-@pytest.mark.parametrize("budgets", [{"lorenz": {"dense": 5}}, {"oscillator": {"medium": 5}},
-                                     {"oscillator": {"dense": -5}}, {"oscillator": 5}])
-def test_a_broken_budgets_table_is_refused(budgets):
-    with pytest.raises(UsageError, match="budgets"):
-        check(paper_like(budgets=budgets), "p")
+@pytest.mark.parametrize("budget_s", [{"lorenz": {"dense": 5}}, {"oscillator": {"medium": 5}},
+                                      {"oscillator": {"dense": -5}}, {"oscillator": {"dense": 5}}, "fast", -1.0,
+                                      {"default": {"dense": 5}}])
+def test_a_broken_budget_s_is_refused(budget_s):
+    with pytest.raises(UsageError, match="budget_s"):
+        check(paper_like(budget_s=budget_s), "p")
+
+
+def test_a_preset_in_the_layout_before_one_budget_name_still_loads(tmp_path):
+    """budget_s a number with a [budgets] table of overrides (before issue 35) reads as the table with a default."""
+    path = tmp_path / "old.toml"
+    path.write_text('systems = ["oscillator", "lorenz"]\ntrainers = ["spectral"]\nregimes = ["dense", "sparse"]\n'
+                    'seeds = 1\nbudget_s = 20\n[budgets]\noscillator = {sparse = 5}\n')
+    preset = load_preset(str(path))
+    assert [budget_s_for(preset, s, r) for s in ("oscillator", "lorenz") for r in ("dense", "sparse")] == \
+        [20.0, 5.0, 20.0, 20.0]

@@ -1,6 +1,6 @@
 """Presets: TOML files beside this module, or a user's own (`--preset PATH`). A preset names the sweep (systems,
-trainers, regimes, seeds, budget, and a budget per system and regime in `[budgets.SYSTEM]`) and may override a
-system's own target (`[targets]`); per-trainer settings for each system and regime come from a tuned-settings file
+trainers, regimes, seeds, and `budget_s`: the training seconds per run, a number for every system and regime or a
+table by system and regime, `budget_s_for`) and may override a system's own target (`[targets]`); per-trainer settings for each system and regime come from a tuned-settings file
 written by `specbench tune` (the package's `tuned.toml` unless the preset names another with `tuned = "PATH"`,
 relative to the preset).
 
@@ -33,8 +33,9 @@ class Preset:
     trainers: list[str]
     regimes: list[str]
     seeds: int
-    budget_s: float
-    budgets: dict = field(default_factory=dict)  # {system: {regime: seconds}}: overrides of budget_s
+    # Training seconds per run: a number for every system and regime, or a table {system: seconds or {regime:
+    # seconds}} whose `default` entry covers what it does not name (budget_s_for): the one source of a run's budget.
+    budget_s: float | dict
     targets: dict[str, float] = field(default_factory=dict)  # overrides of the systems' own targets
     noise: float = 0.0
     cadence: dict = field(default_factory=dict)  # overrides of specbench.defaults.Cadence; resolved in full
@@ -61,6 +62,9 @@ def load_preset(name_or_path: str) -> Preset:
         path = HERE / f"{name_or_path}.toml"
     raw = read_toml(path)
     raw.setdefault("name", path.stem)
+    if isinstance(raw.get("budgets"), dict):  # the layout before issue 35: budget_s a number, [budgets] overrides
+        old = raw.pop("budgets")
+        raw["budget_s"] = {**({"default": raw["budget_s"]} if "budget_s" in raw else {}), **old}
     if raw.get("tuned"):
         raw["tuned"] = str((path.parent / raw["tuned"]).resolve())
     try:
@@ -76,7 +80,7 @@ def check(preset: Preset, where) -> None:
     for key in ("systems", "trainers", "regimes"):
         if not (isinstance(getattr(preset, key), list) and all(isinstance(n, str) for n in getattr(preset, key))):
             raise UsageError(f"{where}: {key} must be a list of names")
-    for key in ("cadence", "settings", "system_params", "targets", "budgets"):
+    for key in ("cadence", "settings", "system_params", "targets"):
         if not isinstance(getattr(preset, key), dict):
             raise UsageError(f"{where}: [{key}] must be a table")
     for kind, names, valid in (("systems", preset.systems, SYSTEMS), ("trainers", preset.trainers, TRAINERS),
@@ -87,17 +91,7 @@ def check(preset: Preset, where) -> None:
     for key, value in preset.targets.items():
         if not _positive_number(value):
             raise UsageError(f"{where}: target for {key} must be a positive number, got {value!r}")
-    if not _positive_number(preset.budget_s) or preset.budget_s > MAX_BUDGET_S:
-        raise UsageError(f"{where}: budget_s must be a positive number of seconds (at most {MAX_BUDGET_S:g}), "
-                         f"got {preset.budget_s!r}")
-    for system, table in preset.budgets.items():
-        if system not in preset.systems or not isinstance(table, dict) or set(table) - set(REGIMES):
-            raise UsageError(f"{where}: [budgets.{system}] must name one of the preset's systems and map regimes "
-                             f"({', '.join(REGIMES)}) to seconds")
-        for regime, value in table.items():
-            if not _positive_number(value) or value > MAX_BUDGET_S:
-                raise UsageError(f"{where}: budgets.{system}.{regime} must be a positive number of seconds (at most "
-                                 f"{MAX_BUDGET_S:g}), got {value!r}")
+    _check_budget_s(preset, where)
     if not (isinstance(preset.seeds, int) and not isinstance(preset.seeds, bool) and 0 < preset.seeds <= MAX_SEEDS):
         raise UsageError(f"{where}: seeds must be a positive integer (at most {MAX_SEEDS}), got {preset.seeds!r}")
     if not _positive_number(preset.timeout_factor) or not (_positive_number(preset.noise) or preset.noise == 0):
@@ -105,6 +99,26 @@ def check(preset: Preset, where) -> None:
     for key, value in preset.cadence.items():
         if key not in CADENCE_KEYS or not _positive_number(value):
             raise UsageError(f"{where}: cadence.{key} must be one of {', '.join(CADENCE_KEYS)} and positive")
+
+
+def _check_budget_s(preset: Preset, where) -> None:
+    """budget_s is a number of seconds, or a table whose keys are the preset's systems (or `default`) and whose
+    values are seconds or {regime: seconds}; either way every system and regime of the preset has one."""
+    table = preset.budget_s if isinstance(preset.budget_s, dict) else {"default": preset.budget_s}
+    for key, entry in table.items():
+        name = "budget_s" if not isinstance(preset.budget_s, dict) else f"budget_s.{key}"
+        if key != "default" and key not in preset.systems:
+            raise UsageError(f"{where}: {name} names no system of the preset's ({', '.join(preset.systems)}) and "
+                             "is not `default`")
+        for regime, value in (entry.items() if isinstance(entry, dict) and key != "default" else [("", entry)]):
+            if regime and regime not in REGIMES:
+                raise UsageError(f"{where}: {name}.{regime} is not a regime ({', '.join(REGIMES)})")
+            if not _positive_number(value) or value > MAX_BUDGET_S:
+                raise UsageError(f"{where}: {name}{'.' * bool(regime)}{regime} must be a positive number of seconds "
+                                 f"(at most {MAX_BUDGET_S:g}), got {value!r}")
+    for system in preset.systems:
+        for regime in preset.regimes:
+            budget_s_for(preset, system, regime)
 
 
 def _positive_number(x) -> bool:
@@ -136,8 +150,31 @@ def tuned_settings(preset: Preset | None = None) -> dict:
 
 
 def budget_s_for(preset: Preset, system: str, regime: str) -> float:
-    """The training seconds of a run of `system` in `regime`: its [budgets] entry, else budget_s."""
-    return float(preset.budgets.get(system, {}).get(regime, preset.budget_s))
+    """The training seconds of a run of `system` in `regime`, from the preset's budget_s: the number, or the table's
+    entry for the system (and regime), else its `default`. A UsageError where it has none."""
+    seconds = preset.budget_s
+    if isinstance(seconds, dict):
+        seconds = seconds.get(system, seconds.get("default"))
+        if isinstance(seconds, dict):
+            seconds = seconds.get(regime, preset.budget_s.get("default"))
+    if seconds is None:
+        raise UsageError(f"preset {preset.name} has no budget_s for {system} / {regime}: add it (or a default) to its "
+                         "[budget_s] table, or give --budget")
+    return float(seconds)
+
+
+def budget_words(preset: Preset) -> str:
+    """The preset's budget_s in words: "15 s", or "10 to 45 s by system and regime"."""
+    if not isinstance(preset.budget_s, dict):
+        return f"{preset.budget_s:g} s"
+    values = sorted({v for entry in preset.budget_s.values() for v in
+                     (entry.values() if isinstance(entry, dict) else [entry])})
+    return f"{values[0]:g} s" if len(values) == 1 else f"{values[0]:g} to {values[-1]:g} s by system and regime"
+
+
+def replaced_budget(preset: Preset, budget_s: float) -> str:
+    """The line a command says when --budget replaces the preset's budget_s."""
+    return f"--budget {budget_s:g} s for every run replaces preset {preset.name}'s budget_s ({budget_words(preset)})"
 
 
 def tuned_entry(tuned: dict, system: str, regime: str, trainer: str) -> dict | None:
