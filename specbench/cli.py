@@ -192,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
                         parents=[plugin])
     st.add_argument("name", type=_one("study", STUDIES, "studies"))
     st.add_argument("--full", action="store_true", help="the bigger size: more values, seeds and budget")
+    _budget_option(st, "the study's own for its size")
     st.add_argument("--seeds", type=_positive(int, "--seeds", most=MAX_SEEDS), help="number of seeds (0..N-1)")
     st.add_argument("--out", type=_path, help="default: runs/study-NAME")
     st.add_argument("--device", choices=["cpu", "cuda"], default="cpu")

@@ -199,9 +199,11 @@ def run_study(args) -> Path:
     out = args.out or Path("runs") / f"study-{args.name}"
     with make_executor(args.workers, args.scheduler) as executor:
         threads = args.threads or executor.default_threads()
-        jobs = STUDIES[args.name].plan(Size(args.full, args.seeds, args.device, threads))
-        print(f"specbench: study {args.name}: {len(jobs)} runs, {sum(j.budget_s for j in jobs):g} s of training "
-              f"-> {out}", file=sys.stderr)
+        jobs = STUDIES[args.name].plan(Size(args.full, args.seeds, args.device, threads, args.budget_s))
+        budget_s = f"{args.budget_s:g} s each (--budget)" if args.budget_s else \
+            f"{jobs[0].budget_s:g} s each (the study's own; --budget to choose)"
+        print(f"specbench: study {args.name}: {len(jobs)} runs, {sum(j.budget_s for j in jobs):g} s of training, "
+              f"{budget_s} -> {out}", file=sys.stderr)
         records = run_sweep(jobs, out, executor=executor, replace=args.replace)
     return _finish(records, out)
 

@@ -34,6 +34,7 @@ class Size:
     seeds: int | None  # None: the study's own default
     device: str
     threads: int
+    budget_s: float | None = None  # training seconds of every run (`--budget`); None: the study's own for its size
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,12 @@ def _seeds(size: Size, small: int, full: int) -> range:
     return range(size.seeds or (full if size.full else small))
 
 
+def _budget_s(size: Size, small: float, full: float) -> float:
+    """The training seconds of each of the study's runs: `--budget` where given, else the study's own for its size
+    (its default and its --full size, the values behind the committed studies)."""
+    return size.budget_s or (full if size.full else small)
+
+
 WHOLE = "whole trajectories"  # the horizon study's variant of a solver trainer on whole trajectories
 MINIBATCH = "element mini-batches"  # the horizon study's variant of the candidate with elements_per_step set
 
@@ -76,8 +83,8 @@ def plan_horizon(size: Size) -> list[Job]:
     system = get_system("lotka-volterra")
     dense = system.regimes["dense"]
     dt = system.t_span / (dense.n_times - 1)  # the sampling interval stays; the span grows with the count
-    budget = 10.0 if size.full else 3.0
-    only_ends = {"first": budget, "max_interval": budget}  # the metric at the start and at the end
+    budget_s = _budget_s(size, 3.0, 10.0)
+    only_ends = {"first": budget_s, "max_interval": budget_s}  # the metric at the start and at the end
     jobs = []
     for n in [101, 201, 501, 1001, 2001] + ([5001] if size.full else []):
         data = {"n_times": n, "t_span": dt * (n - 1)}
@@ -91,15 +98,15 @@ def plan_horizon(size: Size) -> list[Job]:
                 if cls.role == "candidate":  # activations of a fixed number of elements, whatever the horizon
                     variants[Study.label(trainer, MINIBATCH)] = {"elements_per_step": minibatch_elements()}
                 for series, config in variants.items():
-                    jobs.append(_job(size, system.name, trainer, seed, budget,
+                    jobs.append(_job(size, system.name, trainer, seed, budget_s,
                                      Study("horizon", "n_times", n, series),
                                      config=config, cadence=only_ends, data=data))
     return jobs
 
 
 def plan_state_size(size: Size) -> list[Job]:
-    budget = 20.0 if size.full else 8.0
-    return [_job(size, "network", trainer, seed, budget,
+    budget_s = _budget_s(size, 8.0, 20.0)
+    return [_job(size, "network", trainer, seed, budget_s,
                  Study("state-size", "N", n, trainer), system_params={"n": n})
             for n in [4, 8, 16, 32, 64, 128] + ([256] if size.full else [])
             for seed in _seeds(size, 1, 3) for trainer in TRAINERS]
@@ -110,7 +117,7 @@ ELEMENTS = [1, 2, 4, 8, 16]
 
 
 def plan_order(size: Size) -> list[Job]:
-    budget = 20.0 if size.full else 6.0
+    budget_s = _budget_s(size, 6.0, 20.0)
     jobs = []
     for system in ["oscillator"] + (["cubic-oscillator"] if size.full else []):
         n_obs = SYSTEMS[system]().regimes["dense"].n_times
@@ -122,7 +129,7 @@ def plan_order(size: Size) -> list[Job]:
                 continue
             series = f"{system}, E={E}, noise {noise:g}" if variable == "p" else f"{system}, p={p}, noise {noise:g}"
             for seed in _seeds(size, 1, 3):
-                jobs.append(_job(size, system, candidate(), seed, budget,
+                jobs.append(_job(size, system, candidate(), seed, budget_s,
                                  Study("order", variable, value, series),
                                  config={"E": E, "p": p}, noise=noise, measure=["representation_error"]))
     return jobs
@@ -134,8 +141,8 @@ NOISES = [0.0, 0.01, 0.05]
 def plan_regimes(size: Size) -> list[Job]:
     systems = equation_systems() if size.full else ["oscillator", "lotka-volterra"]
     trainers = list(TRAINERS) if size.full else with_role("candidate", "baseline")
-    budget = 20.0 if size.full else 6.0
-    return [_job(size, system, trainer, seed, budget,
+    budget_s = _budget_s(size, 6.0, 20.0)
+    return [_job(size, system, trainer, seed, budget_s,
                  Study("regimes", "noise", noise, regime), regime=regime,
                  noise=noise)
             for system in systems for regime in REGIMES for noise in NOISES

@@ -31,6 +31,20 @@ def test_every_study_plans_distinct_named_jobs(name):
     assert len(full) > len(jobs)
 
 
+# Each study's own budget_s at its default and --full sizes: the values behind the committed studies.
+OWN_BUDGET_S = {"horizon": (3.0, 10.0), "state-size": (8.0, 20.0), "order": (6.0, 20.0), "regimes": (6.0, 20.0)}
+
+
+@pytest.mark.parametrize("name", STUDIES)
+def test_a_study_runs_on_its_own_budget_unless_budget_is_given(name):
+    assert {j.budget_s for j in plan(name)} == {OWN_BUDGET_S[name][0]}
+    assert {j.budget_s for j in plan(name, full=True)} == {OWN_BUDGET_S[name][1]}
+    given = STUDIES[name].plan(replace(SMALL, budget_s=2.0))
+    assert len(given) == len(plan(name)) and {j.budget_s for j in given} == {2.0}
+    if name == "horizon":  # its runs evaluate the metric at the start and at the end of the budget alone
+        assert {(j.cadence["first"], j.cadence["max_interval"]) for j in given} == {(2.0, 2.0)}
+
+
 def test_horizon_grows_ten_fold_at_the_same_sampling_interval():
     jobs = plan("horizon")
     sizes = sorted({j.data["n_times"] for j in jobs})
