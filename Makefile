@@ -42,7 +42,7 @@ work-reference: setup
 asv-smoke: setup
 	$(BIN)/asv machine --yes > /dev/null
 	$(BIN)/asv check -E existing
-	SPECBENCH_ASV_SYSTEMS=oscillator SPECBENCH_ASV_TRAINERS=spectral,backprop-rk4 SPECBENCH_ASV_BUDGET=1 \
+	SPECBENCH_ASV_SYSTEMS=oscillator SPECBENCH_ASV_TRAINERS=spectral,backprop-rk4 \
 		$(BIN)/asv run -E existing --quick --show-stderr
 
 clean:

@@ -73,6 +73,24 @@ def test_asv_parameter_lists_refuse_unknown_names(monkeypatch):
         bench.systems()
 
 
+def test_asv_memory_runs_take_their_budget_from_one_variable_with_one_default(monkeypatch):
+    from specbench import bench
+    from specbench.errors import UsageError
+
+    monkeypatch.delenv("SPECBENCH_ASV_BUDGET_S", raising=False)
+    monkeypatch.delenv("SPECBENCH_ASV_BUDGET", raising=False)
+    assert bench.memory_budget_s() == bench.BUDGET_S == 1.0
+    monkeypatch.setenv("SPECBENCH_ASV_BUDGET_S", "2.5")
+    assert bench.memory_budget_s() == 2.5
+    for bad in ("fast", "-1", "nan", "inf"):
+        monkeypatch.setenv("SPECBENCH_ASV_BUDGET_S", bad)
+        with pytest.raises(UsageError, match="SPECBENCH_ASV_BUDGET_S must be a positive number"):
+            bench.memory_budget_s()
+    monkeypatch.setenv("SPECBENCH_ASV_BUDGET", "5")  # the old name is said, not silently ignored
+    with pytest.raises(UsageError, match="SPECBENCH_ASV_BUDGET is now SPECBENCH_ASV_BUDGET_S"):
+        bench.memory_budget_s()
+
+
 def test_entry_points_register_without_a_flag(tmp_path):
     site = tmp_path / "site"
     dist = site / "pendulum_plugin-1.0.dist-info"
