@@ -20,7 +20,7 @@ from specbench.gate import gate, report_work
 from specbench.io import check_writable, write_json_atomic
 from specbench.measurements import read as read_measurements, write_csv
 from specbench.plugins import SYSTEMS, TRAINERS, equation_systems, get_system, use_plugins
-from specbench.presets import PRESETS, load_preset, replaced_budget
+from specbench.presets import PRESETS, REFERENCE_PRESET, SWEEP_PRESET, load_preset, replaced_budget
 from specbench.records import REGIMES
 from specbench.report.document import load, write_report
 from specbench.report.readme import readme_block, readme_parts, update_readme
@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", type=_path, required=True)
 
     r = sub.add_parser("run", help="run a sweep of training runs and write its records and report", parents=[plugin])
-    r.add_argument("--preset", default="quick", help="a preset's name (see `specbench list`) or a TOML file")
+    r.add_argument("--preset", help=f"a preset's name (see `specbench list`) or a TOML file (default: {SWEEP_PRESET})")
     r.add_argument("--target", type=_positive(float, "--target"),
                    help="the common-metric target for every system (default: each system's own, or the preset's)")
     r.add_argument("--systems", type=_names("systems", SYSTEMS))
@@ -202,10 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("tune", help="choose each trainer's settings per system and regime, by successive halving",
                        parents=[plugin])
-    t.add_argument("--preset", default="paper", help="whose systems, regimes, budget_s and targets (default: paper)")
+    t.add_argument("--preset", help=f"whose systems, trainers, regimes, budget_s and targets (default: "
+                   f"{REFERENCE_PRESET})")
     t.add_argument("--systems", type=_names("systems", SYSTEMS), help="default: the preset's")
     t.add_argument("--regimes", type=_names("regimes", REGIMES), help="default: the preset's")
-    t.add_argument("--trainers", type=_names("trainers", TRAINERS), default=TRAINERS.names())
+    t.add_argument("--trainers", type=_names("trainers", TRAINERS), help="default: the preset's")
     _budget_option(t, "the preset's budget_s; B, the budget tuned for")
     t.add_argument("--seeds", type=_positive(int, "--seeds", most=100), default=3,
                    help="tuning seeds of the last rung (100, 101, ...), which the winner's scores are medians over")
@@ -311,6 +312,7 @@ def cmd_run(args) -> int:
             raise UsageError("--data FILE is the one system, in its one regime (dense): leave out --systems and "
                              "--regimes")
         read_measurements(args.data)  # a bad file is one line and exit 2 before anything loads, trains or is written
+    args.preset = _preset_named(args.preset, "run", SWEEP_PRESET)
     from specbench import runner  # loads torch: only the commands that train import it
 
     return _report_unless(args.no_report, runner.run_from_args(args))
@@ -320,6 +322,14 @@ def cmd_study(args) -> int:
     from specbench import runner  # loads torch: only the commands that train import it
 
     return _report_unless(args.no_report, runner.run_study(args))
+
+
+def _preset_named(name: str | None, command: str, default: str) -> str:
+    """The preset a command runs: the one named, else its default, which it says in one line at its start (`run`
+    and `tune` default to different presets: a smoke-sized sweep, and the reference's cells to tune)."""
+    if name is None:
+        print(f"specbench {command}: preset {default} (the default; --preset to choose)", file=sys.stderr)
+    return name or default
 
 
 def _report_unless(no_report: bool, out: Path) -> int:
@@ -341,13 +351,13 @@ def cmd_tune(args) -> int:
     except OSError as exc:
         raise UsageError(f"cannot write the tuned settings to {settings}: {exc.strerror}") from None
     tune.read_settings(settings)  # and that what is there is TOML
-    preset = load_preset(args.preset)
+    preset = load_preset(_preset_named(args.preset, "tune", REFERENCE_PRESET))
     if args.budget_s:
         print(f"specbench tune: {replaced_budget(preset, args.budget_s)}", file=sys.stderr)
     cells = tune.cells_of(preset, args.systems, args.regimes, args.budget_s)
     with executors.make_executor(args.workers, args.scheduler) as executor:
-        tuned = tune.tune(cells, args.trainers, args.out, args.threads, settings, executor, args.replace,
-                          args.seeds, preset)
+        tuned = tune.tune(cells, args.trainers or preset.trainers, args.out, args.threads, settings, executor,
+                          args.replace, args.seeds, preset)
     tune.write_tuned(tuned, settings)
     print(f"wrote {settings}", file=sys.stderr)
     return 0

@@ -8,7 +8,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 
 from specbench.plugins import SYSTEMS, env_plugins, get_trainer
-from specbench.presets import config_for, load_preset, tuned_entry, tuned_settings
+from specbench.presets import SWEEP_PRESET, config_for, load_preset, tuned_entry, tuned_settings
 from specbench.records import Study, record_name
 from specbench.trainers.settings import check
 
@@ -75,7 +75,7 @@ def make_job(system: str, trainer: str, regime: str, seed: int, *, budget_s: flo
     trainer's declared settings (a UsageError naming the valid ones or the valid values). Cadence, noise and
     system parameters come from the preset unless given. Plugins in use are carried, so a worker anywhere builds
     the same registry."""
-    preset = preset or load_preset("quick")
+    preset = preset or load_preset(SWEEP_PRESET)
     config = {**({} if from_defaults else config_for(preset, system, regime, trainer)), **(config or {})}
     # Checked now, before any run: a typo or a value out of range is one line, not hours of a run that ignored it.
     check(get_trainer(trainer).settings, config, f"{trainer} ({system} / {regime})")

@@ -24,7 +24,7 @@ from specbench.errors import UsageError
 from specbench.executors import Local, Progress, make_executor
 from specbench.io import check_writable, to_json
 from specbench.job import Job, make_job, warn_untuned
-from specbench.presets import Preset, budget_s_for, load_preset, replaced_budget
+from specbench.presets import REFERENCE_PRESET, Preset, budget_s_for, load_preset, replaced_budget
 from specbench.records import CorruptRecord, Record, load, write
 from specbench.studies import STUDIES, Size, vocabulary
 
@@ -203,7 +203,8 @@ def run_study(args) -> Path:
         budget_s = f"{args.budget_s:g} s each (--budget)" if args.budget_s else \
             f"{jobs[0].budget_s:g} s each (the study's own; --budget to choose)"
         print(f"specbench: study {args.name}: {len(jobs)} runs, {sum(j.budget_s for j in jobs):g} s of training, "
-              f"{budget_s} -> {out}", file=sys.stderr)
+              f"{budget_s}; targets, cadence and tuned settings of preset {REFERENCE_PRESET} -> {out}",
+              file=sys.stderr)
         records = run_sweep(jobs, out, executor=executor, replace=args.replace)
     return _finish(records, out)
 

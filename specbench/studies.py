@@ -24,7 +24,7 @@ from typing import Callable
 
 from specbench.job import Job, make_job
 from specbench.plugins import SYSTEMS, TRAINERS, candidate, equation_systems, get_system, record_roles, with_role
-from specbench.presets import load_preset
+from specbench.presets import REFERENCE_PRESET, load_preset
 from specbench.records import REGIMES, Study, Vocabulary
 
 
@@ -48,7 +48,7 @@ class Plan:
 
 @lru_cache(maxsize=1)
 def _paper():
-    return load_preset("paper")  # read once per plan, not once per job
+    return load_preset(REFERENCE_PRESET)  # read once per plan, not once per job
 
 
 def _job(size: Size, system: str, trainer: str, seed: int, budget_s: float, study: Study, *, regime: str = "dense",

@@ -48,7 +48,7 @@ from specbench.executors import Local
 from specbench.io import write_text_atomic
 from specbench.job import make_job
 from specbench.plugins import get_system, get_trainer
-from specbench.presets import Preset, budget_s_for, load_preset, read_toml
+from specbench.presets import REFERENCE_PRESET, Preset, budget_s_for, load_preset, read_toml
 from specbench.records import Record
 from specbench.runner import run_jobs
 from specbench.trainers.settings import Shape, axes_of, by_name
@@ -229,7 +229,7 @@ def tune(cells: list[Cell], trainers: list[str], out: Path, threads: int | None,
          executor=None, replace: bool = False, seeds: int = RUNGS[-1].seeds, preset: Preset | None = None) -> dict:
     """Tune every trainer on every cell by successive halving, with the preset's targets, cadence and noise
     (default: the paper preset's); the settings file's table with the winners."""
-    preset = preset or load_preset("paper")
+    preset = preset or load_preset(REFERENCE_PRESET)
     executor = executor or Local()
     settings = read_settings(settings_path)  # a broken file is said now, not after hours of tuning
     threads = threads or executor.default_threads()

@@ -50,7 +50,7 @@ import numpy as np
 
 from specbench import measures
 from specbench.plugins import TRAINERS
-from specbench.presets import load_preset
+from specbench.presets import REFERENCE_PRESET, load_preset
 from specbench.records import ROLES, Record
 from specbench.table import grouped, table
 
@@ -542,7 +542,7 @@ DECIDED = ("holds", TRAINING_ONLY, "fails")  # the verdicts that decide a claim,
 @lru_cache(maxsize=1)
 def reference_seeds() -> int:
     """How many seeds the reference decides its verdicts on: the paper preset's."""
-    return load_preset("paper").seeds
+    return load_preset(REFERENCE_PRESET).seeds
 
 
 def _indicative(v: Verdict, spec: list[Record] | None) -> Verdict:

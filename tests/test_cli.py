@@ -81,3 +81,15 @@ def test_budget_replaces_the_presets_budget_s_and_says_so(tmp_path, monkeypatch)
     assert ("specbench run: --budget 2 s for every run replaces preset paper's budget_s (10 to 45 s by system and "
             "regime)") in proc.stderr.splitlines()
     assert len(planned) == 4 and {job.budget_s for job in planned} == {2.0}
+
+
+def test_run_says_which_preset_it_takes_when_none_is_named(tmp_path, monkeypatch):
+    from specbench import runner
+
+    monkeypatch.setattr(runner, "run_sweep", lambda jobs, *args, **kw: [])
+    proc = run_cli("run", "--systems", "oscillator", "--trainers", "spectral", "--no-report", "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "specbench run: preset quick (the default; --preset to choose)" in proc.stderr.splitlines()
+    named = run_cli("run", "--preset", "quick", "--systems", "oscillator", "--trainers", "spectral", "--no-report",
+                    "--out", tmp_path)
+    assert named.returncode == 0 and "the default" not in named.stderr

@@ -361,3 +361,26 @@ def test_a_progress_line_names_what_the_run_trained():
     lines = stream.getvalue().splitlines()
     assert "oscillator / spectral / dense / seed 100 (lr=0.01, K=20): skipped" in lines[0]
     assert "oscillator / spectral / dense / seed 101 (lr=0.03, K=40): ok" in lines[1]
+
+
+def test_tune_trains_the_presets_trainers_unless_trainers_are_given(tmp_path, monkeypatch):
+    """tune --preset FILE tunes that preset's trainers (not every registered one) on its cells and budget_s;
+    --trainers narrows them; with no --preset it says, in one line, that it takes the paper preset."""
+    preset = tmp_path / "two.toml"
+    preset.write_text('systems = ["oscillator"]\ntrainers = ["spectral", "vf-node"]\nregimes = ["sparse"]\n'
+                      'seeds = 1\nbudget_s = 2\n')
+    tuned = []
+    monkeypatch.setattr(tune_module, "tune", lambda cells, trainers, *args, **kw: tuned.append((cells, trainers)) or {})
+
+    def trainers_tuned(*args) -> tuple[list, list, str]:
+        proc = run_cli("tune", *args, "--out", tmp_path / "t")
+        assert proc.returncode == 0, proc.stderr
+        return *tuned[-1], proc.stderr
+
+    cells, trainers, said = trainers_tuned("--preset", preset)
+    assert trainers == ["spectral", "vf-node"] and cells == [Cell("oscillator", "sparse", 2.0)]
+    assert "the default" not in said
+    assert trainers_tuned("--preset", preset, "--trainers", "vf-node")[1] == ["vf-node"]
+    cells, trainers, said = trainers_tuned("--systems", "oscillator", "--regimes", "dense")
+    assert trainers == load_preset("paper").trainers and cells == [Cell("oscillator", "dense", 10.0)]
+    assert "specbench tune: preset paper (the default; --preset to choose)" in said.splitlines()

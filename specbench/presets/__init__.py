@@ -1,8 +1,8 @@
 """Presets: TOML files beside this module, or a user's own (`--preset PATH`). A preset names the sweep (systems,
 trainers, regimes, seeds, and `budget_s`: the training seconds per run, a number for every system and regime or a
-table by system and regime, `budget_s_for`) and may override a system's own target (`[targets]`); per-trainer settings for each system and regime come from a tuned-settings file
-written by `specbench tune` (the package's `tuned.toml` unless the preset names another with `tuned = "PATH"`,
-relative to the preset).
+table by system and regime, `budget_s_for`) and may override a system's own target (`[targets]`); per-trainer
+settings for each system and regime come from a tuned-settings file written by `specbench tune` (the package's
+`tuned.toml` unless the preset names another with `tuned = "PATH"`, relative to the preset).
 
 A job's config is resolved in this order, later winning: the trainer's defaults, the tuned settings
 (tuned[system][regime][trainer], or tuned[system][trainer] for every regime, the layout before tuning was per
@@ -24,6 +24,10 @@ CADENCE_KEYS = tuple(f.name for f in fields(Cadence))  # what a preset's [cadenc
 HERE = Path(__file__).parent
 PRESETS = sorted(p.stem for p in HERE.glob("*.toml") if p.stem != "tuned")
 TUNED = HERE / "tuned.toml"
+# The preset each entry point takes when none is named, said at its start: `run` (and `make_job`, so the asv suite and
+# the work measures) a smoke-sized sweep; `tune`, the studies and the report's reference seeds the reference's.
+SWEEP_PRESET = "quick"
+REFERENCE_PRESET = "paper"
 
 
 @dataclass
