@@ -55,7 +55,9 @@ clean:
 # budgets), the studies 51 min.
 SB := $(BIN)/specbench
 EXEC ?= --workers 2 --threads 1
-ALL_TRAINERS := spectral,spectral-2stage,backprop-rk4,backprop-dopri5,adjoint-dopri5,torchode-dopri5,torchode-adjoint,vf-node,multiple-shooting
+# Every registered trainer (built-ins, entry points, SPECBENCH_PLUGINS), as the registry lists them: a new trainer is
+# in the reference with no edit here. Expanded where a recipe uses it (`=`, not `:=`), so other targets never run it.
+ALL_TRAINERS = $(shell $(SB) list --trainers)
 TUNED := specbench/presets/tuned.toml
 
 reference: reference-tuning reference-sweep reference-studies

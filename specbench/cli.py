@@ -130,7 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     plugin.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE.py",
                         help="a module defining SYSTEMS and/or TRAINERS to add (repeatable; see README)")
 
-    sub.add_parser("list", help="systems, trainers and presets", parents=[plugin])
+    ls = sub.add_parser("list", help="systems, trainers and presets", parents=[plugin])
+    ls.add_argument("--trainers", action="store_true",
+                    help="only the registered trainers' names, comma-separated (for scripts: the Makefile's "
+                    "ALL_TRAINERS)")
 
     d = sub.add_parser("data", help="write a dataset as .npz", parents=[plugin])
     d.add_argument("system", type=_one("system", SYSTEMS))
@@ -272,6 +275,9 @@ def _handle_signals() -> None:
 
 
 def cmd_list(args) -> int:
+    if args.trainers:  # names alone: the registry's, plugins and entry points included, no built-in trainer imported
+        print(",".join(TRAINERS.names()))
+        return 0
     print("systems:")
     for name in SYSTEMS:
         s = get_system(name)

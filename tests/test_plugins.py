@@ -141,3 +141,44 @@ def test_asv_memory_runs_come_back_from_fresh_processes(monkeypatch):
     monkeypatch.setenv("SPECBENCH_ASV_TRAINERS", "spectral")
     runs = bench.memory_runs(0.2)
     assert sorted((k, v.status) for k, v in runs.items()) == [(("oscillator", "spectral"), "ok")]
+
+
+NEWCOMER = '''
+from specbench.trainers.solver import BackpropRK4
+
+
+class Newcomer(BackpropRK4):
+    summary = "backprop-rk4 under another name: a trainer added by one class and one registry line"
+
+
+TRAINERS = {"newcomer": Newcomer}
+'''
+
+
+@pytest.mark.slow
+def test_a_trainer_added_by_one_class_and_one_registry_line_is_in_every_list(tmp_path):
+    """A new trainer (one class, one line in a registry: here a plugin's) is, with no other edit, in `specbench
+    list`, the paper preset's trainers, the Makefile's reference target and the trainer tests' parameters."""
+    from specbench.plugins import TRAINERS, use_plugins
+    from specbench.presets import load_preset
+    from tests.helpers import _state_put_back
+
+    plugin = tmp_path / "newcomer.py"
+    plugin.write_text(NEWCOMER)
+    every = ",".join([*TRAINERS.names(), "newcomer"])
+    listed = run_cli("list", "--plugin", plugin)
+    assert listed.returncode == 0 and "newcomer           baseline" in listed.stdout, listed.stderr
+    assert run_cli("list", "--trainers", "--plugin", plugin).stdout.strip() == every
+    with _state_put_back():
+        use_plugins([str(plugin)])
+        assert ",".join(load_preset("paper").trainers) == every
+    env = {**os.environ, "SPECBENCH_PLUGINS": str(plugin)}
+    make = subprocess.run(["make", "-n", "reference-tuning", f"SB={sys.executable} -m specbench"], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    assert make.returncode == 0, make.stderr
+    assert f" tune --preset paper --trainers {every} " in make.stdout, make.stdout
+    collected = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                                "tests/test_trainers.py"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert collected.returncode == 0, collected.stdout + collected.stderr
+    for test in ("test_each_trainer_lowers_its_own_loss_on_oscillator", "test_blow_up_is_reported_as_diverged"):
+        assert f"tests/test_trainers.py::{test}[newcomer]" in collected.stdout.splitlines()

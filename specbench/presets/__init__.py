@@ -66,6 +66,7 @@ def load_preset(name_or_path: str) -> Preset:
         path = HERE / f"{name_or_path}.toml"
     raw = read_toml(path)
     raw.setdefault("name", path.stem)
+    raw.setdefault("trainers", TRAINERS.names())  # none named: every registered trainer, plugins included
     if isinstance(raw.get("budgets"), dict):  # the layout before issue 35: budget_s a number, [budgets] overrides
         old = raw.pop("budgets")
         raw["budget_s"] = {**({"default": raw["budget_s"]} if "budget_s" in raw else {}), **old}
