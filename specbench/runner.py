@@ -226,8 +226,8 @@ def run_from_args(args) -> Path:
     with make_executor(args.workers, args.scheduler) as executor:
         jobs = plan(preset, args.device, args.threads or executor.default_threads(), args.target)
         warn_untuned(jobs, preset)
-        budgets = [j.budget_s for j in jobs] or [0.0]
-        print(f"specbench: {len(jobs)} runs, {sum(budgets):g} s of training ({min(budgets):g}-{max(budgets):g} s "
+        seconds = [j.budget_s for j in jobs] or [0.0]
+        print(f"specbench: {len(jobs)} runs, {sum(seconds):g} s of training ({min(seconds):g}-{max(seconds):g} s "
               f"each) -> {args.out}", file=sys.stderr)
         records = run_sweep(jobs, args.out, preset.timeout_factor, executor, args.replace)
     return _finish(records, args.out)

@@ -285,15 +285,15 @@ def setup(records: list[Record], command: str = "") -> list[str]:
     env = [r.env for r in records]
     machines = sorted({f"{e.get('cpu')} ({e.get('cores')} cores), {e.get('device')}" +
                        (f", {e['gpu']}" if e.get("gpu") else "") for e in env})
-    budgets = sorted({measures.budget_s(r) for r in records})
+    per_run = sorted({measures.budget_s(r) for r in records})
     checks = [check for _, _, check in budget_checks([r for r in records if not r.study])]
     seeds = sorted({r.seed for r in records})
     workers = sorted({str(e["workers"]) for e in env if e.get("workers") is not None})
     return [f"**machine**: {'; '.join(machines)}; **threads per run**: "
             f"{', '.join(map(str, sorted({e.get('threads') for e in env}, key=str)))}; "
             f"**workers**: {', '.join(workers) if workers else 'not recorded'}",
-            "**budget per run**: " + (f"{fmt(budgets[0])} s" if len(budgets) == 1 else
-                                       f"{fmt(budgets[0])} to {fmt(budgets[-1])} s (by system, regime and study)") +
+            "**budget per run**: " + (f"{fmt(per_run[0])} s" if len(per_run) == 1 else
+                                       f"{fmt(per_run[0])} to {fmt(per_run[-1])} s (by system, regime and study)") +
             (f", at least {SPEEDUP_CLAIM:g}x spectral's median time to target in {sum(c.decides for c in checks)} of "
              f"{len(checks)} (system, regime) cells (see Budgets)" if checks else "") +
             f"; **seeds**: {', '.join(map(str, seeds))} ({len(seeds)})",
