@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from specbench.defaults import cores, limit_threads
+from tests.helpers import registries_put_back
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -22,3 +23,11 @@ def _cores_shared_by_the_workers():
         threads = max(1, cores() // workers)
         torch.set_num_threads(threads)
         limit_threads(threads)  # kept for the session
+
+
+@pytest.fixture(autouse=True)
+def _registries_as_they_were():
+    """A plugin one test loads stays out of the next test's registries: a preset without `trainers` (paper) takes
+    every registered trainer, so a leftover plugin trainer would join it, in whatever order xdist runs the tests."""
+    with registries_put_back():
+        yield

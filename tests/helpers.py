@@ -106,10 +106,9 @@ def _state_put_back():
     SIGTERM and SIGHUP handlers (cli._handle_signals), the registries and the plugins loaded into them."""
     cwd, environ = os.getcwd(), dict(os.environ)
     handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
-    registries = [(r, {k: copy.copy(v) for k, v in vars(r).items()}) for r in (plugins.SYSTEMS, plugins.TRAINERS)]
-    loaded, modules = dict(plugins._loaded), set(sys.modules)
     try:
-        yield
+        with registries_put_back():
+            yield
     finally:
         os.chdir(cwd)
         os.environ.clear()
@@ -117,6 +116,17 @@ def _state_put_back():
         for s, handler in handlers.items():
             if handler is not None:  # None: not set from Python, and signal.signal cannot put it back
                 signal.signal(s, handler)
+
+
+@contextlib.contextmanager
+def registries_put_back():
+    """The registries, and the plugins loaded into them, as they were: a plugin loaded inside (by a command, a test,
+    or a failure record that needs its trainer's role) is gone after."""
+    registries = [(r, {k: copy.copy(v) for k, v in vars(r).items()}) for r in (plugins.SYSTEMS, plugins.TRAINERS)]
+    loaded, modules = dict(plugins._loaded), set(sys.modules)
+    try:
+        yield
+    finally:
         for registry, state in registries:
             vars(registry).clear()
             vars(registry).update(state)

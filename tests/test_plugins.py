@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from specbench.records import load
-from tests.helpers import one_line_exit_2, run_cli, run_cli_process
+from tests.helpers import _state_put_back, one_line_exit_2, run_cli, run_cli_process
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "examples" / "pendulum_plugin.py"
@@ -161,7 +161,6 @@ def test_a_trainer_added_by_one_class_and_one_registry_line_is_in_every_list(tmp
     list`, the paper preset's trainers, the Makefile's reference target and the trainer tests' parameters."""
     from specbench.plugins import TRAINERS, use_plugins
     from specbench.presets import load_preset
-    from tests.helpers import _state_put_back
 
     plugin = tmp_path / "newcomer.py"
     plugin.write_text(NEWCOMER)
@@ -169,7 +168,7 @@ def test_a_trainer_added_by_one_class_and_one_registry_line_is_in_every_list(tmp
     listed = run_cli("list", "--plugin", plugin)
     assert listed.returncode == 0 and "newcomer           baseline" in listed.stdout, listed.stderr
     assert run_cli("list", "--trainers", "--plugin", plugin).stdout.strip() == every
-    with _state_put_back():
+    with _state_put_back():  # the plugin joins the registries and SPECBENCH_PLUGINS here only
         use_plugins([str(plugin)])
         assert ",".join(load_preset("paper").trainers) == every
     env = {**os.environ, "SPECBENCH_PLUGINS": str(plugin)}
