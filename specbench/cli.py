@@ -20,7 +20,7 @@ from specbench.gate import gate, report_work
 from specbench.io import check_writable, write_json_atomic
 from specbench.measurements import read as read_measurements, write_csv
 from specbench.plugins import SYSTEMS, TRAINERS, equation_systems, get_system, use_plugins
-from specbench.presets import PRESETS, REFERENCE_PRESET, SWEEP_PRESET, load_preset, replaced_budget
+from specbench.presets import PRESETS, REFERENCE_PRESET, SWEEP_PRESET, load_or_default, load_preset, replaced_budget
 from specbench.records import REGIMES
 from specbench.report.document import load, write_report
 from specbench.report.readme import readme_block, readme_parts, update_readme
@@ -318,7 +318,6 @@ def cmd_run(args) -> int:
             raise UsageError("--data FILE is the one system, in its one regime (dense): leave out --systems and "
                              "--regimes")
         read_measurements(args.data)  # a bad file is one line and exit 2 before anything loads, trains or is written
-    args.preset = _preset_named(args.preset, "run", SWEEP_PRESET)
     from specbench import runner  # loads torch: only the commands that train import it
 
     return _report_unless(args.no_report, runner.run_from_args(args))
@@ -328,14 +327,6 @@ def cmd_study(args) -> int:
     from specbench import runner  # loads torch: only the commands that train import it
 
     return _report_unless(args.no_report, runner.run_study(args))
-
-
-def _preset_named(name: str | None, command: str, default: str) -> str:
-    """The preset a command runs: the one named, else its default, which it says in one line at its start (`run`
-    and `tune` default to different presets: a smoke-sized sweep, and the reference's cells to tune)."""
-    if name is None:
-        print(f"specbench {command}: preset {default} (the default; --preset to choose)", file=sys.stderr)
-    return name or default
 
 
 def _report_unless(no_report: bool, out: Path) -> int:
@@ -357,11 +348,11 @@ def cmd_tune(args) -> int:
     except OSError as exc:
         raise UsageError(f"cannot write the tuned settings to {settings}: {exc.strerror}") from None
     tune.read_settings(settings)  # and that what is there is TOML
-    preset = load_preset(_preset_named(args.preset, "tune", REFERENCE_PRESET))
-    if args.budget_s:
-        print(f"specbench tune: {replaced_budget(preset, args.budget_s)}", file=sys.stderr)
+    preset, said = load_or_default(args.preset, REFERENCE_PRESET)
     cells = tune.cells_of(preset, args.systems, args.regimes, args.budget_s)
-    with executors.make_executor(args.workers, args.scheduler) as executor:
+    with executors.make_executor(args.workers, args.scheduler) as executor:  # said once the options pass its check
+        for line in said + ([replaced_budget(preset, args.budget_s)] if args.budget_s else []):
+            print(f"specbench tune: {line}", file=sys.stderr)
         tuned = tune.tune(cells, args.trainers or preset.trainers, args.out, args.threads, settings, executor,
                           args.replace, args.seeds, preset)
     tune.write_tuned(tuned, settings)

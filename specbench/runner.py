@@ -24,7 +24,7 @@ from specbench.errors import UsageError
 from specbench.executors import Local, Progress, make_executor
 from specbench.io import check_writable, to_json
 from specbench.job import Job, make_job, warn_untuned
-from specbench.presets import REFERENCE_PRESET, Preset, budget_s_for, load_preset, replaced_budget
+from specbench.presets import REFERENCE_PRESET, SWEEP_PRESET, Preset, budget_s_for, load_or_default, replaced_budget
 from specbench.records import CorruptRecord, Record, load, write
 from specbench.studies import STUDIES, Size, vocabulary
 
@@ -211,7 +211,7 @@ def run_study(args) -> Path:
 
 def run_from_args(args) -> Path:
     """`specbench run`: plan the preset's jobs, as the options narrow them, and run them; the records' directory."""
-    preset = load_preset(args.preset)
+    preset, said = load_or_default(args.preset, SWEEP_PRESET)
     overrides = {k: getattr(args, k) for k in ("systems", "trainers", "regimes") if getattr(args, k)}
     if args.seeds:
         overrides["seeds"] = args.seeds
@@ -219,12 +219,14 @@ def run_from_args(args) -> Path:
         params = {**preset.system_params, "file": {"path": str(args.data.resolve())}}
         overrides.update(systems=["file"], regimes=["dense"], system_params=params)
     if args.budget_s:
-        print(f"specbench run: {replaced_budget(preset, args.budget_s)}", file=sys.stderr)
+        said.append(replaced_budget(preset, args.budget_s))
         overrides["budget_s"] = args.budget_s
     preset = replace(preset, **overrides)
     _check_device(args.device)
     with make_executor(args.workers, args.scheduler) as executor:
         jobs = plan(preset, args.device, args.threads or executor.default_threads(), args.target)
+        for line in said:  # said once the options and every job have passed their checks
+            print(f"specbench run: {line}", file=sys.stderr)
         warn_untuned(jobs, preset)
         seconds = [j.budget_s for j in jobs] or [0.0]
         print(f"specbench: {len(jobs)} runs, {sum(seconds):g} s of training ({min(seconds):g}-{max(seconds):g} s "

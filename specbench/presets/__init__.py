@@ -51,6 +51,13 @@ class Preset:
     tuned: str = ""  # the tuned-settings file; empty: the package's tuned.toml
 
 
+def load_or_default(name_or_path: str | None, default: str) -> tuple[Preset, list[str]]:
+    """The preset named, else `default`, and what a command says of it at its start: which preset, where it took its
+    default (`run` and `tune` default to different presets)."""
+    said = [] if name_or_path else [f"preset {default} (the default; --preset to choose)"]
+    return load_preset(name_or_path or default), said
+
+
 def read_toml(path: Path) -> dict:
     try:
         return tomllib.loads(path.read_text())
