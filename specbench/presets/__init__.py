@@ -175,13 +175,17 @@ def budget_s_for(preset: Preset, system: str, regime: str) -> float:
     return float(seconds)
 
 
+def budget_s_range(preset: Preset) -> tuple[float, float]:
+    """The shortest and the longest budget_s the preset gives (its cap: the `paper` preset's 45 s)."""
+    table = preset.budget_s if isinstance(preset.budget_s, dict) else {"default": preset.budget_s}
+    values = [float(v) for entry in table.values() for v in (entry.values() if isinstance(entry, dict) else [entry])]
+    return min(values), max(values)
+
+
 def budget_words(preset: Preset) -> str:
     """The preset's budget_s in words: "15 s", or "10 to 45 s by system and regime"."""
-    if not isinstance(preset.budget_s, dict):
-        return f"{preset.budget_s:g} s"
-    values = sorted({v for entry in preset.budget_s.values() for v in
-                     (entry.values() if isinstance(entry, dict) else [entry])})
-    return f"{values[0]:g} s" if len(values) == 1 else f"{values[0]:g} to {values[-1]:g} s by system and regime"
+    low, high = budget_s_range(preset)
+    return f"{low:g} s" if low == high else f"{low:g} to {high:g} s by system and regime"
 
 
 def replaced_budget(preset: Preset, budget_s: float) -> str:
