@@ -20,7 +20,7 @@ from specbench.gate import gate, report_work
 from specbench.io import check_writable, write_json_atomic
 from specbench.measurements import read as read_measurements, write_csv
 from specbench.plugins import SYSTEMS, TRAINERS, equation_systems, get_system, use_plugins
-from specbench.presets import PRESETS, REFERENCE_PRESET, SWEEP_PRESET, load_or_default, load_preset, replaced_budget
+from specbench.presets import PRESETS, REFERENCE_PRESET, SWEEP_PRESET, load_or_default, load_preset, budget_s_replaced
 from specbench.records import REGIMES
 from specbench.report.document import load, write_report
 from specbench.report.readme import readme_block, readme_parts, update_readme
@@ -351,7 +351,7 @@ def cmd_tune(args) -> int:
     preset, said = load_or_default(args.preset, REFERENCE_PRESET)
     cells = tune.cells_of(preset, args.systems, args.regimes, args.budget_s)
     with executors.make_executor(args.workers, args.scheduler) as executor:  # said once the options pass its check
-        for line in said + ([replaced_budget(preset, args.budget_s)] if args.budget_s else []):
+        for line in said + ([budget_s_replaced(preset, args.budget_s)] if args.budget_s else []):
             print(f"specbench tune: {line}", file=sys.stderr)
         tuned = tune.tune(cells, args.trainers or preset.trainers, args.out, args.threads, settings, executor,
                           args.replace, args.seeds, preset)

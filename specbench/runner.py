@@ -24,7 +24,7 @@ from specbench.errors import UsageError
 from specbench.executors import Local, Progress, make_executor
 from specbench.io import check_writable, to_json
 from specbench.job import Job, make_job, warn_untuned
-from specbench.presets import REFERENCE_PRESET, SWEEP_PRESET, Preset, budget_s_for, load_or_default, replaced_budget
+from specbench.presets import REFERENCE_PRESET, SWEEP_PRESET, Preset, budget_s_for, load_or_default, budget_s_replaced
 from specbench.records import CorruptRecord, Record, load, write
 from specbench.studies import STUDIES, Size, vocabulary
 
@@ -219,7 +219,7 @@ def run_from_args(args) -> Path:
         params = {**preset.system_params, "file": {"path": str(args.data.resolve())}}
         overrides.update(systems=["file"], regimes=["dense"], system_params=params)
     if args.budget_s:
-        said.append(replaced_budget(preset, args.budget_s))
+        said.append(budget_s_replaced(preset, args.budget_s))
         overrides["budget_s"] = args.budget_s
     preset = replace(preset, **overrides)
     _check_device(args.device)

@@ -182,15 +182,15 @@ def budget_s_range(preset: Preset) -> tuple[float, float]:
     return min(values), max(values)
 
 
-def budget_words(preset: Preset) -> str:
+def budget_s_words(preset: Preset) -> str:
     """The preset's budget_s in words: "15 s", or "10 to 45 s by system and regime"."""
     low, high = budget_s_range(preset)
     return f"{low:g} s" if low == high else f"{low:g} to {high:g} s by system and regime"
 
 
-def replaced_budget(preset: Preset, budget_s: float) -> str:
+def budget_s_replaced(preset: Preset, budget_s: float) -> str:
     """The line a command says when --budget replaces the preset's budget_s."""
-    return f"--budget {budget_s:g} s for every run replaces preset {preset.name}'s budget_s ({budget_words(preset)})"
+    return f"--budget {budget_s:g} s for every run replaces preset {preset.name}'s budget_s ({budget_s_words(preset)})"
 
 
 def tuned_entry(tuned: dict, system: str, regime: str, trainer: str) -> dict | None:
