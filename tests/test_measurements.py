@@ -123,8 +123,9 @@ def test_three_irregular_driven_trajectories_train_with_every_capable_trainer_an
             lines.append(f"{name},{tk},{np.sin(2 * tk) + 0.1 * k / n:.5f},{np.sign(np.sin(3 * tk)):.0f},{split}")
     (tmp_path / "three.csv").write_text("\n".join(lines) + "\n")
     names = sorted(TRAINERS)
+    # one thread: two torch threads per run on a shared, loaded machine spin against each other (70-230 s a run)
     proc = run_cli("run", "--data", tmp_path / "three.csv", "--trainers", ",".join(names), "--seeds", "1",
-                   "--budget", "1", "--out", tmp_path / "out", "--no-report")
+                   "--budget", "1", "--threads", "1", "--out", tmp_path / "out", "--no-report")
     assert proc.returncode == 0, proc.stderr
     for name in names:
         record = json.loads((tmp_path / "out" / "runs" / f"file__{name}__dense__seed0.json").read_text())
