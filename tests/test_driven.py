@@ -121,11 +121,12 @@ def test_on_the_true_field_every_capable_solvers_loss_vanishes(name):
 def test_the_common_metric_estimates_the_hidden_initial_state_and_simulates_the_data():
     data, _ = driven_data()
     model = TrueDriven()
-    assert evaluate.train_metric(model, data) < 1e-10
+    # the hidden initial states are a 5-iteration fit (evaluate.FIT_ITERATIONS): the outputs to about 1e-4 of their std
+    assert evaluate.train_metric(model, data) < 1e-8
     mse, nmse, pred = evaluate.test_errors(model, data)
-    assert nmse < 1e-10 and len(pred) == 1 and pred[0].shape == (23, 1)
+    assert nmse < 1e-8 and len(pred) == 1 and pred[0].shape == (23, 1)
     rmse, r2 = evaluate.output_fit(np.concatenate(pred)[None], data.trajectories("test")[0].y[None])
-    assert rmse < 1e-5 and r2 > 1 - 1e-9
+    assert rmse < 1e-4 and r2 > 1 - 1e-8
 
 
 def test_rows_hold_the_input_on_their_own_clock_and_read_the_sample_before_a_jump():
