@@ -1,6 +1,13 @@
 """The common metric: rollouts of a learned vector field with a tight reference solver, no gradients.
 
 Identical for every trainer, so it is the only loss the reports compare (docs/design.md, "Measurement protocol").
+
+On measurements (data in the general form, specbench.data.NEEDS) it is the free-run simulation of the field's own
+figure of merit: each trajectory simulated from its first sample with its input held as declared, judged on the
+outputs. A hidden state's initial value is not measured, and a learned field may use any coordinates for it, so it
+is estimated for each trajectory, training and test alike, by a short fit: L-BFGS (at most FIT_ITERATIONS
+iterations) on the outputs' normalised error of the simulation over the first FIT_SAMPLES samples, from the hidden
+states' scale mean and within 3 of their scale's std of it; the observed outputs start at their first sample.
 """
 from __future__ import annotations
 
@@ -13,7 +20,8 @@ import torch
 from torchdiffeq import odeint
 
 from specbench import dopri5
-from specbench.models import VectorField
+from specbench.models import VectorField, general_scales
+from specbench.simulate import make_rows, solve_rows
 
 RTOL, ATOL = 1e-7, 1e-9
 # The most evaluations of the field one rollout may take (about 3,300 dopri5 steps). The true fields of the
@@ -21,6 +29,7 @@ RTOL, ATOL = 1e-7, 1e-9
 # over 12 times that is too stiff (or blown up) to integrate. Work, not seconds: a busy machine must not turn a
 # healthy run into a diverged one (about 7 s of a core for a 64-wide MLP on 16 trajectories).
 MAX_EVALUATIONS = 20_000
+FIT_SAMPLES, FIT_ITERATIONS = 32, 5  # the estimate of hidden initial states on measurements
 _limit: list[int] = []  # a lower bound set by `evaluation_limit`, innermost last
 
 
@@ -45,12 +54,12 @@ class _Counted:
     def __init__(self, field, limit: int):
         self.field, self.limit, self.calls = field, limit, 0
 
-    def __call__(self, t, x):
+    def __call__(self, t, x, *u):
         self.calls += 1
         if self.calls > self.limit:
             raise RolloutTooSlow(f"a rollout of the common metric needed over {self.limit:,} evaluations of the "
                                  "field: the learned field is too stiff to integrate")
-        return self.field(t, x)
+        return self.field(t, x, *u)
 
 
 # model -> its float64 copy: made once per model and given the model's current weights at each rollout, not deep-
@@ -81,8 +90,9 @@ _ACTIVATIONS = {torch.nn.Tanh: np.tanh, torch.nn.SiLU: lambda h: h / (1.0 + np.e
 
 def numpy_field(model: torch.nn.Module):
     """`model`'s field in numpy, float64, with its current weights (`model.double()`'s values, exactly): for a
-    VectorField on the CPU whose layers are all known here; else None (the rollout then goes through torch)."""
-    if not isinstance(model, VectorField) or next(model.buffers()).device.type != "cpu":
+    VectorField of the state alone (no input) on the CPU whose layers are all known here; else None (the rollout
+    then goes through torch)."""
+    if not isinstance(model, VectorField) or model.n_inputs or next(model.buffers()).device.type != "cpu":
         return None
     ops = []
     for layer in model.net:
@@ -115,9 +125,8 @@ def rollout(model: torch.nn.Module, x0: np.ndarray, t: np.ndarray) -> np.ndarray
     with dopri5 at rtol 1e-7, atol 1e-9; None when the solver fails (the model's field is too stiff or blows up).
     All trajectories are one batched solve. A VectorField on the CPU is solved in numpy (`specbench.dopri5`:
     torchdiffeq's algorithm step for step: 2-5 ms a rollout of the five systems' training data against
-    14-28 ms, 4-8x cheaper); any other model with
-    torchdiffeq in inference mode (no autograd bookkeeping at all), a VectorField layer by layer without
-    nn.Module's call machinery (`VectorField.evaluate`)."""
+    14-28 ms, 4-8x cheaper); any other model with torchdiffeq in inference mode (no autograd bookkeeping at all), a
+    VectorField layer by layer without nn.Module's call machinery (`VectorField.evaluate`)."""
     limit = _limit[-1] if _limit else MAX_EVALUATIONS
     field = numpy_field(model)
     if field is not None:
@@ -172,10 +181,80 @@ def state_variance(y: np.ndarray) -> np.ndarray:
 
 def train_metric(model, data) -> float:
     """Normalised MSE of rollouts from each training trajectory's first observation against the training data."""
+    if data.needs:
+        y = np.concatenate([r.y for r in data.trajectories("train")])[None]
+        return mse(joined(simulate(model, data, "train")), y, state_variance(y))
     return mse(rollout(model, data.train[:, 0], data.t), data.train, state_variance(data.train))
 
 
-def test_errors(model, data) -> tuple[float, float, np.ndarray | None]:
-    """(MSE, normalised MSE, rollouts) from the held-out initial states over the test horizon."""
+def test_errors(model, data) -> tuple[float, float, np.ndarray | list | None]:
+    """(MSE, normalised MSE, rollouts) from the held-out initial states over the test horizon; on measurements the
+    rollouts are a list of each test trajectory's outputs (time, output), and the errors are the outputs'."""
+    if data.needs:
+        pred = simulate(model, data, "test")
+        y = np.concatenate([r.y for r in data.trajectories("test")])[None]
+        return mse(joined(pred), y), mse(joined(pred), y, state_variance(y)), pred
     pred = rollout(model, data.test[:, 0], data.t_test)
     return mse(pred, data.test), mse(pred, data.test, state_variance(data.test)), pred
+
+
+def joined(pred: list | None) -> np.ndarray | None:
+    """Per-trajectory simulations (time, output) as one (1, samples, output) array, as `mse` and `output_fit`
+    weigh them: every sample of every trajectory alike."""
+    return None if pred is None else np.concatenate(pred)[None]
+
+
+def simulate(model, data, split: str) -> list[np.ndarray] | None:
+    """The free-run simulation of each trajectory of `split` (the module's docstring), its outputs (time, output)
+    at its own times, in float64 with dopri5 at RTOL, ATOL; None when the solver fails."""
+    runs = data.trajectories(split)
+    dim = data.system.dim
+    outputs = list(data.outputs if data.outputs is not None else range(dim))
+    hidden = [k for k in range(dim) if k not in outputs]
+    device = next(model.buffers()).device
+    order = torch.as_tensor(np.argsort(outputs + hidden), device=device)  # [outputs, hidden] -> x
+    model64 = float64_copy(model)
+    field = model64.evaluate if isinstance(model64, VectorField) else model64
+    rows = make_rows(runs, [(b, 0, len(r.t)) for b, r in enumerate(runs)], data.hold, torch.float64, device)
+    # every jump of a held input ends a dopri5 step (7 evaluations with a rejection): the limit grows with them
+    jumps = len(rows.signal.jumps(float(rows.tau.max()))) if rows.signal is not None and data.hold == "zoh" else 0
+    limit = (_limit[-1] if _limit else MAX_EVALUATIONS) + 7 * jumps
+
+    def solve(x0, rows, grad=False):
+        with torch.enable_grad() if grad else torch.inference_mode():
+            return solve_rows(odeint, _Counted(field, limit), x0, rows, "dopri5", rtol=RTOL, atol=ATOL)
+
+    y0 = rows.y[:, 0]
+    try:
+        h0 = None
+        if hidden:
+            first = make_rows(runs, [(b, 0, min(len(r.t), FIT_SAMPLES)) for b, r in enumerate(runs)], data.hold,
+                              torch.float64, device)
+            scales = {k: torch.as_tensor(v, dtype=torch.float64, device=device)
+                      for k, v in general_scales(data).items()}
+            std, start = scales["std"][outputs], scales["mean"][hidden].repeat(len(runs), 1)
+            # within 3 of its scale's std of its scale mean: the fit's line search cannot take the state where the
+            # field is too stiff to integrate
+            reach = 3 * scales["std"][hidden]
+            z = torch.zeros_like(start, requires_grad=True)
+            fit = torch.optim.LBFGS([z], max_iter=FIT_ITERATIONS, line_search_fn="strong_wolfe")
+
+            def closure():
+                fit.zero_grad()
+                h0 = start + reach * torch.tanh(z)
+                x = solve(torch.cat([y0, h0], -1)[:, order], first, grad=True)
+                err = (((x[..., outputs] - first.y) / std) ** 2 * first.mask[..., None]).sum()
+                err.backward()
+                return err
+            try:
+                fit.step(closure)
+            except AssertionError:  # a trial start the field cannot integrate from: the fit ends there
+                pass
+            h0 = (start + reach * torch.tanh(z)).detach()
+            h0 = h0 if torch.isfinite(h0).all() else start  # a fit that ran off keeps its start
+        x0 = y0 if h0 is None else torch.cat([y0, h0], -1)[:, order]
+        out = solve(x0, rows)[..., outputs].cpu().numpy()
+    except AssertionError:
+        return None
+    pred = [out[b, : len(r.t)] for b, r in enumerate(runs)]
+    return pred if all(np.isfinite(p).all() for p in pred) else None

@@ -30,10 +30,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from specbench.data import Dataset, dataset_key, integrate, make_dataset
+from specbench.data import Dataset, Trajectory, dataset_key, integrate, make_dataset
 from specbench.defaults import Cadence
 from specbench.errors import Diverged
-from specbench.evaluate import RolloutTooSlow, evaluation_limit, output_fit, test_errors, train_metric
+from specbench.evaluate import RolloutTooSlow, evaluation_limit, joined, output_fit, test_errors, train_metric
 from specbench.job import Job
 from specbench.machine import PeakMemory, _growth, environment
 from specbench.plugins import get_system, get_trainer
@@ -169,7 +169,10 @@ def run_job(job: Job, evaluate=None, cache_dir=None, datasets: dict | None = Non
     if trained or best_state is not None:
         try:
             test_mse, test_nmse, pred = test_errors(trainer.model, data)
-            test_rmse, test_r2 = output_fit(pred, data.test)
+            if data.needs:  # measurements: pred holds each test trajectory's outputs
+                test_rmse, test_r2 = output_fit(joined(pred), joined([r.y for r in data.trajectories("test")]))
+            else:
+                test_rmse, test_r2 = output_fit(pred, data.test)
         except RolloutTooSlow as exc:
             status, error = "diverged", error or str(exc)
     wall["test_errors"] = time.perf_counter() - t0
@@ -181,8 +184,7 @@ def run_job(job: Job, evaluate=None, cache_dir=None, datasets: dict | None = Non
     return new_record(
         job, type(trainer).role, status, environment(job.device, job.threads), error,
         config=job_config(job, trainer.config, system_params=system.params, cadence=asdict(cadence),
-                          data={"n_train": int(data.train.shape[0]), "n_times": int(data.train.shape[1]),
-                                "t_span": float(data.t[-1] - data.t[0]), "test_horizon": system.test_horizon}),
+                          data=data_summary(system, data)),
         time_to_target_s=reached[key], times_to_targets=reached, sustained_s=kept[key], sustained_times=kept,
         best_checkpoint=dict(zip(("seconds", "iteration", "metric"), best)) if best else None, wall=wall,
         train_seconds=train_s, setup_seconds=setup_s, eval_seconds=eval_s, iterations=trainer.iteration,
@@ -194,9 +196,22 @@ def run_job(job: Job, evaluate=None, cache_dir=None, datasets: dict | None = Non
         step_seconds=float(np.median(step_s[1:] or step_s)) if step_s else None,
         nfe_per_iteration=nfe / len(step_s) if step_s else None,
         **measurements(job, system, data, trainer.config),
-        test_rollout={  # the first held-out trajectory, for the report's figure (at most 4 states)
-            "t": data.t_test.tolist(), "truth": data.test[0, :, :ROLLOUT_STATES].tolist(),
-            "pred": None if pred is None else pred[0, :, :ROLLOUT_STATES].tolist()})
+        test_rollout=first_test_rollout(data, pred))
+
+
+def data_summary(system, data: Dataset) -> dict:
+    """What the record says of its data: training trajectories, observations (a trajectory's most), span."""
+    runs = data.trajectories("train")
+    return {"n_train": len(runs), "n_times": max(len(r.t) for r in runs),
+            "t_span": float(max(r.t[-1] - r.t[0] for r in runs)), "test_horizon": system.test_horizon}
+
+
+def first_test_rollout(data: Dataset, pred) -> dict:
+    """The first held-out trajectory, for the report's figure (at most 4 states, or outputs on measurements)."""
+    first = data.trajectories("test")[0]
+    mine = None if pred is None else pred[0]
+    return {"t": first.t.tolist(), "truth": first.y[:, :ROLLOUT_STATES].tolist(),
+            "pred": None if mine is None else mine[:, :ROLLOUT_STATES].tolist()}
 
 
 def keep(model: torch.nn.Module, kept: dict | None) -> dict:
@@ -217,8 +232,12 @@ def warm_up(job: Job, data: Dataset, make_trainer: Callable[[], Trainer], evalua
     the method holds and works in. Everything the trainer held is freed with it and, on CPU, handed back to the OS
     before the next baseline (`PeakMemory`), so nothing that grows with the problem is hidden. A sliver of the
     data was not enough: it takes other paths (fewer elements than one mini-batch) and other shapes."""
-    n = min(len(data.t), 21)
-    sliver = replace(data, t=data.t[:n], train=data.train[:2, :n], train_clean=data.train_clean[:2, :n])
+    if data.needs:  # measurements: the first two training trajectories' first 21 samples
+        runs = [Trajectory(r.t[:21], r.y[:21], r.t_u, r.u) for r in data.trajectories("train")[:2]]
+        sliver = replace(data, runs={**data.runs, "train": runs})
+    else:
+        n = min(len(data.t), 21)
+        sliver = replace(data, t=data.t[:n], train=data.train[:2, :n], train_clean=data.train_clean[:2, :n])
     trainer = None
     try:
         trainer = make_trainer()

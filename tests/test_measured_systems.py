@@ -43,7 +43,7 @@ def test_list_says_the_benchmarks_are_measured():
 
 @pytest.mark.parametrize("system", ["cascaded-tanks", "emps"])
 def test_no_trainer_runs_a_benchmark_it_cannot_learn_from(system):
-    record = run_job(Job(system=system, trainer="spectral", regime="dense", seed=0, budget_s=1.0, target=1e-2,
+    record = run_job(Job(system=system, trainer="spectral-2stage", regime="dense", seed=0, budget_s=1.0, target=1e-2,
                          config={}))
     assert record.status == "n/a" and "hidden states or inputs" in record.error
 

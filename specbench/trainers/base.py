@@ -9,7 +9,7 @@ import torch
 
 from specbench.data import Dataset
 from specbench.errors import Diverged, UsageError
-from specbench.models import VectorField, build_model, data_scales
+from specbench.models import VectorField, build_model, data_scales, general_scales
 from specbench.systems import System
 from specbench.trainers.settings import (Declaration, Setting, Shape, by_name, check, defaults_of, from_plain,
                                          grid_of, validate)
@@ -63,8 +63,13 @@ class Trainer:
         self.system, self.data, self.seed = system, data, seed
         self.device = torch.device(device)
         self.config = resolve_config(type(self), config or {})
-        self.data_shape = Shape(*data.train.shape[:2])
-        self.scales = data_scales(data.t, data.train)
+        # Data in the general form (specbench.data.NEEDS) are read trajectory by trajectory; a trajectory's
+        # observations, for the limits of settings, are the fewest of any
+        self.general = bool(data.needs)
+        runs = data.trajectories("train")
+        self.data_shape = Shape(len(runs), min(len(r.t) for r in runs)) if self.general else \
+            Shape(*data.train.shape[:2])
+        self.scales = general_scales(data) if self.general else data_scales(data.t, data.train)
         model_config = {**system.model, **self.config.get("model", {})}
         self.config["model"] = model_config
         self.model: VectorField = build_model(system.dim, self.scales, model_config, seed).to(self.device)

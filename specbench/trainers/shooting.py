@@ -13,9 +13,16 @@ torchdiffeq solver of the baselines (`TorchdiffeqTrainer.rollout`: RK4 at the ob
 
 fits every segment to its data and pulls each segment's solution onto its successor's shooting state, so that at
 convergence the segments join into one trajectory of the model. No solve runs longer than a segment.
+
+On measurements (specbench.data.NEEDS) this is truncated simulation error minimisation (Forgione and Piga 2021):
+each trajectory is cut the same way at its own observations (segment_length at most the fewest observations of a
+trajectory), every segment a row of `specbench.simulate` with its own times and held input; a shooting state's
+outputs start at their observation and its hidden states at their scale mean, all of it learned; the misfit is on
+the outputs alone and the gap on the whole state, hidden states included.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from specbench.trainers.settings import Limit, Setting, amend
@@ -55,6 +62,10 @@ class MultipleShooting(TorchdiffeqTrainer):
 
     def __init__(self, system, data, config=None, seed=0, device="cpu"):
         super().__init__(system, data, config, seed, device)
+        size = self.used("batch_size")  # "all" from as many as there are segments
+        self.batch_size = None if size == "all" else size
+        if self.general:
+            return
         n_traj, n_obs, dim = self.y.shape
         seg = self.seg
         per_traj = segments(n_obs, seg)
@@ -67,8 +78,23 @@ class MultipleShooting(TorchdiffeqTrainer):
         self.link = torch.diff(self.starts, append=self.starts[-1:]).repeat(n_traj)
         self.states = torch.nn.Parameter(self.targets[:, 0].clone())  # (segments, state)
         self.optimizer.add_param_group({"params": [self.states]})
-        size = self.used("batch_size")  # "all" from as many as there are segments
-        self.batch_size = None if size == "all" else size
+
+    def plan(self, runs, hidden):
+        cfg = self.config
+        cfg["segment_length"] = self.seg = seg = self.used("segment_length")  # at most the fewest observations
+        self.pieces, link, has_next = [], [], []
+        for b, r in enumerate(runs):
+            starts = np.minimum(np.arange(segments(len(r.t), seg)) * (seg - 1), len(r.t) - seg)
+            self.pieces += [(b, int(s), seg) for s in starts]
+            link += list(np.diff(starts, append=starts[-1:]))
+            has_next += [True] * (len(starts) - 1) + [False]
+        self.n_segments = len(self.pieces)
+        self.link = torch.as_tensor(link, device=self.device)
+        self.has_next = torch.as_tensor(has_next, device=self.device)
+        y0 = self.tensor(np.stack([runs[b].y[s] for b, s, _ in self.pieces]))  # (segments, outputs)
+        start = self.tensor(self.scales["mean"][hidden]).repeat(self.n_segments, 1) if hidden else None
+        self.states = torch.nn.Parameter(self.state(y0, start))  # (segments, state)
+        self.optimizer.add_param_group({"params": [self.states]})
 
     def cut(self, y: torch.Tensor) -> torch.Tensor:
         """Trajectories (traj, obs, state) cut into the segments, (segments, seg, state)."""
@@ -79,8 +105,13 @@ class MultipleShooting(TorchdiffeqTrainer):
         of a segment whose successor is not drawn is still measured, against the successor's shooting state."""
         if segments is None:
             segments = torch.arange(self.n_segments, device=self.device)
-        pred = self.rollout(states[segments])  # (batch, seg, state)
-        misfit = (((pred - self.targets[segments]) / self.std) ** 2).mean()
+        if self.general:
+            rows = self.rows.select(segments)
+            pred = self.simulate(states[segments], rows)
+            misfit = self.output_loss(pred, rows)
+        else:
+            pred = self.rollout(states[segments])  # (batch, seg, state)
+            misfit = (((pred - self.targets[segments]) / self.std) ** 2).mean()
         rows = self.has_next[segments].nonzero().squeeze(1)  # drawn segments that have a successor
         if not len(rows):  # single shooting (one segment per trajectory), or a draw of last segments only
             return misfit, misfit.new_zeros(())

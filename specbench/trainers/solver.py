@@ -5,13 +5,25 @@ integrates the model from each segment's first observed state and takes an Adam 
 against the observations — the usual way neural ODEs are fitted to trajectories (torchdiffeq's ode_demo.py).
 `SolverTrainer` holds that loop; a subclass only says how it solves (`rollout`): torchdiffeq's `odeint` and
 `odeint_adjoint` here, torchode in `torchode_solver.py`.
+
+Measurements (data in the general form, specbench.data.NEEDS) are read trajectory by trajectory, as rows of
+`specbench.simulate` (each with its own times and held input, u inside the field: f(x, u(t))), and the loss is on
+the outputs alone. With every state measured a step draws `batch_size` segments of `segment_length` observations,
+uniformly from all the segments of all trajectories, each starting from its observed state. With hidden states the
+state is known nowhere but where the model says: each training trajectory has learned initial values of its hidden
+states (a parameter trained with the network, started at the hidden states' scale mean) and every step simulates
+every whole training trajectory from them and its first observed outputs (single shooting; segment_length is the
+longest trajectory's observations). Cutting trajectories into segments with learned states is multiple shooting's
+way (`shooting.py`).
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torchdiffeq import odeint, odeint_adjoint
 from torchdiffeq._impl.odeint import SOLVERS  # torchdiffeq's own table of method names
 
+from specbench.simulate import Rows, make_rows, solve_rows
 from specbench.trainers.base import LR, SCHEDULE, Trainer
 from specbench.trainers.settings import OBSERVATIONS, Joint, Setting, amend
 
@@ -44,16 +56,80 @@ class SolverTrainer(Trainer):
     )
     # Trainers that train through an ODE solve; the horizon study also runs them on whole trajectories.
     solves_ode = True
+    learns_from = frozenset({"inputs", "hidden", "irregular"})
 
     def __init__(self, system, data, config=None, seed=0, device="cpu"):
         super().__init__(system, data, config, seed, device)
         cfg = self.config
+        if self.general:
+            self.observe()
+            return
         self.y = self.tensor(data.train)  # (traj, obs, state)
         self.std = self.tensor(self.scales["std"])
         cfg["segment_length"] = self.seg = self.used("segment_length")  # at most the observations
         self.t_seg = self.tensor(data.t[: self.seg] - data.t[0])  # uniform grid: every segment shares these times
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg["lr"])
         self.offsets = torch.arange(self.seg, device=self.device)
+
+    def observe(self) -> None:
+        """Set up training on measurements (the module's docstring): the rows to draw from, the outputs' scales,
+        and the learned initial values of hidden states."""
+        data, cfg = self.data, self.config
+        self.runs = runs = data.trajectories("train")
+        dim = self.system.dim
+        outputs = list(data.outputs if data.outputs is not None else range(dim))
+        hidden = [k for k in range(dim) if k not in outputs]
+        self.outputs = torch.as_tensor(outputs, device=self.device)
+        self.order = torch.as_tensor(np.argsort(outputs + hidden), device=self.device)  # [outputs, hidden] -> x
+        self.std = self.tensor(self.scales["std"])
+        self.std_out = self.std[self.outputs]
+        self.dt = float(np.mean(np.concatenate([np.diff(r.t) for r in runs])))  # the mean observation interval
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg["lr"])
+        self.plan(runs, hidden)
+        self.rows = make_rows(runs, self.pieces, data.hold, device=self.device)
+
+    def plan(self, runs, hidden: list[int]) -> None:
+        """The pieces of the trajectories a step draws from, (trajectory, first observation, observations), and
+        the learned states beside the network."""
+        cfg = self.config
+        self.initial_hidden = None
+        if hidden:
+            cfg["segment_length"] = self.seg = max(len(r.t) for r in runs)
+            self.pieces = [(b, 0, len(r.t)) for b, r in enumerate(runs)]
+            start = self.tensor(self.scales["mean"][hidden]).repeat(len(runs), 1)  # (traj, hidden)
+            self.initial_hidden = torch.nn.Parameter(start)
+            self.optimizer.add_param_group({"params": [self.initial_hidden]})
+        else:
+            cfg["segment_length"] = self.seg = self.used("segment_length")  # at most the fewest observations
+            self.pieces = [(b, s, self.seg) for b, r in enumerate(runs) for s in range(len(r.t) - self.seg + 1)]
+
+    def state(self, y0: torch.Tensor, hidden: torch.Tensor | None) -> torch.Tensor:
+        """Full states (rows, state) from observed outputs y0 (rows, outputs) and hidden values (rows, hidden)."""
+        parts = y0 if hidden is None else torch.cat([y0, hidden], -1)
+        return parts[:, self.order]
+
+    def output_loss(self, pred: torch.Tensor, rows: Rows) -> torch.Tensor:
+        """Normalised MSE of the outputs of `pred` (rows, L, state) against the rows' observations."""
+        err = ((pred[..., self.outputs] - rows.y) / self.std_out) ** 2 * rows.mask[..., None]
+        return err.sum() / (rows.mask.sum() * len(self.outputs))
+
+    def observed_step(self) -> float:
+        if self.initial_hidden is not None:  # every whole trajectory from its learned initial state
+            rows = self.rows
+            x0 = self.state(rows.y[:, 0], self.initial_hidden)
+        else:
+            drawn = torch.randint(len(self.pieces), (int(self.config["batch_size"]),), generator=self.generator)
+            rows = self.rows.select(drawn.to(self.device))
+            x0 = self.state(rows.y[:, 0], None)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.output_loss(self.simulate(x0, rows), rows)
+        self.backward(loss)
+        self.optimizer.step()
+        return loss.item()
+
+    def simulate(self, x0: torch.Tensor, rows: Rows) -> torch.Tensor:
+        """The model's solution of `rows` from x0 (rows, state), (rows, L, state), driven by the rows' inputs."""
+        raise NotImplementedError
 
     def batch(self):
         """Initial states (batch, state) and targets (batch, seg, state) of randomly drawn segments."""
@@ -73,6 +149,8 @@ class SolverTrainer(Trainer):
         loss.backward()
 
     def _step(self) -> float:
+        if self.general:
+            return self.observed_step()
         x0, target = self.batch()
         self.optimizer.zero_grad(set_to_none=True)
         loss = (((self.rollout(x0) - target) / self.std) ** 2).mean()
@@ -97,7 +175,7 @@ class TorchdiffeqTrainer(SolverTrainer):
     def __init__(self, system, data, config=None, seed=0, device="cpu"):
         super().__init__(system, data, config, seed, device)
         cfg = self.config
-        dt = float(data.t[1] - data.t[0])
+        dt = self.dt if self.general else float(data.t[1] - data.t[0])
         if cfg["method"] in FIXED_STEP:
             self.solver_kwargs = {"method": cfg["method"], "options": {"step_size": dt / cfg["steps_per_obs"]}}
         else:
@@ -112,6 +190,13 @@ class TorchdiffeqTrainer(SolverTrainer):
 
     def rollout(self, x0):
         return self.solve(self.model, x0, self.t_seg, **self.solver_kwargs).transpose(0, 1)
+
+    def simulate(self, x0, rows):
+        if self.config["method"] in FIXED_STEP:  # its step size bounds the steps of solve_rows' grid
+            kwargs = {k: v for k, v in self.solver_kwargs.items() if k != "options"}
+            return solve_rows(self.solve, self.model, x0, rows, step=self.solver_kwargs["options"]["step_size"],
+                              **kwargs)
+        return solve_rows(self.solve, self.model, x0, rows, **self.solver_kwargs)
 
 
 class BackpropRK4(TorchdiffeqTrainer):

@@ -34,12 +34,24 @@ P a weighted gather of p+1 nodes per observation, A as blocks), so a step's time
 number of nodes, and nothing of size nodes x nodes is ever formed.
 c starts from the same least-squares fit with f = 0 and a small smoothing weight. `spectral-2stage` keeps c there
 (gradient matching / two-stage collocation). Every step is batched over trajectories x elements x nodes.
+
+On measurements with inputs and irregular times (specbench.data.NEEDS; `spectral` only: the two-stage ablation keeps
+to one grid) each trajectory has its own mesh over its own span, with the same E and p for all (E from the most
+observations), so c is still (traj, nodes, state) and only h, hence G and W, differ by trajectory. The data term is
+on the outputs at their own times, wherever they fall in an element (P per trajectory); the input enters
+f_theta(x, u) with u held as declared at each element's nodes, an element's end nodes reading the input from inside
+their element (a zero-order hold's jump on an element boundary is the element's own). The c-step's normal matrix
+now differs by trajectory and state (A_bs = [s measured] P_b'P_b + rho_bs G_b'W_bG_b + mu I, the objective's means
+taken over every observation of every trajectory), so it is solved for every trajectory at once. The code carries a
+hidden state (no data term, started at its scale mean), but `learns_from` does not declare hidden states: the
+c-step cannot find one (see there).
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from specbench.measurements import hold_input
 from specbench.spectral import ElementSolver, Mesh
 from specbench.trainers.base import LR, SCHEDULE, Trainer
 from specbench.trainers.settings import Limit, Setting, amend
@@ -85,9 +97,19 @@ class Spectral(Trainer):
     # of one batch's elements made a mini-batched iteration on Lotka-Volterra (dense) cost 2x a full one (16 chunks
     # of one trajectory, a solve and a network call each); with 8, 2 chunks.
     C_STEP_BATCHES = 8
+    # `observe`: a mesh per trajectory. Not hidden states: the c-step freezes f_theta at the old c, so a hidden state
+    # is seen only through its own residual, never through the observed states' equations it enters; on the true
+    # field of x' = Ax + Bu seen through one of its two states its error grew without bound (17 after 100 sweeps,
+    # 9e5 after 400, rho = prox = 1), where with both states measured it fell to 1e-7. A c-step that sees f's
+    # dependence on c (Gauss-Newton: f linearised at the old c, the states coupled at each node) is what it needs.
+    learns_from = frozenset({"inputs", "irregular"})
 
     def __init__(self, system, data, config=None, seed=0, device="cpu"):
         super().__init__(system, data, config, seed, device)
+        self.u_nodes = None  # the input at every element-local node (traj, E, p+1, input), on measurements
+        if self.general:
+            self.observe()
+            return
         cfg = self.config
         t = data.t
         cfg["E"] = elements(cfg, len(t))
@@ -95,16 +117,7 @@ class Spectral(Trainer):
         n_traj, n_obs, dim = data.train.shape
         n, p1 = mesh.n_nodes, mesh.p + 1
         self.shape = (n_traj, n, dim)  # of c
-        # Element e of trajectory b holds the nodes e*p .. e*p+p of c[b]: `elements` views them without a copy.
-        self.n_elements = n_traj * mesh.E  # numbered b*E + e
-        size = self.used("elements_per_step")  # "all" from as many as there are elements
-        self.batch_size = None if size == "all" else size  # None: every element
-        self.n_batches = 1 if self.batch_size is None else -(-self.n_elements // self.batch_size)
-        # The c-step's chunks of trajectories: all at once, or about C_STEP_BATCHES mini-batches' elements each (at
-        # least one trajectory).
-        per_chunk = n_traj if self.batch_size is None else max(1, self.C_STEP_BATCHES * self.batch_size // mesh.E)
-        self.chunks = [slice(i, min(i + per_chunk, n_traj)) for i in range(0, n_traj, per_chunk)]
-        self.queue: list[torch.Tensor] = []
+        self.batching(n_traj)
         self.D = self.tensor(mesh.local_derivative)  # (p+1, p+1)
         obs_nodes, obs_weights = mesh.locate(t)  # (obs, p+1) each
         std, deriv_std = self.scales["std"], self.scales["deriv_std"]
@@ -145,13 +158,103 @@ class Spectral(Trainer):
             self.data_fit = sum(self.data_loss(k) for k in self.chunks).item()  # constant while c is frozen
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg["lr"])
 
+    def batching(self, n_traj: int) -> None:
+        """The theta step's mini-batches of elements and the c-step's chunks of trajectories."""
+        # Element e of trajectory b holds the nodes e*p .. e*p+p of c[b]: `elements` views them without a copy.
+        self.n_elements = n_traj * self.mesh.E  # numbered b*E + e
+        size = self.used("elements_per_step")  # "all" from as many as there are elements
+        self.batch_size = None if size == "all" else size  # None: every element
+        self.n_batches = 1 if self.batch_size is None else -(-self.n_elements // self.batch_size)
+        # The c-step's chunks of trajectories: all at once, or about C_STEP_BATCHES mini-batches' elements each (at
+        # least one trajectory); on measurements all at once (each trajectory has its own normal matrices).
+        per_chunk = n_traj if self.batch_size is None or self.general else \
+            max(1, self.C_STEP_BATCHES * self.batch_size // self.mesh.E)
+        self.chunks = [slice(i, min(i + per_chunk, n_traj)) for i in range(0, n_traj, per_chunk)]
+        self.queue: list[torch.Tensor] = []
+
+    def observe(self) -> None:
+        """Set up on measurements (the module's docstring): a mesh per trajectory, the data term on the outputs,
+        the input at the nodes, and the c-step's normal matrices per trajectory and state."""
+        data, cfg = self.data, self.config
+        runs = data.trajectories("train")
+        dim = self.system.dim
+        outputs = list(data.outputs if data.outputs is not None else range(dim))
+        hidden = [k for k in range(dim) if k not in outputs]
+        cfg["E"] = elements(cfg, max(len(r.t) for r in runs))
+        self.meshes = [Mesh(float(r.t[0]), float(r.t[-1]), cfg["E"], cfg["p"]) for r in runs]
+        self.mesh = mesh = self.meshes[0]  # E, p and the node count are every trajectory's
+        n_traj, E, n, p1 = len(runs), mesh.E, mesh.n_nodes, mesh.p + 1
+        self.shape = (n_traj, n, dim)
+        self.batching(n_traj)
+        std, deriv_std = self.scales["std"], self.scales["deriv_std"]
+        h = np.array([m.h for m in self.meshes])
+        local = np.stack([m.local_derivative for m in self.meshes])  # (traj, p+1, p+1): (2/h_b) D
+        self.D, self.D64 = self.tensor(local), self.blocks(local)
+        weights = mesh.reference[1]  # GLL weights on [-1, 1]
+        measured = np.zeros(dim)
+        measured[outputs] = 1.0
+        n_obs = sum(len(r.t) for r in runs)
+        # data = sum of data_weight * (P c - y)^2 over every observation of every trajectory, outputs only; dyn's
+        # weight w_j h_b / 2 / (deriv_std^2 traj span_b state) is the same for every trajectory (h_b / span_b = 1/E)
+        self.data_weight = self.blocks(measured / (std ** 2 * n_obs * len(outputs)))  # (state,)
+        self.residual_weight = self.tensor(weights[:, None] / (2 * E * deriv_std ** 2 * n_traj * dim))
+        span = np.array([r.t[-1] - r.t[0] for r in runs])
+        ratio = std ** 2 * n_obs * len(outputs) / (deriv_std ** 2 * n_traj * dim * span[:, None])  # (traj, state)
+        PtP = np.stack([m.observation_blocks(r.t) for m, r in zip(self.meshes, runs)])  # (traj, E, p+1, p+1)
+        GtWG = np.stack([m.stiffness_block for m in self.meshes])  # (traj, p+1, p+1)
+        self.PtP = self.blocks(PtP)
+        PtY, yty = np.zeros(self.shape), np.zeros((n_traj, dim))
+        for b, (m, r) in enumerate(zip(self.meshes, runs)):
+            nodes, w = m.locate(r.t)
+            y = np.zeros((len(r.t), dim))
+            y[:, outputs] = r.y
+            for j in range(p1):
+                np.add.at(PtY[b], nodes[:, j], y * w[:, j, None])
+            yty[b] = (y ** 2).sum(0)
+        self.PtY, self.yty = self.blocks(PtY), self.blocks(yty)
+        if not data.input_free:
+            inside = np.clip(mesh.reference[0], -1 + 1e-9, 1 - 1e-9)  # an end node reads its own element's input
+            u = []
+            for m, r in zip(self.meshes, runs):
+                times = m.t0 + m.h * (np.arange(E)[:, None] + (inside[None, :] + 1) / 2)  # (E, p+1)
+                u.append(hold_input(r.t_u, r.u, np.clip(times.ravel(), r.t_u[0], r.t_u[-1]), data.hold))
+            self.u_nodes = self.tensor(np.stack(u).reshape(n_traj, E, p1, -1))
+
+        def normal(data_part, smoothing, identity):  # (state * traj, E, p+1, p+1), state by state
+            A = (measured[:, None, None, None, None] * data_part[None]
+                 + (smoothing * ratio.T)[:, :, None, None, None] * GtWG[None, :, None]
+                 + identity[:, None, None, None, None] * mesh.identity_blocks[None, None])
+            return self.blocks(A.reshape(dim * n_traj, E, p1, p1))
+        # the start: the least-squares fit of the outputs; a hidden state its scale mean (the identity, no data)
+        rhs = self.PtY.clone()
+        rhs[..., hidden] = self.blocks(self.scales["mean"][hidden])
+        self.c = self.solve(ElementSolver(normal(PtP, cfg["init_smoothing"], 1.0 - measured)), rhs).float()
+        if cfg["update_coefficients"]:
+            self.mu = float(cfg["prox"]) * np.trace(PtP, axis1=2, axis2=3).sum() / (n_traj * n)
+            quadrature = weights[None, :] * h[:, None] / 2  # (traj, p+1)
+            self.rho_w = self.blocks(quadrature[:, None, :, None] * cfg["rho"] * ratio[:, None, None, :])
+            self.solver = ElementSolver(normal(PtP, cfg["rho"], np.full(dim, self.mu)))
+        with torch.no_grad():
+            self.data_fit = self.data_loss().item()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg["lr"])
+
+    def inputs(self, elements: torch.Tensor | None = None, trajectories: slice = slice(None)):
+        """The input at the local nodes of `elements` (or of every element of `trajectories`), or None."""
+        if self.u_nodes is None:
+            return None
+        if elements is None:
+            return self.u_nodes[trajectories]
+        return self.u_nodes[elements // self.mesh.E, elements % self.mesh.E]
+
     def blocks(self, array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(array, dtype=torch.float64, device=self.device)
 
-    @staticmethod
-    def solve(solver: ElementSolver, rhs: torch.Tensor) -> torch.Tensor:
+    def solve(self, solver: ElementSolver, rhs: torch.Tensor) -> torch.Tensor:
         """c (traj, nodes, state), float64, from the normal equations' right-hand side (traj, nodes, state)."""
-        return solver.solve(rhs.permute(2, 1, 0)).permute(2, 1, 0)  # the solver batches states, solves for traj
+        if not self.general:
+            return solver.solve(rhs.permute(2, 1, 0)).permute(2, 1, 0)  # the solver batches states, solves for traj
+        b, n, s = rhs.shape  # on measurements a matrix per (state, trajectory)
+        return solver.solve(rhs.permute(2, 0, 1).reshape(s * b, n, 1)).view(s, b, n).permute(1, 2, 0)
 
     def elements(self, c: torch.Tensor) -> torch.Tensor:
         """The element-local values of c (traj, nodes, state) as a view, (traj, E, p+1, state): S c, no copy."""
@@ -171,6 +274,9 @@ class Spectral(Trainer):
         x = self.elements(self.c)
         # a copy either way: the network and D take contiguous nodes faster than the overlapping view
         x = x.contiguous() if elements is None else x[elements // self.mesh.E, elements % self.mesh.E]
+        if self.general:  # D per trajectory
+            D = self.D[:, None] if elements is None else self.D[elements // self.mesh.E]
+            return x, torch.einsum("...ij,...js->...is", D, x)
         return x, torch.einsum("ij,...js->...is", self.D, x)
 
     def nodes(self):
@@ -187,7 +293,7 @@ class Spectral(Trainer):
         that the mean of the batches' losses (and gradients) over an epoch is the full term; and f_theta there.
         `values`: those elements' (x, dx/dt), if gathered already."""
         x, dxdt = values or self.element_values(elements)
-        f = self.model(None, x)
+        f = self.model(None, x) if self.u_nodes is None else self.model(None, x, self.inputs(elements))
         loss = self.residual_loss(f, dxdt)
         return (loss if elements is None else loss * self.n_batches), f
 
@@ -208,6 +314,13 @@ class Spectral(Trainer):
         """f_theta at every element-local node of `trajectories`, (traj, E, p+1, state); evaluated a mini-batch of
         elements at a time when elements_per_step is set, so that no activation outgrows a mini-batch's."""
         x = self.elements(self.c[trajectories])
+        if self.u_nodes is not None:
+            u = self.inputs(trajectories=trajectories)
+            if self.batch_size is None:
+                return self.model(None, x, u)
+            flat, u = x.reshape(-1, *x.shape[2:]), u.reshape(-1, *u.shape[2:])
+            return torch.cat([self.model(None, a, b) for a, b in zip(flat.split(self.batch_size),
+                                                                    u.split(self.batch_size))]).view(x.shape)
         if self.batch_size is None:
             return self.model(None, x)
         flat = x.reshape(-1, *x.shape[2:])  # (traj*E, p+1, state)
@@ -226,7 +339,10 @@ class Spectral(Trainer):
         harmless: a fit good to 1e-6 of the data loses 1e-10 of its data term."""
         c = self.c[trajectories].double()
         x = self.elements(c)
-        quad = torch.einsum("teis,eij,tejs->ts", x, self.PtP, x)
+        if self.general:  # P'P per trajectory
+            quad = torch.einsum("teis,teij,tejs->ts", x, self.PtP[trajectories], x)
+        else:
+            quad = torch.einsum("teis,eij,tejs->ts", x, self.PtP, x)
         return ((quad - 2 * (c * self.PtY[trajectories]).sum(1) + self.yty[trajectories]) * self.data_weight).sum()
 
     def _step(self) -> float:
@@ -274,6 +390,9 @@ class Spectral(Trainer):
         """P'y + rho_s G'W f + mu c on `trajectories`, for f_theta values f (traj, E, p+1, state) at their element
         nodes: the right-hand side of the c-step's normal equations, (traj, nodes, state) in float64."""
         rhs = torch.add(self.PtY[trajectories], self.c[trajectories].double(), alpha=self.mu)
+        if self.general:  # D and rho_s W per trajectory
+            weighted = self.rho_w[trajectories] * f.double()
+            return self.scatter(torch.einsum("...ji,...js->...is", self.D64[trajectories, None], weighted), rhs)
         return self.scatter(torch.einsum("ji,...js->...is", self.D64, self.rho_w * f.double()), rhs)
 
     @torch.no_grad()
@@ -303,3 +422,6 @@ class SpectralTwoStage(Spectral):
     # residual alone. The Legendre order and the density decide how closely the frozen fit follows the data.
     settings = amend(Spectral.settings, drop=("rho", "prox", "sweep"),
                      update_coefficients={"default": False, "choices": (False,)})
+    # Frozen at the least-squares fit, a hidden state would stay at its start and the fit's irregular times and held
+    # input are untested ground: it keeps to full states on one grid.
+    learns_from = frozenset()

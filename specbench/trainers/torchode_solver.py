@@ -11,6 +11,12 @@ adjoint, as in torchdiffeq's `odeint_adjoint`. Its `BacksolveAdjoint`, used befo
 parameter's adjoint per sample (vmap over a per-sample VJP): on lotka-volterra dense, one step took 1.38 s at
 batch 128 against 0.19 s joint and 0.23 s for torchdiffeq's adjoint (0.55, 0.28 and 0.34 s at batch 16), with the
 same gradients to 1e-6, so the reference's torchode-adjoint (0.1-1.7 s a step) measured our misuse, not torchode.
+
+On measurements each row is solved on its own times (torchode's per-sample t_eval) with its input inside the field.
+torchode has no jump times: a zero-order hold's jumps are found by its error control (rejected steps), the cost a
+torchode user pays. The joint adjoint needs one grid for the batch, so torchode-adjoint does not learn from irregular
+times (and JointBacksolveAdjoint's per-sample alternative, BacksolveAdjoint, vmaps the field, which the rows' input
+tables do not survive).
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ import torch
 import torchode
 
 from specbench.errors import Diverged
+from specbench.simulate import Driven
 from specbench.trainers.settings import Setting, amend
 from specbench.trainers.solver import SolverTrainer
 
@@ -41,7 +48,9 @@ class TorchodeTrainer(SolverTrainer):
     def __init__(self, system, data, config=None, seed=0, device="cpu"):
         super().__init__(system, data, config, seed, device)
         cfg = self.config
-        term = torchode.ODETerm(self.model, with_stats=False)  # the model counts its own calls
+        # on measurements the field reads the input of the rows being solved (`simulate` sets it)
+        self.driven = Driven(self.model, None) if self.general else None
+        term = torchode.ODETerm(self.driven or self.model, with_stats=False)  # the model counts its own calls
         method = torchode.interface.METHODS[cfg["method"]](term=term)
         controller = torchode.IntegralController(atol=cfg["atol"], rtol=cfg["rtol"], term=term)
         # torchdiffeq's max_num_steps bounds each observation interval; torchode's max_steps bounds a whole solve.
@@ -58,11 +67,16 @@ class TorchodeTrainer(SolverTrainer):
         self.solve = torch.compile(self.solver.solve) if cfg["compile"] else self.solver.solve
         self._backsolve_stats: list | None = None
 
-    def rollout(self, x0):
+    def simulate(self, x0, rows):
+        self.driven.signal = rows.signal
+        return self.rollout(x0, rows.tau.to(torch.float32))
+
+    def rollout(self, x0, t_eval=None):
         # torchode takes one time grid per sample, (batch, seg): the segments share t_seg. Its times stay float32
         # (torchdiffeq keeps times in float64): in float64 BacksolveAdjoint mixes a float64 time adjoint into the
         # float32 augmented state, and the network rejects it.
-        sol = self.solve(torchode.InitialValueProblem(y0=x0, t_eval=self.t_seg.expand(x0.shape[0], -1)))
+        t_eval = self.t_seg.expand(x0.shape[0], -1) if t_eval is None else t_eval
+        sol = self.solve(torchode.InitialValueProblem(y0=x0, t_eval=t_eval))
         failed = sol.status != torchode.status_codes.SUCCESS
         if failed.any():
             status = torchode.Status(int(sol.status[failed][0])).name
@@ -89,4 +103,5 @@ class TorchodeDopri5(TorchodeTrainer):
 
 class TorchodeAdjoint(TorchodeTrainer):
     summary = "torchode Dopri5, integral step-size controller, gradients by the adjoint ODE (JointBacksolveAdjoint)"
+    learns_from = frozenset({"inputs", "hidden"})  # one grid for the batch: the joint adjoint's condition
     settings = amend(TorchodeTrainer.settings, adjoint={"default": True})

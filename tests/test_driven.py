@@ -1,0 +1,183 @@
+"""Learning f(x, u) from outputs alone: a linear driven system x' = A x + B u with a zero-order-hold input, seen
+through its first state at irregular times, its second state hidden. On the true field (and the true hidden
+states), every trainer that declares inputs, hidden states and irregular times has losses at its solver's
+tolerance, and the common metric's free-run simulation (hidden initial states estimated by its short fit) is the
+data. The spectral trainer, which learns from inputs and irregular times but not hidden states, on the same system
+with both states measured: its residual vanishes to round-off on the truth and its c-steps reach the truth."""
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+import torch
+from scipy.linalg import expm
+from torch import nn
+
+from specbench.data import Trajectory, measured
+from specbench.measurements import hold_input
+from specbench import evaluate
+from specbench.plugins import TRAINERS, get_trainer
+from specbench.simulate import make_rows
+from specbench.systems.base import Regime, System
+from specbench.trainers.base import cannot_use
+
+A = np.array([[0.0, 1.0], [-2.0, -0.3]])
+B = np.array([[0.0], [1.0]])
+TS = 0.5  # the input's sample interval
+
+
+@dataclass
+class LinearDriven(System):
+    name: str = "linear-driven"
+    dim: int = 2
+    regimes: dict = field(default_factory=lambda: {"dense": Regime(3, 1, 31)})
+    model: dict = field(default_factory=lambda: {"width": 8, "depth": 1})
+
+    @property
+    def params(self):
+        return {}
+
+
+class TrueDriven(nn.Module):
+    """x' = A x + B u in the VectorField calling convention (t, x, u); a parameter that does nothing, so that an
+    optimiser has one."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("A", torch.as_tensor(A, dtype=torch.float32))
+        self.register_buffer("B", torch.as_tensor(B, dtype=torch.float32))
+        self.unused = nn.Parameter(torch.zeros(()))
+
+    def forward(self, t, x, u=None):
+        return x @ self.A.T + u @ self.B.T + 0.0 * self.unused
+
+
+def exact(x0, t_u, u, t):
+    """The closed-form solution at times t (in [t_u[0], t_u[-1]]) from x0 at t_u[0], u held from each sample: on
+    each interval x(s) = e^{As} x + A^-1 (e^{As} - I) B u."""
+    def advance(x, s, v):
+        E = expm(A * s)
+        return E @ x + np.linalg.solve(A, (E - np.eye(2)) @ B @ v)
+    out, x, k0 = [], np.asarray(x0, float), 0
+    for ti in t:
+        while k0 + 1 < len(t_u) and t_u[k0 + 1] <= ti:
+            x = advance(x, t_u[k0 + 1] - t_u[k0], u[k0])
+            k0 += 1
+        out.append(advance(x, ti - t_u[k0], u[k0]))
+    return np.array(out)
+
+
+def driven_data(counts=(17, 31, 23), seed=0):
+    """Trajectories of `counts` irregular observation times on [0, 6] (the last in the test split), and their true
+    states (traj list of (n, 2))."""
+    rng = np.random.default_rng(seed)
+    runs, states = [], []
+    for n in counts:
+        t = np.sort(np.concatenate([[0.0, 6.0], rng.uniform(0.05, 5.95, n - 2)]))
+        t_u = np.arange(0.0, 6.0 + TS / 2, TS)
+        u = rng.normal(size=(len(t_u), 1))
+        x = exact(rng.normal(size=2), t_u, u, t)
+        runs.append(Trajectory(t, x[:, :1], t_u, u))
+        states.append(x)
+    return measured(LinearDriven(), runs[:-1], runs[-1:], outputs=(0,), hold="zoh"), states
+
+
+CAPABLE = sorted(n for n, c in TRAINERS.items() if {"inputs", "hidden", "irregular"} <= c.learns_from)
+TIGHT = {"lr": 0.0, "rtol": 1e-6, "atol": 1e-7, "steps_per_obs": 16}
+
+
+def test_the_solver_baselines_and_multiple_shooting_learn_from_inputs_hidden_states_and_irregular_times():
+    assert set(CAPABLE) == {"backprop-rk4", "backprop-dopri5", "adjoint-dopri5", "torchode-dopri5",
+                            "multiple-shooting"}
+    data, _ = driven_data()
+    for name in ("spectral", "spectral-2stage", "vf-node", "torchode-adjoint"):
+        assert "cannot learn from" in cannot_use(get_trainer(name), data)
+    assert get_trainer("spectral").learns_from == {"inputs", "irregular"}
+
+
+@pytest.mark.parametrize("name", CAPABLE)
+def test_on_the_true_field_every_capable_solvers_loss_vanishes(name):
+    data, states = driven_data()
+    settings = {k: v for k, v in TIGHT.items() if k in get_trainer(name).defaults}
+    trainer = get_trainer(name)(data.system, data, settings)
+    trainer.model = TrueDriven()  # lr 0: the optimiser leaves the learned states where the test puts them
+    if getattr(trainer, "driven", None) is not None:  # torchode's term holds the field it was built with
+        trainer.driven.model = trainer.model
+    if name == "multiple-shooting":  # every shooting state at the true state of its segment's start
+        with torch.no_grad():
+            trainer.states.copy_(torch.as_tensor(np.stack([states[b][s] for b, s, _ in trainer.pieces])))
+        misfit, gap = trainer.objective(trainer.states)
+        assert misfit.item() < 1e-9 and gap.item() < 1e-9
+    else:  # the hidden initial values at the truth: every step simulates every whole trajectory from them
+        with torch.no_grad():
+            trainer.initial_hidden.copy_(torch.as_tensor(np.stack([x[0, 1:] for x in states[:-1]])))
+        # torchode is not told where the held input jumps: its error control finds them, to 1e-4 of the outputs
+        assert trainer.step() < (1e-8 if name.startswith("torchode") else 1e-9)
+        # and away from the truth it is not (the loss sees the hidden states)
+        with torch.no_grad():
+            trainer.initial_hidden.add_(0.5)
+        assert trainer.step() > 1e-4
+
+
+def test_the_common_metric_estimates_the_hidden_initial_state_and_simulates_the_data():
+    data, _ = driven_data()
+    model = TrueDriven()
+    # the hidden initial states are a 5-iteration fit (evaluate.FIT_ITERATIONS): the outputs to about 1e-4 of their std
+    assert evaluate.train_metric(model, data) < 1e-8
+    mse, nmse, pred = evaluate.test_errors(model, data)
+    assert nmse < 1e-8 and len(pred) == 1 and pred[0].shape == (23, 1)
+    rmse, r2 = evaluate.output_fit(np.concatenate(pred)[None], data.trajectories("test")[0].y[None])
+    assert rmse < 1e-4 and r2 > 1 - 1e-8
+
+
+def test_rows_hold_the_input_on_their_own_clock_and_read_the_sample_before_a_jump():
+    data, _ = driven_data()
+    runs = data.trajectories("train")
+    rows = make_rows(runs, [(0, 3, 5), (1, 0, 4)], "zoh")
+    r = runs[0]
+    start = r.t[3]
+    assert rows.tau[0, 0] == 0 and torch.allclose(rows.tau[0], torch.as_tensor(r.t[3:8] - start))
+    k = int(np.searchsorted(r.t_u, start, side="right") - 1)  # the sample in force at the row's start
+    jump = float(r.t_u[k + 1] - start)
+    before = torch.nextafter(torch.tensor(jump, dtype=torch.float32), torch.tensor(0.0))
+    assert rows.signal(before)[0, 0].item() == pytest.approx(r.u[k, 0])
+    assert rows.signal(jump)[0, 0].item() == pytest.approx(r.u[k + 1, 0])
+
+
+def spectral_on_the_truth(settings):
+    """The spectral trainer on the driven data with both states measured (it does not learn from hidden states:
+    `Spectral.learns_from`) and the true field, its mesh on the input's samples (12 elements of 0.5 on [0, 6]: a
+    held input is constant on each), and the exact states at its nodes (traj, nodes, 2), and the exact input in each
+    element (traj, E)."""
+    data, states = driven_data()
+    runs = [Trajectory(r.t, x, r.t_u, r.u) for r, x in zip(data.trajectories("train"), states)]
+    full = measured(data.system, runs, data.trajectories("test"), hold="zoh")
+    assert full.needs == {"inputs", "irregular"}
+    trainer = get_trainer("spectral")(full.system, full, {"E": 12, "p": 10, "lr": 0.0, **settings})
+    trainer.model = TrueDriven()
+    truth = [exact(x[0], r.t_u, r.u, m.times) for x, m, r in zip(states, trainer.meshes, runs)]
+    held = [hold_input(r.t_u, r.u, m.times[m.element_nodes].mean(1), "zoh")[:, 0] for m, r in zip(trainer.meshes, runs)]
+    return trainer, np.stack(truth), np.stack(held)
+
+
+def test_the_spectral_residual_and_data_term_vanish_on_the_true_solution_with_the_true_field():
+    trainer, truth, held = spectral_on_the_truth({})
+    # float64: the residual of the exact nodal values at every element node, D per trajectory, u held in the element
+    x = np.stack([truth[b][m.element_nodes] for b, m in enumerate(trainer.meshes)])  # (traj, E, p+1, 2)
+    D = np.stack([m.local_derivative for m in trainer.meshes])
+    r = np.einsum("bij,bejs->beis", D, x) - (x @ A.T + held[..., None, None] * B[:, 0])
+    assert np.abs(r).max() < 1e-9 * np.abs(x).max()
+    # the trainer's own: its input at the nodes is the held input, and its (float32) residual and data terms vanish
+    np.testing.assert_allclose(trainer.u_nodes[..., 0].numpy(), np.repeat(held[..., None], 11, -1), rtol=1e-6)
+    trainer.c = torch.as_tensor(truth, dtype=torch.float32)
+    at_truth = trainer.theta_loss()[0].item()
+    assert trainer.data_loss().item() < 1e-12
+    trainer.c = trainer.c + 1e-3 * torch.randn_like(trainer.c)
+    assert at_truth < 1e-9 and at_truth < 1e-4 * trainer.theta_loss()[0].item()
+
+
+def test_the_spectral_c_steps_reach_the_true_trajectories_from_irregular_driven_data_and_the_true_field():
+    trainer, truth, _ = spectral_on_the_truth({})
+    assert np.abs(trainer.c.double().numpy() - truth).max() > 0.1  # the least-squares start is far from it
+    for _ in range(200):
+        trainer.coefficient_sweep()
+    assert np.abs(trainer.c.double().numpy() - truth).max() < 1e-5
