@@ -108,8 +108,10 @@ def measured(system: System, train: list[Trajectory], test: list[Trajectory], ou
 
 
 def dataset_key(system: System, regime: str, noise: float, seed: int) -> str:
+    regime_spec = {k: v for k, v in vars(system.regimes[regime]).items() if k != "irregular" or v}  # (the keys of
+    # the regular regimes as before `irregular` existed: their cached files stay valid)
     spec = {"version": DATA_VERSION, "system": system.name, "params": system.params, "regime": regime,
-            "regime_spec": vars(system.regimes[regime]), "t_span": system.t_span,
+            "regime_spec": regime_spec, "t_span": system.t_span,
             "test_horizon": system.test_horizon, "noise": float(noise), "seed": int(seed)}
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
@@ -134,20 +136,30 @@ def generate(system: System, regime: str = "dense", noise: float = 0.0, seed: in
     if not (noise >= 0 and np.isfinite(noise)):
         raise UsageError(f"noise must be finite and >= 0, got {noise}")
     spec = system.regimes[regime]
-    # Independent streams for train states, test states and noise: changing one count leaves the others alone.
-    rng_train, rng_test, rng_noise = (np.random.default_rng([seed, k]) for k in range(3))
+    # Independent streams for train states, test states, noise and (irregular) times: changing one count leaves
+    # the others alone.
+    rng_train, rng_test, rng_noise, rng_times = (np.random.default_rng([seed, k]) for k in range(4))
     t = np.linspace(0.0, system.t_span, spec.n_times)
     n_test_times = max(2, int(round((spec.n_times - 1) * system.test_horizon / system.t_span)) + 1)
     t_test = np.linspace(0.0, system.test_horizon, n_test_times)
-    train_clean = np.stack([integrate(system, x0, t) for x0 in system.sample_initial(rng_train, spec.n_train)])
+    starts = system.sample_initial(rng_train, spec.n_train)
+    # irregular: each trajectory from t = 0 (its initial state is observed, as on a grid) at n_times - 1 other
+    # times drawn uniformly over the span, its own
+    times = [np.concatenate([[0.0], np.sort(rng_times.uniform(0.0, system.t_span, spec.n_times - 1))])
+             if spec.irregular else t for _ in starts]
+    train_clean = [integrate(system, x0, tb) for x0, tb in zip(starts, times)]
     test = np.stack([integrate(system, x0, t_test) for x0 in system.sample_initial(rng_test, spec.n_test)])
     # Noise relative to each state's standard deviation over the clean training data.
-    scale = train_clean.reshape(-1, system.dim).std(0)
-    train = train_clean + noise * scale * rng_noise.standard_normal(train_clean.shape)
-    if not all(np.isfinite(a).all() for a in (train_clean, train, test)):
+    scale = np.ascontiguousarray(np.concatenate(train_clean)).std(0)  # (C order: the sum's order as before)
+    train = [y + noise * scale * rng_noise.standard_normal(y.shape) for y in train_clean]
+    if not all(np.isfinite(a).all() for a in (*train_clean, *train, test)):
         raise UsageError(f"{system.name} with parameters {system.params} gives non-finite trajectories; "
                          "no dataset is written")
-    return Dataset(system, regime, float(noise), int(seed), t, train_clean, train, t_test, test)
+    if spec.irregular:
+        data = measured(system, [Trajectory(tb, y) for tb, y in zip(times, train)],
+                        [Trajectory(t_test, y) for y in test], regime=regime)
+        return replace(data, noise=float(noise), seed=int(seed))
+    return Dataset(system, regime, float(noise), int(seed), t, np.stack(train_clean), np.stack(train), t_test, test)
 
 
 def from_measurements(system: System, m) -> Dataset:
@@ -181,10 +193,10 @@ def make_dataset(system: System, regime: str = "dense", noise: float = 0.0, seed
     """
     if system.kind == "measured":
         return from_measurements(system, system.measurements())
-    if cache_dir is False:
-        return generate(system, regime, noise, seed)
     if regime not in system.regimes:
         raise UsageError(f"unknown regime {regime!r}; valid regimes: {', '.join(system.regimes)}")
+    if cache_dir is False or system.regimes[regime].irregular:  # (a cache file holds one grid per split)
+        return generate(system, regime, noise, seed)
     path = Path(cache_dir or default_cache_dir()) / f"{system.name}-{dataset_key(system, regime, noise, seed)}.npz"
     cached = _load_cached(path, system, regime, noise, seed)
     if cached is not None:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from specbench import systems, trainers
 from specbench.errors import UsageError
-from specbench.records import REGIMES, ROLES
+from specbench.records import REQUIRED_REGIMES, ROLES
 from specbench.systems import System
 
 ENV = "SPECBENCH_PLUGINS"
@@ -132,10 +132,10 @@ def system_problem(cls) -> str | None:
     if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 < x < float("inf")
                for x in (s.t_span, s.test_horizon)):
         return f"needs positive t_span and test_horizon (got {s.t_span!r}, {s.test_horizon!r})"
-    missing = [r for r in REGIMES if r not in (s.regimes or {})]
+    missing = [r for r in REQUIRED_REGIMES if r not in (s.regimes or {})]
     if missing:
         return f"has no regime {', '.join(missing)}"
-    for r in REGIMES:
+    for r in REQUIRED_REGIMES:
         spec = s.regimes[r]
         if not (spec.n_train >= 1 and spec.n_test >= 1 and spec.n_times >= 2):
             return f"regime {r!r} needs a trajectory to train on, one to test on and two times ({spec})"

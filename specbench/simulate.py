@@ -116,6 +116,8 @@ def solve_rows(odeint, field, x0: torch.Tensor, rows: Rows, method: str, step: f
     adaptive method gets them as `jump_t`; a fixed-step one (`step`: its step size) steps on a grid of the union,
     the jumps and steps of at most `step`, perturbed at both ends so that a step ending at a jump reads the input
     before it (torchdiffeq's `perturb`)."""
+    if step is not None and rows.signal is None and not bool((rows.tau == rows.tau[:1]).all()):
+        return _solve_rescaled(odeint, field, x0, rows, method, step, **kwargs)
     grid = rows.tau.flatten().unique()  # float64, sorted
     end = float(grid[-1])
     jumps = rows.signal.jumps(end) if rows.signal is not None and rows.signal.hold == "zoh" else np.array([])
@@ -131,3 +133,32 @@ def solve_rows(odeint, field, x0: torch.Tensor, rows: Rows, method: str, step: f
     solution = odeint(Driven(field, rows.signal), x0, grid, method=method, options=options, **kwargs)
     at = torch.searchsorted(grid, rows.tau)  # (rows, L): each row's times in the union
     return solution[at, torch.arange(len(x0), device=x0.device)[:, None]]
+
+
+class _Rescaled(torch.nn.Module):
+    """dx/ds = dt/ds f(x): each row's k-th observation interval mapped onto [k, k + 1] of a shared clock s."""
+
+    def __init__(self, field, intervals: torch.Tensor):
+        super().__init__()
+        self.field, self.intervals = field, intervals  # (rows, L - 1): each row's observation intervals
+
+    def forward(self, s, x):
+        # the interval s lies in; a step's end reaches the interval's end from below (torchdiffeq's perturb)
+        k = int(torch.floor(torch.as_tensor(s, dtype=torch.float64)).clamp(0, self.intervals.shape[1] - 1))
+        return self.field(s, x, None) * self.intervals[:, k:k + 1].to(x.dtype)
+
+
+def _solve_rescaled(odeint, field, x0: torch.Tensor, rows: Rows, method: str, step: float, **kwargs) -> torch.Tensor:
+    """A fixed-step solve of input-free rows with times of their own (an irregular regime), each row on its own
+    clock: its k-th observation interval is [k, k + 1] of a clock s shared by every row (dx/ds = dt_k f(x), exactly
+    the method's steps on each row's own interval, of a common count per interval), so a batch costs the steps of
+    one trajectory, where stepping on the union of the rows' times (`solve_rows`, what torchdiffeq asks for one
+    grid, and what a solver with an input must do: its jumps are at real times) costs about one trajectory's
+    steps per row. The count of steps in interval k keeps every row's steps at most `step`."""
+    intervals = rows.tau.diff(dim=1)  # (rows, L - 1), float64, positive (padding repeats a row's last interval)
+    counts = torch.ceil(intervals.max(0).values / step).clamp(min=1).long().tolist()
+    points = np.concatenate([k + np.arange(n) / n for k, n in enumerate(counts)] + [[len(counts)]])
+    steps = torch.as_tensor(points, dtype=torch.float64, device=x0.device)
+    s = torch.arange(len(counts) + 1, dtype=torch.float64, device=x0.device)
+    options = {**dict(kwargs.pop("options", {})), "grid_constructor": lambda f, y0, t: steps, "perturb": True}
+    return odeint(_Rescaled(field, intervals), x0, s, method=method, options=options, **kwargs).transpose(0, 1)

@@ -193,11 +193,18 @@ def budget_s_replaced(preset: Preset, budget_s: float) -> str:
     return f"--budget {budget_s:g} s for every run replaces preset {preset.name}'s budget_s ({budget_s_words(preset)})"
 
 
+# A regime that has no tuned entry of its own takes those of the regime it derives from: `irregular` samples as many
+# trajectories and times as `dense` (every trainer alike, so the regimes study compares each trainer at its dense
+# settings).
+SETTINGS_FROM = {"irregular": "dense"}
+
+
 def tuned_entry(tuned: dict, system: str, regime: str, trainer: str) -> dict | None:
-    """The tuned entry of (system, regime, trainer) in a tuned-settings table: its regime's, else one for every
-    regime (tuned[system][trainer]); None when tuning chose none."""
+    """The tuned entry of (system, regime, trainer) in a tuned-settings table: its regime's, else the regime's it
+    derives from (SETTINGS_FROM), else one for every regime (tuned[system][trainer]); None when tuning chose none."""
     by_system = tuned.get(system, {})
-    return by_system.get(regime, {}).get(trainer) or (by_system.get(trainer) if trainer not in REGIMES else None)
+    return (by_system.get(regime, {}).get(trainer) or by_system.get(SETTINGS_FROM.get(regime), {}).get(trainer)
+            or (by_system.get(trainer) if trainer not in REGIMES else None))
 
 
 def config_for(preset: Preset, system: str, regime: str, trainer: str) -> dict:

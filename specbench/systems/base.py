@@ -18,18 +18,24 @@ def const(value, like):
 
 @dataclass(frozen=True)
 class Regime:
-    """How one regime samples a system: trajectory counts and observation times per trajectory."""
+    """How one regime samples a system: trajectory counts and observation times per trajectory; `irregular`: each
+    training trajectory at its own random times (the test trajectories stay on one grid, as in the other regimes,
+    so their test errors compare)."""
 
     n_train: int
     n_test: int
     n_times: int
+    irregular: bool = False
 
 
 def regimes(dense_times: int, sparse_times: int):
-    """The two regimes every system has: `dense` (16 training trajectories) and `sparse` (4), 8 test trajectories
-    each, with these numbers of observation times per training trajectory (a dataclass field default)."""
-    return field(default_factory=lambda: {"dense": Regime(n_train=16, n_test=8, n_times=dense_times),
-                                          "sparse": Regime(n_train=4, n_test=8, n_times=sparse_times)})
+    """The regimes of an equation system: `dense` (16 training trajectories) and `sparse` (4), 8 test trajectories
+    each, with these numbers of observation times per training trajectory, and `irregular`: dense's counts, each
+    training trajectory at its own random times (a dataclass field default)."""
+    return field(default_factory=lambda: {
+        "dense": Regime(n_train=16, n_test=8, n_times=dense_times),
+        "sparse": Regime(n_train=4, n_test=8, n_times=sparse_times),
+        "irregular": Regime(n_train=16, n_test=8, n_times=dense_times, irregular=True)})
 
 
 @dataclass
@@ -65,7 +71,7 @@ class System:
         """A copy whose `regime` has other trajectory lengths or counts (the scaling studies); the same equations.
         The dataset key includes t_span and the regime, so a resized dataset is cached apart."""
         old = self.regimes[regime]
-        new = Regime(n_train=n_train or old.n_train, n_test=old.n_test, n_times=n_times or old.n_times)
+        new = replace(old, n_train=n_train or old.n_train, n_times=n_times or old.n_times)
         return replace(self, t_span=self.t_span if t_span is None else float(t_span),
                        regimes={**self.regimes, regime: new})
 
