@@ -116,3 +116,23 @@ def test_the_regimes_study_runs_the_irregular_regime_for_every_trainer():
     irregular = {j.trainer for j in jobs if j.regime == "irregular"}
     assert irregular and irregular == {j.trainer for j in jobs if j.regime == "dense"}
     assert {j.study.series for j in jobs} == {"dense", "sparse", "irregular"}
+
+
+def test_the_metric_on_irregular_data_is_the_torch_simulation_to_round_off(monkeypatch):
+    """On an input-free, fully observed irregular dataset the metric is one numpy rollout read at the union of
+    the trajectories' times: the same numbers as the general (torchdiffeq) simulation."""
+    from specbench import evaluate
+    from specbench.models import VectorField, general_scales
+    system = get_system("oscillator")
+    data = generate(system, "irregular", noise=0.01, seed=0)
+    torch.manual_seed(0)
+    model = VectorField(system.dim, general_scales(data), width=16)
+    fast = evaluate.train_metric(model, data)
+    test_fast = evaluate.test_errors(model, data)
+    monkeypatch.setattr(evaluate, "numpy_field", lambda model: None)
+    slow = evaluate.train_metric(model, data)
+    test_slow = evaluate.test_errors(model, data)
+    assert np.isfinite(fast) and fast == pytest.approx(slow, rel=1e-9)
+    assert test_fast[0] == pytest.approx(test_slow[0], rel=1e-9)
+    for a, b in zip(test_fast[2], test_slow[2]):
+        assert np.allclose(a, b, rtol=1e-9, atol=1e-12)
