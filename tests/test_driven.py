@@ -141,6 +141,9 @@ def test_rows_hold_the_input_on_their_own_clock_and_read_the_sample_before_a_jum
     before = torch.nextafter(torch.tensor(jump, dtype=torch.float32), torch.tensor(0.0))
     assert rows.signal(before)[0, 0].item() == pytest.approx(r.u[k, 0])
     assert rows.signal(jump)[0, 0].item() == pytest.approx(r.u[k + 1, 0])
+    # torchdiffeq's float64 times: a step that ends at the jump evaluates one float64 ulp before it
+    just_before = torch.nextafter(torch.tensor(jump, dtype=torch.float64), torch.tensor(0.0, dtype=torch.float64))
+    assert rows.signal(just_before)[0, 0].item() == pytest.approx(r.u[k, 0])
 
 
 def spectral_on_the_truth(settings):
