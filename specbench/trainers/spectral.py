@@ -402,6 +402,10 @@ class Spectral(Trainer):
         state), float64."""
         return self.solve(self.solver, self.coefficient_rhs(f, trajectories))
 
+    def initial_states(self) -> np.ndarray:
+        """Each training trajectory's state at its first time, c at the mesh's first node (traj, state)."""
+        return self.c[:, 0].double().cpu().numpy()
+
 
 def elements(cfg, n_obs: int) -> int:
     """Elements per trajectory: E, or from the density and the order when E is "auto"."""
