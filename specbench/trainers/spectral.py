@@ -53,9 +53,9 @@ J (S c - S c_old) with J its Jacobian in the state at each node (one forward-mod
 residual G c - f(S c_old) - J (S c - S c_old) couples the states at each node. Its normal matrix, in z = c / std
 (each state in its own scale: the matrix stays symmetric), is P'P (outputs) + sum_s M_s' rho_s W M_s + mu I, with
 M_s z = G z_s - sum_a J_sa S z_a the linearised residual of state s (J scaled to z): still element-local, but one
-block of state*(p+1) unknowns per element and trajectory;
-`ElementSolver` with a node of `state` unknowns condenses it onto the end nodes as before and reduces a block
-tridiagonal system of state x state blocks, in float64, factored anew at every step (J changes with c and theta).
+block of state*(p+1) unknowns per element and trajectory; `ElementSolver` with a node of `state` unknowns condenses
+it onto the end nodes as before and reduces a block tridiagonal system of state x state blocks, in float64, factored
+anew at every step (J changes with c and theta).
 With the proximal term it is a Levenberg-Marquardt step, and its fixed points are the stationary points of the
 c-objective itself. On that truth test it finds the hidden state to 3e-6 in 200 sweeps. Jacobi takes the c-step
 first here (as with mini-batches), the theta step on the c before it. With every state measured the Picard c-step
