@@ -68,9 +68,9 @@ def build(job: Job, cache_dir=None, datasets: dict | None = None) -> tuple[Syste
 def run_job(job: Job, evaluate=None, cache_dir=None, datasets: dict | None = None) -> Record:
     """Train one (system, trainer, regime, seed) for `job.budget_s` training seconds and return its record.
 
-    `evaluate(model, data) -> float` replaces the common metric only in tests of the protocol itself; `datasets`
-    is a persistent worker's memory of datasets (`build`). Memory is measured where `job.fresh_process` says the
-    process is the run's own.
+    `evaluate(model, data) -> float` replaces the common metric (`common_metric`) only in tests of the protocol
+    itself; `datasets` is a persistent worker's memory of datasets (`build`). Memory is measured where
+    `job.fresh_process` says the process is the run's own.
     A Diverged step ends the run early with status 'diverged', and so does a rollout of the metric that needs more
     than specbench.evaluate.MAX_EVALUATIONS evaluations of the field (a field too stiff to integrate: a bound in
     work, so the machine's load cannot decide it). What the run reached before it diverged stands: its first
@@ -78,7 +78,7 @@ def run_job(job: Job, evaluate=None, cache_dir=None, datasets: dict | None = Non
     none).
     """
     torch.set_num_threads(job.threads)
-    evaluate = evaluate or train_metric
+    metric_of = common_metric if evaluate is None else lambda trainer, data: evaluate(trainer.model, data)
     wall = {}  # seconds of wall time by part (specbench.records.WALL_PARTS); the worker adds the rest
 
     t0 = time.perf_counter()
@@ -90,7 +90,7 @@ def run_job(job: Job, evaluate=None, cache_dir=None, datasets: dict | None = Non
     cuda = torch.device(job.device).type == "cuda"
     memory = PeakMemory(cuda, measure=job.fresh_process)
     t1 = time.perf_counter()
-    warm_up(job, data, make_trainer, evaluate)
+    warm_up(job, data, make_trainer, metric_of)
     before_setup = memory.current()
     t2 = start_training = time.perf_counter()
     wall["data"], wall["warm_up"] = t1 - t0, t2 - t1
@@ -116,7 +116,7 @@ def run_job(job: Job, evaluate=None, cache_dir=None, datasets: dict | None = Non
         memory.pause()  # the metric's rollouts and the checkpoint are not training memory
         t0 = time.perf_counter()
         try:
-            metric = evaluate(trainer.model, data)
+            metric = metric_of(trainer, data)
             if np.isfinite(metric) and (best is None or metric < best[2]):
                 best = [train_s, trainer.iteration, float(metric)]
                 best_state = keep(trainer.model, best_state)
@@ -199,6 +199,14 @@ def run_job(job: Job, evaluate=None, cache_dir=None, datasets: dict | None = Non
         test_rollout=first_test_rollout(data, pred))
 
 
+def common_metric(trainer: Trainer, data: Dataset) -> float:
+    """The common metric of the trainer's model on `data` (specbench.evaluate.train_metric): on hidden states each
+    training trajectory simulated from the trainer's own estimate of its initial state (`Trainer.initial_states`;
+    `data` may hold the first of its training trajectories only, as the warm-up's sliver does)."""
+    initial = trainer.initial_states() if "hidden" in data.needs else None
+    return train_metric(trainer.model, data, None if initial is None else initial[: len(data.trajectories("train"))])
+
+
 def data_summary(system, data: Dataset) -> dict:
     """What the record says of its data: training trajectories, observations (a trajectory's most), span."""
     runs = data.trajectories("train")
@@ -225,7 +233,7 @@ def keep(model: torch.nn.Module, kept: dict | None) -> dict:
     return kept
 
 
-def warm_up(job: Job, data: Dataset, make_trainer: Callable[[], Trainer], evaluate) -> None:
+def warm_up(job: Job, data: Dataset, make_trainer: Callable[[], Trainer], metric_of) -> None:
     """Build the run's own trainer on its own data, take one step, evaluate once on a sliver, then drop it: the
     one-off allocations of the run's code path at the run's shapes (kernels, thread pools, the autograd engine,
     MKL's work space for each matrix shape, solver buffers) happen here, so the memory measured after it is what
@@ -243,7 +251,7 @@ def warm_up(job: Job, data: Dataset, make_trainer: Callable[[], Trainer], evalua
         trainer = make_trainer()
         trainer.step()  # one: a whole-trajectory adjoint step at 2001 times takes 46 s, and the run's own is next
         with evaluation_limit(2_000):  # the sliver takes tens of steps; a stiff field is the run's to report
-            evaluate(trainer.model, sliver)
+            metric_of(trainer, sliver)
     except Exception:  # best effort: a warm-up that fails only leaves a constant in the measurement
         pass
     trainer = None

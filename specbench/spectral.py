@@ -213,64 +213,85 @@ def representation_error(mesh: Mesh, t: np.ndarray, y: np.ndarray, t_fine: np.nd
 class ElementSolver:
     """Solves A x = b for symmetric positive definite A given in element form, batched, on A's torch device.
 
-    blocks: (batch, E, p+1, p+1), element e's block acting on global nodes e*p .. e*p+p (neighbours share one
-    node), so A (batch, n, n) with n = E*p+1 is banded. Setup eliminates each element's p-1 interior nodes (static
-    condensation: one batched (p-1)x(p-1) inverse per element) and leaves an SPD tridiagonal Schur complement on
-    the E+1 shared end nodes, which parallel cyclic reduction solves in ceil(log2(E+1)) vectorised steps, its
-    multipliers precomputed. Each level of the reduction takes Schur complements of an SPD matrix, and every
-    elimination is exact algebra: the result equals a dense solve to round-off (tests/test_spectral.py). Setup
-    memory and per-solve work grow linearly with E (times log2(E) for the reduction's O(E) vector operations);
-    nothing of size n x n is formed and no step leaves the device. Use float64 where A is ill-conditioned.
+    blocks: (batch, E, (p+1)k, (p+1)k), element e's block acting on global nodes e*p .. e*p+p (neighbours share one
+    node), each node with `node` = k unknowns, ordered node by node (local node j's at j*k .. j*k+k-1), so A
+    (batch, n, n) with n = (E*p+1)k is banded. Setup eliminates each element's p-1 interior nodes (static
+    condensation: one batched (p-1)k x (p-1)k inverse per element) and leaves an SPD block tridiagonal Schur
+    complement (k x k blocks) on the E+1 shared end nodes, which parallel cyclic reduction solves in
+    ceil(log2(E+1)) vectorised steps, its multipliers precomputed. Each level of the reduction takes Schur
+    complements of an SPD matrix, and every elimination is exact algebra: the result equals a dense solve to
+    round-off (tests/test_spectral.py). Setup memory and per-solve work grow linearly with E (times log2(E) for
+    the reduction's O(E) vector operations); nothing of size n x n is formed and no step leaves the device. Use
+    float64 where A is ill-conditioned. With k = 1 (one state per matrix, the Picard c-step's) a node's block is a
+    number: its products and quotients are elementwise, the numbers this solver always gave; k > 1 couples the
+    states at a node (the Gauss-Newton c-step's, specbench.trainers.spectral).
     """
 
-    def __init__(self, blocks: torch.Tensor):
-        batch, self.E, p1, _ = blocks.shape
-        self.p = p = p1 - 1
-        ends = [0, p]
-        a_ii = blocks[..., 1:p, 1:p]  # (batch, E, p-1, p-1): interior nodes, coupled within their element only
-        a_ib = blocks[..., 1:p, :][..., ends]  # (batch, E, p-1, 2)
-        a_bb = blocks[..., ends, :][..., ends]  # (batch, E, 2, 2)
+    def __init__(self, blocks: torch.Tensor, node: int = 1):
+        batch, self.E, size, _ = blocks.shape
+        self.node = k = node
+        self.p = p = size // k - 1
+        ends = [*range(k), *range(p * k, size)]  # the unknowns of the element's two end nodes
+        a_ii = blocks[..., k:p * k, k:p * k]  # (batch, E, (p-1)k, (p-1)k): interior nodes, coupled within their element
+        a_ib = blocks[..., k:p * k, :][..., ends]  # (batch, E, (p-1)k, 2k)
+        a_bb = blocks[..., ends, :][..., ends]  # (batch, E, 2k, 2k)
         inv = torch.cholesky_inverse(torch.linalg.cholesky(a_ii))  # small SPD blocks: explicit, so a solve is a matmul
-        self.K = inv @ a_ib  # (batch, E, p-1, 2): interior values per unit value at the element's two end nodes
-        self.condense = torch.cat([inv, self.K.mT], -2)  # (batch, E, p+1, p-1): [A_II^-1; K'] applied to b_I at once
-        schur = a_bb - a_ib.mT @ self.K  # (batch, E, 2, 2)
-        diag = torch.zeros(batch, self.E + 1, dtype=blocks.dtype, device=blocks.device)
-        diag[:, :-1] += schur[..., 0, 0]
-        diag[:, 1:] += schur[..., 1, 1]
+        self.K = inv @ a_ib  # (batch, E, (p-1)k, 2k): interior values per unit value at the element's two end nodes
+        self.condense = torch.cat([inv, self.K.mT], -2)  # (batch, E, (p+1)k, (p-1)k): [A_II^-1; K'] on b_I at once
+        schur = a_bb - a_ib.mT @ self.K  # (batch, E, 2k, 2k)
+        left, right = slice(0, k), slice(k, 2 * k)
+        diag = torch.zeros(batch, self.E + 1, k, k, dtype=blocks.dtype, device=blocks.device)
+        diag[:, :-1] += schur[..., left, left]
+        diag[:, 1:] += schur[..., right, right]
         zero = torch.zeros_like(diag[:, :1])
-        lower = torch.cat([zero, schur[..., 1, 0]], 1)  # lower[i]: coupling of end node i to i-1 (none for i = 0)
-        upper = torch.cat([schur[..., 0, 1], zero], 1)  # upper[i]: to i+1
-        self.levels = []  # (stride, multiplier of row i - stride, of row i + stride), each (batch, E+1, 1)
+        lower = torch.cat([zero, schur[..., right, left]], 1)  # lower[i]: coupling of end node i to i-1 (none at 0)
+        upper = torch.cat([schur[..., left, right], zero], 1)  # upper[i]: to i+1
+        one = torch.eye(k, dtype=blocks.dtype, device=blocks.device)  # where there is no row: never used
+        self.levels = []  # (stride, multiplier of row i - stride, of row i + stride), each (batch, E+1, k, k)
         stride, n = 1, self.E + 1
         while stride < n:
-            below, above = shifted(diag, stride, 1.0), shifted(diag, -stride, 1.0)  # 1.0: no row there, no use
-            k_lo, k_up = lower / below, upper / above
-            lower, upper, diag = (-shifted(lower, stride, 0.0) * k_lo, -shifted(upper, -stride, 0.0) * k_up,
-                                  diag - shifted(upper, stride, 0.0) * k_lo - shifted(lower, -stride, 0.0) * k_up)
-            self.levels.append((stride, k_lo[..., None], k_up[..., None]))
+            below, above = shifted(diag, stride, one), shifted(diag, -stride, one)
+            k_lo, k_up = self.over(lower, below), self.over(upper, above)
+            lower, upper, diag = (self.times(k_lo, -shifted(lower, stride, zero[0, 0])),
+                                  self.times(k_up, -shifted(upper, -stride, zero[0, 0])),
+                                  diag - self.times(k_lo, shifted(upper, stride, zero[0, 0]))
+                                  - self.times(k_up, shifted(lower, -stride, zero[0, 0])))
+            self.levels.append((stride, k_lo, k_up))
             stride *= 2
-        self.inv_diag = (1.0 / diag)[..., None]  # (batch, E+1, 1): the reduced system is diagonal
+        self.inv_diag = self.over(one.expand_as(diag), diag)  # (batch, E+1, k, k): the reduced system is diagonal
+
+    def times(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """a b for node blocks a (..., k, k) and b (..., k, m)."""
+        return a * b if self.node == 1 else a @ b
+
+    def over(self, a: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        """a d^-1 for node blocks (..., k, k)."""
+        return a / d if self.node == 1 else torch.linalg.solve(d, a, left=False)
+
+    def less(self, g: torch.Tensor, a: torch.Tensor, x: torch.Tensor, b: torch.Tensor, y: torch.Tensor):
+        """g - a x - b y for node blocks; with k = 1 two fused operations (addcmul), as this solver always took it."""
+        return torch.addcmul(g, a, x, value=-1).addcmul_(b, y, value=-1) if self.node == 1 else g - a @ x - b @ y
 
     def solve(self, b: torch.Tensor) -> torch.Tensor:
-        """x with A x = b, for b of shape (batch, n_nodes, k): k right-hand sides per matrix."""
-        E, p = self.E, self.p
-        batch, n, k = b.shape
-        local = b[:, : E * p].reshape(batch, E, p, k)  # node e*p + j; j = 0 is element e's left end node
-        interior = local[:, :, 1:]  # (batch, E, p-1, k)
-        z = self.condense @ interior  # (batch, E, p+1, k): A_II^-1 b_I, then K' b_I at the two end nodes
-        g = torch.cat([local[:, :, 0], b[:, -1:]], 1)  # (batch, E+1, k): the end nodes' right-hand side
-        g[:, :-1] -= z[:, :, p - 1]
-        g[:, 1:] -= z[:, :, p]
+        """x with A x = b, for b of shape (batch, (E*p+1)k, m): m right-hand sides per matrix, node by node."""
+        E, p, k = self.E, self.p, self.node
+        batch, n, m = b.shape
+        local = b[:, : E * p * k].reshape(batch, E, p * k, m)  # node e*p + j at j*k; j = 0 is the left end node
+        z = self.condense @ local[:, :, k:]  # (batch, E, (p+1)k, m): A_II^-1 b_I, then K' b_I at the two end nodes
+        g = torch.cat([local[:, :, :k], b[:, None, -k:]], 1)  # (batch, E+1, k, m): the end nodes' right side
+        g[:, :-1] -= z[:, :, (p - 1) * k: p * k]
+        g[:, 1:] -= z[:, :, p * k:]
         for stride, k_lo, k_up in self.levels:
-            padded = torch.nn.functional.pad(g, (0, 0, stride, stride))
-            g = torch.addcmul(g, k_lo, padded[:, : E + 1], value=-1).addcmul_(k_up, padded[:, 2 * stride:], value=-1)
-        ends = g * self.inv_diag  # (batch, E+1, k)
-        inner = z[:, :, : p - 1] - self.K @ torch.stack([ends[:, :-1], ends[:, 1:]], 2)  # (batch, E, p-1, k)
-        x = torch.cat([ends[:, :-1, None], inner], 2).reshape(batch, E * p, k)
-        return torch.cat([x, ends[:, -1:]], 1)
+            padded = torch.nn.functional.pad(g, (0, 0, 0, 0, stride, stride))
+            g = self.less(g, k_lo, padded[:, : E + 1], k_up, padded[:, 2 * stride:])
+        ends = self.times(self.inv_diag, g)  # (batch, E+1, k, m)
+        inner = z[:, :, : (p - 1) * k] - self.K @ torch.cat([ends[:, :-1], ends[:, 1:]], 2)  # (batch, E, (p-1)k, m)
+        x = torch.cat([ends[:, :-1], inner], 2).reshape(batch, E * p * k, m)
+        return torch.cat([x, ends[:, -1]], 1)
 
 
-def shifted(v: torch.Tensor, by: int, fill: float) -> torch.Tensor:
-    """v (batch, m) moved `by` places along its last axis (out[i] = v[i - by]), the gap filled with `fill`."""
-    pad = torch.full_like(v[:, : abs(by)], fill)
+def shifted(v: torch.Tensor, by: int, fill: torch.Tensor) -> torch.Tensor:
+    """v (batch, m, ...) moved `by` places along its second axis (out[i] = v[i - by]), the gap filled with `fill`
+    (v's trailing shape)."""
+    pad = fill.expand_as(v[:, : abs(by)])
     return torch.cat([pad, v[:, :-by]], 1) if by > 0 else torch.cat([v[:, -by:], pad], 1)

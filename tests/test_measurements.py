@@ -4,11 +4,13 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from specbench.data import as_measurements, generate, make_dataset
 from specbench.errors import UsageError
 from specbench.measurements import read, write_csv
 from specbench.plugins import TRAINERS, get_system
+from specbench.protocol import Job, run_job
 from tests.helpers import run_cli
 
 HEADER = "trajectory,time,y_level,u_pump,split\n"
@@ -66,24 +68,31 @@ def test_a_bad_file_is_one_line_and_exit_2_before_anything_is_written(case, tmp_
     assert not out.exists()
 
 
-def test_run_data_trains_on_a_file_and_records_na_where_a_trainer_cannot_learn_from_it(tmp_path):
-    """The CSV `specbench data` writes is a system on the command line: spectral trains on it. A file with inputs
-    and a hidden state is "n/a" for a trainer that needs every state measured, with the reason, and the report shows
-    it."""
+def test_the_csv_specbench_data_writes_is_a_system_on_the_command_line(tmp_path):
     assert run_cli("data", "oscillator", "--regime", "sparse", "--out", tmp_path / "osc.csv").returncode == 0
     proc = run_cli("run", "--data", tmp_path / "osc.csv", "--trainers", "spectral", "--seeds", "1", "--budget",
                    "0.5", "--out", tmp_path / "ok", "--no-report")
     assert proc.returncode == 0, proc.stderr
     record = json.loads((tmp_path / "ok" / "runs" / "file__spectral__dense__seed0.json").read_text())
     assert record["status"] == "ok" and record["config"]["system_params"]["path"].endswith("osc.csv")
-    (tmp_path / "m.csv").write_text("# hidden = 1\n" + GOOD)
-    proc = run_cli("run", "--data", tmp_path / "m.csv", "--trainers", "spectral-2stage,vf-node", "--seeds", "1",
-                   "--budget", "0.5", "--out", tmp_path / "na")
+
+
+def test_run_data_trains_on_hidden_states_and_records_na_where_a_trainer_cannot_learn_from_the_file(tmp_path):
+    """The hand-written file of three irregular trajectories (below) with a hidden state, on the command line:
+    spectral trains on it, and it is "n/a" for a trainer that needs every state measured, with the reason, and the
+    report shows it. Every other trainer's run on it is the test below."""
+    three_trajectories(tmp_path / "three.csv", hidden=1)
+    proc = run_cli("run", "--data", tmp_path / "three.csv", "--trainers", "spectral,vf-node", "--seeds", "1",
+                   "--budget", "0.5", "--threads", "1", "--out", tmp_path / "out")
     assert proc.returncode == 0, proc.stderr
-    record = json.loads((tmp_path / "na" / "runs" / "file__vf-node__dense__seed0.json").read_text())
+    runs = tmp_path / "out" / "runs"
+    record = json.loads((runs / "file__spectral__dense__seed0.json").read_text())
+    assert record["status"] == "ok" and record["iterations"] > 0 and np.isfinite(record["test_rmse"])
+    assert record["config"]["data"]["n_train"] == 2
+    record = json.loads((runs / "file__vf-node__dense__seed0.json").read_text())
     assert record["status"] == "n/a" and "cannot learn from hidden states or inputs" in record["error"]
-    assert "0 ok, 0 not ok, 2 n/a" in proc.stderr
-    assert "| n/a | VFNode cannot learn from hidden states or inputs" in (tmp_path / "na" / "report.md").read_text()
+    assert "1 ok, 0 not ok, 1 n/a" in proc.stderr
+    assert "| n/a | VFNode cannot learn from hidden states or inputs" in (tmp_path / "out" / "report.md").read_text()
 
 
 @pytest.mark.parametrize("other", [["--systems", "oscillator"], ["--regimes", "sparse"]])
@@ -107,33 +116,41 @@ def test_the_npz_specbench_data_writes_reads_as_its_arrays_and_a_partial_one_is_
         read(tmp_path / "partial.npz")
 
 
-# Runs in fresh processes, each 0.5 s of training with the common metric at its start and its end only. With a
-# hidden state each evaluation fits the hidden initial states (specbench.evaluate), 5 to 9 s of a core each here, so
-# that case runs one capable trainer and two that are not (every trainer, at the default cadence, took 215 s).
-@pytest.mark.slow
-@pytest.mark.parametrize("hidden, names", [(0, sorted(TRAINERS)), (1, ["backprop-rk4", "spectral", "vf-node"])])
-def test_three_irregular_driven_trajectories_train_with_every_capable_trainer_and_the_others_are_na(hidden, names,
-                                                                                                  tmp_path):
-    """A hand-written file: three trajectories of 17, 23 and 31 irregular times, one input (zoh), one output, and
-    with or without a hidden state. Every trainer that declares what the file needs trains on it; the others are
-    recorded n/a with the reason."""
+def three_trajectories(path, hidden: int) -> None:
+    """A hand-written file: three trajectories of 17, 23 and 31 irregular times (the second in the test split), one
+    input (zoh), one output, and `hidden` hidden states."""
     rng = np.random.default_rng(3)
     lines = ["# hold = zoh", f"# hidden = {hidden}", "trajectory,time,y_x,u_f,split"]
     for name, n, split in (("a", 17, "train"), ("b", 23, "test"), ("c", 31, "train")):
         t = np.round(np.sort(np.concatenate([[0.0, 3.0], rng.uniform(0.01, 2.99, n - 2)])), 4)
         for k, tk in enumerate(t):
             lines.append(f"{name},{tk},{np.sin(2 * tk) + 0.1 * k / n:.5f},{np.sign(np.sin(3 * tk)):.0f},{split}")
-    (tmp_path / "three.csv").write_text("\n".join(lines) + "\n")
-    (tmp_path / "p.toml").write_text('systems = ["oscillator"]\nregimes = ["dense"]\nseeds = 1\nbudget_s = 0.5\n'
-                                     '[cadence]\nfirst = 0.5\nmax_interval = 0.5\n')
-    # one thread: two torch threads per run on a shared, loaded machine spin against each other (70-230 s a run)
-    proc = run_cli("run", "--preset", tmp_path / "p.toml", "--data", tmp_path / "three.csv", "--trainers",
-                   ",".join(names), "--threads", "1", "--out", tmp_path / "out", "--no-report")
-    assert proc.returncode == 0, proc.stderr
-    for name in names:
-        record = json.loads((tmp_path / "out" / "runs" / f"file__{name}__dense__seed0.json").read_text())
-        if {"inputs", "irregular", *(["hidden"] if hidden else [])} <= TRAINERS[name].learns_from:
-            assert record["status"] == "ok" and record["iterations"] > 0, (name, record["error"])
-            assert np.isfinite(record["test_rmse"]) and record["config"]["data"]["n_train"] == 2
-        else:
-            assert record["status"] == "n/a" and "cannot learn from" in record["error"], name
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def threads_put_back():
+    """A run sets torch's threads (its job's, one here): the tests after it keep theirs."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("name", sorted(TRAINERS))
+@pytest.mark.parametrize("hidden", [0, 1])
+def test_three_irregular_driven_trajectories_train_with_every_capable_trainer_and_the_others_are_na(hidden, name,
+                                                                                                  tmp_path,
+                                                                                                  threads_put_back):
+    """Every trainer that declares what the file needs trains on it (0.5 s, the common metric at its start and
+    end, the test errors of its best checkpoint); the others are recorded n/a with the reason. The run a worker
+    makes, in this process (`protocol.run_job`); the command line's own path is the test above, with spectral and
+    vf-node."""
+    three_trajectories(tmp_path / "three.csv", hidden)
+    record = run_job(Job(system="file", trainer=name, regime="dense", seed=0, budget_s=0.5, target=1e-2, config={},
+                         system_params={"path": str(tmp_path / "three.csv")}, threads=1, fresh_process=False,
+                         cadence={"first": 0.5, "max_interval": 0.5}))
+    if {"inputs", "irregular", *(["hidden"] if hidden else [])} <= TRAINERS[name].learns_from:
+        assert record.status == "ok" and record.iterations > 0, record.error
+        assert np.isfinite(record.test_rmse) and record.config["data"]["n_train"] == 2
+    else:
+        assert record.status == "n/a" and "cannot learn from" in record.error

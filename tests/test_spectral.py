@@ -151,3 +151,21 @@ def test_element_solver_keeps_its_matrix_banded():
     kept = [solver.K, solver.condense, solver.inv_diag] + [k for _, *ks in solver.levels for k in ks]
     per_element = sum(v.numel() for v in kept) / E
     assert per_element < 2 * (p + 1) ** 2 + 3 * np.log2(E + 1)  # a dense factor would be E * p^2 / 2 per element
+
+
+@pytest.mark.parametrize("E, p", MESHES)
+@pytest.mark.parametrize("k", [2, 3])
+def test_element_solver_with_k_unknowns_per_node_equals_the_dense_solve(E, p, k):
+    """Node blocks (the Gauss-Newton c-step's states coupled at each node): the block tridiagonal reduction is the
+    dense solve to round-off."""
+    mesh = Mesh(0.0, 4.0, E, p)
+    m = torch.randn(2, E, (p + 1) * k, (p + 1) * k, dtype=torch.float64, generator=torch.Generator().manual_seed(E))
+    blocks = m @ m.mT + 0.1 * torch.eye((p + 1) * k, dtype=torch.float64)
+    unknowns = (mesh.element_nodes[:, :, None] * k + np.arange(k)).reshape(E, -1)  # element e's, node by node
+    A = torch.zeros(2, mesh.n_nodes * k, mesh.n_nodes * k, dtype=torch.float64)
+    for e, at in enumerate(torch.as_tensor(unknowns)):
+        A[:, at[:, None], at[None, :]] += blocks[:, e]
+    b = torch.randn(2, mesh.n_nodes * k, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    x, dense = ElementSolver(blocks, node=k).solve(b), torch.linalg.solve(A, b)
+    cond = torch.linalg.cond(A)[:, None, None]
+    assert torch.all((x - dense).abs() <= 10 * cond * 2.2e-16 * dense.abs().amax((1, 2), keepdim=True))

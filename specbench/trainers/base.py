@@ -111,6 +111,13 @@ class Trainer:
     def _step(self) -> float:
         raise NotImplementedError
 
+    def initial_states(self) -> np.ndarray | None:
+        """The trainer's own estimate of each training trajectory's initial state, (traj, state) in float64, in the
+        order of `data.trajectories("train")`; None where it holds none. A trainer that learns from hidden states
+        learns these values, and the common metric simulates each training trajectory from their hidden
+        components (specbench.evaluate)."""
+        return None
+
 
 SCHEDULES = ("constant", "cosine")  # learning-rate schedules, one mechanism for every trainer (Trainer.anneal)
 # The settings every built-in family has. A learning rate of 0 is valid (a step that leaves the weights, for

@@ -96,6 +96,13 @@ class MultipleShooting(TorchdiffeqTrainer):
         self.states = torch.nn.Parameter(self.state(y0, start))  # (segments, state)
         self.optimizer.add_param_group({"params": [self.states]})
 
+    def initial_states(self) -> np.ndarray | None:
+        """On measurements, the shooting state of each trajectory's first segment (hidden states included)."""
+        if not self.general:
+            return None
+        first = [i for i, (_, start, _) in enumerate(self.pieces) if start == 0]  # one per trajectory, in order
+        return self.states[first].detach().double().cpu().numpy()
+
     def cut(self, y: torch.Tensor) -> torch.Tensor:
         """Trajectories (traj, obs, state) cut into the segments, (segments, seg, state)."""
         return y[:, self.starts[:, None] + self.offsets].flatten(0, 1)

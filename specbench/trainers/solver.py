@@ -127,6 +127,12 @@ class SolverTrainer(Trainer):
         self.optimizer.step()
         return loss.item()
 
+    def initial_states(self) -> np.ndarray | None:
+        """With hidden states, each trajectory's first observed outputs and its learned hidden initial values."""
+        if not self.general or self.initial_hidden is None:
+            return None
+        return self.state(self.rows.y[:, 0], self.initial_hidden).detach().double().cpu().numpy()
+
     def simulate(self, x0: torch.Tensor, rows: Rows) -> torch.Tensor:
         """The model's solution of `rows` from x0 (rows, state), (rows, L, state), driven by the rows' inputs."""
         raise NotImplementedError
