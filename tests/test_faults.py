@@ -162,14 +162,14 @@ def _runs_of(pid: int) -> list[int]:
 
 @pytest.mark.slow
 def test_rerunning_a_directory_with_another_budget_is_refused(tmp_path):
-    assert run_cli(*SWEEP, "--trainers", "spectral", "--budget", "0.5", "--out", tmp_path).returncode == 0
+    assert run_cli(*SWEEP, "--trainers", "spectral", "--budget", "0.2", "--out", tmp_path).returncode == 0
     [path] = (tmp_path / "runs").glob("*.json")
     before = path.read_bytes()
-    proc = run_cli(*SWEEP, "--trainers", "spectral", "--budget", "0.3", "--out", tmp_path)
-    one_line_exit_2(proc, "--budget 0.5 there, 0.3 here")
+    proc = run_cli(*SWEEP, "--trainers", "spectral", "--budget", "0.1", "--out", tmp_path)
+    one_line_exit_2(proc, "--budget 0.2 there, 0.1 here")
     assert path.read_bytes() == before  # nothing replaced
-    proc = run_cli(*SWEEP, "--trainers", "spectral", "--budget", "0.3", "--out", tmp_path, "--replace")
-    assert proc.returncode == 0 and json.loads(path.read_text())["config"]["budget_s"] == 0.3
+    proc = run_cli(*SWEEP, "--trainers", "spectral", "--budget", "0.1", "--out", tmp_path, "--replace")
+    assert proc.returncode == 0 and json.loads(path.read_text())["config"]["budget_s"] == 0.1
 
 
 def test_a_second_sweep_on_the_same_out_is_refused(tmp_path):
@@ -185,7 +185,7 @@ def test_a_second_sweep_on_the_same_out_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_sigterm_ends_the_sweep_cleanly_and_resume_completes_it(tmp_path):
-    proc = _spawn(*SWEEP, "--budget", "2", "--out", tmp_path)
+    proc = _spawn(*SWEEP, "--budget", "0.5", "--out", tmp_path)
     assert _wait_for(lambda: _runs_of(proc.pid)), "no run process started"
     runs = _runs_of(proc.pid)
     proc.send_signal(signal.SIGTERM)
@@ -193,7 +193,7 @@ def test_sigterm_ends_the_sweep_cleanly_and_resume_completes_it(tmp_path):
     assert proc.returncode == 143 and "stopped by SIGTERM" in stderr and "Traceback" not in stderr, stderr
     assert _wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in runs), timeout=10), "orphan run"
     assert not list((tmp_path / "runs").glob(".tmp-*"))
-    done = run_cli(*SWEEP, "--budget", "2", "--out", tmp_path)
+    done = run_cli(*SWEEP, "--budget", "0.5", "--out", tmp_path)
     assert done.returncode == 0, done.stderr
     records, warnings = load_dir(tmp_path)
     assert not warnings and sorted(r.trainer for r in records) == ["backprop-rk4", "spectral"]
