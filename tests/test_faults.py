@@ -3,15 +3,14 @@ is lost, replaced or double-counted."""
 import json
 import math
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from specbench.records import load, load_dir
-from tests.helpers import make_record, one_line_exit_2, replace, run_cli, save, sweep, write_records
+from tests.helpers import (gone, make_record, one_line_exit_2, processes, replace, run_cli, save, start_cli, sweep,
+                           wait_for, write_records)
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -135,31 +134,6 @@ def test_a_dataset_is_never_written_with_non_finite_values(tmp_path):
 SWEEP = ["run", "--systems", "oscillator", "--trainers", "spectral,backprop-rk4", "--threads", "1", "--no-report"]
 
 
-def _spawn(*args):
-    return subprocess.Popen([sys.executable, "-m", "specbench", *map(str, args)], stderr=subprocess.PIPE, text=True)
-
-
-def _wait_for(predicate, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline and not predicate():
-        time.sleep(0.05)
-    return predicate()
-
-
-def _runs_of(pid: int) -> list[int]:
-    """The specbench.worker processes whose parent is `pid`."""
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            cmd = (stat.parent / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and b"specbench.worker" in cmd:
-            out.append(int(stat.parent.name))
-    return out
-
-
 @pytest.mark.slow
 def test_rerunning_a_directory_with_another_budget_is_refused(tmp_path):
     assert run_cli(*SWEEP, "--trainers", "spectral", "--budget", "0.2", "--out", tmp_path).returncode == 0
@@ -173,9 +147,9 @@ def test_rerunning_a_directory_with_another_budget_is_refused(tmp_path):
 
 
 def test_a_second_sweep_on_the_same_out_is_refused(tmp_path):
-    first = _spawn(*SWEEP, "--budget", "3", "--out", tmp_path)
+    first = start_cli(*SWEEP, "--budget", "3", "--out", tmp_path)
     try:
-        assert _wait_for(lambda: (tmp_path / ".lock").exists() and "pid" in (tmp_path / ".lock").read_text())
+        assert wait_for(lambda: (tmp_path / ".lock").exists() and "pid" in (tmp_path / ".lock").read_text())
         second = run_cli(*SWEEP, "--budget", "3", "--out", tmp_path)
         one_line_exit_2(second, f"another sweep (pid {first.pid} on")
     finally:
@@ -185,13 +159,13 @@ def test_a_second_sweep_on_the_same_out_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_sigterm_ends_the_sweep_cleanly_and_resume_completes_it(tmp_path):
-    proc = _spawn(*SWEEP, "--budget", "0.5", "--out", tmp_path)
-    assert _wait_for(lambda: _runs_of(proc.pid)), "no run process started"
-    runs = _runs_of(proc.pid)
+    proc = start_cli(*SWEEP, "--budget", "0.5", "--out", tmp_path)
+    assert wait_for(lambda: processes(b"specbench.worker", parent=proc.pid)), "no run process started"
+    runs = processes(b"specbench.worker", parent=proc.pid)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 143 and "stopped by SIGTERM" in stderr and "Traceback" not in stderr, stderr
-    assert _wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in runs), timeout=10), "orphan run"
+    assert all(gone(pid) for pid in runs), "orphan run"
     assert not list((tmp_path / "runs").glob(".tmp-*"))
     done = run_cli(*SWEEP, "--budget", "0.5", "--out", tmp_path)
     assert done.returncode == 0, done.stderr

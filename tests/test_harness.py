@@ -26,7 +26,7 @@ from specbench.report.document import markdown_tables_only
 from specbench.report.sections import wall_blocks
 from specbench.runner import is_done, plan
 from specbench.studies import vocabulary
-from tests.helpers import make_record, save
+from tests.helpers import make_record, processes, save, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 EVERY_STEP = {"first": 1e-9, "resolution": 0.0, "max_interval": 1e-9}  # the metric after every step
@@ -237,15 +237,7 @@ def faulty_jobs(tmp_path: Path, seeds: list[int]) -> list[Job]:
 
 def _serving(marker: str) -> list[int]:
     """Persistent workers started with `marker` in their environment and still alive."""
-    out = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            if b"specbench.worker" in (proc / "cmdline").read_bytes() and marker.encode() in (proc / "environ").read_bytes():
-                if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX":
-                    out.append(int(proc.name))
-        except OSError:
-            continue
-    return out
+    return processes(b"specbench.worker", environ=marker.encode())
 
 
 def test_a_persistent_worker_that_crashes_hangs_or_raises_costs_that_run_and_the_sweep_goes_on(tmp_path,
@@ -292,7 +284,4 @@ def test_persistent_runs_on_dask_and_a_crash_there_costs_one_run(tmp_path, monke
         assert _serving(marker)  # each Dask worker keeps its own
     assert [records[i].status for i in range(4)] == ["ok", "error", "ok", "ok"]
     assert "crashed on purpose" in records[1].error
-    deadline = time.time() + 30
-    while _serving(marker) and time.time() < deadline:
-        time.sleep(0.2)
-    assert _serving(marker) == []
+    assert wait_for(lambda: _serving(marker) == [], timeout=30)

@@ -1,8 +1,6 @@
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -10,8 +8,7 @@ import pytest
 from specbench.protocol import Cadence, Job, run_job
 from specbench.records import CorruptRecord, load, load_dir
 from specbench.records import problems_of
-from tests.helpers import save
-from tests.helpers import one_line_exit_2, run_cli
+from tests.helpers import one_line_exit_2, run_cli, save, start_cli, wait_for
 
 
 def job(**kw):
@@ -333,12 +330,9 @@ def test_interrupted_sweep_resumes_and_loses_nothing(tmp_path):
     redone."""
     args = ["run", "--systems", "oscillator", "--trainers", "spectral,spectral-2stage", "--budget", "0.2",
             "--threads", "1", "--out", tmp_path, "--no-report"]
-    proc = subprocess.Popen([sys.executable, "-m", "specbench", *map(str, args)], stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = start_cli(*args, start_new_session=True)
     runs = tmp_path / "runs"
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(runs.glob("*.json")):
-        time.sleep(0.1)
+    wait_for(lambda: list(runs.glob("*.json")))
     os.killpg(proc.pid, signal.SIGKILL)  # the whole sweep, mid-run, with no chance to clean up
     proc.wait()
     first = {p.name: p.stat().st_mtime_ns for p in runs.glob("*.json")}
