@@ -166,6 +166,7 @@ def crossings(record: Record, last: int) -> dict:
             for key, value in targets_for(record.target_loss).items()}
 
 
+@pytest.mark.slow
 def test_time_to_target_does_not_depend_on_whether_the_process_was_fresh_or_persistent():
     """One deterministic run (spectral, full batch), evaluated after every step: in a fresh process, and in a
     persistent worker that has run another trainer on another system first. The same iterates (the same metric at
@@ -240,6 +241,7 @@ def _serving(marker: str) -> list[int]:
     return processes(b"specbench.worker", environ=marker.encode())
 
 
+@pytest.mark.slow
 def test_a_persistent_worker_that_crashes_hangs_or_raises_costs_that_run_and_the_sweep_goes_on(tmp_path,
                                                                                               monkeypatch):
     """Runs on one persistent worker at a time: a crash, a hang (past its CPU limit), an exception and a wait past
@@ -274,6 +276,7 @@ def test_a_persistent_worker_that_crashes_hangs_or_raises_costs_that_run_and_the
     assert _serving(marker) == [] and executors._IDLE == []
 
 
+@pytest.mark.slow
 def test_persistent_runs_on_dask_and_a_crash_there_costs_one_run(tmp_path, monkeypatch):
     marker = f"specbench-test-{os.getpid()}-{time.time()}"
     monkeypatch.setenv("SPECBENCH_TEST_MARKER", marker)

@@ -165,6 +165,7 @@ TRAINERS = {"hangs": Hangs}
 '''
 
 
+@pytest.mark.slow
 def test_a_work_process_killed_loses_no_measured_pair_and_no_written_file(tmp_path):
     """The pairs measured before a pool process died are written beside --out, marked incomplete (never over it:
     a complete file already there stays), the exit status is 1 with one line, and the incomplete file is refused as
