@@ -26,6 +26,8 @@ from specbench.plugins import get_system
 from specbench.records import SCHEMA, Record
 from specbench.studies import vocabulary
 
+ROOT = Path(__file__).resolve().parents[1]  # the repository: its committed records, reports, scripts and Makefile
+
 # ---- the command line ----------------------------------------------------------------------------------------------
 
 
@@ -37,7 +39,7 @@ def run_cli(*args, timeout=600, cwd=None) -> subprocess.CompletedProcess:
     Where the test needs a fresh `specbench` process (signals, exit, entry points), use `run_cli_process`."""
     argv = list(map(str, args))
     out, err = io.StringIO(), io.StringIO()
-    with _state_put_back(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+    with state_put_back(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
             _warnings_shown_on(err), _time_limit(timeout, argv):
         if cwd is not None:
             os.chdir(cwd)
@@ -111,7 +113,7 @@ def _warnings_shown_on(stream):
 
 
 @contextlib.contextmanager
-def _state_put_back():
+def state_put_back():
     """The process state a command changes, as it was: working directory, environment (SPECBENCH_PLUGINS),
     SIGTERM and SIGHUP handlers (cli._handle_signals), the registries and the plugins loaded into them."""
     cwd, environ = os.getcwd(), dict(os.environ)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from specbench.records import load, load_dir
-from tests.helpers import (gone, make_record, one_line_exit_2, processes, replace, run_cli, save, start_cli, sweep,
-                           wait_for, write_records)
+from tests.helpers import (ROOT, gone, make_record, one_line_exit_2, processes, replace, run_cli, save, start_cli,
+                           sweep, wait_for, write_records)
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -213,7 +213,7 @@ def test_a_plugin_system_without_states_is_refused_before_any_training(tmp_path)
     (lambda ref: ref["values"]["oscillator"]["spectral"].__setitem__("held_bytes", -4), "should be a number >= 0"),
 ])
 def test_a_work_reference_with_values_of_the_wrong_type_is_refused(tmp_path, damage, needle):
-    ref = json.loads((Path(__file__).parents[1] / "results" / "work" / "reference.json").read_text())
+    ref = json.loads((ROOT / "results" / "work" / "reference.json").read_text())
     damage(ref)
     (tmp_path / "ref.json").write_text(json.dumps(ref))
     one_line_exit_2(run_cli("work", "--systems", "oscillator", "--trainers", "spectral", "--check",

@@ -26,9 +26,8 @@ from specbench.report.document import markdown_tables_only
 from specbench.report.sections import wall_blocks
 from specbench.runner import is_done, plan
 from specbench.studies import vocabulary
-from tests.helpers import make_record, processes, save, wait_for
+from tests.helpers import ROOT, make_record, processes, save, wait_for
 
-ROOT = Path(__file__).resolve().parents[1]
 EVERY_STEP = {"first": 1e-9, "resolution": 0.0, "max_interval": 1e-9}  # the metric after every step
 
 

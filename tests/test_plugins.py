@@ -5,14 +5,12 @@ import subprocess
 import sys
 import textwrap
 import tomllib
-from pathlib import Path
 
 import pytest
 
 from specbench.records import load
-from tests.helpers import _state_put_back, one_line_exit_2, run_cli, run_cli_process
+from tests.helpers import ROOT, one_line_exit_2, run_cli, run_cli_process, state_put_back
 
-ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "examples" / "pendulum_plugin.py"
 
 
@@ -168,7 +166,7 @@ def test_a_trainer_added_by_one_class_and_one_registry_line_is_in_every_list(tmp
     listed = run_cli("list", "--plugin", plugin)
     assert listed.returncode == 0 and "newcomer           baseline" in listed.stdout, listed.stderr
     assert run_cli("list", "--trainers", "--plugin", plugin).stdout.strip() == every
-    with _state_put_back():  # the plugin joins the registries and SPECBENCH_PLUGINS here only
+    with state_put_back():  # the plugin joins the registries and SPECBENCH_PLUGINS here only
         use_plugins([str(plugin)])
         assert ",".join(load_preset("paper").trainers) == every
     env = {**os.environ, "SPECBENCH_PLUGINS": str(plugin)}

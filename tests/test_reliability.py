@@ -21,9 +21,8 @@ from specbench.presets import load_preset, read_toml
 from specbench.report.document import markdown_tables_only, sources
 from specbench.report.readme import README_BEGIN, README_END, update_readme
 from specbench.runner import plan
-from tests.helpers import gone, make_record, one_line_exit_2, processes, run_cli, save, start_cli, sweep, wait_for
+from tests.helpers import ROOT, gone, make_record, one_line_exit_2, processes, run_cli, save, start_cli, sweep, wait_for
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture

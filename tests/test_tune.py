@@ -1,5 +1,4 @@
 import math
-from pathlib import Path
 
 import pytest
 
@@ -9,10 +8,8 @@ from specbench.plugins import TRAINERS, get_trainer
 from specbench.records import load
 from specbench.trainers.settings import Shape
 from specbench.tune import POINTS, Cell, Score, design, rank, resolution, score, settings_of, tune, write_tuned
-from tests.helpers import run_cli
-from tests.helpers import make_record, replace
+from tests.helpers import ROOT, make_record, replace, run_cli
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def record(best: float | None, ttt: float | None, target: float = 1e-2, step: float = 0.01):
