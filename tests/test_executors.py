@@ -11,12 +11,11 @@ import pytest
 from distributed import Client, LocalCluster
 
 from specbench import executors
-from specbench.cli import main
 from specbench.executors import Dask, Local
 from specbench.protocol import Job
 from specbench.records import load_dir
 from specbench.runner import run_sweep
-from tests.helpers import gone, processes, start_cli, wait_for
+from tests.helpers import gone, one_line_exit_2, processes, run_cli, start_cli, wait_for
 
 CADENCE = {"first": 0.05, "resolution": 1.0, "max_interval": 1.0}
 TRAINERS = ("spectral", "backprop-rk4")  # a run costs about 4 s of CPU, nearly all its process's start: few of them
@@ -126,7 +125,6 @@ def test_ctrl_c_keeps_every_finished_record_and_leaves_no_process(tmp_path):
     (["--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"], "not allowed with argument"),
     (["--scheduler", "nowhere"], "cannot reach the Dask scheduler at nowhere"),
 ])
-def test_a_bad_executor_option_is_one_line_and_exit_2(tmp_path, capsys, args, needle):
-    assert main(["run", "--systems", "oscillator", "--budget", "0.1", "--out", str(tmp_path), *args]) == 2
-    err = capsys.readouterr().err
-    assert needle in err and len(err.strip().splitlines()) == 1, err
+def test_a_bad_executor_option_is_one_line_and_exit_2(tmp_path, args, needle):
+    one_line_exit_2(run_cli("run", "--systems", "oscillator", "--budget", "0.1", "--out", tmp_path, *args), needle,
+                    alone=True)

@@ -83,13 +83,13 @@ def test_a_plugin_that_is_a_directory_says_so(tmp_path, name):
 # ---- case 3: --workers bounded by the cores ------------------------------------------------------------------
 
 @pytest.mark.parametrize("command", ["run", "work"])
-def test_more_workers_than_a_few_per_core_is_refused_before_any_work(tmp_path, capsys, command):
+def test_more_workers_than_a_few_per_core_is_refused_before_any_work(tmp_path, command):
     most = MAX_WORKERS_PER_CORE * cores()
     # were the number taken, what follows would stop the command at once (no preset, no reference), not train
     stop = ["--preset", tmp_path / "missing.toml"] if command == "run" else ["--check", tmp_path / "missing.json"]
-    assert main([command, *map(str, stop), "--out", str(tmp_path / "out"), "--workers", str(most + 1)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and f"--workers must be at most {most}" in err and f"{cores()} cores" in err, err
+    proc = run_cli(command, *stop, "--out", tmp_path / "out", "--workers", most + 1)
+    one_line_exit_2(proc, f"--workers must be at most {most}", alone=True)
+    assert f"{cores()} cores" in proc.stderr
 
 
 def test_more_workers_than_cores_is_said(tmp_path, capsys):
