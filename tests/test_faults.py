@@ -146,6 +146,7 @@ def test_rerunning_a_directory_with_another_budget_is_refused(tmp_path):
     assert proc.returncode == 0 and json.loads(path.read_text())["config"]["budget_s"] == 0.1
 
 
+@pytest.mark.slow
 def test_a_second_sweep_on_the_same_out_is_refused(tmp_path):
     first = start_cli(*SWEEP, "--budget", "3", "--out", tmp_path)
     try:
@@ -305,6 +306,7 @@ def test_an_empty_cache_variable_means_the_default_cache(tmp_path, monkeypatch):
     assert default_cache_dir() == Path.home() / ".cache" / "specbench"
 
 
+@pytest.mark.slow
 def test_a_full_disk_names_the_file_and_keeps_the_finished_run(tmp_path, monkeypatch, capsys):
     import errno
 

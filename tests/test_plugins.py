@@ -49,6 +49,7 @@ def test_tune_with_a_plugin_writes_its_own_settings_file(tmp_path):
     assert entry["tuned_budget_s"] == 0.3 and entry["tuned_seeds"] == 2  # not tune's default (3)
 
 
+@pytest.mark.slow
 def test_studies_and_asv_see_plugins_through_the_environment():
     code = textwrap.dedent("""
         from specbench import bench
@@ -89,6 +90,7 @@ def test_asv_memory_runs_take_their_budget_from_one_variable_with_one_default(mo
         bench.memory_budget_s()
 
 
+@pytest.mark.slow
 def test_entry_points_register_without_a_flag(tmp_path):
     site = tmp_path / "site"
     dist = site / "pendulum_plugin-1.0.dist-info"

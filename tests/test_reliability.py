@@ -214,6 +214,7 @@ def test_the_regenerate_command_runs_as_printed_for_paths_with_spaces():
     assert sources(Path("results/reference"), []) == "specbench report results/reference"  # plain paths stay bare
 
 
+@pytest.mark.slow
 def test_a_sweep_killed_with_sigkill_leaves_no_temporary_files(tmp_path):
     """A run's job and record travel through its process's pipes, not through a temporary directory that nobody is
     left to remove once the sweep (or the Dask worker) that made it is killed."""
