@@ -7,6 +7,12 @@ from specbench.defaults import cores, limit_threads
 from tests.helpers import registries_put_back
 
 
+def pytest_collection_modifyitems(items):
+    """The slow tests first: pytest-xdist hands the tests to its workers in this order, so the longest start while
+    the short ones can still fill the other worker, not last on one worker while the others have finished."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: the file order otherwise
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _private_cache(tmp_path_factory):
     """Tests never read or write the user's dataset cache."""

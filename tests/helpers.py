@@ -1,5 +1,6 @@
 """What the tests share: the command line run in this process (and in a fresh one, for the few tests that need
-it), the assertion on its one-line errors, hand-made run records, small datasets and a true vector field."""
+it), the assertion on its one-line errors, the processes a command leaves, hand-made run records, small datasets
+and a true vector field."""
 import contextlib
 import copy
 import dataclasses
@@ -10,8 +11,10 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import traceback
 import warnings
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -22,6 +25,8 @@ from specbench.io import write_json_atomic
 from specbench.plugins import get_system
 from specbench.records import SCHEMA, Record
 from specbench.studies import vocabulary
+
+ROOT = Path(__file__).resolve().parents[1]  # the repository: its committed records, reports, scripts and Makefile
 
 # ---- the command line ----------------------------------------------------------------------------------------------
 
@@ -34,7 +39,7 @@ def run_cli(*args, timeout=600, cwd=None) -> subprocess.CompletedProcess:
     Where the test needs a fresh `specbench` process (signals, exit, entry points), use `run_cli_process`."""
     argv = list(map(str, args))
     out, err = io.StringIO(), io.StringIO()
-    with _state_put_back(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+    with state_put_back(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
             _warnings_shown_on(err), _time_limit(timeout, argv):
         if cwd is not None:
             os.chdir(cwd)
@@ -55,6 +60,13 @@ def run_cli_process(*args, timeout=600, cwd=None, env=None) -> subprocess.Comple
     """`python -m specbench ARGS` in a fresh process (in `cwd`, with `env` added to this environment)."""
     return subprocess.run([sys.executable, "-m", "specbench", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})}, cwd=cwd)
+
+
+def start_cli(*args, **popen) -> subprocess.Popen:
+    """`python -m specbench ARGS` started in a fresh process and left running, for a test that signals or kills it:
+    its stderr a text pipe unless `popen` (subprocess.Popen's keywords) says otherwise."""
+    return subprocess.Popen([sys.executable, "-m", "specbench", *map(str, args)],
+                            **{"stderr": subprocess.PIPE, "text": True, **popen})
 
 
 def one_line_exit_2(proc, needle, alone=False):
@@ -101,7 +113,7 @@ def _warnings_shown_on(stream):
 
 
 @contextlib.contextmanager
-def _state_put_back():
+def state_put_back():
     """The process state a command changes, as it was: working directory, environment (SPECBENCH_PLUGINS),
     SIGTERM and SIGHUP handlers (cli._handle_signals), the registries and the plugins loaded into them."""
     cwd, environ = os.getcwd(), dict(os.environ)
@@ -135,6 +147,56 @@ def registries_put_back():
         for name in set(sys.modules) - modules:  # a plugin file's module (plugins.load_plugin names it so)
             if name.startswith("specbench_plugin_"):
                 del sys.modules[name]
+
+
+# ---- the processes a command leaves --------------------------------------------------------------------------------
+
+
+def wait_for(predicate, timeout: float = 120) -> bool:
+    """Ask `predicate` every 50 ms until it holds (True) or `timeout` seconds have passed (False); once it holds it
+    is not asked again, so it may act (kill what it found)."""
+    deadline = time.time() + timeout
+    while not predicate():
+        if time.time() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except (OSError, IndexError):
+        return False
+
+
+def gone(pid: int, timeout: float = 10) -> bool:
+    """The process has ended (or is a zombie) within `timeout` seconds."""
+    return wait_for(lambda: not alive(pid), timeout)
+
+
+def processes(name: bytes = b"", parent: int | None = None, session: int | None = None,
+              environ: bytes | None = None) -> list[int]:
+    """The live processes whose command line holds `name`, and where given: whose parent is `parent`, in session
+    `session`, with `environ` in their environment."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        pid = int(proc.name)
+        try:
+            if name not in (proc / "cmdline").read_bytes() or not alive(pid):
+                continue
+            if parent is not None and int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) != parent:
+                continue
+            if session is not None and os.getsid(pid) != session:
+                continue
+            if environ is not None and environ not in (proc / "environ").read_bytes():
+                continue
+        except (OSError, IndexError, ValueError):  # ended while read, or not ours to read
+            continue
+        found.append(pid)
+    return found
+
 
 
 # ---- hand-made run records, for the verdicts, the report and the gate ----------------------------------------------

@@ -13,9 +13,8 @@ from specbench.report.document import markdown_tables_only
 from specbench.report.readme import README_BEGIN, README_END, readme_block
 from specbench.records import load
 from specbench.studies import vocabulary
-from tests.helpers import ratios_outside_their_spread, replace, save
+from tests.helpers import ROOT, ratios_outside_their_spread, replace, save
 
-ROOT = Path(__file__).resolve().parents[1]
 REPORTS = sorted(p.parent for p in (ROOT / "reports").glob("*/report.md"))
 COMMAND = re.compile(r"Regenerate with `specbench report ([^`]+)`")
 

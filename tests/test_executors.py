@@ -4,24 +4,21 @@ import logging
 import os
 import re
 import signal
-import subprocess
-import sys
 import threading
-import time
 
 import dask
 import pytest
 from distributed import Client, LocalCluster
 
 from specbench import executors
-from specbench.cli import main
 from specbench.executors import Dask, Local
 from specbench.protocol import Job
 from specbench.records import load_dir
 from specbench.runner import run_sweep
+from tests.helpers import gone, one_line_exit_2, processes, run_cli, start_cli, wait_for
 
 CADENCE = {"first": 0.05, "resolution": 1.0, "max_interval": 1.0}
-TRAINERS = ("spectral", "spectral-2stage", "backprop-rk4")
+TRAINERS = ("spectral", "backprop-rk4")  # a run costs about 4 s of CPU, nearly all its process's start: few of them
 # What a run's outcome cannot change: the job, its settings, where it ran, the data and the untrained model's
 # metric. Iteration counts, times and everything trained depend on how fast the machine was at that moment.
 SAME = ("schema", "job_key", "system", "trainer", "regime", "seed", "status", "error", "config", "target_loss",
@@ -42,13 +39,13 @@ def deterministic(record):
 
 @pytest.mark.slow
 def test_dask_writes_the_records_one_process_writes(tmp_path):
-    jobs = tiny_jobs(seeds=1)  # three trainers: both workers busy, and each run about 5 s of fixed cost
+    jobs = tiny_jobs(seeds=1)  # two runs: both workers busy
     with Local() as local:
         here = run_sweep(jobs, tmp_path / "local", executor=local)
     with Dask(workers=2) as dask_executor:
         assert dask_executor.default_threads() == max(1, (os.cpu_count() or 1) // 2)
         there = run_sweep(jobs, tmp_path / "dask", executor=dask_executor)
-    assert len(here) == len(there) == 3 and all(r.status == "ok" for r in here + there)
+    assert len(here) == len(there) == 2 and all(r.status == "ok" for r in here + there)
     assert [deterministic(r) for r in there] == [deterministic(r) for r in here]
     for a, b in zip(here, there):  # training is deterministic: where both evaluated one iteration, one metric
         common = {it: m for _, it, m in a.curve}
@@ -63,48 +60,32 @@ def _running_pids():
     return [proc.pid for procs in executors._RUNNING.values() for proc in procs]
 
 
-def _gone(pid, wait_s=10.0):
-    """The process has exited (or is a zombie waiting to be reaped)."""
-    deadline = time.time() + wait_s
-    while time.time() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                if fh.read().rsplit(")", 1)[1].split()[0] in "ZX":
-                    return True
-        except FileNotFoundError:
-            return True
-        time.sleep(0.1)
-    return False
-
-
 @pytest.mark.slow
 def test_a_worker_killed_mid_run_costs_its_runs_not_the_sweep(tmp_path, capsys):
     """Kill the Dask worker process running a job. With no retries allowed, the jobs it held (the one running
     and any waiting behind it on that worker) are one-line `error` records and the sweep goes on; started again,
     the sweep reruns those jobs and only those."""
-    jobs = tiny_jobs()[:4]
+    jobs = tiny_jobs()[:3]  # two at once, one of them killed, and one started after the kill
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                silence_logs=logging.CRITICAL)
     killed = {}
 
-    def kill_a_busy_worker(client):
-        deadline = time.time() + 60
-        while time.time() < deadline and not killed:
-            busy = {addr: pids for addr, pids in client.run(_running_pids).items() if pids}
-            if busy:
-                addr, pids = next(iter(busy.items()))
-                killed.update(run=pids[0], worker=client.run(os.getpid, workers=[addr])[addr])
-                os.kill(killed["worker"], signal.SIGKILL)
-            time.sleep(0.1)
+    def kill_a_busy_worker(client) -> bool:
+        busy = {addr: pids for addr, pids in client.run(_running_pids).items() if pids}
+        if busy:
+            addr, pids = next(iter(busy.items()))
+            killed.update(run=pids[0], worker=client.run(os.getpid, workers=[addr])[addr])
+            os.kill(killed["worker"], signal.SIGKILL)
+        return bool(busy)
 
     with cluster, Client(cluster) as client:
-        killer = threading.Thread(target=kill_a_busy_worker, args=(client,), daemon=True)
+        killer = threading.Thread(target=wait_for, args=(lambda: kill_a_busy_worker(client), 60), daemon=True)
         killer.start()
         with Dask(scheduler=cluster.scheduler_address) as executor:
             records = run_sweep(jobs, tmp_path, executor=executor)
         killer.join()
-    assert killed and _gone(killed["run"])  # the run died with its worker: no orphan training on
+    assert killed and gone(killed["run"])  # the run died with its worker: no orphan training on
     failed = [r for r in records if r.status != "ok"]
     assert 1 <= len(failed) < len(jobs)
     assert all(r.status == "error" and "KilledWorker" in r.error and "\n" not in r.error for r in failed)
@@ -123,31 +104,20 @@ def test_a_worker_killed_mid_run_costs_its_runs_not_the_sweep(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_ctrl_c_keeps_every_finished_record_and_leaves_no_process(tmp_path):
-    args = [sys.executable, "-m", "specbench", "run", "--systems", "oscillator", "--regimes", "sparse",
-            "--trainers", ",".join(TRAINERS), "--seeds", "2", "--budget", "0.05", "--threads", "1",
-            "--workers", "2", "--out", tmp_path, "--no-report"]
-    proc = subprocess.Popen(list(map(str, args)), stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
+    proc = start_cli("run", "--systems", "oscillator", "--regimes", "sparse", "--trainers", ",".join(TRAINERS),
+                     "--seeds", "2", "--budget", "0.05", "--threads", "1", "--workers", "2", "--out", tmp_path,
+                     "--no-report", start_new_session=True,
+                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
     runs = tmp_path / "runs"
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(runs.glob("*.json")):
-        time.sleep(0.1)
+    wait_for(lambda: list(runs.glob("*.json")))
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
-    finished = re.findall(r"^\[\d+/6\] ", stderr, flags=re.M)  # one line per record written
+    finished = re.findall(r"^\[\d+/4\] ", stderr, flags=re.M)  # one line per record written
     records, warnings = load_dir(tmp_path)
-    assert warnings == [] and 1 <= len(records) == len(finished) < 6
+    assert warnings == [] and 1 <= len(records) == len(finished) < 4
     assert sorted(p.name for p in runs.iterdir()) == sorted(p.name for p in runs.glob("*.json"))  # no temp files
-    left = [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if _session(pid) == proc.pid]
-    assert all(_gone(pid) for pid in left)
-
-
-def _session(pid):
-    try:
-        return os.getsid(pid)
-    except (ProcessLookupError, PermissionError):
-        return None
+    assert all(gone(pid) for pid in processes(session=proc.pid))
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -155,7 +125,6 @@ def _session(pid):
     (["--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"], "not allowed with argument"),
     (["--scheduler", "nowhere"], "cannot reach the Dask scheduler at nowhere"),
 ])
-def test_a_bad_executor_option_is_one_line_and_exit_2(tmp_path, capsys, args, needle):
-    assert main(["run", "--systems", "oscillator", "--budget", "0.1", "--out", str(tmp_path), *args]) == 2
-    err = capsys.readouterr().err
-    assert needle in err and len(err.strip().splitlines()) == 1, err
+def test_a_bad_executor_option_is_one_line_and_exit_2(tmp_path, args, needle):
+    one_line_exit_2(run_cli("run", "--systems", "oscillator", "--budget", "0.1", "--out", tmp_path, *args), needle,
+                    alone=True)

@@ -3,15 +3,14 @@ is lost, replaced or double-counted."""
 import json
 import math
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from specbench.records import load, load_dir
-from tests.helpers import make_record, one_line_exit_2, replace, run_cli, save, sweep, write_records
+from tests.helpers import (ROOT, gone, make_record, one_line_exit_2, processes, replace, run_cli, save, start_cli,
+                           sweep, wait_for, write_records)
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -135,47 +134,23 @@ def test_a_dataset_is_never_written_with_non_finite_values(tmp_path):
 SWEEP = ["run", "--systems", "oscillator", "--trainers", "spectral,backprop-rk4", "--threads", "1", "--no-report"]
 
 
-def _spawn(*args):
-    return subprocess.Popen([sys.executable, "-m", "specbench", *map(str, args)], stderr=subprocess.PIPE, text=True)
-
-
-def _wait_for(predicate, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline and not predicate():
-        time.sleep(0.05)
-    return predicate()
-
-
-def _runs_of(pid: int) -> list[int]:
-    """The specbench.worker processes whose parent is `pid`."""
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            cmd = (stat.parent / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and b"specbench.worker" in cmd:
-            out.append(int(stat.parent.name))
-    return out
+@pytest.mark.slow
+def test_rerunning_a_directory_with_another_budget_is_refused(tmp_path):
+    assert run_cli(*SWEEP, "--trainers", "spectral", "--budget", "0.2", "--out", tmp_path).returncode == 0
+    [path] = (tmp_path / "runs").glob("*.json")
+    before = path.read_bytes()
+    proc = run_cli(*SWEEP, "--trainers", "spectral", "--budget", "0.1", "--out", tmp_path)
+    one_line_exit_2(proc, "--budget 0.2 there, 0.1 here")
+    assert path.read_bytes() == before  # nothing replaced
+    proc = run_cli(*SWEEP, "--trainers", "spectral", "--budget", "0.1", "--out", tmp_path, "--replace")
+    assert proc.returncode == 0 and json.loads(path.read_text())["config"]["budget_s"] == 0.1
 
 
 @pytest.mark.slow
-def test_rerunning_a_directory_with_another_budget_is_refused(tmp_path):
-    assert run_cli(*SWEEP, "--trainers", "spectral", "--budget", "0.5", "--out", tmp_path).returncode == 0
-    [path] = (tmp_path / "runs").glob("*.json")
-    before = path.read_bytes()
-    proc = run_cli(*SWEEP, "--trainers", "spectral", "--budget", "0.3", "--out", tmp_path)
-    one_line_exit_2(proc, "--budget 0.5 there, 0.3 here")
-    assert path.read_bytes() == before  # nothing replaced
-    proc = run_cli(*SWEEP, "--trainers", "spectral", "--budget", "0.3", "--out", tmp_path, "--replace")
-    assert proc.returncode == 0 and json.loads(path.read_text())["config"]["budget_s"] == 0.3
-
-
 def test_a_second_sweep_on_the_same_out_is_refused(tmp_path):
-    first = _spawn(*SWEEP, "--budget", "3", "--out", tmp_path)
+    first = start_cli(*SWEEP, "--budget", "3", "--out", tmp_path)
     try:
-        assert _wait_for(lambda: (tmp_path / ".lock").exists() and "pid" in (tmp_path / ".lock").read_text())
+        assert wait_for(lambda: (tmp_path / ".lock").exists() and "pid" in (tmp_path / ".lock").read_text())
         second = run_cli(*SWEEP, "--budget", "3", "--out", tmp_path)
         one_line_exit_2(second, f"another sweep (pid {first.pid} on")
     finally:
@@ -185,15 +160,15 @@ def test_a_second_sweep_on_the_same_out_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_sigterm_ends_the_sweep_cleanly_and_resume_completes_it(tmp_path):
-    proc = _spawn(*SWEEP, "--budget", "2", "--out", tmp_path)
-    assert _wait_for(lambda: _runs_of(proc.pid)), "no run process started"
-    runs = _runs_of(proc.pid)
+    proc = start_cli(*SWEEP, "--budget", "0.5", "--out", tmp_path)
+    assert wait_for(lambda: processes(b"specbench.worker", parent=proc.pid)), "no run process started"
+    runs = processes(b"specbench.worker", parent=proc.pid)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 143 and "stopped by SIGTERM" in stderr and "Traceback" not in stderr, stderr
-    assert _wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in runs), timeout=10), "orphan run"
+    assert all(gone(pid) for pid in runs), "orphan run"
     assert not list((tmp_path / "runs").glob(".tmp-*"))
-    done = run_cli(*SWEEP, "--budget", "2", "--out", tmp_path)
+    done = run_cli(*SWEEP, "--budget", "0.5", "--out", tmp_path)
     assert done.returncode == 0, done.stderr
     records, warnings = load_dir(tmp_path)
     assert not warnings and sorted(r.trainer for r in records) == ["backprop-rk4", "spectral"]
@@ -239,7 +214,7 @@ def test_a_plugin_system_without_states_is_refused_before_any_training(tmp_path)
     (lambda ref: ref["values"]["oscillator"]["spectral"].__setitem__("held_bytes", -4), "should be a number >= 0"),
 ])
 def test_a_work_reference_with_values_of_the_wrong_type_is_refused(tmp_path, damage, needle):
-    ref = json.loads((Path(__file__).parents[1] / "results" / "work" / "reference.json").read_text())
+    ref = json.loads((ROOT / "results" / "work" / "reference.json").read_text())
     damage(ref)
     (tmp_path / "ref.json").write_text(json.dumps(ref))
     one_line_exit_2(run_cli("work", "--systems", "oscillator", "--trainers", "spectral", "--check",
@@ -331,6 +306,7 @@ def test_an_empty_cache_variable_means_the_default_cache(tmp_path, monkeypatch):
     assert default_cache_dir() == Path.home() / ".cache" / "specbench"
 
 
+@pytest.mark.slow
 def test_a_full_disk_names_the_file_and_keeps_the_finished_run(tmp_path, monkeypatch, capsys):
     import errno
 

@@ -5,14 +5,12 @@ import subprocess
 import sys
 import textwrap
 import tomllib
-from pathlib import Path
 
 import pytest
 
 from specbench.records import load
-from tests.helpers import _state_put_back, one_line_exit_2, run_cli, run_cli_process
+from tests.helpers import ROOT, one_line_exit_2, run_cli, run_cli_process, state_put_back
 
-ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "examples" / "pendulum_plugin.py"
 
 
@@ -29,7 +27,7 @@ def test_data_run_and_report_with_a_plugin(tmp_path):
     out = tmp_path / "sweep"
     # the sweep as a user starts it, in a fresh process: the plugin reaches its run processes from a clean registry
     proc = run_cli_process("run", "--plugin", PLUGIN, "--systems", "pendulum", "--trainers", "spectral,backprop-euler",
-                   "--budget", "1", "--threads", "1", "--out", out)
+                   "--budget", "0.2", "--threads", "1", "--out", out)
     assert proc.returncode == 0, proc.stderr
     assert "no tuned settings for pendulum / dense / backprop-euler, pendulum / dense / spectral" in proc.stderr
     records = [load(p) for p in (out / "runs").glob("*.json")]
@@ -45,12 +43,13 @@ def test_data_run_and_report_with_a_plugin(tmp_path):
 @pytest.mark.slow
 def test_tune_with_a_plugin_writes_its_own_settings_file(tmp_path):
     proc = run_cli("tune", "--plugin", PLUGIN, "--systems", "pendulum", "--regimes", "dense", "--trainers",
-                   "backprop-euler", "--budget", "0.9", "--seeds", "2", "--threads", "1", "--out", tmp_path / "tuning")
+                   "backprop-euler", "--budget", "0.3", "--seeds", "2", "--threads", "1", "--out", tmp_path / "tuning")
     assert proc.returncode == 0, proc.stderr
     entry = tomllib.loads((tmp_path / "tuning" / "tuned.toml").read_text())["pendulum"]["dense"]["backprop-euler"]
-    assert entry["tuned_budget_s"] == 0.9 and entry["tuned_seeds"] == 2
+    assert entry["tuned_budget_s"] == 0.3 and entry["tuned_seeds"] == 2  # not tune's default (3)
 
 
+@pytest.mark.slow
 def test_studies_and_asv_see_plugins_through_the_environment():
     code = textwrap.dedent("""
         from specbench import bench
@@ -91,6 +90,7 @@ def test_asv_memory_runs_take_their_budget_from_one_variable_with_one_default(mo
         bench.memory_budget_s()
 
 
+@pytest.mark.slow
 def test_entry_points_register_without_a_flag(tmp_path):
     site = tmp_path / "site"
     dist = site / "pendulum_plugin-1.0.dist-info"
@@ -168,7 +168,7 @@ def test_a_trainer_added_by_one_class_and_one_registry_line_is_in_every_list(tmp
     listed = run_cli("list", "--plugin", plugin)
     assert listed.returncode == 0 and "newcomer           baseline" in listed.stdout, listed.stderr
     assert run_cli("list", "--trainers", "--plugin", plugin).stdout.strip() == every
-    with _state_put_back():  # the plugin joins the registries and SPECBENCH_PLUGINS here only
+    with state_put_back():  # the plugin joins the registries and SPECBENCH_PLUGINS here only
         use_plugins([str(plugin)])
         assert ",".join(load_preset("paper").trainers) == every
     env = {**os.environ, "SPECBENCH_PLUGINS": str(plugin)}

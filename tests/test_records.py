@@ -9,9 +9,8 @@ from specbench.presets import Preset, budget_s_for, check, load_preset
 from specbench.errors import UsageError
 from specbench.records import first_crossing, load, problems_of, sustained
 from specbench.studies import vocabulary
-from tests.helpers import make_record, save
+from tests.helpers import ROOT, make_record, save
 
-ROOT = Path(__file__).resolve().parents[1]
 CURVE = [[0.0, 0, 1.0], [1.0, 10, 5e-3], [2.0, 20, 2e-2], [3.0, 30, 8e-3], [4.0, 40, 4e-3]]
 
 

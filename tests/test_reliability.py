@@ -7,9 +7,7 @@ import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -23,17 +21,8 @@ from specbench.presets import load_preset, read_toml
 from specbench.report.document import markdown_tables_only, sources
 from specbench.report.readme import README_BEGIN, README_END, update_readme
 from specbench.runner import plan
-from tests.helpers import run_cli
-from tests.helpers import make_record, save, sweep
+from tests.helpers import ROOT, gone, make_record, one_line_exit_2, processes, run_cli, save, start_cli, sweep, wait_for
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def one_error_line(proc, needle):
-    """Exit 2, no traceback, and one error line that says `needle`."""
-    errors = [ln for ln in proc.stderr.strip().splitlines() if ln.startswith("specbench: error:")]
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr and len(errors) == 1 and needle in errors[0], proc.stderr
 
 
 @pytest.fixture
@@ -68,7 +57,7 @@ def test_a_readme_it_cannot_update_is_one_line_before_any_work(tmp_path, records
     path = readme(tmp_path)
     before = Path(path).read_bytes() if Path(path).is_file() else None
     proc = run_cli("report", records_dir, "--out", tmp_path / "out", "--readme", path)
-    one_error_line(proc, needle)
+    one_line_exit_2(proc, needle)
     assert "cannot write" not in proc.stderr and not (tmp_path / "out" / "report.md").exists()
     if before is not None:
         assert Path(path).read_bytes() == before
@@ -94,13 +83,13 @@ def test_a_plugin_that_is_a_directory_says_so(tmp_path, name):
 # ---- case 3: --workers bounded by the cores ------------------------------------------------------------------
 
 @pytest.mark.parametrize("command", ["run", "work"])
-def test_more_workers_than_a_few_per_core_is_refused_before_any_work(tmp_path, capsys, command):
+def test_more_workers_than_a_few_per_core_is_refused_before_any_work(tmp_path, command):
     most = MAX_WORKERS_PER_CORE * cores()
     # were the number taken, what follows would stop the command at once (no preset, no reference), not train
     stop = ["--preset", tmp_path / "missing.toml"] if command == "run" else ["--check", tmp_path / "missing.json"]
-    assert main([command, *map(str, stop), "--out", str(tmp_path / "out"), "--workers", str(most + 1)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and f"--workers must be at most {most}" in err and f"{cores()} cores" in err, err
+    proc = run_cli(command, *stop, "--out", tmp_path / "out", "--workers", most + 1)
+    one_line_exit_2(proc, f"--workers must be at most {most}", alone=True)
+    assert f"{cores()} cores" in proc.stderr
 
 
 def test_more_workers_than_cores_is_said(tmp_path, capsys):
@@ -175,6 +164,7 @@ TRAINERS = {"hangs": Hangs}
 '''
 
 
+@pytest.mark.slow
 def test_a_work_process_killed_loses_no_measured_pair_and_no_written_file(tmp_path):
     """The pairs measured before a pool process died are written beside --out, marked incomplete (never over it:
     a complete file already there stays), the exit status is 1 with one line, and the incomplete file is refused as
@@ -182,17 +172,13 @@ def test_a_work_process_killed_loses_no_measured_pair_and_no_written_file(tmp_pa
     (tmp_path / "hangs.py").write_text(HANGS)
     out, pid = tmp_path / "work.json", tmp_path / "pid"
     out.write_text("a complete work file from before\n")
-    proc = subprocess.Popen([sys.executable, "-m", "specbench", "work", "--systems", "oscillator", "--trainers",
-                             "spectral,hangs", "--workers", "2", "--out", out, "--plugin", tmp_path / "hangs.py"],
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "HANGS_PID": str(pid)})
+    proc = start_cli("work", "--systems", "oscillator", "--trainers", "spectral,hangs", "--workers", "2", "--out", out,
+                     "--plugin", tmp_path / "hangs.py", env={**os.environ, "HANGS_PID": str(pid)})
     lines = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
     reader.start()
     try:
-        deadline = time.time() + 300
-        while time.time() < deadline and not (pid.exists() and any(ln.startswith("oscillator / spectral:")
-                                                                    for ln in lines)):
-            time.sleep(0.1)
+        wait_for(lambda: pid.exists() and any(ln.startswith("oscillator / spectral:") for ln in lines), timeout=300)
         os.kill(int(pid.read_text()), signal.SIGKILL)
         proc.wait(timeout=120)
     finally:
@@ -228,42 +214,21 @@ def test_the_regenerate_command_runs_as_printed_for_paths_with_spaces():
     assert sources(Path("results/reference"), []) == "specbench report results/reference"  # plain paths stay bare
 
 
-def _children(pid: int, name: bytes) -> list[int]:
-    """The processes whose parent is `pid` and whose command line holds `name`."""
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            cmd = (stat.parent / "cmdline").read_bytes()
-        except (OSError, IndexError, ValueError):
-            continue
-        if parent == pid and name in cmd:
-            out.append(int(stat.parent.name))
-    return out
-
-
-def _wait(predicate, timeout=120) -> bool:
-    deadline = time.time() + timeout
-    while time.time() < deadline and not predicate():
-        time.sleep(0.05)
-    return predicate()
-
-
+@pytest.mark.slow
 def test_a_sweep_killed_with_sigkill_leaves_no_temporary_files(tmp_path):
     """A run's job and record travel through its process's pipes, not through a temporary directory that nobody is
     left to remove once the sweep (or the Dask worker) that made it is killed."""
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    proc = subprocess.Popen([sys.executable, "-m", "specbench", "run", "--systems", "oscillator", "--trainers",
-                             "spectral", "--threads", "1", "--budget", "60", "--no-report", "--out", tmp_path / "o"],
-                            stderr=subprocess.DEVNULL, env={**os.environ, "TMPDIR": str(tmp)})
+    proc = start_cli("run", "--systems", "oscillator", "--trainers", "spectral", "--threads", "1", "--budget", "60",
+                     "--no-report", "--out", tmp_path / "o", stderr=subprocess.DEVNULL,
+                     env={**os.environ, "TMPDIR": str(tmp)})
     try:
-        assert _wait(lambda: _children(proc.pid, b"specbench.worker")), "no run process started"
-        [run] = _children(proc.pid, b"specbench.worker")
+        assert wait_for(lambda: processes(b"specbench.worker", parent=proc.pid)), "no run process started"
+        [run] = processes(b"specbench.worker", parent=proc.pid)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-        assert _wait(lambda: not Path(f"/proc/{run}").exists() or b"zombie" in Path(f"/proc/{run}/status")
-                     .read_bytes().lower(), timeout=30), "the run outlived its sweep"
+        assert gone(run, timeout=30), "the run outlived its sweep"
     finally:
         proc.kill()
     assert not list(tmp.iterdir())

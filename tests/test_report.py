@@ -130,7 +130,7 @@ def test_the_report_shows_c1_kept_beside_c1(tmp_path):
     records = crossed_and_kept("spectral", (1.0, 1.2, 0.8), (None, None, None)) + \
         [r for b in BASES for r in crossed_and_kept(b, (20.0, 25.0, 30.0), (20.0, 25.0, 30.0), test_mse=1e-2)]
     write_records(tmp_path, records)
-    text = write_report(tmp_path, tmp_path / "out")[0].read_text()
+    text = markdown_tables_only(tmp_path, tmp_path / "out")
     rows = board_rows(text)
     assert list(rows)[1:3] == ["C1", "C1 kept"]
     assert rows["C1"] == ["✅ holds"] and rows["C1 kept"] == ["❌ fails"]
@@ -217,7 +217,7 @@ def test_empty_directory_is_exit_2(tmp_path):
 def test_no_printed_ratio_lies_outside_its_spread(tmp_path, spec):
     bases = {b: (20.0, None, 40.0)[:len(spec)] for b in BASES}
     write_records(tmp_path, sweep(spec=spec, baselines=bases))
-    text = (write_report(tmp_path, tmp_path / "out")[0]).read_text()
+    text = markdown_tables_only(tmp_path, tmp_path / "out")
     assert RATIO.search(text) and not ratios_outside_their_spread(text)
 
 
@@ -248,7 +248,7 @@ def test_the_board_shows_every_verdict_in_its_cell(tmp_path):
     for v in verdicts:
         assert bd.at(v.claim, v.system, v.regime) == [v]
     write_records(tmp_path, records)
-    rows = board_rows(write_report(tmp_path, tmp_path / "out")[0].read_text())
+    rows = board_rows(markdown_tables_only(tmp_path, tmp_path / "out"))
     assert rows["claim"] == ["lorenz sparse", "oscillator dense"]
     from specbench.report.render import EMOJI
     for v in verdicts:
@@ -423,7 +423,7 @@ def test_the_report_judges_spectral_against_its_rivals(tmp_path):
 
 def test_without_rivals_there_is_no_rivals_section_row_or_column(tmp_path):
     write_records(tmp_path, sweep())
-    text = write_report(tmp_path, tmp_path / "out")[0].read_text()
+    text = markdown_tables_only(tmp_path, tmp_path / "out")
     assert "Against its rivals" not in text and "rivals" not in board_rows(text)
     assert "**rivals**" not in text and "vs vf-node" not in text
 
@@ -447,7 +447,7 @@ def test_the_report_ranks_every_trainer_with_performance_profiles(tmp_path):
 def test_the_profile_caption_counts_the_cells_left_out(tmp_path):
     unsolved = [replace(r, system="lorenz", time_to_target_s=None) for r in sweep()]
     write_records(tmp_path, sweep() + unsolved)
-    text = write_report(tmp_path, tmp_path / "out")[0].read_text()
+    text = markdown_tables_only(tmp_path, tmp_path / "out")
     prof = section(text, "Which method to use: performance profiles")
     assert "1 of 2 cells left out: no trainer reached the target (lorenz dense)" in prof
     assert "| spectral | candidate | 1.000 | 1/1 | 1/1 |" in prof
@@ -605,7 +605,7 @@ def test_the_report_says_where_the_budget_cannot_decide_c1(tmp_path):
     records = sweep() + [replace(r, system="lorenz") for r in sweep(spec=(4.0, 3.0, 5.0), baselines=never)] + \
         [replace(r, system="network") for r in sweep(spec=(None, None, None), baselines=never)]
     write_records(tmp_path, records)
-    text = write_report(tmp_path, tmp_path / "out")[0].read_text()
+    text = markdown_tables_only(tmp_path, tmp_path / "out")
     budgets = section(text, "Budgets")
     assert "It is in 1 of 3 (system, regime) cells; in the other 2 (lorenz dense, network dense) it is not" \
         in budgets
@@ -707,7 +707,7 @@ def test_a_verdict_from_fewer_seeds_than_the_reference_is_indicative_and_counted
     save_dir = tmp_path / "sweep"
     for r in records:
         save(save_dir / "runs" / f"{r.name}.json", r)
-    text = write_report(save_dir, tmp_path / "out")[0].read_text()
+    text = markdown_tables_only(save_dir, tmp_path / "out")
     assert "✅ holds (indicative)" in text and "**(indicative)**: decided on fewer seeds than the 5" in text
     monkeypatch.setattr(verdicts, "reference_seeds", lambda: 3)
     assert not verdict(records, "C1").indicative and "(indicative)" not in summary(claims(records))[0]

@@ -1,16 +1,14 @@
 """The results table (specbench.table): a row per record, the group-bys the verdicts read, and `specbench export`."""
 import importlib.util
 import math
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from specbench.table import COLUMNS, grouped, table
 from specbench.verdicts import group, per_cell
-from tests.helpers import make_record, one_line_exit_2, run_cli, sweep, write_records
+from tests.helpers import ROOT, make_record, one_line_exit_2, run_cli, sweep, write_records
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_a_row_per_record_with_the_measures_the_report_counts():

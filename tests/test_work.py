@@ -1,7 +1,6 @@
 """The work gate: work measures that repeat bit for bit, compared exactly with a reference."""
 import json
 from dataclasses import asdict
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +11,7 @@ from specbench.plugins import SYSTEMS, equation_systems
 from specbench.plugins import TRAINERS
 from specbench.work import held_bytes, work, work_table
 from specbench.workfile import REFERENCE, Settings
+from tests.helpers import ROOT
 
 SMALL = Settings(iterations=4, cap=6, every=2)
 
@@ -93,7 +93,7 @@ def test_committed_reference_covers_every_builtin_pair_with_the_default_settings
     def builtin(registry):
         return [name for name, cls in registry.items() if cls.__module__.startswith("specbench.")]
 
-    ref = json.loads((Path(__file__).parent.parent / REFERENCE).read_text())
+    ref = json.loads((ROOT / REFERENCE).read_text())
     assert ref["settings"] == asdict(Settings())
     assert {(s, t) for s in ref["values"] for t in ref["values"][s]} == \
         {(s, t) for s in builtin(SYSTEMS) if s in equation_systems() for t in builtin(TRAINERS)}
