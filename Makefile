@@ -58,7 +58,7 @@ EXEC ?= --workers 2 --threads 1
 # Every registered trainer (built-ins, entry points, SPECBENCH_PLUGINS), as the registry lists them: a new trainer is
 # in the reference with no edit here. Expanded where a recipe uses it (`=`, not `:=`), so other targets never run it.
 ALL_TRAINERS = $(shell $(SB) list --trainers)
-TUNED := specbench/presets/tuned.toml
+TUNED := specbench/running/presets/tuned.toml
 
 reference: reference-tuning reference-sweep reference-studies
 	$(SB) report results/reference --studies results/studies --out reports/reference --readme README.md

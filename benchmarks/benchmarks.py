@@ -1,17 +1,18 @@
 """asv suites over specbench: per-step cost, evaluation cost, the training memory, and tracked work measures.
 
-Thin by design (as scipy's and numpy's benchmarks/): the measured code lives in `specbench.bench`.
+Thin by design (as scipy's and numpy's benchmarks/): the measured code lives in `specbench.running.asv_runs`.
 Timing suites take at least 6 samples a side (rounds x repeat), so `asv continuous` (never with --quick, which
 takes one) can use its Mann-Whitney test; the tracks are deterministic counts and bytes, or the protocol's memory.
 """
 import math
 
-from specbench import bench, measures
-from specbench.evaluate import train_metric
-from specbench.plugins import candidate
+from specbench.core import measures
+from specbench.numerics.metric import train_metric
+from specbench.registries import candidate
+from specbench.running import asv_runs
 
-SYSTEMS = bench.systems()
-TRAINERS = bench.trainers()
+SYSTEMS = asv_runs.systems()
+TRAINERS = asv_runs.trainers()
 
 
 class TimeStep:
@@ -26,7 +27,7 @@ class TimeStep:
     warmup_time = 0.5
 
     def setup(self, system, trainer):
-        self.trainer = bench.make_trainer(system, trainer)
+        self.trainer = asv_runs.make_trainer(system, trainer)
         self.trainer.step()  # first-step allocations are not the per-iteration cost
 
     def time_step(self, system, trainer):
@@ -44,7 +45,7 @@ class TimeMetric:
     repeat = (3, 10, 10.0)  # 6 to 20 samples a side: enough for asv's rank test at its p < 0.002
 
     def setup(self, system):
-        self.trainer = bench.make_trainer(system, candidate())
+        self.trainer = asv_runs.make_trainer(system, candidate())
         for _ in range(20):
             self.trainer.step()
 
@@ -59,11 +60,11 @@ class _MemoryRuns:
     timeout = 1800
 
     def setup_cache(self):
-        return bench.memory_runs()
+        return asv_runs.memory_runs()
 
 
 class TrackMemory(_MemoryRuns):
-    """The memory training needs, as every report measures it (`specbench.measures.peak_memory`): what the
+    """The memory training needs, as every report measures it (`specbench.core.measures.peak_memory`): what the
     trainer's setup kept plus the peak growth during training, over the process after imports and data. Not the
     whole process's peak RSS, which importing torch and building the data dominate."""
 
@@ -78,13 +79,13 @@ class TrackMemory(_MemoryRuns):
 
 
 class _WorkRuns:
-    """Iteration-budgeted runs (`specbench.work`, the values `specbench work --check` gates exactly), made once
-    for the work tracks."""
+    """Iteration-budgeted runs (`specbench.running.work_measures`, the values `specbench work --check` gates exactly),
+    made once for the work tracks."""
 
     timeout = 1800
 
     def setup_cache(self):
-        return bench.work_runs()
+        return asv_runs.work_runs()
 
 
 class TrackWork(_WorkRuns):

@@ -43,9 +43,9 @@ def sweeps(system: str, trainer: str, seeds: int, budget_s: float) -> tuple[list
     only at the start and end of the budget. The three runs of a seed are made one after the other, in an order
     that rotates with the seed, so a slow spell of the machine falls on all three alike (as asv interleaves its
     rounds)."""
-    from specbench.job import make_job
-    from specbench.plugins import get_trainer
-    from specbench.protocol import run_job
+    from specbench.registries import get_trainer
+    from specbench.running.job import make_job
+    from specbench.running.protocol import run_job
 
     rare = {"first": budget_s, "growth": 1.0, "max_interval": budget_s}
     out = ([], [], [])
@@ -60,8 +60,8 @@ def sweeps(system: str, trainer: str, seeds: int, budget_s: float) -> tuple[list
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from specbench.gate import ALPHA, compare, points
-    from specbench.plugins import candidate
+    from specbench.claims.gate import ALPHA, compare, points
+    from specbench.registries import candidate
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--system", default="network")

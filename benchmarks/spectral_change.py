@@ -6,7 +6,7 @@ tuned before and after the change, from the records under results/spectral-chang
 Each arm is one `specbench run --preset results/spectral-change/ARM.toml --out results/spectral-change/ARM
 --workers 2 --threads 1` (cubic-oscillator and Lotka-Volterra, dense, seeds 0-2, 20 s), one arm after another on an
 otherwise idle machine; `before` and `after` at one commit, the three diagnostic arms at an earlier one (the table
-names each). Times are the sustained times to the target (specbench.measures).
+names each). Times are the sustained times to the target (specbench.core.measures).
 """
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import statistics
 import sys
 from pathlib import Path
 
-from specbench import measures
-from specbench.records import load_sweep
-from specbench.studies import vocabulary
+from specbench.core import measures
+from specbench.core.records import load_sweep
+from specbench.running.studies import vocabulary
 
 ROOT = Path(__file__).resolve().parent.parent / "results" / "spectral-change"
 ARMS = {  # arm -> (sweep, settings)

@@ -20,8 +20,8 @@ import time
 
 import torch
 
-from specbench.job import make_job
-from specbench.protocol import build
+from specbench.running.job import make_job
+from specbench.running.protocol import build
 
 SYSTEMS = ["cubic-oscillator", "lotka-volterra", "network"]
 

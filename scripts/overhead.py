@@ -1,5 +1,5 @@
 """The overhead of a sweep: its wall time over the training time it bought, wall / (sum of budgets / workers), and
-where its runs' wall time went (each record's `wall`, specbench.records.WALL_PARTS). 1.0 would be a harness that
+where its runs' wall time went (each record's `wall`, specbench.core.records.WALL_PARTS). 1.0 would be a harness that
 costs nothing beyond training. Usage:
 
     python scripts/overhead.py DIR [--wall SECONDS] [--workers N]
@@ -33,9 +33,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from specbench.measures import LOST, wall_time
-from specbench.records import WALL_PARTS, load_dir
-from specbench.studies import vocabulary
+from specbench.core.measures import LOST, wall_time
+from specbench.core.records import WALL_PARTS, load_dir
+from specbench.running.studies import vocabulary
 
 
 def records_under(directory: Path) -> tuple[list, list[Path]]:

@@ -19,8 +19,8 @@ import time
 import torch
 import torchode
 
-from specbench.job import make_job
-from specbench.protocol import build
+from specbench.running.job import make_job
+from specbench.running.protocol import build
 
 
 def trainer(name, system, regime, config):

@@ -26,7 +26,7 @@ EXEC="--workers 2 --threads 1"
 case $PART in
   tuning) exec "$PY" -m specbench tune --preset paper $EXEC --out "$ROOT/results/tuning/reference" \
             --trainers spectral,spectral-2stage,backprop-rk4,backprop-dopri5,adjoint-dopri5,torchode-dopri5,torchode-adjoint,vf-node,multiple-shooting \
-            --settings "$REF/specbench/presets/tuned.toml" ;;  # written once, after the last tuning run
+            --settings "$REF/specbench/running/presets/tuned.toml" ;;  # written once, after the last tuning run
   sweep) exec "$PY" -m specbench run --preset paper $EXEC --out "$ROOT/results/reference" --no-report ;;
   studies) for s in horizon order state-size regimes; do
              "$PY" -m specbench study "$s" $EXEC --out "$ROOT/results/studies/$s" --no-report; done ;;

@@ -13,19 +13,20 @@ import sys
 import threading
 from pathlib import Path
 
-from specbench import workfile
-from specbench.defaults import GATE_FACTOR, MAX_BUDGET_S, MAX_SEEDS, MAX_THREADS, MAX_WORKERS_PER_CORE, cores
-from specbench.errors import UsageError
-from specbench.gate import gate, report_work
-from specbench.io import check_writable, write_json_atomic
-from specbench.measurements import read as read_measurements, write_csv
-from specbench.plugins import SYSTEMS, TRAINERS, equation_systems, get_system, use_plugins
-from specbench.presets import PRESETS, REFERENCE_PRESET, SWEEP_PRESET, load_or_default, load_preset, budget_s_replaced
-from specbench.records import REGIMES
+from specbench.claims.gate import gate, report_work
+from specbench.core import workfile
+from specbench.core.defaults import GATE_FACTOR, MAX_BUDGET_S, MAX_SEEDS, MAX_THREADS, MAX_WORKERS_PER_CORE, cores
+from specbench.core.errors import UsageError
+from specbench.core.io import check_writable, write_json_atomic
+from specbench.core.records import REGIMES
+from specbench.core.table import export, export_path
+from specbench.registries import SYSTEMS, TRAINERS, equation_systems, get_system, use_plugins
 from specbench.report.document import load, write_report
 from specbench.report.readme import readme_block, readme_parts, update_readme
-from specbench.studies import STUDIES
-from specbench.table import export, export_path
+from specbench.running.presets import (PRESETS, REFERENCE_PRESET, SWEEP_PRESET, load_or_default, load_preset,
+                                       budget_s_replaced)
+from specbench.running.studies import STUDIES
+from specbench.systems.measurements import read as read_measurements, write_csv
 
 
 class _Parser(argparse.ArgumentParser):
@@ -179,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("candidate", type=_path)
     g.add_argument("--factor", type=_positive(float, "--factor"), default=GATE_FACTOR)
     g.add_argument("--alpha", type=_positive(float, "--alpha"),
-                   help="significance level of the rank test over seeds (default: specbench.gate.ALPHA)")
+                   help="significance level of the rank test over seeds (default: specbench.claims.gate.ALPHA)")
 
     w = sub.add_parser("work", help="work measures (iterations, network evaluations, bytes) of each system x "
                        "trainer: --out writes them, --check compares them exactly with a reference", parents=[plugin])
@@ -298,7 +299,8 @@ def cmd_list(args) -> int:
 
 
 def cmd_data(args) -> int:
-    from specbench.data import as_measurements, make_dataset, save  # scipy's solvers: not for the readers' commands
+    from specbench.systems.datasets import (as_measurements,  # scipy's solvers: not for the readers' commands
+                                            make_dataset, save)
 
     data = make_dataset(get_system(args.system), args.regime, args.noise, args.seed)
     try:
@@ -318,15 +320,15 @@ def cmd_run(args) -> int:
             raise UsageError("--data FILE is the one system, in its one regime (dense): leave out --systems and "
                              "--regimes")
         read_measurements(args.data)  # a bad file is one line and exit 2 before anything loads, trains or is written
-    from specbench import runner  # loads torch: only the commands that train import it
+    from specbench.running import sweeps  # loads torch: only the commands that train import it
 
-    return _report_unless(args.no_report, runner.run_from_args(args))
+    return _report_unless(args.no_report, sweeps.run_from_args(args))
 
 
 def cmd_study(args) -> int:
-    from specbench import runner  # loads torch: only the commands that train import it
+    from specbench.running import sweeps  # loads torch: only the commands that train import it
 
-    return _report_unless(args.no_report, runner.run_study(args))
+    return _report_unless(args.no_report, sweeps.run_study(args))
 
 
 def _report_unless(no_report: bool, out: Path) -> int:
@@ -338,7 +340,7 @@ def _report_unless(no_report: bool, out: Path) -> int:
 
 
 def cmd_tune(args) -> int:
-    from specbench import executors, tune  # load torch: only the commands that train import them
+    from specbench.running import executors, tuning  # load torch: only the commands that train import them
 
     settings = args.settings or args.out / "tuned.toml"
     try:  # find out now, not after all the training, that the settings cannot be written (atomically: in its dir)
@@ -347,15 +349,15 @@ def cmd_tune(args) -> int:
             raise IsADirectoryError(errno.EISDIR, "Is a directory", str(settings))
     except OSError as exc:
         raise UsageError(f"cannot write the tuned settings to {settings}: {exc.strerror}") from None
-    tune.read_settings(settings)  # and that what is there is TOML
+    tuning.read_settings(settings)  # and that what is there is TOML
     preset, said = load_or_default(args.preset, REFERENCE_PRESET)
-    cells = tune.cells_of(preset, args.systems, args.regimes, args.budget_s)
+    cells = tuning.cells_of(preset, args.systems, args.regimes, args.budget_s)
     with executors.make_executor(args.workers, args.scheduler) as executor:  # said once the options pass its check
         for line in said + ([budget_s_replaced(preset, args.budget_s)] if args.budget_s else []):
             print(f"specbench tune: {line}", file=sys.stderr)
-        tuned = tune.tune(cells, args.trainers or preset.trainers, args.out, args.threads, settings, executor,
+        tuned = tuning.tune(cells, args.trainers or preset.trainers, args.out, args.threads, settings, executor,
                           args.replace, args.seeds, preset)
-    tune.write_tuned(tuned, settings)
+    tuning.write_tuned(tuned, settings)
     print(f"wrote {settings}", file=sys.stderr)
     return 0
 
@@ -383,7 +385,8 @@ def cmd_gate(args) -> int:
 
 
 def cmd_work(args) -> int:
-    from specbench.work import WorkIncomplete, work_table  # loads torch: only the commands that train import it
+    from specbench.running.work_measures import (WorkIncomplete,  # loads torch: only the commands that train import it
+                                                 work_table)
 
     if not (args.out or args.check):
         raise UsageError("work needs --out FILE, --check REFERENCE or both")

@@ -3,7 +3,7 @@ import os
 import pytest
 import torch
 
-from specbench.defaults import cores, limit_threads
+from specbench.core.defaults import cores, limit_threads
 from tests.helpers import registries_put_back
 
 

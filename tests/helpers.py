@@ -19,12 +19,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from specbench import cli, plugins
-from specbench.data import generate
-from specbench.io import write_json_atomic
-from specbench.plugins import get_system
-from specbench.records import SCHEMA, Record
-from specbench.studies import vocabulary
+from specbench import cli, registries
+from specbench.core.io import write_json_atomic
+from specbench.core.records import SCHEMA, Record
+from specbench.registries import get_system
+from specbench.running.studies import vocabulary
+from specbench.systems.datasets import generate
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository: its committed records, reports, scripts and Makefile
 
@@ -35,8 +35,8 @@ def run_cli(*args, timeout=600, cwd=None) -> subprocess.CompletedProcess:
     """`specbench ARGS` (in `cwd`) as `python -m specbench ARGS` would run it, but in this process: its exit
     status, stdout and stderr (warnings and an uncaught exception's traceback included, as the interpreter prints
     them); the state it changes (working directory, environment, signal handlers, plugin registries) is put back.
-    A run it starts is still a fresh process (specbench.executors). Raises TimeoutExpired after `timeout` seconds.
-    Where the test needs a fresh `specbench` process (signals, exit, entry points), use `run_cli_process`."""
+    A run it starts is still a fresh process (specbench.running.executors). Raises TimeoutExpired after `timeout`
+    seconds. Where the test needs a fresh `specbench` process (signals, exit, entry points), use `run_cli_process`."""
     argv = list(map(str, args))
     out, err = io.StringIO(), io.StringIO()
     with state_put_back(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
@@ -134,17 +134,17 @@ def state_put_back():
 def registries_put_back():
     """The registries, and the plugins loaded into them, as they were: a plugin loaded inside (by a command, a test,
     or a failure record that needs its trainer's role) is gone after."""
-    registries = [(r, {k: copy.copy(v) for k, v in vars(r).items()}) for r in (plugins.SYSTEMS, plugins.TRAINERS)]
-    loaded, modules = dict(plugins._loaded), set(sys.modules)
+    saved = [(r, {k: copy.copy(v) for k, v in vars(r).items()}) for r in (registries.SYSTEMS, registries.TRAINERS)]
+    loaded, modules = dict(registries._loaded), set(sys.modules)
     try:
         yield
     finally:
-        for registry, state in registries:
+        for registry, state in saved:
             vars(registry).clear()
             vars(registry).update(state)
-        plugins._loaded.clear()
-        plugins._loaded.update(loaded)
-        for name in set(sys.modules) - modules:  # a plugin file's module (plugins.load_plugin names it so)
+        registries._loaded.clear()
+        registries._loaded.update(loaded)
+        for name in set(sys.modules) - modules:  # a plugin file's module (registries.load_plugin names it so)
             if name.startswith("specbench_plugin_"):
                 del sys.modules[name]
 

@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from specbench import presets
-from specbench.plugins import SYSTEMS, TRAINERS
-from specbench.studies import STUDIES
+from specbench.registries import SYSTEMS, TRAINERS
+from specbench.running import presets
+from specbench.running.studies import STUDIES
 from tests.helpers import one_line_exit_2, run_cli, run_cli_process
 
 
@@ -71,10 +71,10 @@ def test_cuda_without_a_gpu_is_a_clear_error(tmp_path):
 def test_budget_replaces_the_presets_budget_s_and_says_so(tmp_path, monkeypatch):
     """run --budget gives every run that budget in place of the preset's budget_s table, and says what it replaces
     in one line."""
-    from specbench import runner
+    from specbench.running import sweeps
 
     planned = []
-    monkeypatch.setattr(runner, "run_sweep", lambda jobs, *args, **kw: planned.extend(jobs) or [])
+    monkeypatch.setattr(sweeps, "run_sweep", lambda jobs, *args, **kw: planned.extend(jobs) or [])
     proc = run_cli("run", "--preset", "paper", "--systems", "oscillator,lorenz", "--trainers", "spectral",
                    "--seeds", "1", "--budget", "2", "--no-report", "--out", tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -84,9 +84,9 @@ def test_budget_replaces_the_presets_budget_s_and_says_so(tmp_path, monkeypatch)
 
 
 def test_run_says_which_preset_it_takes_when_none_is_named(tmp_path, monkeypatch):
-    from specbench import runner
+    from specbench.running import sweeps
 
-    monkeypatch.setattr(runner, "run_sweep", lambda jobs, *args, **kw: [])
+    monkeypatch.setattr(sweeps, "run_sweep", lambda jobs, *args, **kw: [])
     proc = run_cli("run", "--systems", "oscillator", "--trainers", "spectral", "--no-report", "--out", tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "specbench run: preset quick (the default; --preset to choose)" in proc.stderr.splitlines()

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from specbench.core.records import load
 from specbench.report.document import markdown_tables_only
 from specbench.report.readme import README_BEGIN, README_END, readme_block
-from specbench.records import load
-from specbench.studies import vocabulary
+from specbench.running.studies import vocabulary
 from tests.helpers import ROOT, ratios_outside_their_spread, replace, save
 
 REPORTS = sorted(p.parent for p in (ROOT / "reports").glob("*/report.md"))

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-import specbench.data as data_module
-from specbench.data import dataset_key, generate, make_dataset, save
-from specbench.plugins import equation_systems, get_system
+import specbench.systems.datasets as data_module
+from specbench.registries import equation_systems, get_system
+from specbench.systems.datasets import dataset_key, generate, make_dataset, save
 from tests.helpers import run_cli
 
 

@@ -13,12 +13,12 @@ import torch
 from scipy.linalg import expm
 from torch import nn
 
-from specbench.data import Trajectory, measured
-from specbench.measurements import hold_input
-from specbench import evaluate
-from specbench.plugins import TRAINERS, get_trainer
-from specbench.simulate import make_rows
+from specbench.numerics import metric
+from specbench.numerics.simulate import make_rows
+from specbench.registries import TRAINERS, get_trainer
 from specbench.systems.base import Regime, System
+from specbench.systems.datasets import Trajectory, measured
+from specbench.systems.measurements import hold_input
 from specbench.trainers.base import cannot_use
 
 A = np.array([[0.0, 1.0], [-2.0, -0.3]])
@@ -134,20 +134,20 @@ def test_the_common_metric_simulates_the_training_data_from_the_trainers_initial
     data, states = driven_data()
     model, calls = TrueDriven(), []
     model.register_forward_hook(lambda *_: calls.append(1))  # the metric's float64 copy keeps the hook
-    assert evaluate.train_metric(model, data, initial(states) + [0.3, 0.0]) < 1e-10
+    assert metric.train_metric(model, data, initial(states) + [0.3, 0.0]) < 1e-10
     # each dopri5 step that ends at a jump of the held input reads the sample before it and is accepted: the two
     # trajectories (13 jumps, 46 observation times) in under 1,500 evaluations of the field (4,634 when the input's
     # times were compared in float32 and those steps were rejected until tiny)
     assert len(calls) < 1500
-    assert evaluate.train_metric(model, data, initial(states) + [0.0, 0.1]) > 1e-4
+    assert metric.train_metric(model, data, initial(states) + [0.0, 0.1]) > 1e-4
 
 
 def test_the_common_metric_fits_the_hidden_initial_state_of_each_test_trajectory():
     data, _ = driven_data()
-    # the hidden initial states are a 5-iteration fit (evaluate.FIT_ITERATIONS): the outputs to about 1e-4 of their std
-    mse, nmse, pred = evaluate.test_errors(TrueDriven(), data)
+    # the hidden initial states are a 5-iteration fit (metric.FIT_ITERATIONS): the outputs to about 1e-4 of their std
+    mse, nmse, pred = metric.test_errors(TrueDriven(), data)
     assert nmse < 1e-8 and len(pred) == 1 and pred[0].shape == (23, 1)
-    rmse, r2 = evaluate.output_fit(np.concatenate(pred)[None], data.trajectories("test")[0].y[None])
+    rmse, r2 = metric.output_fit(np.concatenate(pred)[None], data.trajectories("test")[0].y[None])
     assert rmse < 1e-4 and r2 > 1 - 1e-8
 
 

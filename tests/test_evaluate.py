@@ -1,10 +1,10 @@
-"""The common metric every claim rests on (specbench.evaluate), against closed forms: the true field scores about 0,
-and a known wrong field scores the MSE and normalised MSE its closed-form rollout gives."""
+"""The common metric every claim rests on (specbench.numerics.metric), against closed forms: the true field scores about
+0, and a known wrong field scores the MSE and normalised MSE its closed-form rollout gives."""
 import numpy as np
 import pytest
 import torch
 
-from specbench import evaluate  # its test_errors, imported by name, would be collected as a test
+from specbench.numerics import metric  # its test_errors, imported by name, would be collected as a test
 from specbench.systems.oscillator import Oscillator
 from tests.helpers import TrueField, dataset
 
@@ -42,8 +42,8 @@ def errors(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
 def test_true_field_scores_zero_to_the_reference_solvers_tolerance():
     system, data = dataset("oscillator")  # noiseless: the data is the closed form itself
     model = TrueField(system)
-    assert 0 <= evaluate.train_metric(model, data) < 1e-12
-    mse, nmse, pred = evaluate.test_errors(model, data)
+    assert 0 <= metric.train_metric(model, data) < 1e-12
+    mse, nmse, pred = metric.test_errors(model, data)
     assert 0 <= mse < 1e-12 and 0 <= nmse < 1e-12
     np.testing.assert_allclose(pred, data.test, atol=1e-6)
 
@@ -61,9 +61,9 @@ def test_wrong_field_scores_its_closed_form_errors(field, closed_form):
     train_pred = closed_form(system, data.t, data.train[:, 0])
     _, train_nmse = errors(train_pred, data.train)
     assert train_nmse > 1e-3  # far from zero: a wrong field
-    assert evaluate.train_metric(model, data) == pytest.approx(train_nmse, rel=1e-5)
+    assert metric.train_metric(model, data) == pytest.approx(train_nmse, rel=1e-5)
     test_pred = closed_form(system, data.t_test, data.test[:, 0])
-    mse, nmse, pred = evaluate.test_errors(model, data)
+    mse, nmse, pred = metric.test_errors(model, data)
     assert (mse, nmse) == pytest.approx(errors(test_pred, data.test), rel=1e-5)
     np.testing.assert_allclose(pred, test_pred, atol=1e-6)
 
@@ -72,12 +72,12 @@ def test_wrong_field_scores_its_closed_form_errors(field, closed_form):
                                                            ("network", "softplus", 1.0),
                                                            ("cubic-oscillator", "silu", 1.0)])
 def test_the_numpy_solver_is_torchdiffeqs_dopri5_to_round_off(system_name, activation, gain):
-    """The common metric's rollouts of a VectorField (specbench.dopri5, numpy) against torchdiffeq's dopri5 on the
-    float64 copy of the same random network, from the system's training states: the same solution to round-off, and
+    """The common metric's rollouts of a VectorField (specbench.numerics.dopri5, numpy) against torchdiffeq's dopri5 on
+    the float64 copy of the same random network, from the system's training states: the same solution to round-off, and
     the same number of evaluations of the field (the same steps, accepted and rejected)."""
     from torchdiffeq import odeint
 
-    from specbench.models import build_model, data_scales
+    from specbench.numerics.vector_field import build_model, data_scales
 
     _, data = dataset(system_name)
     model = build_model(data.train.shape[-1], data_scales(data.t, data.train), {"activation": activation}, seed=3)
@@ -86,13 +86,13 @@ def test_the_numpy_solver_is_torchdiffeqs_dopri5_to_round_off(system_name, activ
             p.mul_(gain)
     x0, t = data.train[:, 0], data.t - data.t[0]
     calls = []
-    ours = evaluate.rollout(model, x0, data.t)
-    with evaluate.evaluation_limit(10 ** 9):
-        field = evaluate.numpy_field(model)
-        evaluate.dopri5.odeint(lambda x: calls.append(1) or field(x), x0, t, evaluate.RTOL, evaluate.ATOL)
-    model64, theirs_calls = evaluate.float64_copy(model), []
+    ours = metric.rollout(model, x0, data.t)
+    with metric.evaluation_limit(10 ** 9):
+        field = metric.numpy_field(model)
+        metric.dopri5.odeint(lambda x: calls.append(1) or field(x), x0, t, metric.RTOL, metric.ATOL)
+    model64, theirs_calls = metric.float64_copy(model), []
     with torch.no_grad():
         theirs = odeint(lambda _t, x: theirs_calls.append(1) or model64(_t, x), torch.as_tensor(x0),
-                        torch.as_tensor(t), method="dopri5", rtol=evaluate.RTOL, atol=evaluate.ATOL)
+                        torch.as_tensor(t), method="dopri5", rtol=metric.RTOL, atol=metric.ATOL)
     assert ours is not None and np.abs(ours).max() < 1e3 and len(calls) == len(theirs_calls) > 50
     np.testing.assert_allclose(ours, theirs.transpose(0, 1).numpy(), rtol=1e-9, atol=1e-11)

@@ -10,11 +10,11 @@ import dask
 import pytest
 from distributed import Client, LocalCluster
 
-from specbench import executors
-from specbench.executors import Dask, Local
-from specbench.protocol import Job
-from specbench.records import load_dir
-from specbench.runner import run_sweep
+from specbench.core.records import load_dir
+from specbench.running import executors
+from specbench.running.executors import Dask, Local
+from specbench.running.protocol import Job
+from specbench.running.sweeps import run_sweep
 from tests.helpers import gone, one_line_exit_2, processes, run_cli, start_cli, wait_for
 
 CADENCE = {"first": 0.05, "resolution": 1.0, "max_interval": 1.0}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from specbench.records import load, load_dir
+from specbench.core.records import load, load_dir
 from tests.helpers import (ROOT, gone, make_record, one_line_exit_2, processes, replace, run_cli, save, start_cli,
                            sweep, wait_for, write_records)
 
@@ -118,9 +118,9 @@ def test_a_field_that_diverges_at_once_is_recorded_diverged_quickly(tmp_path):
 
 
 def test_a_dataset_is_never_written_with_non_finite_values(tmp_path):
-    from specbench.data import generate
-    from specbench.errors import UsageError
-    from specbench.plugins import get_system
+    from specbench.core.errors import UsageError
+    from specbench.registries import get_system
+    from specbench.systems.datasets import generate
 
     with pytest.raises(UsageError, match="cannot be integrated"):
         generate(get_system("lotka-volterra", a=1e300), "sparse")
@@ -161,8 +161,8 @@ def test_a_second_sweep_on_the_same_out_is_refused(tmp_path):
 @pytest.mark.slow
 def test_sigterm_ends_the_sweep_cleanly_and_resume_completes_it(tmp_path):
     proc = start_cli(*SWEEP, "--budget", "0.5", "--out", tmp_path)
-    assert wait_for(lambda: processes(b"specbench.worker", parent=proc.pid)), "no run process started"
-    runs = processes(b"specbench.worker", parent=proc.pid)
+    assert wait_for(lambda: processes(b"specbench.running.worker", parent=proc.pid)), "no run process started"
+    runs = processes(b"specbench.running.worker", parent=proc.pid)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 143 and "stopped by SIGTERM" in stderr and "Traceback" not in stderr, stderr
@@ -265,8 +265,8 @@ def test_gate_refuses_a_baseline_it_cannot_read_whole(tmp_path):
 def test_a_cache_file_with_the_right_key_and_wrong_values_is_not_trusted(tmp_path):
     import numpy as np
 
-    from specbench.data import ARRAYS, make_dataset
-    from specbench.plugins import get_system
+    from specbench.registries import get_system
+    from specbench.systems.datasets import ARRAYS, make_dataset
 
     system = get_system("oscillator")
     truth = make_dataset(system, "dense", cache_dir=tmp_path)
@@ -283,8 +283,8 @@ def test_a_name_given_twice_is_one_job():
     from dataclasses import replace as with_
 
     from specbench.cli import build_parser
-    from specbench.presets import load_preset
-    from specbench.runner import plan
+    from specbench.running.presets import load_preset
+    from specbench.running.sweeps import plan
 
     args = build_parser().parse_args(["run", "--systems", "oscillator,oscillator", "--trainers", "spectral,spectral"])
     assert args.systems == ["oscillator"] and args.trainers == ["spectral"]
@@ -300,7 +300,7 @@ def test_an_empty_path_is_refused(tmp_path, args):
 
 
 def test_an_empty_cache_variable_means_the_default_cache(tmp_path, monkeypatch):
-    from specbench.data import default_cache_dir
+    from specbench.systems.datasets import default_cache_dir
 
     monkeypatch.setenv("SPECBENCH_CACHE", "")
     assert default_cache_dir() == Path.home() / ".cache" / "specbench"
@@ -310,8 +310,8 @@ def test_an_empty_cache_variable_means_the_default_cache(tmp_path, monkeypatch):
 def test_a_full_disk_names_the_file_and_keeps_the_finished_run(tmp_path, monkeypatch, capsys):
     import errno
 
-    from specbench import runner
-    from specbench.job import make_job
+    from specbench.running import sweeps
+    from specbench.running.job import make_job
 
     written = []
 
@@ -321,11 +321,11 @@ def test_a_full_disk_names_the_file_and_keeps_the_finished_run(tmp_path, monkeyp
             return save(path, record)
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(runner, "write", full)
-    monkeypatch.setattr(runner, "unsaved_dir", lambda: tmp_path / "tmp" / "specbench-unsaved")
+    monkeypatch.setattr(sweeps, "write", full)
+    monkeypatch.setattr(sweeps, "unsaved_dir", lambda: tmp_path / "tmp" / "specbench-unsaved")
     job = make_job("oscillator", "spectral", "dense", 0, budget_s=0.1, threads=1)
     with pytest.raises(OSError) as exc:
-        runner.run_sweep([job], tmp_path / "out")
+        sweeps.run_sweep([job], tmp_path / "out")
     assert exc.value.filename == str(tmp_path / "out" / "runs" / job.name)
     assert written and load(written[0]).job_key == job.key()
     assert str(written[0]) in capsys.readouterr().err
@@ -340,7 +340,7 @@ def test_a_broken_settings_file_is_refused_before_any_tuning(tmp_path):
 
 
 def test_more_threads_than_cores_is_said(tmp_path):
-    from specbench.defaults import cores
+    from specbench.core.defaults import cores
 
     (tmp_path / "t.toml").write_text("x = [")  # refused before any run, after the options are read
     proc = run_cli("tune", "--systems", "oscillator", "--trainers", "spectral", "--settings", tmp_path / "t.toml",

@@ -3,9 +3,9 @@ import shutil
 
 import pytest
 
-from specbench.gate import compare, decide
-from specbench.verdicts import group
-from specbench.records import Study, load
+from specbench.claims.gate import compare, decide
+from specbench.claims.verdicts import group
+from specbench.core.records import Study, load
 from tests.helpers import make_record, one_line_exit_2, replace, run_cli, save, sweep, write_records
 
 
@@ -56,7 +56,7 @@ def test_gate_bad_input_is_exit_2(tmp_path):
 def test_study_points_are_gated_apart():
     """Two horizon points of one trainer are not two seeds: doubling the memory at one point is a regression
     named by that point, though the median over both would move by less than the factor."""
-    from specbench.gate import points
+    from specbench.claims.gate import points
 
     def study(n, memory):
         return replace(make_record(trainer="spectral", memory=memory), study=Study("horizon", "n_times", n, "spectral"))

@@ -14,18 +14,20 @@ import pytest
 import torch
 from torchdiffeq import odeint
 
-import specbench.tune as tune_module
-from specbench import evaluate, executors, measures
-from specbench.evaluate import ATOL, RTOL, float64_copy, rollout
-from specbench.executors import Dask, Local, close_workers, run_in_subprocess, with_total
-from specbench.job import Job
-from specbench.presets import load_preset
-from specbench.protocol import KEPT_DATASETS, build, keep
-from specbench.records import WALL_PARTS, Record, targets_for
+import specbench.running.tuning as tune_module
+from specbench.core import measures
+from specbench.core.records import WALL_PARTS, Record, targets_for
+from specbench.numerics import metric
+from specbench.numerics.metric import ATOL, RTOL, float64_copy, rollout
 from specbench.report.document import markdown_tables_only
 from specbench.report.sections import wall_blocks
-from specbench.runner import is_done, plan
-from specbench.studies import vocabulary
+from specbench.running import executors
+from specbench.running.executors import Dask, Local, close_workers, run_in_subprocess, with_total
+from specbench.running.job import Job
+from specbench.running.presets import load_preset
+from specbench.running.protocol import KEPT_DATASETS, build, keep
+from specbench.running.studies import vocabulary
+from specbench.running.sweeps import is_done, plan
 from tests.helpers import ROOT, make_record, processes, save, wait_for
 
 EVERY_STEP = {"first": 1e-9, "resolution": 0.0, "max_interval": 1e-9}  # the metric after every step
@@ -85,9 +87,9 @@ def test_records_without_a_breakdown_add_nothing_to_the_report():
 
 def test_an_evaluation_gives_the_numbers_a_fresh_float64_copy_gave(monkeypatch):
     """The common metric's rollout against the rollout it replaced (a deep copy converted at every evaluation,
-    under no_grad), as the weights change: in numpy (specbench.dopri5) the same numbers to round-off; through torch
-    (a model the numpy solver does not take), from the kept float64 copy in inference mode, layer by layer, the same
-    numbers bit for bit, the copy made once; and evaluating does not count as the model's evaluations."""
+    under no_grad), as the weights change: in numpy (specbench.numerics.dopri5) the same numbers to round-off; through
+    torch (a model the numpy solver does not take), from the kept float64 copy in inference mode, layer by layer, the
+    same numbers bit for bit, the copy made once; and evaluating does not count as the model's evaluations."""
     job = Job(system="lotka-volterra", trainer="spectral", regime="sparse", seed=3, budget_s=1.0, target=1e-2,
               config={"model": {"activation": "softplus"}})
     _, data, make_trainer = build(job)
@@ -105,7 +107,7 @@ def test_an_evaluation_gives_the_numbers_a_fresh_float64_copy_gave(monkeypatch):
         np.testing.assert_allclose(rollout(trainer.model, x0, t), before(trainer.model), rtol=1e-9, atol=1e-12)
         assert trainer.model.nfe == nfe
         trainer.step()
-    monkeypatch.setattr(evaluate, "numpy_field", lambda model: None)
+    monkeypatch.setattr(metric, "numpy_field", lambda model: None)
     copy64 = float64_copy(trainer.model)
     for _ in range(3):
         nfe = trainer.model.nfe
@@ -237,7 +239,7 @@ def faulty_jobs(tmp_path: Path, seeds: list[int]) -> list[Job]:
 
 def _serving(marker: str) -> list[int]:
     """Persistent workers started with `marker` in their environment and still alive."""
-    return processes(b"specbench.worker", environ=marker.encode())
+    return processes(b"specbench.running.worker", environ=marker.encode())
 
 
 @pytest.mark.slow

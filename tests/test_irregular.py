@@ -5,11 +5,11 @@ import pytest
 import torch
 from torchdiffeq import odeint
 
-from specbench.data import dataset_key, generate
-from specbench.measurements import Trajectory
-from specbench.plugins import get_system
-from specbench.simulate import make_rows, solve_rows
-from specbench.studies import Size, plan_regimes
+from specbench.numerics.simulate import make_rows, solve_rows
+from specbench.registries import get_system
+from specbench.running.studies import Size, plan_regimes
+from specbench.systems.datasets import dataset_key, generate
+from specbench.systems.measurements import Trajectory
 
 
 def test_the_irregular_regime_observes_each_trajectory_at_its_own_times_and_tests_on_a_grid():
@@ -25,7 +25,7 @@ def test_the_irregular_regime_observes_each_trajectory_at_its_own_times_and_test
     regular = generate(system, "dense", noise=0.0, seed=1)
     assert all(np.array_equal(r.t, regular.t_test) for r in test)
     # each observation is the true state at its time
-    from specbench.data import integrate
+    from specbench.systems.datasets import integrate
     assert np.allclose(integrate(system, train[3].y[0], train[3].t), train[3].y, atol=1e-7)
     # the same seed, the same times; another seed, others
     assert np.array_equal(generate(system, "irregular", 0.0, 1).trajectories("train")[5].t, train[5].t)
@@ -37,7 +37,7 @@ def test_the_regular_regimes_keep_their_dataset_keys():
     import hashlib
     import json
 
-    from specbench.data import DATA_VERSION
+    from specbench.systems.datasets import DATA_VERSION
     system = get_system("oscillator")
     spec = system.regimes["dense"]
     old = {"version": DATA_VERSION, "system": system.name, "params": system.params, "regime": "dense",
@@ -121,17 +121,17 @@ def test_the_regimes_study_runs_the_irregular_regime_for_every_trainer():
 def test_the_metric_on_irregular_data_is_the_torch_simulation_to_round_off(monkeypatch):
     """On an input-free, fully observed irregular dataset the metric is one numpy rollout read at the union of
     the trajectories' times: the same numbers as the general (torchdiffeq) simulation."""
-    from specbench import evaluate
-    from specbench.models import VectorField, general_scales
+    from specbench.numerics import metric
+    from specbench.numerics.vector_field import VectorField, general_scales
     system = get_system("oscillator")
     data = generate(system, "irregular", noise=0.01, seed=0)
     torch.manual_seed(0)
     model = VectorField(system.dim, general_scales(data), width=16)
-    fast = evaluate.train_metric(model, data)
-    test_fast = evaluate.test_errors(model, data)
-    monkeypatch.setattr(evaluate, "numpy_field", lambda model: None)
-    slow = evaluate.train_metric(model, data)
-    test_slow = evaluate.test_errors(model, data)
+    fast = metric.train_metric(model, data)
+    test_fast = metric.test_errors(model, data)
+    monkeypatch.setattr(metric, "numpy_field", lambda model: None)
+    slow = metric.train_metric(model, data)
+    test_slow = metric.test_errors(model, data)
     assert np.isfinite(fast) and fast == pytest.approx(slow, rel=1e-9)
     assert test_fast[0] == pytest.approx(test_slow[0], rel=1e-9)
     for a, b in zip(test_fast[2], test_slow[2]):

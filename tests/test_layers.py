@@ -123,7 +123,7 @@ def test_readers_of_records_run_without_torch(tmp_path, args):
 
 
 def test_the_roles_of_old_records_are_their_trainers_roles():
-    from specbench.plugins import TRAINERS
+    from specbench.registries import TRAINERS
     from specbench.trainers import RECORDED_ROLES
 
     assert {name: TRAINERS[name].role for name in RECORDED_ROLES} == RECORDED_ROLES

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 from scipy.io import loadmat
 
-from specbench.data import make_dataset
-from specbench.evaluate import output_fit
-from specbench.plugins import equation_systems, get_system
-from specbench.protocol import Job, run_job
+from specbench.numerics.metric import output_fit
+from specbench.registries import equation_systems, get_system
+from specbench.running.protocol import Job, run_job
+from specbench.systems.datasets import make_dataset
 from specbench.systems.measured import DATA
 from tests.helpers import run_cli
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from specbench.data import as_measurements, generate, make_dataset
-from specbench.errors import UsageError
-from specbench.measurements import read, write_csv
-from specbench.plugins import TRAINERS, get_system
-from specbench.protocol import Job, run_job
+from specbench.core.errors import UsageError
+from specbench.registries import TRAINERS, get_system
+from specbench.running.protocol import Job, run_job
+from specbench.systems.datasets import as_measurements, generate, make_dataset
+from specbench.systems.measurements import read, write_csv
 from tests.helpers import run_cli
 
 HEADER = "trajectory,time,y_level,u_pump,split\n"
@@ -104,7 +104,7 @@ def test_data_is_the_one_system_in_its_one_regime(other, tmp_path):
 
 
 def test_the_npz_specbench_data_writes_reads_as_its_arrays_and_a_partial_one_is_one_line(tmp_path):
-    from specbench.data import save
+    from specbench.systems.datasets import save
 
     data = generate(get_system("oscillator"), "sparse", seed=2)
     save(data, tmp_path / "d.npz")

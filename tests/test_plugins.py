@@ -8,7 +8,7 @@ import tomllib
 
 import pytest
 
-from specbench.records import load
+from specbench.core.records import load
 from tests.helpers import ROOT, one_line_exit_2, run_cli, run_cli_process, state_put_back
 
 PLUGIN = ROOT / "examples" / "pendulum_plugin.py"
@@ -52,9 +52,9 @@ def test_tune_with_a_plugin_writes_its_own_settings_file(tmp_path):
 @pytest.mark.slow
 def test_studies_and_asv_see_plugins_through_the_environment():
     code = textwrap.dedent("""
-        from specbench import bench
-        from specbench.studies import STUDIES, Size
-        print(bench.systems(), bench.trainers())
+        from specbench.running import asv_runs
+        from specbench.running.studies import STUDIES, Size
+        print(asv_runs.systems(), asv_runs.trainers())
         print(sorted({j.trainer for j in STUDIES["state-size"].plan(Size(False, 1, "cpu", 1))}))
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -64,30 +64,30 @@ def test_studies_and_asv_see_plugins_through_the_environment():
 
 
 def test_asv_parameter_lists_refuse_unknown_names(monkeypatch):
-    from specbench import bench
-    from specbench.errors import UsageError
+    from specbench.core.errors import UsageError
+    from specbench.running import asv_runs
 
     monkeypatch.setenv("SPECBENCH_ASV_SYSTEMS", "nope")  # read when the lists are made, not at import
     with pytest.raises(UsageError, match="SPECBENCH_ASV_SYSTEMS: unknown nope"):
-        bench.systems()
+        asv_runs.systems()
 
 
 def test_asv_memory_runs_take_their_budget_from_one_variable_with_one_default(monkeypatch):
-    from specbench import bench
-    from specbench.errors import UsageError
+    from specbench.core.errors import UsageError
+    from specbench.running import asv_runs
 
     monkeypatch.delenv("SPECBENCH_ASV_BUDGET_S", raising=False)
     monkeypatch.delenv("SPECBENCH_ASV_BUDGET", raising=False)
-    assert bench.memory_budget_s() == bench.BUDGET_S == 1.0
+    assert asv_runs.memory_budget_s() == asv_runs.BUDGET_S == 1.0
     monkeypatch.setenv("SPECBENCH_ASV_BUDGET_S", "2.5")
-    assert bench.memory_budget_s() == 2.5
+    assert asv_runs.memory_budget_s() == 2.5
     for bad in ("fast", "-1", "nan", "inf"):
         monkeypatch.setenv("SPECBENCH_ASV_BUDGET_S", bad)
         with pytest.raises(UsageError, match="SPECBENCH_ASV_BUDGET_S must be a positive number"):
-            bench.memory_budget_s()
+            asv_runs.memory_budget_s()
     monkeypatch.setenv("SPECBENCH_ASV_BUDGET", "5")  # the old name is said, not silently ignored
     with pytest.raises(UsageError, match="SPECBENCH_ASV_BUDGET is now SPECBENCH_ASV_BUDGET_S"):
-        bench.memory_budget_s()
+        asv_runs.memory_budget_s()
 
 
 @pytest.mark.slow
@@ -135,11 +135,11 @@ def test_unknown_plugin_module_and_file_are_exit_2(tmp_path):
 @pytest.mark.slow
 def test_asv_memory_runs_come_back_from_fresh_processes(monkeypatch):
     """The records behind asv's memory track: one protocol run per pair, each in its own process."""
-    from specbench import bench
+    from specbench.running import asv_runs
 
     monkeypatch.setenv("SPECBENCH_ASV_SYSTEMS", "oscillator")
     monkeypatch.setenv("SPECBENCH_ASV_TRAINERS", "spectral")
-    runs = bench.memory_runs(0.2)
+    runs = asv_runs.memory_runs(0.2)
     assert sorted((k, v.status) for k, v in runs.items()) == [(("oscillator", "spectral"), "ok")]
 
 
@@ -159,8 +159,8 @@ TRAINERS = {"newcomer": Newcomer}
 def test_a_trainer_added_by_one_class_and_one_registry_line_is_in_every_list(tmp_path):
     """A new trainer (one class, one line in a registry: here a plugin's) is, with no other edit, in `specbench
     list`, the paper preset's trainers, the Makefile's reference target and the trainer tests' parameters."""
-    from specbench.plugins import TRAINERS, use_plugins
-    from specbench.presets import load_preset
+    from specbench.registries import TRAINERS, use_plugins
+    from specbench.running.presets import load_preset
 
     plugin = tmp_path / "newcomer.py"
     plugin.write_text(NEWCOMER)

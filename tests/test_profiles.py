@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from specbench.profiles import R_MAX, median_times, performance_ratios, profiles
+from specbench.claims.profiles import R_MAX, median_times, performance_ratios, profiles
 from tests.helpers import make_record, seeds
 
 LOG_R = math.log(R_MAX)
@@ -105,6 +105,6 @@ def test_a_profile_is_shown_with_two_trainers_and_a_solved_cell():
 
 
 def test_the_report_and_the_profiles_do_not_import_torch():
-    code = "import sys, specbench.profiles, specbench.report.document; print('torch' in sys.modules)"
+    code = "import sys, specbench.claims.profiles, specbench.report.document; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

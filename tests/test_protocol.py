@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from specbench.protocol import Cadence, Job, run_job
-from specbench.records import CorruptRecord, load, load_dir
-from specbench.records import problems_of
+from specbench.core.records import CorruptRecord, load, load_dir
+from specbench.core.records import problems_of
+from specbench.running.protocol import Cadence, Job, run_job
 from tests.helpers import one_line_exit_2, run_cli, save, start_cli, wait_for
 
 
@@ -36,7 +36,7 @@ def test_training_clock_counts_steps_only(monkeypatch, delay):
     1/(k+1), so the target 5e-2 is first met after 19 steps: the record says so at the training time of the first
     evaluation at or after step 19, on the curve's training clock, whatever an evaluation costs; training seconds
     are STEP per step to the budget, evaluation seconds `delay` per evaluation on the curve."""
-    import specbench.protocol as protocol
+    import specbench.running.protocol as protocol
     import specbench.trainers.base as base
 
     clock = FakeClock()
@@ -69,7 +69,7 @@ def test_time_to_target_is_the_first_crossing_and_the_model_judged_is_the_best_c
     evaluation, not of the model at the end of the budget."""
     import torch
 
-    import specbench.protocol as protocol
+    import specbench.running.protocol as protocol
     import specbench.trainers.base as base
 
     clock = FakeClock()
@@ -112,10 +112,10 @@ def test_a_run_that_diverges_after_crossing_keeps_its_crossing_and_its_best_chec
     test errors are that checkpoint's; the sustained time needs the budget's end, so there is none."""
     import torch
 
-    import specbench.protocol as protocol
+    import specbench.running.protocol as protocol
     import specbench.trainers.base as base
-    from specbench import measures
-    from specbench.errors import Diverged
+    from specbench.core import measures
+    from specbench.core.errors import Diverged
 
     clock = FakeClock()
     monkeypatch.setattr(protocol, "time", clock)
@@ -160,7 +160,7 @@ def test_the_learning_rate_follows_the_schedule_over_the_budget(monkeypatch, sch
     from lr to 0 as 0.5 (1 + cos(pi share))."""
     import math
 
-    import specbench.protocol as protocol
+    import specbench.running.protocol as protocol
     import specbench.trainers.base as base
 
     clock = FakeClock()
@@ -183,8 +183,8 @@ def test_the_learning_rate_follows_the_schedule_over_the_budget(monkeypatch, sch
 
 
 def test_an_unknown_schedule_is_a_usage_error():
-    from specbench.errors import UsageError
-    from specbench.protocol import build
+    from specbench.core.errors import UsageError
+    from specbench.running.protocol import build
 
     with pytest.raises(UsageError, match="setting schedule of Spectral must be one of 'constant', 'cosine', got 'linear'"):
         build(job(config={"schedule": "linear"}))[2]()
@@ -290,9 +290,9 @@ def test_a_field_too_stiff_to_integrate_ends_its_rollout_by_work(monkeypatch):
     import numpy as np
     import torch
 
-    from specbench import evaluate
-    from specbench.evaluate import RolloutTooSlow, rollout
-    from specbench.plugins import get_system
+    from specbench.numerics import metric
+    from specbench.numerics.metric import RolloutTooSlow, rollout
+    from specbench.registries import get_system
 
     class Truth(torch.nn.Module):
         def __init__(self):
@@ -305,7 +305,7 @@ def test_a_field_too_stiff_to_integrate_ends_its_rollout_by_work(monkeypatch):
 
     x0, t = np.array([[1.0, 0.0]]), np.linspace(0.0, 10.0, 51)
     assert rollout(Truth(), x0, t).shape == (1, 51, 2)
-    monkeypatch.setattr(evaluate, "MAX_EVALUATIONS", 50)
+    monkeypatch.setattr(metric, "MAX_EVALUATIONS", 50)
     with pytest.raises(RolloutTooSlow, match="over 50 evaluations"):
         rollout(Truth(), x0, t)
 
@@ -385,7 +385,7 @@ def test_memory_training_keeps_is_counted():
     """The other side of the same line: memory the training steps allocate and keep is the run's."""
     import numpy as np
 
-    from specbench.machine import PeakMemory
+    from specbench.running.machine import PeakMemory
 
     memory = PeakMemory(cuda=False)
     memory.start()
@@ -401,10 +401,10 @@ def test_a_run_on_data_its_trainer_cannot_use_is_recorded_na_with_the_reason(mon
     them has its record say "n/a" and why, and it loads; nothing trains and nothing crashes."""
     import numpy as np
 
-    import specbench.protocol as protocol
-    from specbench.data import Trajectory, measured
-    from specbench.plugins import get_system, get_trainer
-    from specbench.records import Record
+    import specbench.running.protocol as protocol
+    from specbench.core.records import Record
+    from specbench.registries import get_system, get_trainer
+    from specbench.systems.datasets import Trajectory, measured
 
     system = get_system("oscillator")
     t = np.linspace(0, 1, 5)

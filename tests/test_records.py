@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from specbench.presets import Preset, budget_s_for, check, load_preset
-from specbench.errors import UsageError
-from specbench.records import first_crossing, load, problems_of, sustained
-from specbench.studies import vocabulary
+from specbench.core.errors import UsageError
+from specbench.core.records import first_crossing, load, problems_of, sustained
+from specbench.running.presets import Preset, budget_s_for, check, load_preset
+from specbench.running.studies import vocabulary
 from tests.helpers import ROOT, make_record, save
 
 CURVE = [[0.0, 0, 1.0], [1.0, 10, 5e-3], [2.0, 20, 2e-2], [3.0, 30, 8e-3], [4.0, 40, 4e-3]]

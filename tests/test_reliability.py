@@ -12,15 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from specbench import presets, workfile
 from specbench.cli import main
-from specbench.defaults import MAX_WORKERS_PER_CORE, cores
-from specbench.errors import UsageError
-from specbench.plugins import load_plugin
-from specbench.presets import load_preset, read_toml
+from specbench.core import workfile
+from specbench.core.defaults import MAX_WORKERS_PER_CORE, cores
+from specbench.core.errors import UsageError
+from specbench.registries import load_plugin
 from specbench.report.document import markdown_tables_only, sources
 from specbench.report.readme import README_BEGIN, README_END, update_readme
-from specbench.runner import plan
+from specbench.running import presets
+from specbench.running.presets import load_preset, read_toml
+from specbench.running.sweeps import plan
 from tests.helpers import ROOT, gone, make_record, one_line_exit_2, processes, run_cli, save, start_cli, sweep, wait_for
 
 
@@ -224,8 +225,8 @@ def test_a_sweep_killed_with_sigkill_leaves_no_temporary_files(tmp_path):
                      "--no-report", "--out", tmp_path / "o", stderr=subprocess.DEVNULL,
                      env={**os.environ, "TMPDIR": str(tmp)})
     try:
-        assert wait_for(lambda: processes(b"specbench.worker", parent=proc.pid)), "no run process started"
-        [run] = processes(b"specbench.worker", parent=proc.pid)
+        assert wait_for(lambda: processes(b"specbench.running.worker", parent=proc.pid)), "no run process started"
+        [run] = processes(b"specbench.running.worker", parent=proc.pid)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         assert gone(run, timeout=30), "the run outlived its sweep"

@@ -4,12 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from specbench import measures, verdicts
+from specbench.claims import verdicts
+from specbench.claims.verdicts import (MARK, Ratio, SeedRatio, claims, median, seed_ratios_by_cell, speedup, summarise,
+                                       versus)
+from specbench.core import measures
+from specbench.report.board import board, summary
 from specbench.report.document import markdown_tables_only, write_report
 from specbench.report.render import render_html, render_markdown
-from specbench.report.board import board, summary
-from specbench.verdicts import (MARK, Ratio, SeedRatio, claims, median, seed_ratios_by_cell, speedup, summarise,
-                                versus)
 from tests.helpers import (RATIO, make_record, one_line_exit_2, ratios_outside_their_spread, replace, run_cli, save,
                            seeds, sweep, write_records)
 
@@ -90,7 +91,7 @@ def test_neither_reaching_the_target_is_inconclusive():
 
 
 def test_a_transient_crossing_is_a_first_crossing_not_a_sustained_time():
-    from specbench.records import first_crossing, sustained
+    from specbench.core.records import first_crossing, sustained
 
     curve = [[0.0, 0, 1.0], [0.05, 10, 5e-3], [1.0, 100, 0.2], [2.0, 200, 8e-3], [3.0, 300, 4e-3]]
     assert first_crossing(curve, 1e-2) == 0.05
@@ -147,7 +148,7 @@ def test_the_report_shows_c1_kept_beside_c1(tmp_path):
 
 
 def test_c1_kept_is_on_the_board_only_where_c1_is():
-    from specbench.report.studies import study_verdicts
+    from specbench.report.study_sections import study_verdicts
 
     assert "C1 kept" not in board(study_verdicts([])).columns  # no headline runs: no C1 verdict
     assert board(claims(sweep())).columns[:3] == ("C1", "C1 kept", "C2")
@@ -175,7 +176,7 @@ def test_mse_and_memory_claims():
 
 
 def test_scaling_claims_are_inconclusive_without_studies():
-    from specbench.report.studies import study_verdicts
+    from specbench.report.study_sections import study_verdicts
 
     verdicts = {v.claim: v for v in study_verdicts([])}
     assert verdicts["C4"].verdict == "not measured" and "specbench study horizon" in verdicts["C4"].why
@@ -258,7 +259,7 @@ def test_the_board_shows_every_verdict_in_its_cell(tmp_path):
 
 
 def test_the_board_names_several_verdicts_in_one_cell():
-    from specbench.verdicts import Verdict
+    from specbench.claims.verdicts import Verdict
 
     vs = [Verdict("C3", "lv", "horizon study, whole", "holds", {}, "why a", column="C3 at scale", sampling="dense",
                   label="horizon, whole"),
@@ -271,7 +272,7 @@ def test_the_board_names_several_verdicts_in_one_cell():
 
 
 def test_the_summary_is_made_from_the_verdicts():
-    from specbench.report.studies import study_verdicts
+    from specbench.report.study_sections import study_verdicts
 
     lines = summary(claims(two_cells()) + study_verdicts([]))
     assert len(lines) == 5
@@ -314,9 +315,9 @@ def test_rollouts_missing_values_and_folds(tmp_path):
 
 
 def test_the_board_and_its_marks_cover_every_verdict_value():
-    from specbench.report.render import EMOJI
+    from specbench.claims.verdicts import VERDICTS
     from specbench.report.figures import VERDICT_COLOUR
-    from specbench.verdicts import VERDICTS
+    from specbench.report.render import EMOJI
 
     assert set(MARK) == set(EMOJI) == set(VERDICT_COLOUR) == set(VERDICTS)
     assert len(set(MARK.values())) == len(set(EMOJI.values())) == len(VERDICTS)
@@ -650,7 +651,7 @@ def test_the_setup_names_the_commits_the_records_were_made_at(tmp_path, commits,
 
 
 def test_the_setup_names_the_commits_of_the_headline_runs_and_of_the_studies_apart(tmp_path):
-    from specbench.records import Study
+    from specbench.core.records import Study
 
     write_records(tmp_path, sweep(spec=(1.0, 1.2, 0.8)))  # 12 at commit abc
     studies = tmp_path / "studies" / "order"
@@ -696,7 +697,7 @@ def test_a_verdict_from_fewer_seeds_than_the_reference_is_indicative_and_counted
     """A quick run's three seeds (the reference decides on the paper preset's five): its decided verdicts are
     'indicative', counted apart in the summary, marked on the board, and the first screen says where the decisive
     verdicts are; a verdict that decides nothing (inconclusive) is not marked."""
-    from specbench.presets import load_preset
+    from specbench.running.presets import load_preset
 
     monkeypatch.setattr(verdicts, "reference_seeds", lambda: load_preset("paper").seeds)
     records = sweep()  # three seeds

@@ -8,8 +8,8 @@ import torch
 from scipy.integrate import quad
 from scipy.interpolate import CubicSpline
 
-from specbench.data import generate
-from specbench.plugins import get_system
+from specbench.registries import get_system
+from specbench.systems.datasets import generate
 from specbench.trainers.shooting import MultipleShooting
 from specbench.trainers.vf_node import VFNode, sine_test_maps
 from tests.helpers import TrueField, dataset
@@ -133,7 +133,7 @@ def test_segments_tile_each_trajectory_and_link_to_their_successors(regime, leng
 
 @pytest.mark.parametrize("size", [0, -3, 2.5, True, "some"])
 def test_batch_size_other_than_all_or_a_positive_integer_is_a_usage_error(size):
-    from specbench.errors import UsageError
+    from specbench.core.errors import UsageError
 
     system, data = dataset("oscillator", "sparse")
     with pytest.raises(UsageError, match="batch_size"):

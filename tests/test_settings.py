@@ -3,10 +3,10 @@ declaration, unknown and invalid settings refused when a job is made, the plain-
 the rules by which tuning extends a grid past an edge."""
 import pytest
 
-from specbench.errors import UsageError
-from specbench.job import make_job
-from specbench.plugins import TRAINERS
-from specbench.presets import load_preset
+from specbench.core.errors import UsageError
+from specbench.registries import TRAINERS
+from specbench.running.job import make_job
+from specbench.running.presets import load_preset
 from specbench.trainers.settings import Joint, Setting, Shape, by_name, from_plain
 from tests.helpers import one_line_exit_2, run_cli
 
@@ -75,7 +75,7 @@ def test_the_two_stage_ablation_carries_no_setting_of_the_c_step_it_does_not_tak
 
 def test_every_job_of_the_reference_preset_is_valid_with_its_tuned_settings():
     """The package's tuned settings and the paper preset make valid jobs for every cell and trainer."""
-    from specbench.runner import plan
+    from specbench.running.sweeps import plan
 
     jobs = plan(load_preset("paper"))
     assert len(jobs) == 450 and all(j.config for j in jobs)
@@ -85,7 +85,7 @@ def test_a_plugin_may_declare_plain_dicts_and_keeps_its_parents_types():
     """The example plugin's trainer gives plain `defaults` and `tuning_grid` dicts: the settings its parent declares
     keep their types and ranges (a segment of 0 observations is refused), only the grid's settings are tuned, and a
     new setting takes its type from its default."""
-    from specbench.plugins import load_plugin
+    from specbench.registries import load_plugin
     from specbench.trainers.solver import TorchdiffeqTrainer
 
     plugin = load_plugin("examples/pendulum_plugin.py")

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from specbench.spectral import (ElementSolver, Mesh, differentiation_matrix, gll_nodes_weights, lagrange_matrix,
-                                legendre_to_nodal, nodal_to_legendre, representation_error)
+from specbench.numerics.gll import (ElementSolver, Mesh, differentiation_matrix, gll_nodes_weights, lagrange_matrix,
+                                    legendre_to_nodal, nodal_to_legendre, representation_error)
 
 ORDERS = [1, 2, 3, 5, 8, 12, 20]
 
@@ -70,7 +70,7 @@ def test_legendre_round_trip(p):
 
 def test_representation_error_falls_exponentially_with_order():
     """On the smooth oscillator the error of the nodal interpolant drops by orders of magnitude as p rises."""
-    from specbench.plugins import get_system
+    from specbench.registries import get_system
 
     s = get_system("oscillator")
     t = np.linspace(0, 10, 400)

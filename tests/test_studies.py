@@ -4,12 +4,12 @@ from dataclasses import replace
 
 import pytest
 
-from specbench.protocol import run_job
+from specbench.core.records import Study, problems_of
+from specbench.registries import SYSTEMS
 from specbench.report.document import write_report
-from specbench.report.studies import decay, study_verdicts
-from specbench.plugins import SYSTEMS
-from specbench.records import Study, problems_of
-from specbench.studies import STUDIES, Size
+from specbench.report.study_sections import decay, study_verdicts
+from specbench.running.protocol import run_job
+from specbench.running.studies import STUDIES, Size
 from tests.helpers import make_record, one_line_exit_2, run_cli, save
 
 SMALL = Size(full=False, seeds=None, device="cpu", threads=1)

@@ -3,8 +3,8 @@ import pytest
 import torch
 from scipy.integrate import solve_ivp
 
-from specbench.data import integrate
-from specbench.plugins import equation_systems, get_system
+from specbench.registries import equation_systems, get_system
+from specbench.systems.datasets import integrate
 
 
 def dop853(system, x0, t):
@@ -144,7 +144,7 @@ def test_field_is_tangent_to_the_invariant_and_dissipates_the_energy(name):
 
 
 def test_unknown_system_names_the_valid_ones():
-    from specbench.errors import UsageError
+    from specbench.core.errors import UsageError
 
     with pytest.raises(UsageError, match="valid systems: oscillator"):
         get_system("nosuch")

@@ -1,12 +1,13 @@
-"""The results table (specbench.table): a row per record, the group-bys the verdicts read, and `specbench export`."""
+"""The results table (specbench.core.table): a row per record, the group-bys the verdicts read, and
+`specbench export`."""
 import importlib.util
 import math
 
 import pandas as pd
 import pytest
 
-from specbench.table import COLUMNS, grouped, table
-from specbench.verdicts import group, per_cell
+from specbench.claims.verdicts import group, per_cell
+from specbench.core.table import COLUMNS, grouped, table
 from tests.helpers import ROOT, make_record, one_line_exit_2, run_cli, sweep, write_records
 
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torchdiffeq import odeint
 
-from specbench.errors import Diverged
-from specbench.plugins import TRAINERS
+from specbench.core.errors import Diverged
+from specbench.registries import TRAINERS
 from tests.helpers import dataset
 
 TORCHODE = ["torchode-dopri5", "torchode-adjoint"]

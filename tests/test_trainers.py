@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from specbench.errors import Diverged
-from specbench.plugins import TRAINERS
+from specbench.core.errors import Diverged
+from specbench.registries import TRAINERS
 from specbench.trainers.spectral import Spectral
 from tests.helpers import TrueField, dataset
 
@@ -140,7 +140,7 @@ def test_each_trainer_lowers_its_own_loss_on_oscillator(name):
 
 
 def test_unknown_setting_is_an_error_not_ignored():
-    from specbench.errors import UsageError
+    from specbench.core.errors import UsageError
 
     system, data = dataset("oscillator")
     with pytest.raises(UsageError, match="learning_rate"):
@@ -334,7 +334,7 @@ def test_coefficient_sweep_in_chunks_of_trajectories_is_the_whole_c_step(per_ste
 
 
 def test_unknown_sweep_or_batch_size_is_a_usage_error():
-    from specbench.errors import UsageError
+    from specbench.core.errors import UsageError
 
     system, data = dataset("oscillator")
     with pytest.raises(UsageError, match="gauss-seidel"):
@@ -363,7 +363,7 @@ def test_spectral_full_step_runs_on_cuda_and_matches_cpu(cfg):
 def test_theta_steps_below_one_or_not_an_integer_is_a_usage_error(steps):
     """theta_steps is the number of Adam steps on theta per iteration: 0 would leave an iteration with no theta
     step (nothing for the c-step to see), so it is refused when the trainer is built, naming the setting."""
-    from specbench.errors import UsageError
+    from specbench.core.errors import UsageError
 
     system, data = dataset("oscillator")
     with pytest.raises(UsageError, match="theta_steps"):

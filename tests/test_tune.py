@@ -2,12 +2,13 @@ import math
 
 import pytest
 
-import specbench.tune as tune_module
-from specbench.presets import budget_s_for, load_preset, read_toml, tuned_settings
-from specbench.plugins import TRAINERS, get_trainer
-from specbench.records import load
+import specbench.running.tuning as tune_module
+from specbench.core.records import load
+from specbench.registries import TRAINERS, get_trainer
+from specbench.running.presets import budget_s_for, load_preset, read_toml, tuned_settings
+from specbench.running.tuning import (POINTS, Cell, Score, design, rank, resolution, score, settings_of, tune,
+                                      write_tuned)
 from specbench.trainers.settings import Shape
-from specbench.tune import POINTS, Cell, Score, design, rank, resolution, score, settings_of, tune, write_tuned
 from tests.helpers import ROOT, make_record, one_line_exit_2, replace, run_cli
 
 
@@ -71,7 +72,7 @@ def test_every_trainer_runs_as_many_distinct_points_in_every_cell(trainer):
     """In every cell of the reference, POINTS points that run as distinct settings there. Before, a value past a
     limit of the data ran as another (vf-node's K 40 and 80 both ran as K 20 on oscillator/sparse: 11 points):
     now such values leave the cell's grid, which extends from its other edge instead (K 3, 5, 10, 20 there)."""
-    from specbench.tune import grids, runs_as, shape_of
+    from specbench.running.tuning import grids, runs_as, shape_of
 
     preset = load_preset("paper")
     for system in preset.systems:
@@ -219,7 +220,7 @@ def test_a_point_that_misses_the_target_on_one_of_two_seeds_loses_to_one_that_re
 def decay_trainer(monkeypatch):
     """A vf-node variant with plain `defaults` and `tuning_grid` dicts holding 0.0: weight_decay (0.0, 1e-4, 1e-3)
     and lr_exp (-1.0, 0.0, 1.0), registered for the test only."""
-    from specbench.plugins import TRAINERS as registry
+    from specbench.registries import TRAINERS as registry
     from specbench.trainers.vf_node import VFNode
 
     cls = type("DecayNode", (VFNode,), {"defaults": {**VFNode.defaults, "weight_decay": 0.0, "lr_exp": 0.0},
@@ -347,7 +348,7 @@ def test_tune_refuses_a_settings_file_in_a_read_only_directory_before_training(t
 def test_a_progress_line_names_what_the_run_trained():
     import io
 
-    from specbench.executors import Progress
+    from specbench.running.executors import Progress
 
     stream = io.StringIO()
     progress = Progress(2, [(make_record(seed=100), "lr=0.01, K=20")], stream)

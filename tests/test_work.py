@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from specbench.cli import main
-from specbench.workfile import compare as compare_work
-from specbench.plugins import SYSTEMS, equation_systems
-from specbench.plugins import TRAINERS
-from specbench.work import held_bytes, work, work_table
-from specbench.workfile import REFERENCE, Settings
+from specbench.core.workfile import compare as compare_work
+from specbench.core.workfile import REFERENCE, Settings
+from specbench.registries import SYSTEMS, equation_systems
+from specbench.registries import TRAINERS
+from specbench.running.work_measures import held_bytes, work, work_table
 from tests.helpers import ROOT
 
 SMALL = Settings(iterations=4, cap=6, every=2)
@@ -47,7 +47,7 @@ def test_work_values_do_not_depend_on_the_number_of_processes():
 def test_work_gate_passes_unchanged_and_names_a_trainer_that_needs_more_iterations(tmp_path, monkeypatch, capsys):
     """spectral reaches 3x the oscillator's target within the cap; with a 100x larger rho (set where the job
     factory takes it: tuned settings win over the class default) it needs more iterations than the cap."""
-    import specbench.job
+    import specbench.running.job
 
     ref = tmp_path / "reference.json"
     pair = ["--systems", "oscillator", "--trainers", "spectral"]
@@ -56,13 +56,13 @@ def test_work_gate_passes_unchanged_and_names_a_trainer_that_needs_more_iteratio
     assert main(["work", *pair, "--check", str(ref)]) == 0
     assert "work values equal to the reference" in capsys.readouterr().out
 
-    config_for = specbench.job.config_for
+    config_for = specbench.running.job.config_for
 
     def larger_rho(preset, system, regime, trainer):
         config = config_for(preset, system, regime, trainer)
         return {**config, "rho": 100 * config.get("rho", 1.0)} if trainer == "spectral" else config
 
-    monkeypatch.setattr(specbench.job, "config_for", larger_rho)
+    monkeypatch.setattr(specbench.running.job, "config_for", larger_rho)
     assert main(["work", *pair, "--check", str(ref)]) == 1
     out = capsys.readouterr().out.split("differ from the reference")[1]
     assert "oscillator / spectral: iterations to 3x target" in out and "(worse)" in out

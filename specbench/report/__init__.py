@@ -4,5 +4,5 @@
 - `board`: the verdict board of the report's first screen;
 - `studies`: the scaling studies' sections and verdicts (C3 at scale, C4, C5, low data);
 - `figures`: every figure, each trainer in one colour and line everywhere.
-The verdicts themselves are `specbench.verdicts`, which the gate reads too.
+The verdicts themselves are `specbench.claims.verdicts`, which the gate reads too.
 """

@@ -1,13 +1,13 @@
 """The report's first screen: the verdict board (claims x (system, regime)) and the summary made from it.
 
-Pure functions of the verdicts (specbench.verdicts and specbench.report.studies): the board places each verdict in
-one cell, the summary counts them, so neither can say something the verdicts do not.
+Pure functions of the verdicts (specbench.claims.verdicts and specbench.report.study_sections): the board places each
+verdict in one cell, the summary counts them, so neither can say something the verdicts do not.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from specbench.verdicts import CLAIMS, KEPT, VERDICTS, Verdict
+from specbench.claims.verdicts import CLAIMS, KEPT, VERDICTS, Verdict
 
 
 @dataclass(frozen=True)

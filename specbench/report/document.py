@@ -12,21 +12,21 @@ import json
 import shlex
 from pathlib import Path
 
-from specbench import measures, table
-from specbench.errors import UsageError
-from specbench.io import write_text_atomic
-from specbench.profiles import profiles
-from specbench.records import Record
+from specbench.claims.profiles import profiles
+from specbench.claims.verdicts import (CLAIMS, KEPT, MARK, MSE_CLAIM, NOT_REACHED, RIVALS, TRAINING_ONLY, USEFUL_NMSE,
+                                       USELESS, baselines_in, claims, group, per_cell)
+from specbench.core import measures, table
+from specbench.core.errors import UsageError
+from specbench.core.io import write_text_atomic
+from specbench.core.records import Record
 from specbench.report import figures
 from specbench.report.board import board, summary
 from specbench.report.render import render_html, render_markdown
 from specbench.report.sections import (ENV_KEYS, INDICATIVE, RATIOS, budget_blocks, cell_table, count, intro,
                                        low_data_figure, overview_figure, profile_blocks, rivals_blocks, setup,
                                        wall_blocks)
-from specbench.report.studies import study_blocks, study_verdicts
-from specbench.studies import vocabulary
-from specbench.verdicts import (CLAIMS, KEPT, MARK, MSE_CLAIM, NOT_REACHED, RIVALS, TRAINING_ONLY, USEFUL_NMSE,
-                                USELESS, baselines_in, claims, group, per_cell)
+from specbench.report.study_sections import study_blocks, study_verdicts
+from specbench.running.studies import vocabulary
 
 
 
@@ -58,8 +58,8 @@ def markdown_tables_only(records_dir: Path | str, out_dir: Path | str, studies=(
 
 
 def load(records_dir: Path | str, studies=()) -> tuple[list[Record], list[str]]:
-    """The records of a sweep and of the study directories (specbench.table.load), and a warning per file left out.
-    Every trainer and study this process knows is accepted (`specbench.studies.vocabulary`: a plugin's trainer
+    """The records of a sweep and of the study directories (specbench.core.table.load), and a warning per file left out.
+    Every trainer and study this process knows is accepted (`specbench.running.studies.vocabulary`: a plugin's trainer
     needs --plugin)."""
     return table.load(records_dir, studies, vocabulary())
 

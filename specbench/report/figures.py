@@ -14,11 +14,11 @@ import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
-from specbench.io import write_bytes_atomic  # noqa: E402
-from specbench.plugins import TRAINERS  # noqa: E402
-from specbench.profiles import Profile  # noqa: E402
-from specbench.records import ROLES, Record, Study  # noqa: E402
-from specbench.verdicts import MARK, TRAINING_ONLY, USELESS, candidate, median  # noqa: E402
+from specbench.claims.profiles import Profile  # noqa: E402
+from specbench.claims.verdicts import MARK, TRAINING_ONLY, USELESS, candidate, median  # noqa: E402
+from specbench.core.io import write_bytes_atomic  # noqa: E402
+from specbench.core.records import ROLES, Record, Study  # noqa: E402
+from specbench.registries import TRAINERS  # noqa: E402
 
 # Okabe-Ito (colour-blind safe) without its yellow (unreadable on white) and with its sky blue moved behind black
 # (so the first trainers are never two shades of blue), then tab10's others: a trainer's colour is fixed by its
@@ -171,7 +171,7 @@ def seed_ratios(rows: list[tuple[str, str, dict[str, list]]], threshold: float, 
 # ---- performance profiles --------------------------------------------------------------------------------------
 
 def performance_profiles(profiles: list[Profile], r_max: float, path: Path) -> Path:
-    """Each trainer's performance profile rho(tau) (specbench.profiles) as a step line in its colour and style,
+    """Each trainer's performance profile rho(tau) (specbench.claims.profiles) as a step line in its colour and style,
     tau on a log axis from 1 to r_max: a line higher and further left is the faster trainer over more cells."""
     taus = sorted({1.0, r_max, *(r for p in profiles for r in p.ratios if 1.0 <= r <= r_max)})
     fig, ax = plt.subplots(figsize=(7.2, 4.0), layout="constrained")
@@ -246,7 +246,7 @@ def curves_grid(cells: dict[tuple[str, str], dict[str, list[Record]]], path: Pat
 
 def measure_grid(cells: dict[tuple[str, str], dict[str, list[Record]]], value, ylabel: str, path: Path,
                  threshold: float | None = None, threshold_label: str = "") -> Path:
-    """A measure per trainer (`value(record)`, from specbench.measures) in a panel per (system, regime): each seed
+    """A measure per trainer (`value(record)`, from specbench.core.measures) in a panel per (system, regime): each seed
     a small black dot, the seed range a line, the median a large marker in the trainer's colour, log scale.
     threshold: where given, a dashed line at threshold x the candidate's median (C2's line for test MSE)."""
     fig, axes = _grid(cells, panel_height=2.2)

@@ -11,8 +11,8 @@ import html
 import re
 from pathlib import Path
 
+from specbench.claims.verdicts import CLAIMS, MARK, NOT_REACHED, TRAINING_ONLY, USELESS, VERDICTS
 from specbench.report import figures
-from specbench.verdicts import CLAIMS, MARK, NOT_REACHED, TRAINING_ONLY, USELESS, VERDICTS
 
 
 def slug(text: str) -> str:

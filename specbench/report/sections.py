@@ -6,20 +6,20 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from specbench import measures
-from specbench.presets import REFERENCE_PRESET, budget_s_range, load_preset
-from specbench.profiles import R_MAX, Profiles
-from specbench.records import Record
+from specbench.claims.profiles import R_MAX, Profiles
+from specbench.claims.verdicts import (KEPT, MARK, MSE_CLAIM, NOT_REACHED, RIVAL_MEASURES, RIVALS_CLAIM, SPEEDUP_CLAIM,
+                                       THRESHOLDS, USEFUL_NMSE, USELESS, Budget, Verdict, budget_checks, fmt, median,
+                                       reference_seeds, seed_ratios_by_cell, versus, with_role)
+from specbench.core import measures
+from specbench.core.records import Record
 from specbench.report import figures
 from specbench.report.board import decided, place
-from specbench.report.studies import regimes_relabelled
-from specbench.verdicts import (KEPT, MARK, MSE_CLAIM, NOT_REACHED, RIVAL_MEASURES, RIVALS_CLAIM, SPEEDUP_CLAIM,
-                                THRESHOLDS, USEFUL_NMSE, USELESS, Budget, Verdict, budget_checks, fmt, median,
-                                reference_seeds, seed_ratios_by_cell, versus, with_role)
+from specbench.report.study_sections import regimes_relabelled
+from specbench.running.presets import REFERENCE_PRESET, budget_s_range, load_preset
 
 
 def commit_counts(records: list[Record]) -> dict[str, int]:
-    """The commit(s) the records were made at (`env.git_commit`, as specbench.machine writes it), each with its
+    """The commit(s) the records were made at (`env.git_commit`, as specbench.running.machine writes it), each with its
     count of runs, sorted."""
     counts: dict[str, int] = {}
     for r in records:

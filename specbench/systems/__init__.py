@@ -1,5 +1,5 @@
 """The built-in reference systems: name -> class. Adding one is one module and one line here; a user's own system
-comes in through an entry point or a plugin module (`specbench.plugins`, which holds the registry)."""
+comes in through an entry point or a plugin module (`specbench.registries`, which holds the registry)."""
 from __future__ import annotations
 
 from specbench.systems.base import Regime, System

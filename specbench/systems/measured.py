@@ -8,8 +8,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from specbench.measurements import Measurements, Trajectory, read
 from specbench.systems.base import Regime, System
+from specbench.systems.measurements import Measurements, Trajectory, read
 
 
 @dataclass

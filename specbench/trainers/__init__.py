@@ -1,6 +1,6 @@
 """The built-in trainers: name -> where the class lives ("module:Class", the form entry points use). Adding one is
 one module and one line here; a user's own trainer comes in through an entry point or a plugin module
-(`specbench.plugins`, which holds the registry and imports a class when it is first used). Naming the classes by
+(`specbench.registries`, which holds the registry and imports a class when it is first used). Naming the classes by
 path keeps this module free of torch: the report and the gate read trainer names and roles from here and from
 the records, without loading a trainer. What a trainer is in the comparison (`role`) and how it is tuned
 (`tuning_grid`) it declares itself.

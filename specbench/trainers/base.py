@@ -7,10 +7,10 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from specbench.data import Dataset
-from specbench.errors import Diverged, UsageError
-from specbench.models import VectorField, build_model, data_scales, general_scales
+from specbench.core.errors import Diverged, UsageError
+from specbench.numerics.vector_field import VectorField, build_model, data_scales, general_scales
 from specbench.systems import System
+from specbench.systems.datasets import Dataset
 from specbench.trainers.settings import (Declaration, Setting, Shape, by_name, check, defaults_of, from_plain,
                                          grid_of, validate)
 
@@ -34,14 +34,14 @@ class Trainer:
     # tuning and the studies read it; no list of names elsewhere.
     role: ClassVar[str] = "baseline"
     # The space `specbench tune` searches for this trainer: setting -> values, from `settings`. Every trainer is
-    # tuned on the same number of points drawn from it (specbench.tune.POINTS; a balanced design, each value of each
-    # setting about equally often), by successive halving. A value may be a table of settings that go together
+    # tuned on the same number of points drawn from it (specbench.running.tuning.POINTS; a balanced design, each value
+    # of each setting about equally often), by successive halving. A value may be a table of settings that go together
     # (tolerances: a `Joint` axis).
     tuning_grid: ClassVar[dict[str, list]] = {}
     solves_ode: ClassVar[bool] = False
     # What the trainer can learn from beyond full states of an input-free system on one shared grid
-    # (specbench.data.NEEDS: "inputs", "hidden" states, "irregular" times). Only what its code truly does: a job
-    # whose data need more is recorded "n/a" with the reason (`cannot_use`), never run on a part of its data.
+    # (specbench.systems.datasets.NEEDS: "inputs", "hidden" states, "irregular" times). Only what its code truly does: a
+    # job whose data need more is recorded "n/a" with the reason (`cannot_use`), never run on a part of its data.
     learns_from: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs):
@@ -63,7 +63,7 @@ class Trainer:
         self.system, self.data, self.seed = system, data, seed
         self.device = torch.device(device)
         self.config = resolve_config(type(self), config or {})
-        # Data in the general form (specbench.data.NEEDS) are read trajectory by trajectory; a trajectory's
+        # Data in the general form (specbench.systems.datasets.NEEDS) are read trajectory by trajectory; a trajectory's
         # observations, for the limits of settings, are the fewest of any
         self.general = bool(data.needs)
         runs = data.trajectories("train")
@@ -115,7 +115,7 @@ class Trainer:
         """The trainer's own estimate of each training trajectory's initial state, (traj, state) in float64, in the
         order of `data.trajectories("train")`; None where it holds none. A trainer that learns from hidden states
         learns these values, and the common metric simulates each training trajectory from their hidden
-        components (specbench.evaluate)."""
+        components (specbench.numerics.metric)."""
         return None
 
 

@@ -10,7 +10,7 @@ name, type, default, valid range, tuning grid, how tuning extends that grid past
     )
 
 A trainer's `defaults` and `tuning_grid` are derived from its declaration (`Trainer.__init_subclass__`), a job's
-settings are checked against it when the job is made (`check`, from `specbench.job.make_job`), so a typo or a
+settings are checked against it when the job is made (`check`, from `specbench.running.job.make_job`), so a typo or a
 value out of range is one line before any training, and `specbench tune` extends a grid by each setting's own rule
 (`Setting.past`). Only the standard library: the command line reads declarations without loading torch.
 """
@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from specbench.errors import UsageError
+from specbench.core.errors import UsageError
 
 # How tuning extends a grid past an edge: a step on a log scale (the ratio of the grid's two outermost values at that
 # edge: lr 3e-3, 1e-2, 3e-2 -> 9e-2), on a linear scale (their difference: p 4, 6, 8 -> 10), or to the next value of

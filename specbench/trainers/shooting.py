@@ -14,9 +14,9 @@ torchdiffeq solver of the baselines (`TorchdiffeqTrainer.rollout`: RK4 at the ob
 fits every segment to its data and pulls each segment's solution onto its successor's shooting state, so that at
 convergence the segments join into one trajectory of the model. No solve runs longer than a segment.
 
-On measurements (specbench.data.NEEDS) this is truncated simulation error minimisation (Forgione and Piga 2021):
-each trajectory is cut the same way at its own observations (segment_length at most the fewest observations of a
-trajectory), every segment a row of `specbench.simulate` with its own times and held input; a shooting state's
+On measurements (specbench.systems.datasets.NEEDS) this is truncated simulation error minimisation (Forgione and Piga
+2021): each trajectory is cut the same way at its own observations (segment_length at most the fewest observations of a
+trajectory), every segment a row of `specbench.numerics.simulate` with its own times and held input; a shooting state's
 outputs start at their observation and its hidden states at their scale mean, all of it learned; the misfit is on
 the outputs alone and the gap on the whole state, hidden states included.
 """

@@ -6,9 +6,9 @@ against the observations — the usual way neural ODEs are fitted to trajectorie
 `SolverTrainer` holds that loop; a subclass only says how it solves (`rollout`): torchdiffeq's `odeint` and
 `odeint_adjoint` here, torchode in `torchode_solver.py`.
 
-Measurements (data in the general form, specbench.data.NEEDS) are read trajectory by trajectory, as rows of
-`specbench.simulate` (each with its own times and held input, u inside the field: f(x, u(t))), and the loss is on
-the outputs alone. With every state measured a step draws `batch_size` segments of `segment_length` observations,
+Measurements (data in the general form, specbench.systems.datasets.NEEDS) are read trajectory by trajectory, as rows of
+`specbench.numerics.simulate` (each with its own times and held input, u inside the field: f(x, u(t))), and the loss is
+on the outputs alone. With every state measured a step draws `batch_size` segments of `segment_length` observations,
 uniformly from all the segments of all trajectories, each starting from its observed state. With hidden states the
 state is known nowhere but where the model says: each training trajectory has learned initial values of its hidden
 states (a parameter trained with the network, started at the hidden states' scale mean) and every step simulates
@@ -23,7 +23,7 @@ import torch
 from torchdiffeq import odeint, odeint_adjoint
 from torchdiffeq._impl.odeint import SOLVERS  # torchdiffeq's own table of method names
 
-from specbench.simulate import Rows, make_rows, solve_rows
+from specbench.numerics.simulate import Rows, make_rows, solve_rows
 from specbench.trainers.base import LR, SCHEDULE, Trainer
 from specbench.trainers.settings import OBSERVATIONS, Joint, Setting, amend
 

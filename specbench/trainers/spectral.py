@@ -35,10 +35,10 @@ number of nodes, and nothing of size nodes x nodes is ever formed.
 c starts from the same least-squares fit with f = 0 and a small smoothing weight. `spectral-2stage` keeps c there
 (gradient matching / two-stage collocation). Every step is batched over trajectories x elements x nodes.
 
-On measurements with inputs and irregular times (specbench.data.NEEDS; `spectral` only: the two-stage ablation keeps
-to one grid) each trajectory has its own mesh over its own span, with the same E and p for all (E from the most
-observations), so c is still (traj, nodes, state) and only h, hence G and W, differ by trajectory. The data term is
-on the outputs at their own times, wherever they fall in an element (P per trajectory); the input enters
+On measurements with inputs and irregular times (specbench.systems.datasets.NEEDS; `spectral` only: the two-stage
+ablation keeps to one grid) each trajectory has its own mesh over its own span, with the same E and p for all (E from
+the most observations), so c is still (traj, nodes, state) and only h, hence G and W, differ by trajectory. The data
+term is on the outputs at their own times, wherever they fall in an element (P per trajectory); the input enters
 f_theta(x, u) with u held as declared at each element's nodes, an element's end nodes reading the input from inside
 their element (a zero-order hold's jump on an element boundary is the element's own). The c-step's normal matrix
 now differs by trajectory and state (A_bs = [s measured] P_b'P_b + rho_bs G_b'W_bG_b + mu I, the objective's means
@@ -68,8 +68,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from specbench.measurements import hold_input
-from specbench.spectral import ElementSolver, Mesh
+from specbench.numerics.gll import ElementSolver, Mesh
+from specbench.systems.measurements import hold_input
 from specbench.trainers.base import LR, SCHEDULE, Trainer
 from specbench.trainers.settings import Limit, Setting, amend
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 import torch
 import torchode
 
-from specbench.errors import Diverged
-from specbench.simulate import Driven
+from specbench.core.errors import Diverged
+from specbench.numerics.simulate import Driven
 from specbench.trainers.settings import Setting, amend
 from specbench.trainers.solver import SolverTrainer
 

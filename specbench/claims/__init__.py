@@ -1,0 +1,1 @@
+"""(6) Deciding from records, torch-free: the claims' verdicts, performance profiles, the regression gate."""

@@ -1,0 +1,101 @@
+"""The vector-field network every trainer learns: the same architecture and initial weights per seed."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def data_scales(t: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-state mean and std of the observations y (n_traj, n_times, state), and std of their finite-difference
+    time derivative: fixed input and output scales for the network, and loss weights, the same for all trainers."""
+    flat = y.reshape(-1, y.shape[-1])
+    dydt = np.diff(y, axis=1) / np.diff(t)[None, :, None]
+    tiny = 1e-8
+    return {"mean": flat.mean(0), "std": flat.std(0) + tiny,
+            "deriv_std": dydt.reshape(-1, y.shape[-1]).std(0) + tiny}
+
+
+def general_scales(data) -> dict[str, np.ndarray]:
+    """`data_scales` of a dataset in the general form (`specbench.systems.datasets.Dataset.trajectories`): each measured
+    state's from its samples over every training trajectory, and the inputs' mean and std ("input_mean",
+    "input_std") where there are inputs. A hidden state is never measured, so the data do not say its size: it is
+    scaled like an average output (their mean mean, std and derivative std), and the learned field is free to use
+    any size for it."""
+    runs = data.trajectories("train")
+    y = np.concatenate([r.y for r in runs])
+    dydt = np.concatenate([np.diff(r.y, axis=0) / np.diff(r.t)[:, None] for r in runs])
+    tiny = 1e-8
+    measured = {"mean": y.mean(0), "std": y.std(0) + tiny, "deriv_std": dydt.std(0) + tiny}
+    outputs = list(data.outputs if data.outputs is not None else range(data.system.dim))
+    scales = {}
+    for name, values in measured.items():
+        full = np.full(data.system.dim, values.mean())
+        full[outputs] = values
+        scales[name] = full
+    if runs[0].u is not None:
+        u = np.concatenate([r.u for r in runs])
+        scales["input_mean"], scales["input_std"] = u.mean(0), u.std(0) + tiny
+    return scales
+
+
+class VectorField(nn.Module):
+    """f_theta(x) = deriv_std * MLP((x - mean) / std): an MLP on normalised states, output in state units/time;
+    for a driven system (scales with "input_mean" and "input_std") f_theta(x, u), the MLP fed the normalised input
+    beside the state.
+
+    `forward(t, x, u=None)` follows torchdiffeq's convention; x has shape (..., state), u (..., input). `nfe`
+    counts forward calls: how many network evaluations (each a sequential step for a solver) a training iteration
+    needs.
+    """
+
+    def __init__(self, dim: int, scales: dict[str, np.ndarray], width: int = 64, depth: int = 2,
+                 activation: str = "tanh"):
+        super().__init__()
+        act = {"tanh": nn.Tanh, "softplus": nn.Softplus, "silu": nn.SiLU}[activation]
+        self.n_inputs = len(scales["input_mean"]) if "input_mean" in scales else 0
+        layers, n_in = [], dim + self.n_inputs
+        for _ in range(depth):
+            layers += [nn.Linear(n_in, width), act()]
+            n_in = width
+        layers.append(nn.Linear(n_in, dim))
+        self.net = nn.Sequential(*layers)
+        # an input-free field has no input buffers: its weights and state dict are as they always were
+        for name in ("mean", "std", "deriv_std") + (("input_mean", "input_std") if self.n_inputs else ()):
+            self.register_buffer(name, torch.as_tensor(scales[name], dtype=torch.float32))
+        self._calls = [0]  # a list: counting must not go through nn.Module.__setattr__ (2 us) on every call
+
+    @property
+    def nfe(self) -> int:
+        return self._calls[0]
+
+    def forward(self, t, x, u=None):
+        self._calls[0] += 1
+        return self.deriv_std * self.net(self.normalised(x, u))
+
+    def normalised(self, x, u):
+        """The network's input: the normalised state, and beside it the normalised input of a driven field."""
+        h = (x - self.mean) / self.std
+        if self.n_inputs:
+            h = torch.cat([h, (u - self.input_mean) / self.input_std], -1)
+        return h
+
+    def evaluate(self, t, x, u=None):
+        """`forward`'s operations in its order, so its numbers, calling each layer's own forward instead of going
+        through nn.Module's call machinery (there are no hooks to call), and not counted in `nfe`: for the common
+        metric's rollouts (specbench.numerics.metric), where that machinery was a fifth of an evaluation of the field.
+        Training calls `forward`, so its times do not move."""
+        h = self.normalised(x, u)
+        for layer in self.net:
+            h = layer.forward(h)
+        return self.deriv_std * h
+
+
+def build_model(dim: int, scales, model_config: dict, seed: int) -> VectorField:
+    """The network for this seed: torch's RNG is seeded here so every trainer starts from identical weights."""
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        return VectorField(dim, scales, **model_config)
+    finally:
+        torch.random.set_rng_state(gen_state)

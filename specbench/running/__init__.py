@@ -1,0 +1,1 @@
+"""(4-5) Running the protocol: jobs, presets, one run, executors, sweeps, tuning, studies, asv's runs."""
