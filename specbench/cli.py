@@ -21,7 +21,7 @@ from specbench.core.io import check_writable, write_json_atomic
 from specbench.core.records import REGIMES
 from specbench.core.table import export, export_path
 from specbench.registries import SYSTEMS, TRAINERS, equation_systems, get_system, use_plugins
-from specbench.report.document import load, write_report
+from specbench.report.document import load, read, write, write_report
 from specbench.report.readme import readme_block, readme_parts, update_readme
 from specbench.running.presets import (PRESETS, REFERENCE_PRESET, SWEEP_PRESET, load_or_default, load_preset,
                                        budget_s_replaced)
@@ -365,10 +365,11 @@ def cmd_tune(args) -> int:
 def cmd_report(args) -> int:
     if args.readme:
         readme_parts(args.readme)  # a README it cannot update is said now, before the report is written
-    md, page = write_report(args.dir, args.out, studies=args.studies)
+    decided = read(args.dir, args.studies)  # the records read and every verdict decided once, for both
+    md, page = write(decided, args.out or args.dir)
     print(f"wrote {md} and {page}")
     if args.readme:
-        update_readme(args.readme, readme_block(args.dir, args.studies))
+        update_readme(args.readme, readme_block(decided))
         print(f"updated the verdict block of {args.readme}")
     return 0
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from specbench.core.records import load
-from specbench.report.document import markdown_tables_only
+from specbench.report.document import markdown_tables_only, read
 from specbench.report.readme import README_BEGIN, README_END, readme_block
 from specbench.running.studies import vocabulary
 from tests.helpers import ROOT, ratios_outside_their_spread, replace, save
@@ -127,7 +127,7 @@ def test_readme_verdict_block_is_generated_from_the_reference_records(monkeypatc
     # the decisive reference once it is complete; until then, the small one (README, "Reference results")
     source = "reference" if (ROOT / "reports" / "reference" / "report.md").exists() else "small-reference"
     records, studies = command(ROOT / "reports" / source)
-    block = readme_block(records.relative_to(ROOT), [s.relative_to(ROOT) for s in studies])
+    block = readme_block(read(records.relative_to(ROOT), [s.relative_to(ROOT) for s in studies]))
     assert block in readme
 
 

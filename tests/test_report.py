@@ -148,7 +148,7 @@ def test_the_report_shows_c1_kept_beside_c1(tmp_path):
 
 
 def test_c1_kept_is_on_the_board_only_where_c1_is():
-    from specbench.report.study_sections import study_verdicts
+    from specbench.claims.study_verdicts import study_verdicts
 
     assert "C1 kept" not in board(study_verdicts([])).columns  # no headline runs: no C1 verdict
     assert board(claims(sweep())).columns[:3] == ("C1", "C1 kept", "C2")
@@ -176,7 +176,7 @@ def test_mse_and_memory_claims():
 
 
 def test_scaling_claims_are_inconclusive_without_studies():
-    from specbench.report.study_sections import study_verdicts
+    from specbench.claims.study_verdicts import study_verdicts
 
     verdicts = {v.claim: v for v in study_verdicts([])}
     assert verdicts["C4"].verdict == "not measured" and "specbench study horizon" in verdicts["C4"].why
@@ -272,7 +272,7 @@ def test_the_board_names_several_verdicts_in_one_cell():
 
 
 def test_the_summary_is_made_from_the_verdicts():
-    from specbench.report.study_sections import study_verdicts
+    from specbench.claims.study_verdicts import study_verdicts
 
     lines = summary(claims(two_cells()) + study_verdicts([]))
     assert len(lines) == 5
@@ -315,12 +315,12 @@ def test_rollouts_missing_values_and_folds(tmp_path):
 
 
 def test_the_board_and_its_marks_cover_every_verdict_value():
-    from specbench.claims.verdicts import VERDICTS
+    from specbench.claims.verdicts import OUTCOMES
     from specbench.report.figures import VERDICT_COLOUR
     from specbench.report.render import EMOJI
 
-    assert set(MARK) == set(EMOJI) == set(VERDICT_COLOUR) == set(VERDICTS)
-    assert len(set(MARK.values())) == len(set(EMOJI.values())) == len(VERDICTS)
+    assert set(MARK) == set(EMOJI) == set(VERDICT_COLOUR) == set(OUTCOMES)
+    assert len(set(MARK.values())) == len(set(EMOJI.values())) == len(OUTCOMES)
 
 
 # ---- against the rivals, and the performance profiles ---------------------------------------------------------
@@ -335,13 +335,14 @@ def with_rivals(vf=(2.0, 2.4, 1.6), vf_mse=2e-3, shooting=(None, None, None), sh
 def test_the_summary_and_the_readme_block_say_how_spectral_fares_against_its_rivals(tmp_path):
     """Where rivals ran, the summary has a line for the rivals verdict after the paper's five, and the README's
     generated block carries that summary and the ranking of the performance profiles, from the records."""
+    from specbench.report.document import read
     from specbench.report.readme import readme_block
 
     records = with_rivals(vf=(0.5, 0.6, 0.4))  # vf-node twice as fast as spectral on every seed
     lines = summary(claims(records))
     assert len(lines) == 6 and lines[5] == "**rivals** (against its rivals): fails in 1 of 1 (oscillator dense)."
     write_records(tmp_path, records)
-    block = readme_block(tmp_path)
+    block = readme_block(read(tmp_path))
     assert "- **rivals** (against its rivals): fails in 1 of 1 (oscillator dense)." in block
     assert "over the 1 cell some trainer solved" in block
     assert ": vf-node 1.00 (fastest in 1), spectral 0.85 (fastest in 0), " in block  # 2x slower: 1 - log 2 / log 100

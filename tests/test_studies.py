@@ -4,10 +4,10 @@ from dataclasses import replace
 
 import pytest
 
+from specbench.claims.study_verdicts import decay, study_verdicts
 from specbench.core.records import Study, problems_of
 from specbench.registries import SYSTEMS
 from specbench.report.document import write_report
-from specbench.report.study_sections import decay, study_verdicts
 from specbench.running.protocol import run_job
 from specbench.running.studies import STUDIES, Size
 from tests.helpers import make_record, one_line_exit_2, run_cli, save

@@ -66,7 +66,9 @@ KEPT = "C1 kept"  # C1's rule on the sustained time
 USELESS = "no useful model"  # the verdict of NEED_A_USEFUL_MODEL's claims where no trainer learned a useful model
 USEFUL_NMSE = 1.0  # a model whose test NMSE is at least this predicts no better than the test data's mean
 TRAINING_ONLY = "holds on training loss only"  # a speed claim that holds for a candidate model that is not useful
-VERDICTS = ("holds", TRAINING_ONLY, "fails", "inconclusive", USELESS, "not measured")
+# what a verdict may say (`Verdict.verdict`), in the board's order; the rules that decide them are this module's
+# and, for the studies, specbench.claims.study_verdicts (STUDY_RULES)
+OUTCOMES = ("holds", TRAINING_ONLY, "fails", "inconclusive", USELESS, "not measured")
 NOT_REACHED = "not reached"  # a time a run never had, wherever a table shows one
 # beside the word, wherever shown
 MARK = {"holds": "✓", TRAINING_ONLY: "◐", "fails": "✗", "inconclusive": "?", USELESS: "⊘", "not measured": "–"}
@@ -144,7 +146,7 @@ class Verdict:
     claim: str
     system: str
     regime: str
-    verdict: str  # one of VERDICTS
+    verdict: str  # one of OUTCOMES
     ratios: dict  # baseline -> Ratio; for the rivals verdict, versus(rival, measure) -> Ratio
     why: str
     column: str = ""
@@ -557,7 +559,7 @@ def _indicative(v: Verdict, spec: list[Record] | None) -> Verdict:
 def claims(records: list[Record]) -> list[Verdict]:
     """C1, C1 kept, C2 and C3 per (system, regime) from the headline runs, then the rivals verdict in each
     (system, regime) with rival runs ("no useful model" for NEED_A_USEFUL_MODEL where no trainer learned one); C4
-    and C5 come from the scaling studies (specbench.report.study_sections)."""
+    and C5 come from the scaling studies (specbench.claims.study_verdicts)."""
     out = []
     useless = useless_cells(records)
     for system, regime, spec, bases in cells(records):

@@ -1,13 +1,13 @@
 """The report's first screen: the verdict board (claims x (system, regime)) and the summary made from it.
 
-Pure functions of the verdicts (specbench.claims.verdicts and specbench.report.study_sections): the board places each
+Pure functions of the verdicts (specbench.claims.verdicts and specbench.claims.study_verdicts): the board places each
 verdict in one cell, the summary counts them, so neither can say something the verdicts do not.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from specbench.claims.verdicts import CLAIMS, KEPT, VERDICTS, Verdict
+from specbench.claims.verdicts import CLAIMS, KEPT, OUTCOMES, Verdict
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def tally(vs: list[Verdict]) -> str:
         return "not measured: " + vs[0].why.split(":")[0]
     placed = [v for v in vs if v.system != "-"]
     parts = []
-    for verdict in [w for v in VERDICTS for w in (v, f"{v} (indicative)")]:
+    for verdict in [w for v in OUTCOMES for w in (v, f"{v} (indicative)")]:
         here = [place(v) for v in placed if v.shown == verdict]
         if not here:
             continue

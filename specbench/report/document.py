@@ -1,20 +1,23 @@
 """`specbench report DIR`: report.md, a self-contained report.html and PNG figures from run records.
 
 The report is built once as a list of blocks (headings, paragraphs, tables, figures) and rendered twice
-(specbench.report.render), so the Markdown and the HTML cannot disagree. This module reads the records and puts
-the sections (specbench.report.sections, .studies, .board) in their order; every verdict is decided once per
-report, here. Tables depend only on the records: regenerating from the same records gives the same tables, byte for
-byte.
+(specbench.report.render), so the Markdown and the HTML cannot disagree. This module reads the records, decides
+every verdict once per report (`read`: the headline claims and the studies', specbench.claims), and puts the sections
+(specbench.report.sections, .study_sections, .board) in their order; the README's verdict block is made from the same
+`Decided` (specbench.report.readme). Tables depend only on the records: regenerating from the same records gives the
+same tables, byte for byte.
 """
 from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 
 from specbench.claims.profiles import profiles
+from specbench.claims.study_verdicts import study_verdicts
 from specbench.claims.verdicts import (CLAIMS, KEPT, MARK, MSE_CLAIM, NOT_REACHED, RIVALS, TRAINING_ONLY, USEFUL_NMSE,
-                                       USELESS, baselines_in, claims, group, per_cell)
+                                       USELESS, Verdict, baselines_in, claims, group, per_cell)
 from specbench.core import measures, table
 from specbench.core.errors import UsageError
 from specbench.core.io import write_text_atomic
@@ -25,9 +28,31 @@ from specbench.report.render import render_html, render_markdown
 from specbench.report.sections import (ENV_KEYS, INDICATIVE, RATIOS, budget_blocks, cell_table, count, intro,
                                        low_data_figure, overview_figure, profile_blocks, rivals_blocks, setup,
                                        wall_blocks)
-from specbench.report.study_sections import study_blocks, study_verdicts
+from specbench.report.study_sections import study_blocks
 from specbench.running.studies import vocabulary
 
+
+@dataclass(frozen=True)
+class Decided:
+    """A report's records, read once, and every verdict on them, decided once: the report and the README's verdict
+    block are both made from one, so they cannot disagree."""
+    records: list[Record]  # every record read
+    headline: list[Record]  # the headline runs, a run its trainer cannot do ("n/a") left out: it is no entrant
+    studied: list[Record]  # the scaling studies' runs
+    warnings: list[str]  # a line per file left out
+    command: str  # the command that regenerates the report
+    verdicts: list[Verdict]  # the headline claims, then the studies'
+
+
+def read(records_dir: Path | str, studies=()) -> Decided:
+    """The records of a sweep and of the study directories, and every verdict on them. Records of one (system,
+    regime, trainer) with different settings are refused (`refuse_mixed_settings`) before anything is decided."""
+    records, warnings = load(records_dir, studies)
+    headline = [r for r in records if not r.study and r.status != "n/a"]
+    studied = [r for r in records if r.study]
+    refuse_mixed_settings(headline)
+    return Decided(records, headline, studied, warnings, sources(records_dir, studies),
+                   claims(headline) + study_verdicts(studied))
 
 
 def write_report(records_dir: Path | str, out_dir: Path | str | None = None,
@@ -35,13 +60,16 @@ def write_report(records_dir: Path | str, out_dir: Path | str | None = None,
     """Write report.md, report.html and figures/*.png under out_dir (default: records_dir). Records with a
     `study` (in records_dir or in the `studies` directories) are drawn as scaling studies and decide C3-C5.
     Every file is written atomically (temporary file, then rename)."""
-    records, warnings = load(records_dir, studies)
-    out_dir = Path(out_dir or records_dir)
+    return write(read(records_dir, studies), Path(out_dir or records_dir))
+
+
+def write(decided: Decided, out_dir: Path) -> tuple[Path, Path]:
+    """`write_report` of records already read and decided (`read`)."""
     try:
         (out_dir / "figures").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot write to {out_dir}: {exc.strerror}") from None
-    blocks = build(records, out_dir, warnings, sources(records_dir, studies))
+    blocks = build(decided, out_dir)
     md, page = out_dir / "report.md", out_dir / "report.html"
     write_text_atomic(md, render_markdown(blocks, out_dir))
     write_text_atomic(page, render_html(blocks))
@@ -51,16 +79,15 @@ def write_report(records_dir: Path | str, out_dir: Path | str | None = None,
 def markdown_tables_only(records_dir: Path | str, out_dir: Path | str, studies=()) -> str:
     """The Markdown report as `write_report` would write it, without drawing a figure (their files are only
     named): what the committed-reports test compares, in seconds rather than minutes."""
-    records, warnings = load(records_dir, studies)
+    decided = read(records_dir, studies)
     with figures.drawing(False):
-        return render_markdown(build(records, Path(out_dir), warnings, sources(records_dir, studies)),
-                               Path(out_dir))
+        return render_markdown(build(decided, Path(out_dir)), Path(out_dir))
 
 
 def load(records_dir: Path | str, studies=()) -> tuple[list[Record], list[str]]:
-    """The records of a sweep and of the study directories (specbench.core.table.load), and a warning per file left out.
-    Every trainer and study this process knows is accepted (`specbench.running.studies.vocabulary`: a plugin's trainer
-    needs --plugin)."""
+    """The records of a sweep and of the study directories (specbench.core.table.load), and a warning per file left
+    out. Every trainer and study this process knows is accepted (`specbench.running.studies.vocabulary`: a plugin's
+    trainer needs --plugin)."""
     return table.load(records_dir, studies, vocabulary())
 
 
@@ -87,16 +114,13 @@ def refuse_mixed_settings(records: list[Record]) -> None:
                                  "them with one setting (specbench run --replace) or report them apart")
 
 
-def build(all_records: list[Record], out_dir: Path, warnings: list[str], command: str = "") -> list[tuple]:
+def build(decided: Decided, out_dir: Path) -> list[tuple]:
     """The report as blocks: the first screen (verdict board, C1's overview, the summary, the setup and the
     claims), the overview of every claim's per-seed ratios, spectral against its rivals (where rivals ran), the
     performance profiles of every trainer, the per-system small multiples, the scaling studies, then the folded
     tables (numbers per cell, every verdict, settings) and what it was made with."""
-    # a run its trainer cannot do ("n/a": inputs, hidden states, irregular times) is no entrant; listed apart below
-    records = [r for r in all_records if not r.study and r.status != "n/a"]
-    studied = [r for r in all_records if r.study]
-    refuse_mixed_settings(records)
-    verdicts = claims(records) + study_verdicts(studied)
+    all_records, records, studied = decided.records, decided.headline, decided.studied
+    verdicts, warnings, command = decided.verdicts, decided.warnings, decided.command
     fig_dir = out_dir / "figures"
     by_cell = {(s, g): per for s, g, per in per_cell(records)}
     b: list[tuple] = [("h1", TITLE), ("p", intro(all_records, records, studied, verdicts)), ("toc",)]

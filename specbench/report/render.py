@@ -11,7 +11,7 @@ import html
 import re
 from pathlib import Path
 
-from specbench.claims.verdicts import CLAIMS, MARK, NOT_REACHED, TRAINING_ONLY, USELESS, VERDICTS
+from specbench.claims.verdicts import CLAIMS, MARK, NOT_REACHED, OUTCOMES, TRAINING_ONLY, USELESS
 from specbench.report import figures
 
 
@@ -46,7 +46,7 @@ def _board_cells(bd, column: str) -> list[list[tuple[str, str, str]]]:
 
 def board_legend(marks: dict[str, str]) -> str:
     """The line above the board, with the marks of the output it is written in."""
-    return ("**Verdicts**: " + ", ".join(f"{marks[v]} {v}" for v in VERDICTS) + ". A row per claim, a column per "
+    return ("**Verdicts**: " + ", ".join(f"{marks[v]} {v}" for v in OUTCOMES) + ". A row per claim, a column per "
             "system and regime; the reasons are under 'Every verdict' (and in each cell's tooltip in report.html).")
 
 

@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from specbench.claims.profiles import R_MAX, Profiles
+from specbench.claims.study_verdicts import regimes_relabelled
 from specbench.claims.verdicts import (KEPT, MARK, MSE_CLAIM, NOT_REACHED, RIVAL_MEASURES, RIVALS_CLAIM, SPEEDUP_CLAIM,
                                        THRESHOLDS, USEFUL_NMSE, USELESS, Budget, Verdict, budget_checks, fmt, median,
                                        reference_seeds, seed_ratios_by_cell, versus, with_role)
@@ -14,7 +15,6 @@ from specbench.core import measures
 from specbench.core.records import Record
 from specbench.report import figures
 from specbench.report.board import decided, place
-from specbench.report.study_sections import regimes_relabelled
 from specbench.running.presets import REFERENCE_PRESET, budget_s_range, load_preset
 
 
