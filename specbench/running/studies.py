@@ -2,7 +2,7 @@
 paper's low-data claim).
 
 A study is a list of ordinary jobs with one setting swept; each record is an ordinary run record plus
-`study = {"name", "variable", "value", "series"}`, so the runner, the resume logic and the report read it like any
+`study = {"name", "variable", "value", "series"}`, so a sweep, the resume logic and the report read it like any
 other. Each study has a default size that runs in well under 15 minutes on a 2-core machine and a `full` size.
 
 - `horizon`: Lotka-Volterra trajectories from 101 to 2001 observation times (5001 in full) at the same sampling
