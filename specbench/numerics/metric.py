@@ -107,10 +107,10 @@ _ACTIVATIONS = {torch.nn.Tanh: lambda h: np.tanh(h, out=h), torch.nn.SiLU: _silu
 
 
 def numpy_field(model: torch.nn.Module):
-    """`model`'s field in numpy, float64, with its current weights (`model.double()`'s values, exactly): for a
-    VectorField of the state alone (no input) on the CPU whose layers are all known here; else None (the rollout
-    then goes through torch). Each call returns a new array."""
-    if not isinstance(model, VectorField) or model.n_inputs or next(model.buffers()).device.type != "cpu":
+    """`model`'s field in numpy, float64, with its current weights (`model.double()`'s values, to round-off):
+    `field(x)`, or `field(x, u)` for a driven one, for a VectorField on the CPU whose layers are all known here;
+    else None (the simulation then goes through torch). Each call returns a new array."""
+    if not isinstance(model, VectorField) or next(model.buffers()).device.type != "cpu":
         return None
     layers = []  # [weight (in, out), bias, activation or None]
     for layer in model.net:
@@ -123,20 +123,31 @@ def numpy_field(model: torch.nn.Module):
             return None
     if layers[-1][2] is not None:
         return None
-    mean, std, scale = (getattr(model, b).detach().double().numpy() for b in ("mean", "std", "deriv_std"))
+    buffer = lambda name: getattr(model, name).detach().double().numpy()  # noqa: E731
+    mean, std, scale = buffer("mean"), buffer("std"), buffer("deriv_std")
     # the input's normalisation and the output's scale folded into the first and last layers: three fewer
-    # operations per evaluation, the same field to round-off
+    # operations per evaluation, the same field to round-off; a driven field's first layer in two parts, the
+    # state's and the input's (the network's input is the two side by side)
     w, b, act = layers[0]
+    dim = len(mean)
+    w_u = None
+    if model.n_inputs:
+        u_mean, u_std = buffer("input_mean"), buffer("input_std")
+        w, w_u = w[:dim], w[dim:]
+        b = b - (u_mean / u_std) @ w_u
+        w_u = w_u / u_std[:, None]
     layers[0] = [w / std[:, None], b - (mean / std) @ w, act]
     w, b, act = layers[-1]
     layers[-1] = [w * scale, b * scale, act]
 
-    def field(x: np.ndarray) -> np.ndarray:
+    def field(x: np.ndarray, u: np.ndarray | None = None) -> np.ndarray:
         # a layer's product is a new array, its bias and activation applied in place: the arithmetic of
         # `act(h @ w + b)`, a third of the temporaries (a rollout calls this thousands of times on small arrays)
         h = x
-        for w, b, act in layers:
+        for n, (w, b, act) in enumerate(layers):
             h = h @ w
+            if n == 0 and w_u is not None:
+                h += u @ w_u
             h += b
             if act is not None:
                 h = act(h)
@@ -153,12 +164,12 @@ def rollout(model: torch.nn.Module, x0: np.ndarray, t: np.ndarray) -> np.ndarray
     14-28 ms, 4-8x cheaper); any other model with torchdiffeq in inference mode (no autograd bookkeeping at all), a
     VectorField layer by layer without nn.Module's call machinery (`VectorField.evaluate`)."""
     limit = _limit[-1] if _limit else MAX_EVALUATIONS
-    field = numpy_field(model)
+    field = numpy_field(model) if not getattr(model, "n_inputs", 0) else None
     if field is not None:
         counted = _Counted(field, limit)
         try:
             with np.errstate(over="ignore", invalid="ignore"):  # a blown-up field ends as a failed solve
-                out = dopri5.odeint(counted, np.asarray(x0, dtype=np.float64),
+                out = dopri5.odeint(lambda _t, x: counted(x), np.asarray(x0, dtype=np.float64),
                                     np.asarray(t, dtype=np.float64) - t[0], RTOL, ATOL)
         except dopri5.SolverFailed:
             return None
@@ -277,11 +288,51 @@ def simulate(model, data, split: str, initial: np.ndarray | None = None) -> list
             h0 = fit_hidden(solve, data, runs, outputs, hidden, y0, order) if initial is None else \
                 torch.as_tensor(np.asarray(initial)[:, hidden], dtype=torch.float64, device=device)
             x0 = torch.cat([y0, h0], -1)[:, order]
-        out = solve(x0, rows)[..., outputs].cpu().numpy()
-    except AssertionError:
+        # numpy where it is torchdiffeq's to round-off: not on a linear hold, whose kinks make the step sequence
+        # (and so the result, to the solver's tolerance) hang on the last bit of the first step's size
+        fast = numpy_field(model) if data.hold == "zoh" or rows.signal is None else None
+        out = (solve(x0, rows).cpu().numpy() if fast is None else
+               _solve_rows_numpy(fast, x0.cpu().numpy(), rows, limit))[..., outputs]
+    except (AssertionError, dopri5.SolverFailed):
         return None
     pred = [out[b, : len(r.t)] for b, r in enumerate(runs)]
     return pred if all(np.isfinite(p).all() for p in pred) else None
+
+
+def _solve_rows_numpy(field, x0: np.ndarray, rows, limit: int) -> np.ndarray:
+    """`simulate.solve_rows` with dopri5 in numpy (`specbench.numerics.dopri5`, torchdiffeq's steps to round-off,
+    several times cheaper on the small arrays of a simulation): every row from x0 (rows, state) at its own times,
+    (rows, L, state), on the union of the rows' times, each row's input held as `InputSignal` holds it and the
+    solver told where a zero-order hold jumps."""
+    tau = rows.tau.cpu().numpy()
+    grid = np.unique(tau)
+    counted = _Counted(field, limit)
+    signal, jumps = rows.signal, None
+    if signal is None:
+        def f(_t, x):
+            return counted(x)
+    else:
+        t_u, u, last = (a.cpu().numpy() for a in (signal.t_u, signal.u.double(), signal.last))
+        each = np.arange(len(t_u))
+        below = np.maximum(last - 1, 0)
+
+        def u_at(t: float) -> np.ndarray:  # InputSignal.__call__ in numpy: the sample at or before t, held
+            k = np.minimum(np.maximum((t_u <= t).sum(1) - 1, 0), last)
+            if signal.hold == "zoh":
+                return u[each, k]
+            k = np.minimum(k, below)
+            k1 = np.minimum(k + 1, last)
+            t0, t1 = t_u[each, k], t_u[each, k1]
+            w = np.clip((t - t0) / np.where(t1 > t0, t1 - t0, 1.0), 0, 1)[:, None]
+            return u[each, k] * (1 - w) + u[each, k1] * w
+
+        def f(t, x):
+            return counted(x, u_at(t))
+        if signal.hold == "zoh":
+            jumps = signal.jumps(float(grid[-1]))
+    with np.errstate(over="ignore", invalid="ignore"):  # a blown-up field ends as a failed solve
+        out = dopri5.odeint(f, x0, grid, RTOL, ATOL, jumps)
+    return out[np.searchsorted(grid, tau), np.arange(len(x0))[:, None]]
 
 
 def fit_hidden(solve, data, runs, outputs: list[int], hidden: list[int], y0: torch.Tensor, order: torch.Tensor
