@@ -243,26 +243,12 @@ def joined(pred: list | None) -> np.ndarray | None:
     return None if pred is None else np.concatenate(pred)[None]
 
 
-def _simulate_on_union(model, runs) -> list[np.ndarray] | None:
-    """Full states of an input-free system at each trajectory's own times (an irregular regime): one batched
-    numpy rollout (`rollout`) from each first observation, read at the union of the trajectories' times from their
-    starts; the solver's steps do not depend on the output times, and the interpolant serves them all at once."""
-    local = [r.t - r.t[0] for r in runs]
-    grid = np.unique(np.concatenate(local))
-    out = rollout(model, np.stack([r.y[0] for r in runs]), grid)
-    if out is None:
-        return None
-    return [out[b, np.searchsorted(grid, tb)] for b, tb in enumerate(local)]
-
-
 def simulate(model, data, split: str, initial: np.ndarray | None = None) -> list[np.ndarray] | None:
     """The free-run simulation of each trajectory of `split` (the module's docstring), its outputs (time, output)
     at its own times, in float64 with dopri5 at RTOL, ATOL; None when the solver fails. Each starts from its first
     observed outputs and, for hidden states, from the hidden components of `initial` (traj, state), or where that
     is None from their fit (`fit_hidden`)."""
     runs = data.trajectories(split)
-    if data.fully_observed and data.input_free and numpy_field(model) is not None:
-        return _simulate_on_union(model, runs)
     dim = data.system.dim
     outputs = list(data.outputs if data.outputs is not None else range(dim))
     hidden = [k for k in range(dim) if k not in outputs]
