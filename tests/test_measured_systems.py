@@ -1,6 +1,7 @@
 """The built-in measured benchmarks (cascaded tanks, EMPS) and the field's figures of merit."""
 import numpy as np
 import pytest
+import torch
 from scipy.io import loadmat
 
 from specbench.numerics.metric import output_fit
@@ -55,3 +56,67 @@ def test_rmse_is_in_the_outputs_units_and_r2_is_one_for_a_perfect_fit_and_zero_f
     assert rmse == pytest.approx(0.5)
     assert output_fit(np.full_like(y, y.mean()), y)[1] == pytest.approx(0.0, abs=1e-12)
     assert output_fit(None, y) == (None, None)
+
+
+def _field_and_jacobian(system, seed=0):
+    from specbench.numerics.vector_field import build_model, general_scales
+
+    s = get_system(system, structure="declared")
+    d = make_dataset(s)
+    model = build_model(s.dim, general_scales(d), s.model, seed)
+    x, u = torch.randn(7, s.dim), torch.randn(7, 1)
+    jac = torch.autograd.functional.jacobian(lambda z: model(None, z[:, : s.dim], z[:, s.dim:]).sum(0),
+                                             torch.cat([x, u], -1))  # (state, 7, state + input)
+    return model, x, u, jac.abs().sum(1) > 0
+
+
+def test_the_tanks_structure_keeps_the_upper_level_free_of_the_lower_for_every_weight():
+    # x0 the lower level (measured), x1 the upper (hidden), u0 the pump: x1' = f1(x1, u), x0' = f0(x0, x1, u)
+    model, *_, depends = _field_and_jacobian("cascaded-tanks")
+    assert depends.tolist() == [[True, True, True], [False, True, True]]
+    with torch.no_grad():  # training moves the weights, never the mask: any weights keep the structure
+        for p in model.parameters():
+            p.normal_()
+    x = torch.randn(5, 2)
+    moved = x.clone()
+    moved[:, 0] += 3.0
+    u = torch.randn(5, 1)
+    assert torch.equal(model(None, x, u)[:, 1], model(None, moved, u)[:, 1])
+
+
+def test_the_emps_structure_makes_the_positions_derivative_the_velocity_itself():
+    model, x, u, depends = _field_and_jacobian("emps")
+    assert depends.tolist() == [[False, True, False], [False, True, True]]
+    assert torch.equal(model(None, x, u)[:, 0], x[:, 1])
+
+
+@pytest.mark.parametrize("system", ["cascaded-tanks", "emps"])
+def test_the_metrics_numpy_field_is_the_structured_field(system):
+    from specbench.numerics.metric import numpy_field
+
+    model, x, u, _ = _field_and_jacobian(system)
+    fast = numpy_field(model)
+    np.testing.assert_allclose(fast(x.double().numpy(), u.double().numpy()), model(None, x, u).detach().numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_the_structure_is_a_parameter_the_default_is_the_black_box_and_a_bad_one_is_one_line():
+    from specbench.core.errors import UsageError
+
+    assert "structure" not in get_system("cascaded-tanks").model and get_system("emps").params == {}
+    assert get_system("emps", structure="declared").params == {"structure": "declared"}
+    with pytest.raises(UsageError, match="structure must be 'none' or 'declared'"):
+        get_system("emps", structure="grey")
+    with pytest.raises(UsageError, match="declares no model structure"):
+        get_system("file", structure="declared")
+
+
+def test_a_structure_that_names_what_the_system_lacks_is_refused():
+    from specbench.numerics.vector_field import parse_structure
+
+    with pytest.raises(ValueError, match="'u1' is not one of x0, x1, u0"):
+        parse_structure([["x0", "u1"], ["x1"]], 2, 1)
+    with pytest.raises(ValueError, match="'=x2' is not '=xJ'"):
+        parse_structure(["=x2", ["x1"]], 2, 1)
+    with pytest.raises(ValueError, match="1 entries for 2 states"):
+        parse_structure([["x0"]], 2, 1)

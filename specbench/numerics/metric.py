@@ -115,8 +115,8 @@ def numpy_field(model: torch.nn.Module):
     layers = []  # [weight (in, out), bias, activation or None]
     for layer in model.net:
         if isinstance(layer, torch.nn.Linear):
-            layers.append([layer.weight.detach().double().numpy().T.copy(), layer.bias.detach().double().numpy(),
-                           None])
+            weight = getattr(layer, "masked_weight", layer.weight)  # a structure's absent connections are zeros
+            layers.append([weight.detach().double().numpy().T.copy(), layer.bias.detach().double().numpy(), None])
         elif type(layer) in _ACTIVATIONS and layers and layers[-1][2] is None:
             layers[-1][2] = _ACTIVATIONS[type(layer)]
         else:
@@ -130,6 +130,10 @@ def numpy_field(model: torch.nn.Module):
     # state's and the input's (the network's input is the two side by side)
     w, b, act = layers[0]
     dim = len(mean)
+    copied = source = None
+    if model.structured:
+        copied = model.copied.cpu().numpy().astype(bool)
+        source = model.source.cpu().numpy()[copied]
     w_u = None
     if model.n_inputs:
         u_mean, u_std = buffer("input_mean"), buffer("input_std")
@@ -151,6 +155,8 @@ def numpy_field(model: torch.nn.Module):
             h += b
             if act is not None:
                 h = act(h)
+        if copied is not None:  # the derivatives a structure knows: x_i' = x_J
+            h[..., copied] = x[..., source]
         return h
 
     return field

@@ -39,10 +39,57 @@ def general_scales(data) -> dict[str, np.ndarray]:
     return scales
 
 
+def parse_structure(structure, dim: int, n_inputs: int) -> tuple[np.ndarray, np.ndarray]:
+    """A known model structure (a system's `model["structure"]`) as (sees, equals): sees (dim, dim + n_inputs) 0/1,
+    what each state's learned derivative may depend on, and equals (dim,), the state each derivative is known to
+    equal (-1 where it is learned). `structure` lists, per state, its derivative's dependencies ("x0", "x1", ...
+    for states, "u0", ... for inputs) or "=xJ" for a derivative that is x_J itself (position' = velocity); None: a
+    black box, every derivative depending on everything. A ValueError names what is wrong."""
+    sees, equals = np.ones((dim, dim + n_inputs)), np.full(dim, -1)
+    if structure is None:
+        return sees, equals
+    names = [f"x{k}" for k in range(dim)] + [f"u{k}" for k in range(n_inputs)]
+    if len(structure) != dim:
+        raise ValueError(f"model structure: {len(structure)} entries for {dim} states")
+    for i, entry in enumerate(structure):
+        if isinstance(entry, str):
+            if not (entry.startswith("=") and entry[1:] in names[:dim]):
+                raise ValueError(f"model structure of x{i}: {entry!r} is not '=xJ' for a state J")
+            equals[i], sees[i] = names.index(entry[1:]), 0
+            continue
+        unknown = [d for d in entry if d not in names]
+        if unknown or not entry:
+            raise ValueError(f"model structure of x{i}: {unknown[0] if unknown else 'nothing'!r} is not one of "
+                             f"{', '.join(names)}")
+        sees[i] = [name in entry for name in names]
+    return sees, equals
+
+
+class Masked(nn.Linear):
+    """A linear layer whose weight is multiplied by a fixed 0/1 mask: the connections a known structure rules out
+    are absent (their weights get no gradient and never act)."""
+
+    def __init__(self, mask: np.ndarray):
+        super().__init__(mask.shape[1], mask.shape[0])
+        self.register_buffer("mask", torch.as_tensor(mask, dtype=torch.float32))
+
+    @property
+    def masked_weight(self) -> torch.Tensor:
+        return self.weight * self.mask
+
+    def forward(self, h):
+        return nn.functional.linear(h, self.masked_weight, self.bias)
+
+
 class VectorField(nn.Module):
     """f_theta(x) = deriv_std * MLP((x - mean) / std): an MLP on normalised states, output in state units/time;
     for a driven system (scales with "input_mean" and "input_std") f_theta(x, u), the MLP fed the normalised input
     beside the state.
+
+    With a known `structure` (`parse_structure`) each learned derivative has its own `width` hidden units per
+    layer, connected only to what it depends on (the MLP's layers masked block by block: one network for each
+    state, evaluated as one), and a derivative known to equal a state is that state. The default is the plain
+    black box.
 
     `forward(t, x, u=None)` follows torchdiffeq's convention; x has shape (..., state), u (..., input). `nfe`
     counts forward calls: how many network evaluations (each a sequential step for a solver) a training iteration
@@ -50,15 +97,28 @@ class VectorField(nn.Module):
     """
 
     def __init__(self, dim: int, scales: dict[str, np.ndarray], width: int = 64, depth: int = 2,
-                 activation: str = "tanh"):
+                 activation: str = "tanh", structure=None):
         super().__init__()
         act = {"tanh": nn.Tanh, "softplus": nn.Softplus, "silu": nn.SiLU}[activation]
         self.n_inputs = len(scales["input_mean"]) if "input_mean" in scales else 0
         layers, n_in = [], dim + self.n_inputs
-        for _ in range(depth):
-            layers += [nn.Linear(n_in, width), act()]
-            n_in = width
-        layers.append(nn.Linear(n_in, dim))
+        if structure is None:  # the black box: its layers, weights and state dict as they always were
+            for _ in range(depth):
+                layers += [nn.Linear(n_in, width), act()]
+                n_in = width
+            layers.append(nn.Linear(n_in, dim))
+        else:
+            sees, equals = parse_structure(structure, dim, self.n_inputs)
+            learned = np.flatnonzero(equals < 0)
+            block = np.repeat(learned, width)  # the state each hidden unit serves
+            mask = sees[block]
+            for _ in range(depth):
+                layers += [Masked(mask), act()]
+                mask = (block[:, None] == block[None, :]).astype(float)
+            layers.append(Masked((np.arange(dim)[:, None] == block[None, :]).astype(float)))
+            self.register_buffer("copied", torch.as_tensor(equals >= 0, dtype=torch.float32))
+            self.register_buffer("source", torch.as_tensor(np.where(equals >= 0, equals, 0)))
+        self.structured = structure is not None and bool((equals >= 0).any())
         self.net = nn.Sequential(*layers)
         # an input-free field has no input buffers: its weights and state dict are as they always were
         for name in ("mean", "std", "deriv_std") + (("input_mean", "input_std") if self.n_inputs else ()):
@@ -71,7 +131,13 @@ class VectorField(nn.Module):
 
     def forward(self, t, x, u=None):
         self._calls[0] += 1
-        return self.deriv_std * self.net(self.normalised(x, u))
+        return self.known(x, self.deriv_std * self.net(self.normalised(x, u)))
+
+    def known(self, x, f):
+        """f with the derivatives the structure knows (x_i' = x_J) put in."""
+        if not self.structured:
+            return f
+        return f * (1 - self.copied) + x[..., self.source] * self.copied
 
     def normalised(self, x, u):
         """The network's input: the normalised state, and beside it the normalised input of a driven field."""
@@ -88,7 +154,7 @@ class VectorField(nn.Module):
         h = self.normalised(x, u)
         for layer in self.net:
             h = layer.forward(h)
-        return self.deriv_std * h
+        return self.known(x, self.deriv_std * h)
 
 
 def build_model(dim: int, scales, model_config: dict, seed: int) -> VectorField:

@@ -18,11 +18,26 @@ class Measured(System):
     outputs plus the hidden states; `f` is unknown (there is no ground truth to integrate)."""
 
     kind: ClassVar[str] = "measured"
+    # The model structure the system's physics is known to have (`specbench.numerics.vector_field.parse_structure`),
+    # or None; used, by every trainer alike, where the parameter `structure` is "declared"
+    known_structure: ClassVar[list | None] = None
+    # "none": the plain black-box MLP (the default); "declared": `known_structure` (a preset's
+    # [system_params.NAME] structure = "declared")
+    structure: str = "none"
+
+    def __post_init__(self):
+        if self.structure not in ("none", "declared"):
+            raise ValueError(f"structure must be 'none' or 'declared', got {self.structure!r}")
+        if self.structure == "declared":
+            if self.known_structure is None:
+                raise ValueError(f"{self.name} declares no model structure (structure = 'none' only)")
+            self.model = {**self.model, "structure": self.known_structure}
 
     @property
     def params(self):
-        """Nothing changes a built-in benchmark's data: its files are the package's."""
-        return {}
+        """Nothing changes a built-in benchmark's data (its files are the package's); the model's structure is the
+        one parameter, written where it is not the default."""
+        return {"structure": self.structure} if self.structure != "none" else {}
 
     def measurements(self) -> Measurements:
         raise NotImplementedError
@@ -45,12 +60,13 @@ class MeasuredFile(Measured):
     regimes: dict = field(default_factory=lambda: {"dense": Regime(0, 0, 0)})
 
     def __post_init__(self):
+        super().__post_init__()
         if self.path:
             self._describe(self.measurements())
 
     @property
     def params(self):
-        return {"path": self.path}
+        return {"path": self.path, **super().params}
 
     def measurements(self) -> Measurements:
         return read(self.path)
@@ -69,6 +85,9 @@ class CascadedTanks(Measured):
     t_span: float = 4092.0
     test_horizon: float = 4092.0
     regimes: dict = field(default_factory=lambda: {"dense": Regime(n_train=1, n_test=1, n_times=1024)})
+    # The benchmark's physics, as Forgione and Piga modelled it: the upper tank's level (x1, hidden) changes with
+    # itself and the pump (u0) only; the lower's (x0) with both levels and the pump (the upper one's overflow)
+    known_structure: ClassVar[list] = [["x0", "x1", "u0"], ["x1", "u0"]]
 
     def measurements(self) -> Measurements:
         raw = np.genfromtxt(DATA / "cascaded-tanks" / "dataBenchmark.csv", delimiter=",", names=True)
@@ -89,6 +108,9 @@ class EMPS(Measured):
     t_span: float = 24.835
     test_horizon: float = 24.835
     regimes: dict = field(default_factory=lambda: {"dense": Regime(n_train=1, n_test=1, n_times=4968)})
+    # The benchmark's physics (its description's model): position' = velocity (x1, hidden); the velocity changes with
+    # itself and the force (u0) only (friction and inertia)
+    known_structure: ClassVar[list] = ["=x1", ["x1", "u0"]]
 
     def measurements(self) -> Measurements:
         from scipy.io import loadmat  # EMPS's files alone need it: the readers' commands do not load scipy.io
