@@ -120,3 +120,15 @@ def test_a_structure_that_names_what_the_system_lacks_is_refused():
         parse_structure(["=x2", ["x1"]], 2, 1)
     with pytest.raises(ValueError, match="1 entries for 2 states"):
         parse_structure([["x0"]], 2, 1)
+
+
+def test_a_hidden_state_the_structure_calls_a_velocity_is_scaled_like_the_positions_rate():
+    from specbench.numerics.vector_field import general_scales
+
+    d = make_dataset(get_system("emps", structure="declared"))
+    y, t = d.trajectories("train")[0].y[:, 0], d.trajectories("train")[0].t
+    scales = general_scales(d)
+    assert scales["std"][1] == pytest.approx(np.std(np.diff(y) / np.diff(t)))
+    assert abs(scales["mean"][1]) < 1e-2 * scales["std"][1]  # the velocity starts at rest, not at the position
+    black_box = general_scales(make_dataset(get_system("emps")))
+    assert black_box["std"][1] == black_box["std"][0]

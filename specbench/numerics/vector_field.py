@@ -21,7 +21,7 @@ def general_scales(data) -> dict[str, np.ndarray]:
     state's from its samples over every training trajectory, and the inputs' mean and std ("input_mean",
     "input_std") where there are inputs. A hidden state is never measured, so the data do not say its size: it is
     scaled like an average output (their mean mean, std and derivative std), and the learned field is free to use
-    any size for it."""
+    any size for it; unless the system's model structure says it is an output's derivative (below)."""
     runs = data.trajectories("train")
     y = np.concatenate([r.y for r in runs])
     dydt = np.concatenate([np.diff(r.y, axis=0) / np.diff(r.t)[:, None] for r in runs])
@@ -33,6 +33,18 @@ def general_scales(data) -> dict[str, np.ndarray]:
         full = np.full(data.system.dim, values.mean())
         full[outputs] = values
         scales[name] = full
+    # A hidden state the model's structure knows to be an output's derivative (x_i' = x_J: a velocity) is measured
+    # through it: its scales are that derivative's (the finite differences' mean and std, theirs for its own rate)
+    structure = data.system.model.get("structure")
+    _, equals = parse_structure(structure, data.system.dim, 0 if runs[0].u is None else runs[0].u.shape[1])
+    for i, j in enumerate(equals):
+        if j >= 0 and i in outputs and j not in outputs:
+            k = outputs.index(i)
+            rate = [np.diff(r.y[:, k]) / np.diff(r.t) for r in runs]
+            accel = np.concatenate([np.diff(v) / np.diff(r.t)[1:] for v, r in zip(rate, runs)])
+            rate = np.concatenate(rate)
+            scales["mean"][j], scales["std"][j], scales["deriv_std"][j] = rate.mean(), rate.std() + tiny, \
+                accel.std() + tiny
     if runs[0].u is not None:
         u = np.concatenate([r.u for r in runs])
         scales["input_mean"], scales["input_std"] = u.mean(0), u.std(0) + tiny
