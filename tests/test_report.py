@@ -726,3 +726,29 @@ def test_a_run_its_trainer_cannot_do_shows_na_with_its_reason_and_decides_no_ver
     assert "## Runs a trainer cannot do" in text and "| n/a | VFNode cannot learn from inputs |" in text
     write_records(tmp_path / "without", records)
     assert board_rows(text) == board_rows(markdown_tables_only(tmp_path / "without", tmp_path / "out2"))
+
+
+def test_measured_benchmarks_are_placed_among_the_published_results_by_the_benchmarks_figure():
+    from specbench.report.sections import MEASURED_TITLE, measured_blocks
+
+    def run(trainer, seed, rmse, r2, structure=None):
+        r = replace(make_record(system="cascaded-tanks", trainer=trainer, seed=seed, budget=300.0,
+                                role="rival" if trainer == "multiple-shooting" else None), test_rmse=rmse, test_r2=r2)
+        if structure:
+            r.config["system_params"] = {"structure": structure}
+        return r
+    records = [run("spectral", s, v, 0.9) for s, v in enumerate((0.5, 0.6, 0.7))] + \
+        [run("multiple-shooting", s, v, 0.95, "declared") for s, v in enumerate((0.30, 0.36, 0.5))] + \
+        [make_record(system="oscillator")]
+    blocks = measured_blocks(records)
+    assert blocks[0] == ("h2", MEASURED_TITLE) and len(blocks) == 3  # the tanks only: EMPS did not run
+    rows = blocks[1][2]
+    names = [row[0] for row in rows]
+    # by test RMSE, ours (medians 0.36 and 0.6) among the published (0.18 ... 0.75)
+    assert names.index("**multiple-shooting**") == names.index("neural ODE, soft-constrained integration "
+                                                             "(Crank-Nicolson residual penalty)") - 1
+    assert names.index("**spectral**") == names.index("Volterra model") + 1
+    ms = rows[names.index("**multiple-shooting**")]
+    assert ms[1] == "known structure" and ms[2] == "0.36 (0.3 to 0.5)" and ms[5] == "this run"
+    assert all("published, other hardware" in row[5] for row in rows if not row[0].startswith("**"))
+    assert measured_blocks([make_record()]) == []

@@ -26,8 +26,8 @@ from specbench.report import figures
 from specbench.report.board import board, summary
 from specbench.report.render import render_html, render_markdown
 from specbench.report.sections import (ENV_KEYS, INDICATIVE, RATIOS, budget_blocks, cell_table, count, intro,
-                                       low_data_figure, overview_figure, profile_blocks, rivals_blocks, setup,
-                                       wall_blocks)
+                                       low_data_figure, measured_blocks, overview_figure, profile_blocks, rivals_blocks,
+                                       setup, wall_blocks)
 from specbench.report.study_sections import study_blocks
 from specbench.running.studies import vocabulary
 
@@ -153,6 +153,7 @@ def build(decided: Decided, out_dir: Path) -> list[tuple]:
         b += budget_blocks(records)
 
         b += rivals_blocks(records, [v for v in verdicts if v.claim == RIVALS])
+        b += measured_blocks(records)
         b += profile_blocks(profiles(records), fig_dir)
         b.append(("h2", "Per system and regime"))
         b.append(("fig", figures.curves_grid(by_cell, fig_dir / "curves.png"),

@@ -16,6 +16,7 @@ from specbench.core.records import Record
 from specbench.report import figures
 from specbench.report.board import decided, place
 from specbench.running.presets import REFERENCE_PRESET, budget_s_range, load_preset
+from specbench.systems.measured import PUBLISHED
 
 
 def commit_counts(records: list[Record]) -> dict[str, int]:
@@ -324,3 +325,49 @@ def spread(values, missing: str = NOT_REACHED) -> str:
     return text
 
 
+
+
+MEASURED_TITLE = "Measured benchmarks against published results"
+FIGURE_NAMES = {"rmse": "test RMSE", "r2": "test R²"}
+
+
+def measured_blocks(records: list[Record]) -> list[tuple]:
+    """The section MEASURED_TITLE: for each measured benchmark with published results (PUBLISHED), each trainer's
+    test RMSE and R² of its best checkpoint (median over seeds, the range in brackets), with the model's structure,
+    among the published figures, ordered by the benchmark's own figure (RMSE up, R² down). Nothing where no such
+    benchmark ran."""
+    blocks = []
+    for system, published in PUBLISHED.items():
+        mine = [r for r in records if r.system == system and r.status != "n/a"]
+        if not mine:
+            continue
+        figure = published[0].figure
+        groups: dict[tuple[str, str], list[Record]] = {}
+        for r in mine:
+            structure = r.config.get("system_params", {}).get("structure", "none")
+            groups.setdefault((r.trainer, structure), []).append(r)
+        rows = []
+        for (trainer, structure), rs in groups.items():
+            values = [getattr(r, f"test_{figure}") for r in rs]
+            present = [v for v in values if v is not None]
+            key = median(present) if present else None
+            rows.append((key, [f"**{trainer}**", "black box" if structure == "none" else "known structure",
+                               spread([r.test_rmse for r in rs], missing="n/a"),
+                               spread([r.test_r2 for r in rs], missing="n/a"),
+                               f"{fmt(median([measures.budget_s(r) for r in rs]))} s budget, {len(rs)} seeds",
+                               "this run"]))
+        for p in published:
+            shown = ("> " if p.at_least else "") + fmt(p.value)
+            rows.append((p.value, [p.method, "", shown if p.figure == "rmse" else "",
+                                   shown if p.figure == "r2" else "",
+                                   f"{fmt(p.seconds)} s" if p.seconds is not None else "",
+                                   f"{p.source} (published, other hardware)"]))
+        worst = float("inf") if figure == "rmse" else float("-inf")
+        rows.sort(key=lambda row: (worst if row[0] is None else row[0]) * (1 if figure == "rmse" else -1))
+        blocks.append(("table", ["method", "model", "test RMSE", "test R²", "training", "source"],
+                       [row for _, row in rows]))
+        blocks.append(("p", f"{system}: ordered by its figure of merit, {FIGURE_NAMES[figure]} of the free-run "
+                            "simulation of the test experiment. Ours: the best checkpoint of each run, median over "
+                            "seeds (min to max). Published: as their papers give them, from other hardware and "
+                            "other budgets, so figures to place ours among, not ratios."))
+    return [("h2", MEASURED_TITLE), *blocks] if blocks else []

@@ -75,6 +75,43 @@ class MeasuredFile(Measured):
 DATA = Path(__file__).parent / "data"
 
 
+@dataclass(frozen=True)
+class Published:
+    """A published result on a measured benchmark's test data (free-run simulation), from other hardware: a figure
+    to place ours beside, never a ratio."""
+
+    method: str
+    figure: str  # "rmse" (the outputs' units) or "r2"
+    value: float
+    at_least: bool = False  # the paper gives a bound: the figure is at least `value` (R^2 > 0.99)
+    seconds: float | None = None  # its training time where the paper gives one
+    source: str = ""
+
+
+# The benchmarks' published results (specbench/systems/data/README.md), by system: what the report places each
+# trainer's test RMSE or R^2 among
+PUBLISHED = {
+    "cascaded-tanks": (
+        Published("best linear approximation", "rmse", 0.75, source="Relan et al. 2017"),
+        Published("Volterra model", "rmse", 0.54, source="Birpoutsoukis et al. 2018"),
+        Published("state space with GP-inspired prior", "rmse", 0.45, source="Svensson and Schon 2017"),
+        Published("nonlinear state space, NLSS2 initialisation", "rmse", 0.34, source="Relan et al. 2017"),
+        Published("grey box with a physical overflow model", "rmse", 0.18, source="Rogers et al. 2017"),
+        Published("neural ODE, truncated simulation error (segments of 128, learned hidden states)", "rmse", 0.33,
+                  seconds=533, source="Forgione and Piga 2021"),
+        Published("neural ODE, soft-constrained integration (Crank-Nicolson residual penalty)", "rmse", 0.40,
+                  seconds=271, source="Forgione and Piga 2021"),
+    ),
+    "emps": (
+        Published("linear models", "r2", 0.5, source="Janot et al. 2019"),
+        Published("neural ODE, truncated simulation error (RK4, segments of 64)", "r2", 0.99, at_least=True,
+                  seconds=710, source="Forgione and Piga 2021"),
+        Published("neural ODE, soft-constrained integration (backward Euler residual)", "r2", 0.99, at_least=True,
+                  seconds=342, source="Forgione and Piga 2021"),
+    ),
+}
+
+
 @dataclass
 class CascadedTanks(Measured):
     """Cascaded tanks (Schoukens et al. 2016): pump voltage in (zero-order hold), the lower tank's level out (V),
