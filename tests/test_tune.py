@@ -380,3 +380,20 @@ def test_tune_trains_the_presets_trainers_unless_trainers_are_given(tmp_path, mo
     cells, trainers, said = trainers_tuned("--systems", "oscillator", "--regimes", "dense")
     assert trainers == load_preset("paper").trainers and cells == [Cell("oscillator", "dense", 10.0)]
     assert "specbench tune: preset paper (the default; --preset to choose)" in said.splitlines()
+
+
+def test_a_trainer_that_cannot_learn_from_a_cells_data_is_not_tuned_there_and_tuning_says_why(
+        monkeypatch, tmp_path, capsys):
+    jobs = []
+
+    def run_jobs(placed, labels, **kwargs):
+        jobs.extend(job for job, _ in placed)
+        raise KeyboardInterrupt  # enough: the first rung's jobs are made
+
+    monkeypatch.setattr(tune_module, "run_jobs", run_jobs)
+    with pytest.raises(KeyboardInterrupt):
+        tune([Cell("cascaded-tanks", "dense", B)], ["spectral-2stage", "spectral"], tmp_path, 1,
+             tmp_path / "t.toml", preset=load_preset("measured"))
+    assert {j.trainer for j in jobs} == {"spectral"}
+    assert "cascaded-tanks / dense / spectral-2stage: not tuned: SpectralTwoStage cannot learn from hidden states " \
+           "or inputs" in capsys.readouterr().err

@@ -51,6 +51,8 @@ from specbench.running.executors import Local
 from specbench.running.job import make_job
 from specbench.running.presets import REFERENCE_PRESET, Preset, budget_s_for, load_preset, read_toml
 from specbench.running.sweeps import run_jobs
+from specbench.systems.datasets import make_dataset
+from specbench.trainers.base import cannot_use
 from specbench.trainers.settings import Shape, axes_of, by_name
 
 TUNING_SEED = 100
@@ -84,6 +86,16 @@ def shape_of(cell: Cell, preset: Preset) -> Shape:
     """The size of the training data of `cell`'s runs."""
     spec = get_system(cell.system, **preset.system_params.get(cell.system, {})).regimes[cell.regime]
     return Shape(spec.n_train, spec.n_times)
+
+
+def capable(cell: Cell, trainer: str, preset: Preset) -> bool:
+    """Whether `trainer` can learn from `cell`'s data; where it cannot (the two-stage ablation on hidden states),
+    there is nothing to tune, and tuning says so in one line instead of ranking points that are all "n/a"."""
+    system = get_system(cell.system, **preset.system_params.get(cell.system, {}))
+    why = cannot_use(get_trainer(trainer), make_dataset(system, cell.regime, preset.noise, TUNING_SEED))
+    if why:
+        print(f"specbench tune: {cell.system} / {cell.regime} / {trainer}: not tuned: {why}", file=sys.stderr)
+    return why is None
 
 
 def grids(trainer: str, shape: Shape | None = None) -> dict[str, list]:
@@ -234,7 +246,7 @@ def tune(cells: list[Cell], trainers: list[str], out: Path, threads: int | None,
     settings = read_settings(settings_path)  # a broken file is said now, not after hours of tuning
     threads = threads or executor.default_threads()
     rungs = RUNGS[:-1] + (Rung(RUNGS[-1].share, RUNGS[-1].points, seeds),)
-    tasks = list(itertools.product(cells, trainers))
+    tasks = [task for task in itertools.product(cells, trainers) if capable(*task, preset)]
     shapes = {cell: shape_of(cell, preset) for cell in cells}
     alive = {task: design(task[1], POINTS, shapes[task[0]]) for task in tasks}  # the points each task still runs
     tried = {task: grids(task[1], shapes[task[0]]) for task in tasks}  # each axis's values so far (extended)
