@@ -752,3 +752,23 @@ def test_measured_benchmarks_are_placed_among_the_published_results_by_the_bench
     assert ms[1] == "known structure" and ms[2] == "0.36 (0.3 to 0.5)" and ms[5] == "this run"
     assert all("published, other hardware" in row[5] for row in rows if not row[0].startswith("**"))
     assert measured_blocks([make_record()]) == []
+
+
+def test_a_failed_seed_is_the_worst_fit_of_either_figure_and_emps_ranks_by_r2_from_the_top():
+    from specbench.report.sections import fit_spread, measured_blocks
+
+    assert fit_spread([0.5, 0.9, None], "r2") == (0.5, "0.5 (n/a to 0.9)")
+    assert fit_spread([0.3, None], "rmse") == (math.inf, "n/a (0.3 to n/a)")
+    assert fit_spread([0.3, 0.5], "rmse") == (0.4, "0.4 (0.3 to 0.5)")
+
+    def run(trainer, seed, r2):
+        return replace(make_record(system="emps", trainer=trainer, seed=seed, budget=300.0,
+                                   role="rival" if trainer == "multiple-shooting" else None), test_r2=r2,
+                       test_rmse=None if r2 is None else 0.01)
+    records = [run("spectral", s, v) for s, v in enumerate((0.97, None, 0.2))] + \
+        [run("multiple-shooting", s, v) for s, v in enumerate((0.995, 0.999, 0.96))]
+    rows = measured_blocks(records)[1][2]
+    names = [row[0] for row in rows]
+    assert names[0] == "**multiple-shooting**" and rows[0][3] == "0.995 (0.96 to 0.999)"
+    assert rows[1][3] == "> 0.99" and names[-1] == "**spectral**" and rows[-1][3] == "0.2 (n/a to 0.97)"
+    assert names.index("linear models") == len(rows) - 2

@@ -3,6 +3,7 @@ performance profiles, the per-cell tables, the overview figures, where the wall 
 how each is read. Each is a function of the records and verdicts it is given."""
 from __future__ import annotations
 
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -325,8 +326,6 @@ def spread(values, missing: str = NOT_REACHED) -> str:
     return text
 
 
-
-
 MEASURED_TITLE = "Measured benchmarks against published results"
 FIGURE_NAMES = {"rmse": "test RMSE", "r2": "test R²"}
 
@@ -348,22 +347,18 @@ def measured_blocks(records: list[Record]) -> list[tuple]:
             groups.setdefault((r.trainer, structure), []).append(r)
         rows = []
         for (trainer, structure), rs in groups.items():
-            values = [getattr(r, f"test_{figure}") for r in rs]
-            present = [v for v in values if v is not None]
-            key = median(present) if present else None
-            rows.append((key, [f"**{trainer}**", "black box" if structure == "none" else "known structure",
-                               spread([r.test_rmse for r in rs], missing="n/a"),
-                               spread([r.test_r2 for r in rs], missing="n/a"),
-                               f"{fmt(median([measures.budget_s(r) for r in rs]))} s budget, {len(rs)} seeds",
-                               "this run"]))
+            rmse, r2 = fit_spread([r.test_rmse for r in rs], "rmse"), fit_spread([r.test_r2 for r in rs], "r2")
+            rows.append(((rmse if figure == "rmse" else r2)[0],
+                         [f"**{trainer}**", "black box" if structure == "none" else "known structure", rmse[1], r2[1],
+                          f"{fmt(median([measures.budget_s(r) for r in rs]))} s budget, {len(rs)} seeds",
+                          "this run"]))
         for p in published:
             shown = ("> " if p.at_least else "") + fmt(p.value)
             rows.append((p.value, [p.method, "", shown if p.figure == "rmse" else "",
                                    shown if p.figure == "r2" else "",
                                    f"{fmt(p.seconds)} s" if p.seconds is not None else "",
                                    f"{p.source} (published, other hardware)"]))
-        worst = float("inf") if figure == "rmse" else float("-inf")
-        rows.sort(key=lambda row: (worst if row[0] is None else row[0]) * (1 if figure == "rmse" else -1))
+        rows.sort(key=lambda row: row[0] * (1 if figure == "rmse" else -1))
         blocks.append(("table", ["method", "model", "test RMSE", "test R²", "training", "source"],
                        [row for _, row in rows]))
         blocks.append(("p", f"{system}: ordered by its figure of merit, {FIGURE_NAMES[figure]} of the free-run "
@@ -371,3 +366,17 @@ def measured_blocks(records: list[Record]) -> list[tuple]:
                             "seeds (min to max). Published: as their papers give them, from other hardware and "
                             "other budgets, so figures to place ours among, not ratios."))
     return [("h2", MEASURED_TITLE), *blocks] if blocks else []
+
+
+def fit_spread(values: list, figure: str) -> tuple[float, str]:
+    """(median, 'median (min to max)') of a fit figure over seeds, a run without one (it failed) counting as the
+    worst value there is: +inf for an RMSE, -inf for an R^2, and written 'n/a' wherever it decides what is shown."""
+    worst = math.inf if figure == "rmse" else -math.inf
+    v = sorted(worst if x is None else float(x) for x in values)
+    mid = len(v) // 2
+    if len(v) % 2:
+        m = v[mid]
+    else:
+        m = (v[mid - 1] + v[mid]) / 2 if math.isfinite(v[mid - 1]) and math.isfinite(v[mid]) else worst
+    shown = [fmt(x) if math.isfinite(x) else "n/a" for x in (m, v[0], v[-1])]
+    return m, shown[0] + (f" ({shown[1]} to {shown[2]})" if len(v) > 1 else "")
