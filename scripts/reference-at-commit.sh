@@ -21,21 +21,9 @@ git -C "$ROOT" rev-parse -q --verify "$COMMIT^{commit}" >/dev/null ||
 git -C "$REF" checkout -q --detach "$COMMIT"
 cd "$REF"
 export PYTHONPATH=$REF  # the worktree's package before the checkout's editable install
-PY=$ROOT/.venv/bin/python
-EXEC="--workers 2 --threads 1"
-# The parts of `make reference` (round two, issue 39: the Makefile's REFERENCE* and MEASURED* directories, beside the
-# first reference, which stays as history). The settings file is the worktree's: written by the tuning, read by the
-# sweep and the studies that run from the same worktree.
-TUNED=$REF/specbench/running/presets/tuned.toml
-ALL=$("$PY" -m specbench list --trainers)
-case $PART in
-  tuning) "$PY" -m specbench tune --preset paper $EXEC --trainers "$ALL" --out "$ROOT/results/tuning/reference-2" \
-            --settings "$TUNED"
-          exec "$PY" -m specbench tune --preset measured --trainers "$ALL" --budget 120 $EXEC \
-            --out "$ROOT/results/tuning/measured-2" --settings "$TUNED" ;;
-  sweep) "$PY" -m specbench run --preset paper $EXEC --out "$ROOT/results/reference-2" --no-report
-         exec "$PY" -m specbench run --preset measured --trainers "$ALL" --seeds 5 $EXEC \
-           --out "$ROOT/results/reference-2" --no-report ;;
-  studies) for s in horizon order state-size regimes; do
-             "$PY" -m specbench study "$s" $EXEC --out "$ROOT/results/studies-2/$s" --no-report; done ;;
-esac
+# The worktree's own `make reference-PART` (its Makefile's parts, directories and settings file), with this
+# checkout's virtual environment, never re-installed (-o: its stamp counts as made), writing into this checkout's
+# results/; the settings file is the worktree's: written by the tuning, read by the sweep and the studies.
+exec make -C "$REF" -o "$ROOT/.venv/.installed" VENV="$ROOT/.venv" \
+  REFERENCE="$ROOT/results/reference-2" REFERENCE_TUNING="$ROOT/results/tuning/reference-2" \
+  REFERENCE_STUDIES="$ROOT/results/studies-2" MEASURED_TUNING="$ROOT/results/tuning/measured-2" "reference-$PART"

@@ -122,13 +122,47 @@ def test_a_structure_that_names_what_the_system_lacks_is_refused():
         parse_structure([["x0"]], 2, 1)
 
 
-def test_a_hidden_state_the_structure_calls_a_velocity_is_scaled_like_the_positions_rate():
-    from specbench.numerics.vector_field import general_scales
+def test_a_hidden_state_the_structure_calls_a_velocity_is_scaled_like_the_positions_rate_at_any_spacing():
+    from dataclasses import dataclass
+    from typing import ClassVar
 
-    d = make_dataset(get_system("emps", structure="declared"))
-    y, t = d.trajectories("train")[0].y[:, 0], d.trajectories("train")[0].t
-    scales = general_scales(d)
-    assert scales["std"][1] == pytest.approx(np.std(np.diff(y) / np.diff(t)))
-    assert abs(scales["mean"][1]) < 1e-2 * scales["std"][1]  # the velocity starts at rest, not at the position
-    black_box = general_scales(make_dataset(get_system("emps")))
-    assert black_box["std"][1] == black_box["std"][0]
+    from specbench.numerics.vector_field import general_scales
+    from specbench.systems.datasets import measured
+    from specbench.systems.measured import Measured
+    from specbench.systems.measurements import Trajectory
+
+    @dataclass
+    class Cart(Measured):
+        name: str = "cart"
+        dim: int = 2
+        known_structure: ClassVar[list] = ["=x1", ["x1", "u0"]]
+
+    rng = np.random.default_rng(0)
+    runs = []
+    for n in (400, 300):  # position 3 + sin(t) at uneven times: velocity cos(t), its rate -sin(t)
+        t = np.sort(rng.uniform(0, 20, n))
+        runs.append(Trajectory(t, 3 + np.sin(t)[:, None], t, np.zeros((n, 1))))
+    scales = general_scales(measured(Cart(structure="declared"), runs, runs[:1], outputs=[0]))
+    t = np.linspace(0, 20, 100_001)
+    assert scales["mean"][0] == pytest.approx(3, abs=0.1) and scales["std"][0] == pytest.approx(np.sin(t).std(), 0.05)
+    assert abs(scales["mean"][1]) < 0.1 and scales["std"][1] == pytest.approx(np.cos(t).std(), rel=0.05)
+    assert scales["deriv_std"][1] == pytest.approx(np.sin(t).std(), rel=0.1)
+    black_box = general_scales(measured(Cart(), runs, runs[:1], outputs=[0]))
+    assert black_box["std"][1] == black_box["std"][0]  # without the structure: an average output's size
+
+
+def test_spectrals_gauss_newton_jacobian_is_autograds_on_the_emps_structure():
+    """The c-step linearises the structured field by forward mode under vmap: the masked layers and the known
+    derivative (position' = velocity) give the Jacobian autograd gives, node by node."""
+    from specbench.registries import get_trainer
+
+    system = get_system("emps", structure="declared")
+    data = make_dataset(system)
+    trainer = get_trainer("spectral")(system, data, {"density": 0.05})
+    f, jac = trainer.linearisation()
+    x = trainer.elements(trainer.c).reshape(-1, 2)[:40]
+    u = trainer.inputs().reshape(-1, 1)[:40]
+    expected = torch.stack([torch.autograd.functional.jacobian(lambda z: trainer.model(None, z, ui), xi)
+                            for xi, ui in zip(x, u)])
+    torch.testing.assert_close(jac.reshape(-1, 2, 2)[:40], expected)
+    assert (jac[..., 0, :] == torch.tensor([0.0, 1.0])).all()  # d(position')/d(state) = (0, 1) at every node

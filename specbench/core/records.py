@@ -395,9 +395,11 @@ def new_record(job, role: str, status: str, env: dict, error: str | None = None,
 
 def job_config(job, settings: dict | None = None, **more) -> dict:
     """The settings a record keeps: `settings` (the trainer's resolved config; default the job's), how the job
-    ran, and `more` (what the run resolved: the data's layout, the cadence)."""
+    ran, the system's parameters as the job gives them, and `more` (what the run resolved: the data's layout, the
+    cadence, the system's parameters in full). A run that failed before it built its system still says which
+    system it was (a measured benchmark's structure)."""
     return {**(job.config if settings is None else settings), "budget_s": job.budget_s, "noise": job.noise,
-            "device": job.device, "threads": job.threads, **more}
+            "device": job.device, "threads": job.threads, "system_params": job.system_params, **more}
 
 
 def record_name(system: str, trainer: str, regime: str, seed: int, study: Study | dict | None = None) -> str:

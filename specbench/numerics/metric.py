@@ -13,8 +13,9 @@ from the state that the training estimated" (the field's rule, issue 38).
   components. No fit: the training curve costs one simulation per evaluation, as on any system.
 - A test trajectory was never trained on, so its hidden initial values are fitted, once per run (the test errors
   of the best checkpoint): L-BFGS (at most FIT_ITERATIONS iterations) on the outputs' normalised error of the
-  simulation over the first FIT_SAMPLES samples, from the hidden states' scale mean and within 3 of their scale's
-  std of it. A trainer that gives no estimate (a plugin's) has its training trajectories fitted the same way.
+  simulation over the first FIT_SAMPLES samples, from the trainers' first guess of the hidden states (their scale
+  mean, or an output's rate: `vector_field.hidden_start`) and within 3 of their scale's std of it. A trainer that
+  gives no estimate (a plugin's) has its training trajectories fitted the same way.
 The same solver, tolerances, outputs and normalisation for every trainer; only the model and its estimate differ.
 """
 from __future__ import annotations
@@ -29,7 +30,7 @@ from torchdiffeq import odeint
 
 from specbench.numerics import dopri5
 from specbench.numerics.simulate import make_rows, solve_rows
-from specbench.numerics.vector_field import VectorField, general_scales
+from specbench.numerics.vector_field import VectorField, general_scales, hidden_start
 
 RTOL, ATOL = 1e-7, 1e-9
 # The most evaluations of the field one rollout may take (about 3,300 dopri5 steps). The true fields of the
@@ -131,7 +132,7 @@ def numpy_field(model: torch.nn.Module):
     w, b, act = layers[0]
     dim = len(mean)
     copied = source = None
-    if model.structured:
+    if model.copies:
         copied = model.copied.cpu().numpy().astype(bool)
         source = model.source.cpu().numpy()[copied]
     w_u = None
@@ -330,13 +331,17 @@ def _solve_rows_numpy(field, x0: np.ndarray, rows, limit: int) -> np.ndarray:
 def fit_hidden(solve, data, runs, outputs: list[int], hidden: list[int], y0: torch.Tensor, order: torch.Tensor
                ) -> torch.Tensor:
     """Hidden initial values (traj, hidden) that fit the simulation's outputs over each trajectory's first
-    FIT_SAMPLES samples: L-BFGS, at most FIT_ITERATIONS iterations, from the hidden states' scale mean and within 3
-    of their scale's std of it. `solve(x0, rows, grad)` is the simulation."""
+    FIT_SAMPLES samples: L-BFGS, at most FIT_ITERATIONS iterations, from the trainers' first guess of them
+    (`vector_field.hidden_start`: the scale mean, or an output's rate) and within 3 of their scale's std of it.
+    `solve(x0, rows, grad)` is the simulation."""
     device = y0.device
     first = make_rows(runs, [(b, 0, min(len(r.t), FIT_SAMPLES)) for b, r in enumerate(runs)], data.hold,
                       torch.float64, device)
-    scales = {k: torch.as_tensor(v, dtype=torch.float64, device=device) for k, v in general_scales(data).items()}
-    std, start = scales["std"][outputs], scales["mean"][hidden].repeat(len(runs), 1)
+    numbers = general_scales(data)
+    scales = {k: torch.as_tensor(v, dtype=torch.float64, device=device) for k, v in numbers.items()}
+    std = scales["std"][outputs]
+    start = torch.as_tensor(np.concatenate([hidden_start(data, r, r.t[:1], hidden, numbers) for r in runs]),
+                            dtype=torch.float64, device=device)  # the trainers' first guess (Trainer.hidden_start)
     # within 3 of its scale's std of its scale mean: the fit's line search cannot take the state where the field is
     # too stiff to integrate
     reach = 3 * scales["std"][hidden]

@@ -16,6 +16,28 @@ def data_scales(t: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
             "deriv_std": dydt.reshape(-1, y.shape[-1]).std(0) + tiny}
 
 
+def rates(data) -> list[tuple[int, int]]:
+    """(k, j): hidden state j is the rate of output k (the model's structure says x_i' = x_j of the state i that
+    output k measures: a velocity), for each such hidden state of `data` (a dataset in the general form)."""
+    runs = data.trajectories("train")
+    outputs = list(data.outputs if data.outputs is not None else range(data.system.dim))
+    _, equals = parse_structure(data.system.model.get("structure"), data.system.dim,
+                                0 if runs[0].u is None else runs[0].u.shape[1])
+    return [(outputs.index(i), int(j)) for i, j in enumerate(equals) if j >= 0 and i in outputs and j not in outputs]
+
+
+def hidden_start(data, run, t: np.ndarray, hidden: list[int], scales: dict[str, np.ndarray]) -> np.ndarray:
+    """The first guess every trainer starts the hidden states of training trajectory `run` from, at times t:
+    (len(t), hidden). A hidden state the structure makes an output's rate (`rates`) starts at that output's finite
+    differences, read at t (as Forgione and Piga started EMPS's velocity); any other at its scale mean, as nothing
+    says more of it."""
+    out = np.tile(scales["mean"][hidden], (len(t), 1))
+    for k, j in rates(data):
+        mid = (run.t[1:] + run.t[:-1]) / 2
+        out[:, hidden.index(j)] = np.interp(t, mid, np.diff(run.y[:, k]) / np.diff(run.t))
+    return out
+
+
 def general_scales(data) -> dict[str, np.ndarray]:
     """`data_scales` of a dataset in the general form (`specbench.systems.datasets.Dataset.trajectories`): each measured
     state's from its samples over every training trajectory, and the inputs' mean and std ("input_mean",
@@ -35,16 +57,13 @@ def general_scales(data) -> dict[str, np.ndarray]:
         scales[name] = full
     # A hidden state the model's structure knows to be an output's derivative (x_i' = x_J: a velocity) is measured
     # through it: its scales are that derivative's (the finite differences' mean and std, theirs for its own rate)
-    structure = data.system.model.get("structure")
-    _, equals = parse_structure(structure, data.system.dim, 0 if runs[0].u is None else runs[0].u.shape[1])
-    for i, j in enumerate(equals):
-        if j >= 0 and i in outputs and j not in outputs:
-            k = outputs.index(i)
-            rate = [np.diff(r.y[:, k]) / np.diff(r.t) for r in runs]
-            accel = np.concatenate([np.diff(v) / np.diff(r.t)[1:] for v, r in zip(rate, runs)])
-            rate = np.concatenate(rate)
-            scales["mean"][j], scales["std"][j], scales["deriv_std"][j] = rate.mean(), rate.std() + tiny, \
-                accel.std() + tiny
+    for k, j in rates(data):
+        scales["mean"][j], scales["std"][j] = dydt[:, k].mean(), measured["deriv_std"][k]
+        # its own rate: the differences of the rates, at the midpoints of the samples (any spacing)
+        accel = [np.diff(np.diff(r.y[:, k]) / np.diff(r.t)) / ((r.t[2:] - r.t[:-2]) / 2) for r in runs
+                 if len(r.t) > 2]
+        if accel:
+            scales["deriv_std"][j] = np.concatenate(accel).std() + tiny
     if runs[0].u is not None:
         u = np.concatenate([r.u for r in runs])
         scales["input_mean"], scales["input_std"] = u.mean(0), u.std(0) + tiny
@@ -99,9 +118,11 @@ class VectorField(nn.Module):
     beside the state.
 
     With a known `structure` (`parse_structure`) each learned derivative has its own `width` hidden units per
-    layer, connected only to what it depends on (the MLP's layers masked block by block: one network for each
-    state, evaluated as one), and a derivative known to equal a state is that state. The default is the plain
-    black box.
+    layer, connected only to what it depends on (the MLP's layers masked block by block: a network for each
+    state, evaluated as one), and a derivative known to equal a state is that state. So a structured field has
+    `width` hidden units per layer for each learned derivative (the tanks: 2 x 64, about twice the black box's
+    weights that act; EMPS: 64), and its weights start as nn.Linear's do for the whole layer's fan-in (the masked
+    ones never act). The default is the plain black box.
 
     `forward(t, x, u=None)` follows torchdiffeq's convention; x has shape (..., state), u (..., input). `nfe`
     counts forward calls: how many network evaluations (each a sequential step for a solver) a training iteration
@@ -120,6 +141,8 @@ class VectorField(nn.Module):
                 n_in = width
             layers.append(nn.Linear(n_in, dim))
         else:
+            if depth < 1:
+                raise ValueError("a model with a structure needs depth >= 1 (its derivatives' own hidden layers)")
             sees, equals = parse_structure(structure, dim, self.n_inputs)
             learned = np.flatnonzero(equals < 0)
             block = np.repeat(learned, width)  # the state each hidden unit serves
@@ -130,7 +153,7 @@ class VectorField(nn.Module):
             layers.append(Masked((np.arange(dim)[:, None] == block[None, :]).astype(float)))
             self.register_buffer("copied", torch.as_tensor(equals >= 0, dtype=torch.float32))
             self.register_buffer("source", torch.as_tensor(np.where(equals >= 0, equals, 0)))
-        self.structured = structure is not None and bool((equals >= 0).any())
+        self.copies = structure is not None and bool((equals >= 0).any())  # some x_i' = x_J
         self.net = nn.Sequential(*layers)
         # an input-free field has no input buffers: its weights and state dict are as they always were
         for name in ("mean", "std", "deriv_std") + (("input_mean", "input_std") if self.n_inputs else ()):
@@ -147,7 +170,7 @@ class VectorField(nn.Module):
 
     def known(self, x, f):
         """f with the derivatives the structure knows (x_i' = x_J) put in."""
-        if not self.structured:
+        if not self.copies:
             return f
         return f * (1 - self.copied) + x[..., self.source] * self.copied
 

@@ -88,14 +88,21 @@ def shape_of(cell: Cell, preset: Preset) -> Shape:
     return Shape(spec.n_train, spec.n_times)
 
 
-def capable(cell: Cell, trainer: str, preset: Preset) -> bool:
-    """Whether `trainer` can learn from `cell`'s data; where it cannot (the two-stage ablation on hidden states),
-    there is nothing to tune, and tuning says so in one line instead of ranking points that are all "n/a"."""
-    system = get_system(cell.system, **preset.system_params.get(cell.system, {}))
-    why = cannot_use(get_trainer(trainer), make_dataset(system, cell.regime, preset.noise, TUNING_SEED))
-    if why:
-        print(f"specbench tune: {cell.system} / {cell.regime} / {trainer}: not tuned: {why}", file=sys.stderr)
-    return why is None
+def capable(cells: list[Cell], trainers: list[str], preset: Preset) -> list[tuple[Cell, str]]:
+    """The (cell, trainer) pairs in which the trainer can learn from the cell's data (each cell's data read once);
+    where it cannot (the two-stage ablation on hidden states) there is nothing to tune, and tuning says so in one
+    line instead of ranking points that are all "n/a"."""
+    tasks = []
+    for cell in cells:
+        system = get_system(cell.system, **preset.system_params.get(cell.system, {}))
+        data = make_dataset(system, cell.regime, preset.noise, TUNING_SEED)
+        for trainer in trainers:
+            why = cannot_use(get_trainer(trainer), data)
+            if why:
+                print(f"specbench tune: {cell.system} / {cell.regime} / {trainer}: not tuned: {why}", file=sys.stderr)
+            else:
+                tasks.append((cell, trainer))
+    return tasks
 
 
 def grids(trainer: str, shape: Shape | None = None) -> dict[str, list]:
@@ -246,7 +253,7 @@ def tune(cells: list[Cell], trainers: list[str], out: Path, threads: int | None,
     settings = read_settings(settings_path)  # a broken file is said now, not after hours of tuning
     threads = threads or executor.default_threads()
     rungs = RUNGS[:-1] + (Rung(RUNGS[-1].share, RUNGS[-1].points, seeds),)
-    tasks = [task for task in itertools.product(cells, trainers) if capable(*task, preset)]
+    tasks = capable(cells, trainers, preset)
     shapes = {cell: shape_of(cell, preset) for cell in cells}
     alive = {task: design(task[1], POINTS, shapes[task[0]]) for task in tasks}  # the points each task still runs
     tried = {task: grids(task[1], shapes[task[0]]) for task in tasks}  # each axis's values so far (extended)

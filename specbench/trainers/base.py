@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from specbench.core.errors import Diverged, UsageError
-from specbench.numerics.vector_field import VectorField, build_model, data_scales, general_scales
+from specbench.numerics.vector_field import VectorField, build_model, data_scales, general_scales, hidden_start
 from specbench.systems import System
 from specbench.systems.datasets import Dataset
 from specbench.trainers.settings import (Declaration, Setting, Shape, by_name, check, defaults_of, from_plain,
@@ -93,6 +93,12 @@ class Trainer:
         factor = 0.5 * (1.0 + math.cos(math.pi * min(1.0, max(0.0, fraction))))
         for group in optimizer.param_groups:
             group["lr"] = group.setdefault("initial_lr", group["lr"]) * factor
+
+    def hidden_start(self, run, t: np.ndarray, hidden: list[int]) -> np.ndarray:
+        """The hidden states' first guess on training trajectory `run` at times t, (len(t), hidden), the same for
+        every trainer (`specbench.numerics.vector_field.hidden_start`: an output's rate where the structure says a
+        hidden state is one, else the scale mean)."""
+        return hidden_start(self.data, run, np.asarray(t, dtype=float), hidden, self.scales)
 
     def tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.asarray(array), dtype=torch.float32, device=self.device)

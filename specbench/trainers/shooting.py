@@ -17,8 +17,8 @@ convergence the segments join into one trajectory of the model. No solve runs lo
 On measurements (specbench.systems.datasets.NEEDS) this is truncated simulation error minimisation (Forgione and Piga
 2021): each trajectory is cut the same way at its own observations (segment_length at most the fewest observations of a
 trajectory), every segment a row of `specbench.numerics.simulate` with its own times and held input; a shooting state's
-outputs start at their observation and its hidden states at their scale mean, all of it learned; the misfit is on
-the outputs alone and the gap on the whole state, hidden states included.
+outputs start at their observation and its hidden states at their first guess (Trainer.hidden_start), all of it
+learned; the misfit is on the outputs alone and the gap on the whole state, hidden states included.
 """
 from __future__ import annotations
 
@@ -92,7 +92,8 @@ class MultipleShooting(TorchdiffeqTrainer):
         self.link = torch.as_tensor(link, device=self.device)
         self.has_next = torch.as_tensor(has_next, device=self.device)
         y0 = self.tensor(np.stack([runs[b].y[s] for b, s, _ in self.pieces]))  # (segments, outputs)
-        start = self.tensor(self.scales["mean"][hidden]).repeat(self.n_segments, 1) if hidden else None
+        start = self.tensor(np.concatenate([self.hidden_start(runs[b], runs[b].t[s: s + 1], hidden)
+                                            for b, s, _ in self.pieces])) if hidden else None  # (segments, hidden)
         self.states = torch.nn.Parameter(self.state(y0, start))  # (segments, state)
         self.optimizer.add_param_group({"params": [self.states]})
 

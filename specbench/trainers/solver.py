@@ -11,9 +11,9 @@ Measurements (data in the general form, specbench.systems.datasets.NEEDS) are re
 on the outputs alone. With every state measured a step draws `batch_size` segments of `segment_length` observations,
 uniformly from all the segments of all trajectories, each starting from its observed state. With hidden states the
 state is known nowhere but where the model says: each training trajectory has learned initial values of its hidden
-states (a parameter trained with the network, started at the hidden states' scale mean) and every step simulates
-every whole training trajectory from them and its first observed outputs (single shooting; segment_length is the
-longest trajectory's observations). Cutting trajectories into segments with learned states is multiple shooting's
+states (a parameter trained with the network, started at the hidden states' first guess, Trainer.hidden_start) and
+every step simulates every whole training trajectory from them and its first observed outputs (single shooting;
+segment_length is the longest trajectory's observations). Cutting trajectories into segments with learned states is multiple shooting's
 way (`shooting.py`).
 """
 from __future__ import annotations
@@ -96,7 +96,7 @@ class SolverTrainer(Trainer):
         if hidden:
             cfg["segment_length"] = self.seg = max(len(r.t) for r in runs)
             self.pieces = [(b, 0, len(r.t)) for b, r in enumerate(runs)]
-            start = self.tensor(self.scales["mean"][hidden]).repeat(len(runs), 1)  # (traj, hidden)
+            start = self.tensor(np.concatenate([self.hidden_start(r, r.t[:1], hidden) for r in runs]))  # (traj, hidden)
             self.initial_hidden = torch.nn.Parameter(start)
             self.optimizer.add_param_group({"params": [self.initial_hidden]})
         else:

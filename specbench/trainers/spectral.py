@@ -44,18 +44,18 @@ their element (a zero-order hold's jump on an element boundary is the element's 
 now differs by trajectory and state (A_bs = [s measured] P_b'P_b + rho_bs G_b'W_bG_b + mu I, the objective's means
 taken over every observation of every trajectory), so it is solved for every trajectory at once.
 
-A hidden state (an unmeasured one: no data term, started at its scale mean) is seen only through the residual, and
-the Picard c-step, with f_theta frozen at the old c, sees it only through its own residual, never through the
-observed states' equations it enters: on the true field of x' = Ax + Bu seen through one of its two states its error
-grew without bound over the sweeps (17 after 100, 9e5 after 400, rho = prox = 1). So where a state is hidden the
-c-step is a Gauss-Newton one (`linearised_step`): f_theta linearised at the old c, f(S c) ~ f(S c_old) +
-J (S c - S c_old) with J its Jacobian in the state at each node (one forward-mode pass, torch.func), so the
-residual G c - f(S c_old) - J (S c - S c_old) couples the states at each node. Its normal matrix, in z = c / std
-(each state in its own scale: the matrix stays symmetric), is P'P (outputs) + sum_s M_s' rho_s W M_s + mu I, with
-M_s z = G z_s - sum_a J_sa S z_a the linearised residual of state s (J scaled to z): still element-local, but one
-block of state*(p+1) unknowns per element and trajectory; `ElementSolver` with a node of `state` unknowns condenses
-it onto the end nodes as before and reduces a block tridiagonal system of state x state blocks, in float64, factored
-anew at every step (J changes with c and theta).
+A hidden state (an unmeasured one: no data term, started at its first guess: Trainer.hidden_start) is seen only
+through the residual, and the Picard c-step, with f_theta frozen at the old c, sees it only through its own
+residual, never through the observed states' equations it enters: on the true field of x' = Ax + Bu seen through one
+of its two states its error grew without bound over the sweeps (17 after 100, 9e5 after 400, rho = prox = 1). So
+where a state is hidden the c-step is a Gauss-Newton one (`linearised_step`): f_theta linearised at the old c, f(S
+c) ~ f(S c_old) + J (S c - S c_old) with J its Jacobian in the state at each node (one forward-mode pass,
+torch.func), so the residual G c - f(S c_old) - J (S c - S c_old) couples the states at each node. Its normal
+matrix, in z = c / std (each state in its own scale: the matrix stays symmetric), is P'P (outputs) + sum_s M_s'
+rho_s W M_s + mu I, with M_s z = G z_s - sum_a J_sa S z_a the linearised residual of state s (J scaled to z): still
+element-local, but one block of state*(p+1) unknowns per element and trajectory; `ElementSolver` with a node of
+`state` unknowns condenses it onto the end nodes as before and reduces a block tridiagonal system of state x state
+blocks, in float64, factored anew at every step (J changes with c and theta).
 With the proximal term it is a Levenberg-Marquardt step, and its fixed points are the stationary points of the
 c-objective itself. On that truth test it finds the hidden state to 3e-6 in 200 sweeps. Jacobi takes the c-step
 first here (as with mini-batches), the theta step on the c before it. With every state measured the Picard c-step
@@ -241,9 +241,12 @@ class Spectral(Trainer):
                  + (smoothing * ratio.T)[:, :, None, None, None] * GtWG[None, :, None]
                  + identity[:, None, None, None, None] * mesh.identity_blocks[None, None])
             return self.blocks(A.reshape(dim * n_traj, E, p1, p1))
-        # the start: the least-squares fit of the outputs; a hidden state its scale mean (the identity, no data)
+        # the start: the least-squares fit of the outputs; a hidden state its first guess at the nodes (the identity,
+        # no data): an output's rate where the structure says it is one, else its scale mean (Trainer.hidden_start)
         rhs = self.PtY.clone()
-        rhs[..., hidden] = self.blocks(self.scales["mean"][hidden])
+        if hidden:
+            rhs[..., hidden] = self.blocks(np.stack([self.hidden_start(r, m.times, hidden)
+                                                     for r, m in zip(runs, self.meshes)]))
         self.c = self.solve(ElementSolver(normal(PtP, cfg["init_smoothing"], 1.0 - measured)), rhs).float()
         if cfg["update_coefficients"]:
             self.mu = float(cfg["prox"]) * np.trace(PtP, axis1=2, axis2=3).sum() / (n_traj * n)
