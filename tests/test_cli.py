@@ -14,7 +14,7 @@ from tests.helpers import one_line_exit_2, run_cli, run_cli_process
     (["run", "--budget", "-5"], "--budget must be positive"),
     (["run", "--budget", "abc"], "--budget must be a positive number"),
     (["run", "--seeds", "0"], "--seeds must be positive"),
-    (["run", "--preset", "nosuch"], "valid presets: paper, quick"),
+    (["run", "--preset", "nosuch"], "valid presets: measured, paper, quick"),
     (["data", "nosuch", "--out", "x.npz"], "valid systems"),
     (["nosuch"], "invalid choice"),
 ])
