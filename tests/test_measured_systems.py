@@ -24,15 +24,15 @@ def test_cascaded_tanks_is_the_lower_level_driven_by_a_held_pump_voltage_every_4
     np.testing.assert_array_equal(d.trajectories("train")[0].u[:, 0], raw["uEst"])
 
 
-def test_emps_is_position_driven_by_force_with_the_test_pulses_decimated_by_5():
+def test_emps_is_position_driven_by_the_commanded_force_decimated_by_5():
     d = make_dataset(get_system("emps"))
     assert d.train.shape == d.test.shape == (1, 4968, 1)
     np.testing.assert_allclose(np.diff(d.t), 0.005, rtol=1e-6)
     raw = loadmat(DATA / "emps" / "DATA_EMPS_PULSES.mat")
-    force = raw["vir"][::5, 0] * raw["gtau"][0, 0] + raw["pulses_N"][::5, 0]
+    force = raw["vir"][::5, 0] * raw["gtau"][0, 0]  # the command answers the pulses: they are not added
     np.testing.assert_allclose(d.trajectories("test")[0].u[:, 0], force[:4968])
     np.testing.assert_array_equal(d.test[0, :, 0], raw["qm"][::5, 0][:4968])
-    assert (raw["pulses_N"][::5] != 0).any()  # the pulses survive the decimation: the test input is not vir*gtau
+    assert (raw["pulses_N"][::5] != 0).any()  # the file has them; the input leaves them out
 
 
 def test_list_says_the_benchmarks_are_measured():
