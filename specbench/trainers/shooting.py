@@ -92,8 +92,9 @@ class MultipleShooting(TorchdiffeqTrainer):
         self.link = torch.as_tensor(link, device=self.device)
         self.has_next = torch.as_tensor(has_next, device=self.device)
         y0 = self.tensor(np.stack([runs[b].y[s] for b, s, _ in self.pieces]))  # (segments, outputs)
-        start = self.tensor(np.concatenate([self.hidden_start(runs[b], runs[b].t[s: s + 1], hidden)
-                                            for b, s, _ in self.pieces])) if hidden else None  # (segments, hidden)
+        # the hidden states' first guess at every segment start, one call per trajectory (pieces are in its order)
+        start = self.tensor(np.concatenate([self.hidden_start(r, r.t[[s for c, s, _ in self.pieces if c == b]], hidden)
+                                            for b, r in enumerate(runs)])) if hidden else None  # (segments, hidden)
         self.states = torch.nn.Parameter(self.state(y0, start))  # (segments, state)
         self.optimizer.add_param_group({"params": [self.states]})
 
