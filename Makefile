@@ -52,7 +52,7 @@ clean:
 # interrupted `make reference` goes on where it stopped. It is written beside the first reference (issue 26:
 # results/reference, results/tuning/reference, results/studies, reports/reference), which stays as history. Planned
 # machine time with two workers (docs/reference.md, "Round two"): tuning 4.5-5 h, the sweep 3 h, the studies 0.8 h,
-# the measured benchmarks 5-6 h. `scripts/reference-at-commit.sh COMMIT PART` runs a part from a pinned worktree.
+# the measured benchmarks 6.5 h. `scripts/reference-at-commit.sh COMMIT PART` runs a part from a pinned worktree.
 SB := $(BIN)/specbench
 EXEC ?= --workers 2 --threads 1
 # Every registered trainer (built-ins, entry points, SPECBENCH_PLUGINS), as the registry lists them: a new trainer is

@@ -384,10 +384,11 @@ def test_tune_trains_the_presets_trainers_unless_trainers_are_given(tmp_path, mo
 
 def test_a_trainer_that_cannot_learn_from_a_cells_data_is_not_tuned_there_and_tuning_says_why(
         monkeypatch, tmp_path, capsys):
-    jobs = []
+    jobs, factors = [], []
 
-    def run_jobs(placed, labels, **kwargs):
+    def run_jobs(placed, labels, timeout_factor, **kwargs):
         jobs.extend(job for job, _ in placed)
+        factors.append(timeout_factor)
         raise KeyboardInterrupt  # enough: the first rung's jobs are made
 
     monkeypatch.setattr(tune_module, "run_jobs", run_jobs)
@@ -395,5 +396,6 @@ def test_a_trainer_that_cannot_learn_from_a_cells_data_is_not_tuned_there_and_tu
         tune([Cell("cascaded-tanks", "dense", B)], ["spectral-2stage", "spectral"], tmp_path, 1,
              tmp_path / "t.toml", preset=load_preset("measured"))
     assert {j.trainer for j in jobs} == {"spectral"}
+    assert factors == [load_preset("measured").timeout_factor] == [6]  # the preset's run limit, as its sweep's
     assert "cascaded-tanks / dense / spectral-2stage: not tuned: SpectralTwoStage cannot learn from hidden states " \
            "or inputs" in capsys.readouterr().err

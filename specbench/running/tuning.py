@@ -246,8 +246,8 @@ def rank(scores: list[Score]) -> list[int]:
 
 def tune(cells: list[Cell], trainers: list[str], out: Path, threads: int | None, settings_path: Path,
          executor=None, replace: bool = False, seeds: int = RUNGS[-1].seeds, preset: Preset | None = None) -> dict:
-    """Tune every trainer on every cell by successive halving, with the preset's targets, cadence and noise
-    (default: the paper preset's); the settings file's table with the winners."""
+    """Tune every trainer on every cell by successive halving, with the preset's targets, cadence, noise and run
+    time limit (default: the paper preset's); the settings file's table with the winners."""
     preset = preset or load_preset(REFERENCE_PRESET)
     executor = executor or Local()
     settings = read_settings(settings_path)  # a broken file is said now, not after hours of tuning
@@ -286,7 +286,8 @@ def tune(cells: list[Cell], trainers: list[str], out: Path, threads: int | None,
         print(f"specbench tune: rung {r + 1} of {len(rungs)}: {len(placed)} runs, "
               f"{sum(j.budget_s for j, _ in placed):.0f} s of training", file=sys.stderr)
         by_key: dict[tuple, list[Record]] = {}
-        for key, record in zip(keys, run_jobs(placed, executor=executor, replace=replace, labels=labels)):
+        done = run_jobs(placed, timeout_factor=preset.timeout_factor, executor=executor, replace=replace, labels=labels)
+        for key, record in zip(keys, done):
             by_key.setdefault(key, []).append(record)
         scores.update({key: score(rs) for key, rs in by_key.items()})
 
