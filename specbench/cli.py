@@ -166,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--studies", type=Path, action="append", default=[],
                     help="a study's directory, or a directory of them, whose records join the report (repeatable)")
     rp.add_argument("--readme", type=_readme, help="also write the verdict table into this file's verdict block")
+    rp.add_argument("--since", type=_path, metavar="DIR",
+                    help="earlier records (a sweep's directory): a section lists each verdict that moved since them")
+    rp.add_argument("--since-studies", type=Path, action="append", default=[], metavar="DIR",
+                    help="the earlier records' studies, as --studies gives these ones' (repeatable)")
 
     ex = sub.add_parser("export", help="every run record as one row of a table, for a notebook: CSV, or Parquet "
                         "with pyarrow (the columns: docs/record.md)", parents=[plugin])
@@ -366,7 +370,8 @@ def cmd_report(args) -> int:
     if args.readme:
         readme_parts(args.readme)  # a README it cannot update is said now, before the report is written
     decided = read(args.dir, args.studies)  # the records read and every verdict decided once, for both
-    md, page = write(decided, args.out or args.dir)
+    since = read(args.since, args.since_studies) if args.since else None
+    md, page = write(decided, args.out or args.dir, since)
     print(f"wrote {md} and {page}")
     if args.readme:
         update_readme(args.readme, readme_block(decided))

@@ -772,3 +772,59 @@ def test_a_failed_seed_is_the_worst_fit_of_either_figure_and_emps_ranks_by_r2_fr
     assert names[0] == "**multiple-shooting**" and rows[0][3] == "0.995 (0.96 to 0.999)"
     assert rows[1][3] == "> 0.99" and names[-1] == "**spectral**" and rows[-1][3] == "0.2 (n/a to 0.97)"
     assert names.index("linear models") == len(rows) - 2
+
+
+def test_the_summary_counts_the_measured_benchmarks_apart_from_the_equation_systems():
+    """A count over the equation systems reads the same with measured benchmarks beside them: theirs follows."""
+    equations = two_cells()
+    tanks = [replace(r, system="cascaded-tanks") for r in sweep(base_mse=2e-3)]  # C2 fails there (2x)
+    alone, both = summary(claims(equations)), summary(claims(equations + tanks))
+    assert both[1].startswith(alone[1].rstrip(".").split(";")[0] + "; on the measured benchmarks: fails in 1 of 1 "
+                              "(cascaded-tanks dense)")
+    assert summary(claims(tanks))[1].startswith("**C2 generalisation**: fails in 1 of 1 (cascaded-tanks dense)")
+
+
+def test_the_readme_block_carries_the_measured_benchmarks_beside_the_best_published_neural_ode(tmp_path):
+    from specbench.report.document import read
+    from specbench.report.readme import readme_block
+
+    def run(system, trainer, seed, rmse, r2):
+        r = replace(make_record(system=system, trainer=trainer, seed=seed, budget=300.0,
+                                role="rival" if trainer == "multiple-shooting" else None), test_rmse=rmse, test_r2=r2)
+        r.config["system_params"] = {"structure": "declared"}
+        return r
+    records = sweep() + [run("cascaded-tanks", "spectral", s, v, 0.9) for s, v in enumerate((0.5, 0.6, 0.7))] + \
+        [run("emps", "multiple-shooting", s, 0.01, v) for s, v in enumerate((0.99, 0.995, None))]
+    write_records(tmp_path, records)
+    block = readme_block(read(tmp_path))
+    assert "| trainer | model | cascaded-tanks: test RMSE | emps: test R² |" in block
+    assert "| multiple-shooting | known structure | not run | 0.99 (n/a to 0.995), 3 seeds |" in block
+    assert "| spectral | known structure | 0.6 (0.5 to 0.7), 3 seeds | not run |" in block
+    assert ("| best published neural ODE | other hardware | 0.33 (Forgione and Piga 2021, 533 s) | "
+            "> 0.99 (Forgione and Piga 2021, 710 s) |") in block
+    write_records(tmp_path / "equations", sweep())
+    assert "measured benchmarks" not in readme_block(read(tmp_path / "equations"))
+
+
+def test_the_report_lists_each_verdict_that_moved_since_earlier_records(tmp_path):
+    """`specbench report NEW --since OLD`: the verdicts whose cell changed, then and now, with what changed in the
+    cell; the ones that stayed are counted."""
+    old = two_cells()  # C2 holds on oscillator dense, fails on lorenz sparse
+    new = sweep(base_mse=1e-1, budget=20.0) + [replace(r, system="lorenz", regime="sparse")
+                                               for r in sweep(base_mse=1e-1)]
+    for r in new:
+        if r.system == "lorenz" and r.trainer == "backprop-rk4":
+            r.config["lr"] = 0.003
+    write_records(tmp_path / "old", old)
+    write_records(tmp_path / "new", new)
+    assert run_cli("report", tmp_path / "new", "--since", tmp_path / "old", "--out", tmp_path / "out").returncode == 0
+    text = (tmp_path / "out" / "report.md").read_text()
+    section = text[text.index("## What changed since the earlier records"):text.index("## Every verdict")]
+    rows = [line for line in section.splitlines() if line.startswith("| C")]
+    assert len(rows) == 1, rows  # C2 on lorenz sparse: fails -> holds; everything else stayed
+    assert rows[0].startswith("| C2 | lorenz | sparse | fails | holds |")
+    assert rows[0].endswith("| settings changed: backprop-rk4 |")
+    from specbench.report.document import read
+    assert f"1 verdict moved, {len(read(tmp_path / 'new').verdicts) - 1} stayed the same" in section
+    assert "budget 10 s -> 20 s" not in section  # oscillator's budget changed, but no verdict of it moved
+    one_line_exit_2(run_cli("report", tmp_path / "new", "--since", tmp_path / "nothing"), "nothing")

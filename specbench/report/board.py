@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from specbench.claims.verdicts import CLAIMS, KEPT, OUTCOMES, Verdict
+from specbench.registries import SYSTEMS
 
 
 @dataclass(frozen=True)
@@ -55,13 +56,31 @@ def place(v: Verdict) -> str:
     return f"{system} {regime}" + (f" [{v.label}]" if v.label else "")
 
 
+def measured(system: str) -> bool:
+    """Whether `system` is a measured benchmark (kind "measured": read from data, with no equations behind it); a
+    system this process does not know (a plugin not loaded) counts as one made from equations."""
+    return system in SYSTEMS and getattr(SYSTEMS[system], "kind", "") == "measured"
+
+
 def tally(vs: list[Verdict]) -> str:
-    """'holds in 1 of 4 (a), fails in 3 (b, c, d)': each verdict's count, naming the places when at most three."""
+    """'holds in 1 of 4 (a), fails in 3 (b, c, d)': each verdict's count, naming the places when at most three. The
+    measured benchmarks are counted apart, after the systems made from equations ('...; on the measured benchmarks:
+    fails in 1 of 2 (...)'), so a count over the equation systems reads the same with or without them."""
     if not vs:
         return "not measured"
     if all(v.system == "-" for v in vs):
         return "not measured: " + vs[0].why.split(":")[0]
     placed = [v for v in vs if v.system != "-"]
+    kinds = {system: measured(system) for system in {v.system for v in placed}}
+    real = [v for v in placed if kinds[v.system]]
+    made = [v for v in placed if not kinds[v.system]]
+    if real and made:
+        return f"{counts(made)}; on the measured benchmarks: {counts(real)}"
+    return counts(placed)
+
+
+def counts(placed: list[Verdict]) -> str:
+    """Each verdict's count among `placed`, the first 'of' all of them, naming the places when at most three."""
     parts = []
     for verdict in [w for v in OUTCOMES for w in (v, f"{v} (indicative)")]:
         here = [place(v) for v in placed if v.shown == verdict]

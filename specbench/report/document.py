@@ -25,9 +25,9 @@ from specbench.core.records import Record
 from specbench.report import figures
 from specbench.report.board import board, summary
 from specbench.report.render import render_html, render_markdown
-from specbench.report.sections import (ENV_KEYS, INDICATIVE, RATIOS, budget_blocks, cell_table, count, intro,
-                                       low_data_figure, measured_blocks, overview_figure, profile_blocks, rivals_blocks,
-                                       setup, wall_blocks)
+from specbench.report.sections import (ENV_KEYS, INDICATIVE, RATIOS, budget_blocks, cell_table, change_blocks, count,
+                                       intro, low_data_figure, measured_blocks, overview_figure, profile_blocks,
+                                       rivals_blocks, setup, wall_blocks)
 from specbench.report.study_sections import study_blocks
 from specbench.running.studies import vocabulary
 
@@ -63,13 +63,14 @@ def write_report(records_dir: Path | str, out_dir: Path | str | None = None,
     return write(read(records_dir, studies), Path(out_dir or records_dir))
 
 
-def write(decided: Decided, out_dir: Path) -> tuple[Path, Path]:
-    """`write_report` of records already read and decided (`read`)."""
+def write(decided: Decided, out_dir: Path, since: Decided | None = None) -> tuple[Path, Path]:
+    """`write_report` of records already read and decided (`read`); with `since` (earlier records, read and decided
+    the same way), a section on the verdicts that moved between them."""
     try:
         (out_dir / "figures").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot write to {out_dir}: {exc.strerror}") from None
-    blocks = build(decided, out_dir)
+    blocks = build(decided, out_dir, since)
     md, page = out_dir / "report.md", out_dir / "report.html"
     write_text_atomic(md, render_markdown(blocks, out_dir))
     write_text_atomic(page, render_html(blocks))
@@ -114,11 +115,12 @@ def refuse_mixed_settings(records: list[Record]) -> None:
                                  "them with one setting (specbench run --replace) or report them apart")
 
 
-def build(decided: Decided, out_dir: Path) -> list[tuple]:
+def build(decided: Decided, out_dir: Path, since: Decided | None = None) -> list[tuple]:
     """The report as blocks: the first screen (verdict board, C1's overview, the summary, the setup and the
     claims), the overview of every claim's per-seed ratios, spectral against its rivals (where rivals ran), the
     performance profiles of every trainer, the per-system small multiples, the scaling studies, then the folded
-    tables (numbers per cell, every verdict, settings) and what it was made with."""
+    tables (numbers per cell, every verdict, settings) and what it was made with; with `since`, before every
+    verdict, the verdicts that moved since those records."""
     all_records, records, studied = decided.records, decided.headline, decided.studied
     verdicts, warnings, command = decided.verdicts, decided.warnings, decided.command
     fig_dir = out_dir / "figures"
@@ -182,6 +184,9 @@ def build(decided: Decided, out_dir: Path) -> list[tuple]:
               for (system, regime), per in by_cell.items()]
 
     b += study_blocks(studied, verdicts, fig_dir)
+    if since is not None:
+        b += change_blocks(since.verdicts, verdicts, since.records, all_records,
+                           since.command.removeprefix("specbench report "))
     b.append(("h2", "Every verdict"))
     bases = baselines_in(verdicts)
     b.append(("details", f"{len(verdicts)} verdicts: the median per-seed ratio, its range and n against each "

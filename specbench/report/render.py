@@ -50,6 +50,12 @@ def board_legend(marks: dict[str, str]) -> str:
             "system and regime; the reasons are under 'Every verdict' (and in each cell's tooltip in report.html).")
 
 
+def markdown_table(head: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown table's lines (a '|' inside a cell escaped)."""
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+            *["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]]
+
+
 def render_markdown(blocks, out_dir: Path) -> str:
     return "\n".join(_markdown(blocks, out_dir, _sections(blocks)))
 
@@ -64,10 +70,7 @@ def _markdown(blocks, out_dir: Path, sections: list[str]) -> list[str]:
         elif kind == "toc":
             lines += ["**Contents:** " + " · ".join(f"[{t}](#{slug(t)})" for t in sections), ""]
         elif kind == "table":
-            head, rows = rest
-            lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-            lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
-            lines.append("")
+            lines += [*markdown_table(*rest), ""]
         elif kind == "board":
             bd = rest[0]
             lines += [board_legend(EMOJI), "", "| claim | " + " | ".join(f"{s} {g}" for s, g in bd.rows) + " |",

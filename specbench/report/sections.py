@@ -368,6 +368,101 @@ def measured_blocks(records: list[Record]) -> list[tuple]:
     return [("h2", MEASURED_TITLE), *blocks] if blocks else []
 
 
+def measured_summary(records: list[Record]) -> tuple[list[str], list[list[str]]]:
+    """The measured benchmarks in one table, for the README: a row per trainer and model structure, a column per
+    benchmark with published results (PUBLISHED) holding its figure of merit (median over seeds, min to max), and a
+    last row with the best published neural-ODE figure of each (from other hardware). Empty where none ran."""
+    systems = [s for s in PUBLISHED if any(r.system == s and r.status != "n/a" for r in records)]
+    if not systems:
+        return [], []
+    groups: dict[tuple[str, str], dict[str, list[Record]]] = {}
+    for r in records:
+        if r.system in systems and r.status != "n/a":
+            structure = r.config.get("system_params", {}).get("structure", "none")
+            groups.setdefault((r.trainer, structure), {}).setdefault(r.system, []).append(r)
+    head = ["trainer", "model", *[f"{s}: {FIGURE_NAMES[PUBLISHED[s][0].figure]}" for s in systems]]
+    rows = []
+    for (trainer, structure), by_system in sorted(groups.items()):
+        cells = []
+        for s in systems:
+            figure = PUBLISHED[s][0].figure
+            rs = by_system.get(s, [])
+            cells.append(fit_spread([getattr(r, f"test_{figure}") for r in rs], figure)[1] +
+                         f", {len(rs)} seeds" if rs else "not run")
+        rows.append([trainer, "black box" if structure == "none" else "known structure", *cells])
+    best = []
+    for s in systems:
+        neural = [p for p in PUBLISHED[s] if p.method.startswith("neural ODE")]
+        p = min(neural, key=lambda p: p.value if p.figure == "rmse" else -p.value) if neural else None
+        best.append("" if p is None else ("> " if p.at_least else "") + f"{fmt(p.value)} ({p.source}" +
+                    (f", {fmt(p.seconds)} s" if p.seconds is not None else "") + ")")
+    rows.append(["best published neural ODE", "other hardware", *best])
+    return head, rows
+
+
+CHANGES_TITLE = "What changed since the earlier records"
+
+
+def change_blocks(old: list[Verdict], new: list[Verdict], old_records: list[Record], new_records: list[Record],
+                  since: str) -> list[tuple]:
+    """The section CHANGES_TITLE: every verdict whose place (claim, system, regime, label) holds a different verdict
+    in the records `since` (the first reference) than in these, or only in one of them, with the median ratios then
+    and now and what changed in its cell (the budget, each trainer's settings), so a reader can say which rule moved
+    it; and how many stayed."""
+    def key(v: Verdict) -> tuple:
+        return v.claim, v.system, v.regime, v.label
+
+    then, now = {key(v): v for v in old}, {key(v): v for v in new}
+    moved = [k for k in [*now, *[k for k in then if k not in now]]
+             if k not in then or k not in now or then[k].shown != now[k].shown]
+
+    def settings(records: list[Record]) -> dict:
+        return {(r.system, r.regime, r.trainer): {k: v for k, v in r.config.items()
+                                                   if k not in ("env", "data", "cadence", "budget_s")}
+                for r in records if not r.study}
+
+    def budgets(records: list[Record]) -> dict:
+        by: dict = {}
+        for r in records:
+            if not r.study:
+                by.setdefault((r.system, r.regime), []).append(measures.budget_s(r))
+        return {cell: median(b) for cell, b in by.items()}
+
+    s_then, s_now, b_then, b_now = settings(old_records), settings(new_records), budgets(old_records), \
+        budgets(new_records)
+
+    def what(system: str, regime: str) -> str:
+        parts = []
+        if (system, regime) in b_then and (system, regime) in b_now and b_then[system, regime] != b_now[system, regime]:
+            parts.append(f"budget {fmt(b_then[system, regime])} s -> {fmt(b_now[system, regime])} s")
+        retuned = sorted(t for (s, g, t), cfg in s_now.items()
+                         if (s, g) == (system, regime) and (s, g, t) in s_then and s_then[s, g, t] != cfg)
+        if retuned:
+            parts.append("settings changed: " + ", ".join(retuned))
+        return "; ".join(parts)
+
+    def ratios(v: Verdict | None) -> str:
+        return "" if v is None else ", ".join(f"{b} {v.ratios[b]}" for b in v.ratios)
+
+    rows = []
+    for k in moved:
+        claim, system, regime, label = k
+        rows.append([claim, system, regime + (f" [{label}]" if label else ""),
+                     then[k].shown if k in then else "not there", now[k].shown if k in now else "not there",
+                     ratios(then.get(k)), ratios(now.get(k)), what(system, regime)])
+    same = sum(1 for k in now if k in then and then[k].shown == now[k].shown)
+    blocks = [("h2", CHANGES_TITLE),
+              ("p", f"Against `{since}`: {count(moved, 'verdict')} moved, {same} stayed the same. Ratios are the "
+                    "median per-seed ratios (baseline / spectral) of each; 'what changed in its cell' compares the "
+                    "two sets of records (the median budget, each trainer's settings), from which the rule that moved "
+                    "a verdict can be read.")]
+    if rows:
+        blocks.append(("details", f"{count(moved, 'verdict')} that moved", [
+            ("table", ["claim", "system", "regime", "then", "now", "ratios then", "ratios now",
+                       "what changed in its cell"], rows)]))
+    return blocks
+
+
 def fit_spread(values: list, figure: str) -> tuple[float, str]:
     """(median, 'median (min to max)') of a fit figure over seeds, a run without one (it failed) counting as the
     worst value there is: +inf for an RMSE, -inf for an R^2, and written 'n/a' wherever it decides what is shown."""
