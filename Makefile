@@ -68,8 +68,10 @@ MEASURED_TUNING := results/tuning/measured-2
 MEASURED_TUNING_S := 120
 STUDIES := horizon order state-size regimes
 
+# The report says what moved since the first reference (`--since`), which stays as history.
 reference: reference-tuning reference-sweep reference-studies
-	$(SB) report $(REFERENCE) --studies $(REFERENCE_STUDIES) --out reports/reference-2 --readme README.md
+	$(SB) report $(REFERENCE) --studies $(REFERENCE_STUDIES) --since results/reference --since-studies results/studies \
+		--out reports/reference-2 --readme README.md
 
 reference-tuning: setup
 	$(SB) tune --preset paper --trainers $(ALL_TRAINERS) $(EXEC) --out $(REFERENCE_TUNING) --settings $(TUNED)

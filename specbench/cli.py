@@ -369,9 +369,9 @@ def cmd_tune(args) -> int:
 def cmd_report(args) -> int:
     if args.readme:
         readme_parts(args.readme)  # a README it cannot update is said now, before the report is written
-    decided = read(args.dir, args.studies)  # the records read and every verdict decided once, for both
-    since = read(args.since, args.since_studies) if args.since else None
-    md, page = write(decided, args.out or args.dir, since)
+    # the records read and every verdict decided once, for both (and the earlier ones, with --since)
+    decided = read(args.dir, args.studies, args.since, args.since_studies)
+    md, page = write(decided, args.out or args.dir)
     print(f"wrote {md} and {page}")
     if args.readme:
         update_readme(args.readme, readme_block(decided))

@@ -203,6 +203,11 @@ def equation_systems() -> list[str]:
     return [name for name, cls in SYSTEMS.items() if cls.kind == "equations"]
 
 
+def measured_systems() -> list[str]:
+    """The registered systems read from measurements (kind "measured"): real data, no equations behind them."""
+    return [name for name, cls in SYSTEMS.items() if cls.kind == "measured"]
+
+
 def get_system(name: str, **params) -> System:
     """The system `name`, built with `params` (e.g. `n=128` for `network`); UsageError for an unknown name."""
     cls = SYSTEMS.get_class(name)

@@ -19,18 +19,24 @@ REPORTS = sorted(p.parent for p in (ROOT / "reports").glob("*/report.md"))
 COMMAND = re.compile(r"Regenerate with `specbench report ([^`]+)`")
 
 
-def command(report_dir: Path) -> tuple[Path, list[Path]]:
-    """The records directory and study directories a committed report names as its sources."""
+def command(report_dir: Path) -> tuple[Path, list[Path], Path | None, list[Path]]:
+    """The records directory and study directories a committed report names as its sources, and the earlier records
+    (and their studies) it was made --since, if it was."""
     m = COMMAND.search((report_dir / "report.md").read_text())
     assert m, f"{report_dir}/report.md does not say how to regenerate it"
     words = m.group(1).split()
-    studies = [ROOT / words[i + 1] for i, w in enumerate(words) if w == "--studies"]
-    return ROOT / words[0], studies
+
+    def after(option: str) -> list[Path]:
+        return [ROOT / words[i + 1] for i, w in enumerate(words) if w == option]
+    return ROOT / words[0], after("--studies"), next(iter(after("--since")), None), after("--since-studies")
 
 
-def regenerate(report_dir: Path, records: Path, studies: list[Path]) -> str:
-    return markdown_tables_only(records.relative_to(ROOT) if records.is_relative_to(ROOT) else records, report_dir,
-                                [s.relative_to(ROOT) if s.is_relative_to(ROOT) else s for s in studies])
+def regenerate(report_dir: Path, records: Path, studies: list[Path], since: Path | None = None,
+               since_studies: list[Path] = ()) -> str:
+    def rel(p: Path) -> Path:
+        return p.relative_to(ROOT) if p.is_relative_to(ROOT) else p
+    return markdown_tables_only(rel(records), report_dir, [rel(s) for s in studies],
+                                None if since is None else rel(since), [rel(s) for s in since_studies])
 
 
 def test_there_are_committed_reports():
@@ -40,17 +46,17 @@ def test_there_are_committed_reports():
 @pytest.mark.parametrize("report_dir", REPORTS, ids=lambda p: p.name)
 def test_committed_report_regenerates_from_committed_records(report_dir, monkeypatch):
     monkeypatch.chdir(ROOT)
-    records, studies = command(report_dir)
+    records, studies, since, since_studies = command(report_dir)
     tracked = set(subprocess.run(["git", "ls-files", "results"], cwd=ROOT, capture_output=True, text=True)
                   .stdout.split())
-    for d in [records, *studies]:
+    for d in [records, *studies, *([since] if since else []), *since_studies]:
         files = [p for p in d.rglob("runs/*.json") if not p.name.startswith(".")] + \
             [p for p in d.glob("*.json")]
         assert files, f"no records in {d}"
         untracked = [str(p.relative_to(ROOT)) for p in files if str(p.relative_to(ROOT)) not in tracked]
         assert not untracked, f"records behind {report_dir.name} are not tracked in git: {untracked[:3]}"
     text = (report_dir / "report.md").read_text()
-    assert regenerate(report_dir, records, studies) == text
+    assert regenerate(report_dir, records, studies, since, since_studies) == text
     assert not ratios_outside_their_spread(text)
 
 
@@ -78,7 +84,7 @@ def test_an_altered_record_changes_the_regenerated_report(tmp_path, monkeypatch)
     median time and 10x it, and nothing else in the report changes."""
     monkeypatch.chdir(ROOT)
     report_dir = ROOT / "reports" / "small-reference"
-    records, studies = command(report_dir)
+    records, studies, *_ = command(report_dir)
     copy = tmp_path / "records"
     shutil.copytree(records, copy)
     runs = {p: load(p, vocabulary()) for p in sorted((copy / "runs").glob("*.json"))}
@@ -126,7 +132,7 @@ def test_readme_verdict_block_is_generated_from_the_reference_records(monkeypatc
     assert README_BEGIN in readme and README_END in readme
     # the decisive reference once it is complete; until then, the small one (README, "Reference results")
     source = "reference" if (ROOT / "reports" / "reference" / "report.md").exists() else "small-reference"
-    records, studies = command(ROOT / "reports" / source)
+    records, studies, *_ = command(ROOT / "reports" / source)
     block = readme_block(read(records.relative_to(ROOT), [s.relative_to(ROOT) for s in studies]))
     assert block in readme
 

@@ -823,8 +823,11 @@ def test_the_report_lists_each_verdict_that_moved_since_earlier_records(tmp_path
     rows = [line for line in section.splitlines() if line.startswith("| C")]
     assert len(rows) == 1, rows  # C2 on lorenz sparse: fails -> holds; everything else stayed
     assert rows[0].startswith("| C2 | lorenz | sparse | fails | holds |")
-    assert rows[0].endswith("| settings changed: backprop-rk4 |")
+    assert rows[0].endswith("| backprop-rk4: lr 0.01 -> 0.003 |")
     from specbench.report.document import read
-    assert f"1 verdict moved, {len(read(tmp_path / 'new').verdicts) - 1} stayed the same" in section
+    decided = sum(v.system != "-" for v in read(tmp_path / "new").verdicts)  # "not measured" ones are no place
+    assert f"1 verdict moved, {decided - 1} stayed the same" in section
     assert "budget 10 s -> 20 s" not in section  # oscillator's budget changed, but no verdict of it moved
-    one_line_exit_2(run_cli("report", tmp_path / "new", "--since", tmp_path / "nothing"), "nothing")
+    assert f"--since {tmp_path / 'old'}" in text  # the command that regenerates it names the earlier records
+    one_line_exit_2(run_cli("report", tmp_path / "new", "--since", tmp_path / "nothing"), "--since")
+    one_line_exit_2(run_cli("report", tmp_path / "new", "--since-studies", tmp_path / "old"), "give --since too")

@@ -1,4 +1,5 @@
 import math
+from dataclasses import asdict
 
 import pytest
 
@@ -399,3 +400,14 @@ def test_a_trainer_that_cannot_learn_from_a_cells_data_is_not_tuned_there_and_tu
     assert factors == [load_preset("measured").timeout_factor] == [6]  # the preset's run limit, as its sweep's
     assert "cascaded-tanks / dense / spectral-2stage: not tuned: SpectralTwoStage cannot learn from hidden states " \
            "or inputs" in capsys.readouterr().err
+
+
+def test_the_measured_preset_evaluates_every_tenth_of_the_time_so_far_at_most_every_10_s_and_allows_6x():
+    """Its runs' evaluations of stiff learned fields cost up to 2.7x their budget (EMPS): the cadence's gap is
+    capped at 10 s (not 2 s) and the run limit is 6x, where the paper preset keeps 2 s and 3x."""
+    from specbench.core.defaults import TIMEOUT_FACTOR, Cadence
+
+    measured, paper = load_preset("measured"), load_preset("paper")
+    assert measured.cadence == {**asdict(Cadence()), "max_interval": 10.0} and measured.timeout_factor == 6
+    assert paper.cadence == asdict(Cadence()) and paper.timeout_factor == TIMEOUT_FACTOR
+    assert Cadence(**measured.cadence).next_after(50.0) == 55.0  # 10% of the time so far, under the cap

@@ -402,6 +402,16 @@ def job_config(job, settings: dict | None = None, **more) -> dict:
             "device": job.device, "threads": job.threads, "system_params": job.system_params, **more}
 
 
+# What a record's config holds beside the run's settings (job_config's `more`): the data's layout, the cadence, and
+# the environment of records made before `env` was a field of its own
+HARNESS_KEYS = ("env", "data", "cadence")
+
+
+def settings_of(r: Record, skip: tuple = ()) -> dict:
+    """A record's settings, as a table of them shows: its config without HARNESS_KEYS and the keys in `skip`."""
+    return {k: v for k, v in r.config.items() if k not in HARNESS_KEYS + skip}
+
+
 def record_name(system: str, trainer: str, regime: str, seed: int, study: Study | dict | None = None) -> str:
     """The record's file name; a study's records carry the study, the swept value and the series."""
     name = f"{system}__{trainer}__{regime}__seed{seed}.json"

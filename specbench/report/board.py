@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from specbench.claims.verdicts import CLAIMS, KEPT, OUTCOMES, Verdict
-from specbench.registries import SYSTEMS
+from specbench.registries import measured_systems
 
 
 @dataclass(frozen=True)
@@ -56,12 +56,6 @@ def place(v: Verdict) -> str:
     return f"{system} {regime}" + (f" [{v.label}]" if v.label else "")
 
 
-def measured(system: str) -> bool:
-    """Whether `system` is a measured benchmark (kind "measured": read from data, with no equations behind it); a
-    system this process does not know (a plugin not loaded) counts as one made from equations."""
-    return system in SYSTEMS and getattr(SYSTEMS[system], "kind", "") == "measured"
-
-
 def tally(vs: list[Verdict]) -> str:
     """'holds in 1 of 4 (a), fails in 3 (b, c, d)': each verdict's count, naming the places when at most three. The
     measured benchmarks are counted apart, after the systems made from equations ('...; on the measured benchmarks:
@@ -71,9 +65,9 @@ def tally(vs: list[Verdict]) -> str:
     if all(v.system == "-" for v in vs):
         return "not measured: " + vs[0].why.split(":")[0]
     placed = [v for v in vs if v.system != "-"]
-    kinds = {system: measured(system) for system in {v.system for v in placed}}
-    real = [v for v in placed if kinds[v.system]]
-    made = [v for v in placed if not kinds[v.system]]
+    measured = set(measured_systems())
+    real = [v for v in placed if v.system in measured]
+    made = [v for v in placed if v.system not in measured]
     if real and made:
         return f"{counts(made)}; on the measured benchmarks: {counts(real)}"
     return counts(placed)

@@ -21,7 +21,7 @@ from specbench.claims.verdicts import (CLAIMS, KEPT, MARK, MSE_CLAIM, NOT_REACHE
 from specbench.core import measures, table
 from specbench.core.errors import UsageError
 from specbench.core.io import write_text_atomic
-from specbench.core.records import Record
+from specbench.core.records import Record, settings_of
 from specbench.report import figures
 from specbench.report.board import board, summary
 from specbench.report.render import render_html, render_markdown
@@ -42,17 +42,28 @@ class Decided:
     warnings: list[str]  # a line per file left out
     command: str  # the command that regenerates the report
     verdicts: list[Verdict]  # the headline claims, then the studies'
+    since: Decided | None = None  # earlier records, read and decided the same way: what moved since them
 
 
-def read(records_dir: Path | str, studies=()) -> Decided:
-    """The records of a sweep and of the study directories, and every verdict on them. Records of one (system,
-    regime, trainer) with different settings are refused (`refuse_mixed_settings`) before anything is decided."""
+def read(records_dir: Path | str, studies=(), since: Path | str | None = None, since_studies=()) -> Decided:
+    """The records of a sweep and of the study directories, and every verdict on them; with `since` (and its
+    `since_studies`), earlier records read and decided the same way, for the section on what moved. Records of one
+    (system, regime, trainer) with different settings are refused (`refuse_mixed_settings`) before anything is
+    decided."""
+    if since_studies and since is None:
+        raise UsageError("--since-studies names the earlier records' studies: give --since too")
+    earlier = None
+    if since is not None:
+        try:
+            earlier = read(since, since_studies)
+        except UsageError as exc:
+            raise UsageError(f"--since {since}: {exc}") from None
     records, warnings = load(records_dir, studies)
     headline = [r for r in records if not r.study and r.status != "n/a"]
     studied = [r for r in records if r.study]
     refuse_mixed_settings(headline)
-    return Decided(records, headline, studied, warnings, sources(records_dir, studies),
-                   claims(headline) + study_verdicts(studied))
+    return Decided(records, headline, studied, warnings, sources(records_dir, studies, since, since_studies),
+                   claims(headline) + study_verdicts(studied), earlier)
 
 
 def write_report(records_dir: Path | str, out_dir: Path | str | None = None,
@@ -63,24 +74,24 @@ def write_report(records_dir: Path | str, out_dir: Path | str | None = None,
     return write(read(records_dir, studies), Path(out_dir or records_dir))
 
 
-def write(decided: Decided, out_dir: Path, since: Decided | None = None) -> tuple[Path, Path]:
-    """`write_report` of records already read and decided (`read`); with `since` (earlier records, read and decided
-    the same way), a section on the verdicts that moved between them."""
+def write(decided: Decided, out_dir: Path) -> tuple[Path, Path]:
+    """`write_report` of records already read and decided (`read`)."""
     try:
         (out_dir / "figures").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot write to {out_dir}: {exc.strerror}") from None
-    blocks = build(decided, out_dir, since)
+    blocks = build(decided, out_dir)
     md, page = out_dir / "report.md", out_dir / "report.html"
     write_text_atomic(md, render_markdown(blocks, out_dir))
     write_text_atomic(page, render_html(blocks))
     return md, page
 
 
-def markdown_tables_only(records_dir: Path | str, out_dir: Path | str, studies=()) -> str:
-    """The Markdown report as `write_report` would write it, without drawing a figure (their files are only
-    named): what the committed-reports test compares, in seconds rather than minutes."""
-    decided = read(records_dir, studies)
+def markdown_tables_only(records_dir: Path | str, out_dir: Path | str, studies=(), since=None,
+                         since_studies=()) -> str:
+    """The Markdown report as `specbench report` would write it (`read`'s arguments), without drawing a figure
+    (their files are only named): what the committed-reports test compares, in seconds rather than minutes."""
+    decided = read(records_dir, studies, since, since_studies)
     with figures.drawing(False):
         return render_markdown(build(decided, Path(out_dir)), Path(out_dir))
 
@@ -92,11 +103,13 @@ def load(records_dir: Path | str, studies=()) -> tuple[list[Record], list[str]]:
     return table.load(records_dir, studies, vocabulary())
 
 
-def sources(records_dir, studies) -> str:
+def sources(records_dir, studies, since=None, since_studies=()) -> str:
     """The command that regenerates the report, from the directories it read (as given), quoted for a POSIX shell
     so that it runs as printed (a path with a space or a quote in it)."""
     return shlex.join(["specbench", "report", Path(records_dir).as_posix(),
-                       *[arg for d in studies for arg in ("--studies", Path(d).as_posix())]])
+                       *[arg for d in studies for arg in ("--studies", Path(d).as_posix())],
+                       *(["--since", Path(since).as_posix()] if since is not None else []),
+                       *[arg for d in since_studies for arg in ("--since-studies", Path(d).as_posix())]])
 
 
 TITLE = "specbench: SNODE's claims against backprop and adjoint baselines"
@@ -115,12 +128,12 @@ def refuse_mixed_settings(records: list[Record]) -> None:
                                  "them with one setting (specbench run --replace) or report them apart")
 
 
-def build(decided: Decided, out_dir: Path, since: Decided | None = None) -> list[tuple]:
+def build(decided: Decided, out_dir: Path) -> list[tuple]:
     """The report as blocks: the first screen (verdict board, C1's overview, the summary, the setup and the
     claims), the overview of every claim's per-seed ratios, spectral against its rivals (where rivals ran), the
     performance profiles of every trainer, the per-system small multiples, the scaling studies, then the folded
-    tables (numbers per cell, every verdict, settings) and what it was made with; with `since`, before every
-    verdict, the verdicts that moved since those records."""
+    tables (numbers per cell, every verdict, settings) and what it was made with; with earlier records
+    (`Decided.since`), before every verdict, the verdicts that moved since them."""
     all_records, records, studied = decided.records, decided.headline, decided.studied
     verdicts, warnings, command = decided.verdicts, decided.warnings, decided.command
     fig_dir = out_dir / "figures"
@@ -184,9 +197,8 @@ def build(decided: Decided, out_dir: Path, since: Decided | None = None) -> list
               for (system, regime), per in by_cell.items()]
 
     b += study_blocks(studied, verdicts, fig_dir)
-    if since is not None:
-        b += change_blocks(since.verdicts, verdicts, since.records, all_records,
-                           since.command.removeprefix("specbench report "))
+    if decided.since is not None:
+        b += change_blocks(decided.since, decided)
     b.append(("h2", "Every verdict"))
     bases = baselines_in(verdicts)
     b.append(("details", f"{len(verdicts)} verdicts: the median per-seed ratio, its range and n against each "
@@ -210,7 +222,7 @@ def build(decided: Decided, out_dir: Path, since: Decided | None = None) -> list
     rows = []
     for (system, regime), per in by_cell.items():
         for trainer, rs in per.items():
-            cfg = {k: v for k, v in rs[0].config.items() if k not in ("env", "system_params", "data", "cadence")}
+            cfg = settings_of(rs[0], ("system_params",))
             rows.append([system, regime, trainer, ", ".join(str(r.seed) for r in rs),
                          "`" + json.dumps(cfg, sort_keys=True, separators=(",", ":")) + "`"])
     b.append(("details", f"The configuration of each of {len(rows)} (system, regime, trainer) groups",

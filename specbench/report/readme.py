@@ -30,8 +30,9 @@ def verdict_table(verdicts) -> str:
 def readme_block(decided: Decided) -> str:
     """What goes between README_BEGIN and README_END for the records and verdicts of a report
     (specbench.report.document.read): the report's summary (which claims hold where), the ranking of the performance
-    profiles (how every trainer, SNODE and its rivals included, ranks), and every verdict with its ratios. Made from
-    the records, so the README cannot say what they do not."""
+    profiles (how every trainer, SNODE and its rivals included, ranks), the measured benchmarks beside their best
+    published neural-ODE figure (where the records hold any), and every verdict with its ratios. Made from the
+    records, so the README cannot say what they do not."""
     verdicts = decided.verdicts
     lines = [README_BEGIN, "**In short** (counted from the verdicts in the table below):", "",
              *[f"- {line}" for line in summary(verdicts)]]
@@ -42,13 +43,12 @@ def readme_block(decided: Decided) -> str:
                       f"{count(prof.cells, 'cell')} some trainer solved; score 1: the fastest in every cell, 0: never "
                       f"within {R_MAX:g}x the fastest): " +
                   ", ".join(f"{p.trainer} {p.area:.2f} (fastest in {p.best})" for p in ranked) + "."]
-    head, rows = measured_summary(decided.records)
+    head, rows = measured_summary(decided.headline)
     if rows:
         lines += ["", "**The measured benchmarks** (the free-run simulation of each benchmark's test experiment, the "
                       "best checkpoint of each run; median over seeds, min to max):", "",
                   *markdown_table(head, rows)]
     return "\n".join(lines + ["", verdict_table(verdicts), README_END])
-
 
 
 def readme_parts(path: Path) -> tuple[str, str]:

@@ -13,7 +13,7 @@ from specbench.claims.verdicts import (KEPT, MARK, MSE_CLAIM, NOT_REACHED, RIVAL
                                        THRESHOLDS, USEFUL_NMSE, USELESS, Budget, Verdict, budget_checks, fmt, median,
                                        reference_seeds, seed_ratios_by_cell, versus, with_role)
 from specbench.core import measures
-from specbench.core.records import Record
+from specbench.core.records import Record, settings_of
 from specbench.report import figures
 from specbench.report.board import decided, place
 from specbench.running.presets import REFERENCE_PRESET, budget_s_range, load_preset
@@ -341,15 +341,11 @@ def measured_blocks(records: list[Record]) -> list[tuple]:
         if not mine:
             continue
         figure = published[0].figure
-        groups: dict[tuple[str, str], list[Record]] = {}
-        for r in mine:
-            structure = r.config.get("system_params", {}).get("structure", "none")
-            groups.setdefault((r.trainer, structure), []).append(r)
         rows = []
-        for (trainer, structure), rs in groups.items():
+        for (trainer, model), rs in by_model(mine).items():
             rmse, r2 = fit_spread([r.test_rmse for r in rs], "rmse"), fit_spread([r.test_r2 for r in rs], "r2")
             rows.append(((rmse if figure == "rmse" else r2)[0],
-                         [f"**{trainer}**", "black box" if structure == "none" else "known structure", rmse[1], r2[1],
+                         [f"**{trainer}**", model, rmse[1], r2[1],
                           f"{fmt(median([measures.budget_s(r) for r in rs]))} s budget, {len(rs)} seeds",
                           "this run"]))
         for p in published:
@@ -368,28 +364,33 @@ def measured_blocks(records: list[Record]) -> list[tuple]:
     return [("h2", MEASURED_TITLE), *blocks] if blocks else []
 
 
+def by_model(records: list[Record]) -> dict[tuple[str, str], list[Record]]:
+    """(trainer, its model: "black box" or "known structure", from the records' system parameter `structure`) ->
+    its records, in the order they come."""
+    groups: dict[tuple[str, str], list[Record]] = {}
+    for r in records:
+        structure = r.config.get("system_params", {}).get("structure", "none")
+        groups.setdefault((r.trainer, "black box" if structure == "none" else "known structure"), []).append(r)
+    return groups
+
+
 def measured_summary(records: list[Record]) -> tuple[list[str], list[list[str]]]:
     """The measured benchmarks in one table, for the README: a row per trainer and model structure, a column per
     benchmark with published results (PUBLISHED) holding its figure of merit (median over seeds, min to max), and a
     last row with the best published neural-ODE figure of each (from other hardware). Empty where none ran."""
-    systems = [s for s in PUBLISHED if any(r.system == s and r.status != "n/a" for r in records)]
+    mine = [r for r in records if r.system in PUBLISHED and r.status != "n/a"]
+    systems = [s for s in PUBLISHED if any(r.system == s for r in mine)]
     if not systems:
         return [], []
-    groups: dict[tuple[str, str], dict[str, list[Record]]] = {}
-    for r in records:
-        if r.system in systems and r.status != "n/a":
-            structure = r.config.get("system_params", {}).get("structure", "none")
-            groups.setdefault((r.trainer, structure), {}).setdefault(r.system, []).append(r)
     head = ["trainer", "model", *[f"{s}: {FIGURE_NAMES[PUBLISHED[s][0].figure]}" for s in systems]]
     rows = []
-    for (trainer, structure), by_system in sorted(groups.items()):
+    for (trainer, model), rs in sorted(by_model(mine).items()):
         cells = []
         for s in systems:
-            figure = PUBLISHED[s][0].figure
-            rs = by_system.get(s, [])
-            cells.append(fit_spread([getattr(r, f"test_{figure}") for r in rs], figure)[1] +
-                         f", {len(rs)} seeds" if rs else "not run")
-        rows.append([trainer, "black box" if structure == "none" else "known structure", *cells])
+            figure, here = PUBLISHED[s][0].figure, [r for r in rs if r.system == s]
+            cells.append(fit_spread([getattr(r, f"test_{figure}") for r in here], figure)[1] +
+                         f", {count(here, 'seed')}" if here else "not run")
+        rows.append([trainer, model, *cells])
     best = []
     for s in systems:
         neural = [p for p in PUBLISHED[s] if p.method.startswith("neural ODE")]
@@ -401,61 +402,80 @@ def measured_summary(records: list[Record]) -> tuple[list[str], list[list[str]]]
 
 
 CHANGES_TITLE = "What changed since the earlier records"
+def change_blocks(then, now) -> list[tuple]:
+    """The section CHANGES_TITLE, from two reports' records and verdicts (`specbench.report.document.Decided`: `now`
+    and the earlier `then`): every verdict whose place (claim, system, regime, label) holds another verdict in the
+    two, or is decided in only one of them ("not measured" in the other), with the median ratios of each and what
+    changed in its cell between the records (trainers added or gone, seeds, target, the median budget, each
+    trainer's settings where both have an ok run), so a reader can say which rule moved it; and how many stayed.
+    The scaling studies' verdicts are compared only where both sides have study records."""
+    with_studies = bool(then.studied) and bool(now.studied)
 
+    def placed(verdicts) -> dict:
+        return {(v.claim, v.system, v.regime, v.label): v for v in verdicts
+                if v.system != "-" and (with_studies or not v.study)}
 
-def change_blocks(old: list[Verdict], new: list[Verdict], old_records: list[Record], new_records: list[Record],
-                  since: str) -> list[tuple]:
-    """The section CHANGES_TITLE: every verdict whose place (claim, system, regime, label) holds a different verdict
-    in the records `since` (the first reference) than in these, or only in one of them, with the median ratios then
-    and now and what changed in its cell (the budget, each trainer's settings), so a reader can say which rule moved
-    it; and how many stayed."""
-    def key(v: Verdict) -> tuple:
-        return v.claim, v.system, v.regime, v.label
+    before, after = placed(then.verdicts), placed(now.verdicts)
+    moved = [k for k in dict.fromkeys([*after, *before])
+             if k not in before or k not in after or before[k].shown != after[k].shown]
 
-    then, now = {key(v): v for v in old}, {key(v): v for v in new}
-    moved = [k for k in [*now, *[k for k in then if k not in now]]
-             if k not in then or k not in now or then[k].shown != now[k].shown]
-
-    def settings(records: list[Record]) -> dict:
-        return {(r.system, r.regime, r.trainer): {k: v for k, v in r.config.items()
-                                                   if k not in ("env", "data", "cadence", "budget_s")}
-                for r in records if not r.study}
-
-    def budgets(records: list[Record]) -> dict:
+    def cells(decided) -> dict:
         by: dict = {}
-        for r in records:
-            if not r.study:
-                by.setdefault((r.system, r.regime), []).append(measures.budget_s(r))
-        return {cell: median(b) for cell, b in by.items()}
+        for r in decided.headline:
+            by.setdefault((r.system, r.regime), []).append(r)
+        return by
 
-    s_then, s_now, b_then, b_now = settings(old_records), settings(new_records), budgets(old_records), \
-        budgets(new_records)
+    cells_then, cells_now = cells(then), cells(now)
 
     def what(system: str, regime: str) -> str:
+        old, new = cells_then.get((system, regime), []), cells_now.get((system, regime), [])
+        if not old or not new:
+            return ""
         parts = []
-        if (system, regime) in b_then and (system, regime) in b_now and b_then[system, regime] != b_now[system, regime]:
-            parts.append(f"budget {fmt(b_then[system, regime])} s -> {fmt(b_now[system, regime])} s")
-        retuned = sorted(t for (s, g, t), cfg in s_now.items()
-                         if (s, g) == (system, regime) and (s, g, t) in s_then and s_then[s, g, t] != cfg)
-        if retuned:
-            parts.append("settings changed: " + ", ".join(retuned))
+        trainers_old, trainers_new = {r.trainer for r in old}, {r.trainer for r in new}
+        if trainers_new - trainers_old:
+            parts.append("trainers added: " + ", ".join(sorted(trainers_new - trainers_old)))
+        if trainers_old - trainers_new:
+            parts.append("trainers gone: " + ", ".join(sorted(trainers_old - trainers_new)))
+        seeds_old, seeds_new = len({r.seed for r in old}), len({r.seed for r in new})
+        if seeds_old != seeds_new:
+            parts.append(f"seeds {seeds_old} -> {seeds_new}")
+        target_old, target_new = median([r.target_loss for r in old]), median([r.target_loss for r in new])
+        if target_old != target_new:
+            parts.append(f"target {fmt(target_old)} -> {fmt(target_new)}")
+        budget_old = median([measures.budget_s(r) for r in old])
+        budget_new = median([measures.budget_s(r) for r in new])
+        if budget_old != budget_new:
+            parts.append(f"budget {fmt(budget_old)} s -> {fmt(budget_new)} s")
+        for trainer in sorted(trainers_old & trainers_new):
+            a, b = (next((settings_of(r, ("budget_s", "threads", "device")) for r in rs
+                          if r.trainer == trainer and r.ok), None) for rs in (old, new))
+            if a is None or b is None:
+                continue
+            differ = sorted(k for k in set(a) & set(b) if a[k] != b[k])
+            if differ:
+                parts.append(f"{trainer}: " + ", ".join(f"{k} {a[k]} -> {b[k]}" for k in differ[:3]) +
+                             (f" and {len(differ) - 3} more" if len(differ) > 3 else ""))
         return "; ".join(parts)
 
     def ratios(v: Verdict | None) -> str:
         return "" if v is None else ", ".join(f"{b} {v.ratios[b]}" for b in v.ratios)
 
-    rows = []
-    for k in moved:
-        claim, system, regime, label = k
-        rows.append([claim, system, regime + (f" [{label}]" if label else ""),
-                     then[k].shown if k in then else "not there", now[k].shown if k in now else "not there",
-                     ratios(then.get(k)), ratios(now.get(k)), what(system, regime)])
-    same = sum(1 for k in now if k in then and then[k].shown == now[k].shown)
-    blocks = [("h2", CHANGES_TITLE),
-              ("p", f"Against `{since}`: {count(moved, 'verdict')} moved, {same} stayed the same. Ratios are the "
-                    "median per-seed ratios (baseline / spectral) of each; 'what changed in its cell' compares the "
-                    "two sets of records (the median budget, each trainer's settings), from which the rule that moved "
-                    "a verdict can be read.")]
+    rows = [[claim, system, regime, before[k].shown if k in before else "not measured",
+             after[k].shown if k in after else "not measured", ratios(before.get(k)), ratios(after.get(k)),
+             what(system, regime)]
+            for k in moved for claim, system, regime, _ in [k]]
+    same = sum(1 for k in after if k in before and before[k].shown == after[k].shown)
+    since = then.command.removeprefix("specbench report ")
+    text = (f"Against `{since}`: {count(moved, 'verdict')} moved, {same} stayed the same. Ratios are the median "
+            "per-seed ratios (baseline / spectral) of each; 'what changed in its cell' compares the two sets of "
+            "records (the trainers, seeds, target, median budget, and each trainer's settings where both have an ok "
+            "run), from which the rule that moved a verdict can be read.")
+    if not with_studies and (then.studied or now.studied):
+        text += " The scaling studies' verdicts are left out: only one of the two has study records."
+    if then.warnings:
+        text += " Earlier records skipped: " + "; ".join(then.warnings)
+    blocks = [("h2", CHANGES_TITLE), ("p", text)]
     if rows:
         blocks.append(("details", f"{count(moved, 'verdict')} that moved", [
             ("table", ["claim", "system", "regime", "then", "now", "ratios then", "ratios now",
