@@ -411,3 +411,27 @@ def test_the_measured_preset_evaluates_every_tenth_of_the_time_so_far_at_most_ev
     assert measured.cadence == {**asdict(Cadence()), "max_interval": 10.0} and measured.timeout_factor == 6
     assert paper.cadence == asdict(Cadence()) and paper.timeout_factor == TIMEOUT_FACTOR
     assert Cadence(**measured.cadence).next_after(50.0) == 55.0  # 10% of the time so far, under the cap
+
+
+def test_the_budgets_for_round_two_follow_the_paper_presets_rule_from_the_tuned_times(tmp_path):
+    """scripts/budgets_from_tuning.py: 15x the candidate's tuned median time to target, rounded up to 5 s, within
+    the preset's 10-45 s; the cap where the candidate did not reach the target; the measured benchmarks' one budget
+    checked against 10x."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("budgets", ROOT / "scripts" / "budgets_from_tuning.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert [script.rule_budget(t, 10, 45) for t in (0.3, 1.1, 2.3, 4.4, -1.0, None)] == [10, 20, 35, 45, 45, 45]
+    (tmp_path / "t.toml").write_text('[oscillator.dense.spectral]\ntuned_time_to_target_s = 1.1\n'
+                                     '[oscillator.sparse.spectral]\ntuned_time_to_target_s = -1.0\n'
+                                     '[emps.dense.spectral]\ntuned_time_to_target_s = 2.3\n'
+                                     '[cascaded-tanks.dense.spectral]\ntuned_time_to_target_s = 40.0\n')
+    out = script.lines(script.read_toml(tmp_path / "t.toml"))
+    assert "oscillator = {dense = 20, sparse = 45}  # spectral's tuned median time to target: 1.1 s (dense), " \
+           "not reached (sparse)" in out
+    assert "lorenz = {dense = 45, sparse = 45}  # spectral's tuned median time to target: not reached (dense), " \
+           "not reached (sparse)" in out  # no entry: the cap
+    assert "#   emps dense: budget 300 s; 10x is 23 s: the budget keeps the rule" in out
+    assert "#   cascaded-tanks dense: budget 300 s; 10x is 400 s: the cap binds" in out
+    assert script.main([str(tmp_path / "missing.toml")]) == 2
