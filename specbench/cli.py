@@ -307,14 +307,23 @@ def cmd_data(args) -> int:
                                             make_dataset, save)
 
     data = make_dataset(get_system(args.system), args.regime, args.noise, args.seed)
+    csv = args.out.suffix == ".csv"  # the measurement format a user's own data come in (docs/data-format.md)
+    if not csv and data.needs:  # the NPZ holds full states on one grid per split, with no input
+        raise UsageError(f"{args.system} ({args.regime}) has {', '.join(sorted(data.needs))}, which an NPZ file "
+                         "cannot hold: write it as --out FILE.csv")
     try:
-        if args.out.suffix == ".csv":  # the measurement format a user's own data come in (docs/data-format.md)
+        if csv:
             write_csv(as_measurements(data), args.out)
         else:
             save(data, args.out)
     except OSError as exc:
         raise UsageError(f"cannot write {args.out}: {exc.strerror}") from None
-    print(f"wrote {args.out}: train {data.train.shape}, test {data.test.shape}")
+    said = []
+    for split in ("train", "test"):
+        counts = sorted(len(r.t) for r in data.trajectories(split))
+        said.append(f"{split} {len(counts)} trajector{'y' if len(counts) == 1 else 'ies'} of {counts[0]}" +
+                    (f"-{counts[-1]}" if counts[-1] != counts[0] else "") + " samples")
+    print(f"wrote {args.out}: " + ", ".join(said))
     return 0
 
 

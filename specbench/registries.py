@@ -122,7 +122,8 @@ def check_class(kind: str, base: str, name: str, cls, where: str) -> None:
 
 def system_problem(cls) -> str | None:
     """What makes a system class unusable before any data is made or run trained (None when nothing): it must
-    build with its defaults, with at least one state, positive spans and both regimes with trajectories."""
+    build with its defaults, with at least one state, positive spans and, made from equations, both regimes with
+    trajectories; a measured one (kind "measured"), its one regime, dense: the data as measured."""
     try:
         s = cls()
     except Exception as exc:  # the user's class: say why in one line
@@ -132,10 +133,11 @@ def system_problem(cls) -> str | None:
     if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 < x < float("inf")
                for x in (s.t_span, s.test_horizon)):
         return f"needs positive t_span and test_horizon (got {s.t_span!r}, {s.test_horizon!r})"
-    missing = [r for r in REQUIRED_REGIMES if r not in (s.regimes or {})]
+    required = REQUIRED_REGIMES if getattr(s, "kind", "equations") == "equations" else REQUIRED_REGIMES[:1]
+    missing = [r for r in required if r not in (s.regimes or {})]
     if missing:
         return f"has no regime {', '.join(missing)}"
-    for r in REQUIRED_REGIMES:
+    for r in required:
         spec = s.regimes[r]
         if not (spec.n_train >= 1 and spec.n_test >= 1 and spec.n_times >= 2):
             return f"regime {r!r} needs a trajectory to train on, one to test on and two times ({spec})"

@@ -179,3 +179,23 @@ def test_an_input_is_held_by_its_declared_hold_and_never_extrapolated():
         data_module.hold_input(t_u, u, np.array([3.5]), "zoh")
     with pytest.raises(ValueError):
         data_module.hold_input(t_u, u, t, "cubic")
+
+
+def test_data_says_what_it_wrote_for_any_dataset_and_refuses_an_npz_that_cannot_hold_it(tmp_path):
+    """The NPZ holds full states on one grid per split with no input: irregular times, a measured system's input
+    and hidden state are refused there in one line (exit 2, nothing written), and written as the CSV. An unknown
+    regime of a measured system is refused, not replaced by its one regime."""
+    from tests.helpers import one_line_exit_2
+
+    proc = run_cli("data", "oscillator", "--regime", "irregular", "--out", tmp_path / "irr.csv")
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote" in proc.stdout and "train 16 trajectories of 101 samples" in proc.stdout
+    one_line_exit_2(run_cli("data", "oscillator", "--regime", "irregular", "--out", tmp_path / "irr.npz"),
+                    "has irregular, which an NPZ file cannot hold: write it as --out FILE.csv")
+    one_line_exit_2(run_cli("data", "cascaded-tanks", "--out", tmp_path / "tanks.npz"),
+                    "has hidden, inputs, which an NPZ file cannot hold")
+    one_line_exit_2(run_cli("data", "cascaded-tanks", "--regime", "sparse", "--out", tmp_path / "s.csv"),
+                    "unknown regime 'sparse'; valid regimes: dense")
+    assert not list(tmp_path.glob("*.npz")) and not (tmp_path / "s.csv").exists()
+    proc = run_cli("data", "cascaded-tanks", "--out", tmp_path / "tanks.csv")
+    assert proc.returncode == 0 and "train 1 trajectory of 1024 samples, test 1 trajectory" in proc.stdout

@@ -114,6 +114,13 @@ def test_the_npz_specbench_data_writes_reads_as_its_arrays_and_a_partial_one_is_
     np.savez(tmp_path / "partial.npz", t=data.t, train=data.train)
     with pytest.raises(UsageError, match="missing array t_test"):
         read(tmp_path / "partial.npz")
+    for bad, shape in ((dict(t=data.t[:-1]), r"train has shape \(4, \d+, 2\) and t \(\d+,\)"),
+                       (dict(test=data.test[0]), r"test has shape \(\d+, 2\)"),
+                       (dict(test=data.test[..., :1]), "one state count")):
+        np.savez(tmp_path / "bad.npz", **{"t": data.t, "train": data.train, "t_test": data.t_test, "test": data.test,
+                                          **bad})
+        with pytest.raises(UsageError, match=shape):
+            read(tmp_path / "bad.npz")
 
 
 def three_trajectories(path, hidden: int) -> None:

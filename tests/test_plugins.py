@@ -116,7 +116,29 @@ BROKEN = {
                   "has no positive target"),
     "name taken": ("from specbench.systems.oscillator import Oscillator\n"
                    "class S(Oscillator):\n    pass\nSYSTEMS = {'oscillator': S}", "already registered"),
+    "no sparse": ("from dataclasses import dataclass, field\nfrom specbench.systems.base import Regime\n"
+                  "from specbench.systems.oscillator import Oscillator\n@dataclass\nclass S(Oscillator):\n"
+                  "    regimes: dict = field(default_factory=lambda: {'dense': Regime(4, 2, 11)})\nSYSTEMS = {'s': S}",
+                  "has no regime sparse"),
 }
+
+
+def test_a_measured_plugin_system_registers_with_its_one_regime_and_runs(tmp_path):
+    """A measured system (kind "measured": its data, one regime) is a plugin like any other: registered without a
+    sparse regime, which an equation system still needs (BROKEN["no sparse"])."""
+    csv = tmp_path / "m.csv"
+    run_cli("data", "oscillator", "--regime", "sparse", "--out", csv)
+    path = tmp_path / "measured_plugin.py"
+    path.write_text("from dataclasses import dataclass\nfrom specbench.systems.measured import MeasuredFile\n"
+                    f"@dataclass\nclass Mine(MeasuredFile):\n    name: str = 'mine'\n    path: str = {str(csv)!r}\n"
+                    "SYSTEMS = {'mine': Mine}\n")
+    proc = run_cli("list", "--plugin", path)
+    assert proc.returncode == 0 and "mine" in proc.stdout, proc.stderr
+    out = tmp_path / "runs"
+    proc = run_cli("run", "--plugin", path, "--systems", "mine", "--regimes", "dense", "--trainers", "spectral",
+                   "--seeds", "1", "--budget", "1", "--no-report", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert len(list((out / "runs").glob("mine__spectral__dense__seed0.json"))) == 1
 
 
 @pytest.mark.parametrize("case", BROKEN)

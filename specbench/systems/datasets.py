@@ -192,10 +192,10 @@ def make_dataset(system: System, regime: str = "dense", noise: float = 0.0, seed
     `cache_dir=False` disables the cache. A measured system's dataset is its measurements (never cached: they
     are read, not made).
     """
-    if system.kind == "measured":
-        return from_measurements(system, system.measurements())
     if regime not in system.regimes:
         raise UsageError(f"unknown regime {regime!r}; valid regimes: {', '.join(system.regimes)}")
+    if system.kind == "measured":
+        return from_measurements(system, system.measurements())
     if cache_dir is False or system.regimes[regime].irregular:  # (a cache file holds one grid per split)
         return generate(system, regime, noise, seed)
     path = Path(cache_dir or default_cache_dir()) / f"{system.name}-{dataset_key(system, regime, noise, seed)}.npz"

@@ -80,6 +80,12 @@ def _read_npz(path: Path) -> Measurements:
                          "test)") from None
     except (ValueError, OSError) as exc:
         raise UsageError(f"{path}: not an NPZ of numbers ({exc})") from None
+    for t, name in (("t", "train"), ("t_test", "test")):
+        times, values = arrays[t], arrays[name]
+        if times.ndim != 1 or values.ndim != 3 or values.shape[1] != len(times) or values.shape[2] != \
+                arrays["train"].shape[-1]:
+            raise UsageError(f"{path}: {name} has shape {values.shape} and {t} {times.shape}; an NPZ of `specbench "
+                             f"data` has {name} (n_traj, n_times, state) with {t} (n_times,), one state count")
     dim = arrays["train"].shape[-1]
     runs = {split: [Trajectory(arrays[t], y) for y in arrays[name]]
             for split, t, name in (("train", "t", "train"), ("test", "t_test", "test"))}
