@@ -342,7 +342,7 @@ def fit_hidden(solve, data, runs, outputs: list[int], hidden: list[int], y0: tor
     std = scales["std"][outputs]
     start = torch.as_tensor(np.concatenate([hidden_start(data, r, r.t[:1], hidden, numbers) for r in runs]),
                             dtype=torch.float64, device=device)  # the trainers' first guess (Trainer.hidden_start)
-    # within 3 of its scale's std of its scale mean: the fit's line search cannot take the state where the field is
+    # within 3 of its scale's std of that first guess: the fit's line search cannot take the state where the field is
     # too stiff to integrate
     reach = 3 * scales["std"][hidden]
     z = torch.zeros_like(start, requires_grad=True)
