@@ -407,7 +407,7 @@ def job_config(job, settings: dict | None = None, **more) -> dict:
 HARNESS_KEYS = ("env", "data", "cadence")
 
 
-def settings_of(r: Record, skip: tuple = ()) -> dict:
+def record_settings(r: Record, skip: tuple = ()) -> dict:
     """A record's settings, as a table of them shows: its config without HARNESS_KEYS and the keys in `skip`."""
     return {k: v for k, v in r.config.items() if k not in HARNESS_KEYS + skip}
 

@@ -21,7 +21,7 @@ from specbench.claims.verdicts import (CLAIMS, KEPT, MARK, MSE_CLAIM, NOT_REACHE
 from specbench.core import measures, table
 from specbench.core.errors import UsageError
 from specbench.core.io import write_text_atomic
-from specbench.core.records import Record, settings_of
+from specbench.core.records import Record, record_settings
 from specbench.report import figures
 from specbench.report.board import board, summary
 from specbench.report.render import render_html, render_markdown
@@ -222,7 +222,7 @@ def build(decided: Decided, out_dir: Path) -> list[tuple]:
     rows = []
     for (system, regime), per in by_cell.items():
         for trainer, rs in per.items():
-            cfg = settings_of(rs[0], ("system_params",))
+            cfg = record_settings(rs[0], ("system_params",))
             rows.append([system, regime, trainer, ", ".join(str(r.seed) for r in rs),
                          "`" + json.dumps(cfg, sort_keys=True, separators=(",", ":")) + "`"])
     b.append(("details", f"The configuration of each of {len(rows)} (system, regime, trainer) groups",

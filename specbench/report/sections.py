@@ -13,7 +13,7 @@ from specbench.claims.verdicts import (KEPT, MARK, MSE_CLAIM, NOT_REACHED, RIVAL
                                        THRESHOLDS, USEFUL_NMSE, USELESS, Budget, Verdict, budget_checks, fmt, median,
                                        reference_seeds, seed_ratios_by_cell, versus, with_role)
 from specbench.core import measures
-from specbench.core.records import Record, settings_of
+from specbench.core.records import Record, record_settings
 from specbench.report import figures
 from specbench.report.board import decided, place
 from specbench.running.presets import REFERENCE_PRESET, budget_s_range, load_preset
@@ -448,7 +448,7 @@ def change_blocks(then, now) -> list[tuple]:
         if budget_old != budget_new:
             parts.append(f"budget {fmt(budget_old)} s -> {fmt(budget_new)} s")
         for trainer in sorted(trainers_old & trainers_new):
-            a, b = (next((settings_of(r, ("budget_s", "threads", "device")) for r in rs
+            a, b = (next((record_settings(r, ("budget_s", "threads", "device")) for r in rs
                           if r.trainer == trainer and r.ok), None) for rs in (old, new))
             if a is None or b is None:
                 continue

@@ -12,7 +12,7 @@ from pathlib import Path
 from specbench.claims.study_verdicts import fmt_exponent, memory, nfe, ok_runs, series_points, step_ms
 from specbench.claims.verdicts import MARK, NOT_REACHED, Verdict, exponent, fmt, median, trainer_order
 from specbench.core import measures
-from specbench.core.records import Record, settings_of
+from specbench.core.records import Record, record_settings
 from specbench.core.table import grouped, table
 from specbench.report import figures
 
@@ -44,7 +44,7 @@ def _settings(records) -> tuple:
 
     rows = []
     for series in dict.fromkeys(r.study.series for r in records):
-        cfgs = [settings_of(r, ("system_params", "model")) for r in records if r.study.series == series]
+        cfgs = [record_settings(r, ("system_params", "model")) for r in records if r.study.series == series]
         varies = sorted({k for c in cfgs for k in c if any(o.get(k) != c.get(k) for o in cfgs)})
         fixed = {k: v for k, v in cfgs[0].items() if k not in varies}
         rows.append([series, "`" + json.dumps(fixed, sort_keys=True, separators=(",", ":")) + "`",
