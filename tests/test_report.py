@@ -455,6 +455,22 @@ def test_the_profile_caption_counts_the_cells_left_out(tmp_path):
     assert "| spectral | candidate | 1.000 | 1/1 | 1/1 |" in prof
 
 
+def test_the_profiles_rank_the_equation_systems_and_leave_the_measured_benchmarks_to_their_section(tmp_path):
+    # on the tanks, multiple shooting is fastest and spectral never reaches: ranked there, it would move both
+    tanks = [replace(r, system="cascaded-tanks", time_to_target_s=None if r.trainer == "spectral" else 1.0)
+             for r in sweep()]
+    write_records(tmp_path, sweep() + tanks)
+    text = markdown_tables_only(tmp_path, tmp_path / "out")
+    prof = section(text, "Which method to use: performance profiles")
+    assert "over 1 (system, regime) cell:" in prof and "No cell left out: some trainer reached the target in each of the 1." in prof
+    assert "The measured benchmarks are not among the cells" in prof
+    assert "| spectral | candidate | 1.000 | 1/1 | 1/1 |" in prof
+    alone = tmp_path / "alone"
+    write_records(alone, tanks)  # only measured records: they are the cells
+    prof = section(markdown_tables_only(alone, alone / "out"), "Which method to use: performance profiles")
+    assert "| spectral | candidate | 0.000 | 0/1 | 0/1 |" in prof and "not among the cells" not in prof
+
+
 # ---- cells without a useful model, budgets that decide, commits, records before the best checkpoint ------------
 
 def test_a_cell_where_no_trainer_learns_a_useful_model_says_so():
@@ -815,6 +831,8 @@ def test_the_report_lists_each_verdict_that_moved_since_earlier_records(tmp_path
     for r in new:
         if r.system == "lorenz" and r.trainer == "backprop-rk4":
             r.config["lr"] = 0.003
+        r.config["cadence"] = {"first": 0.01, "resolution": 0.1}  # rules of the harness: named once, for every cell
+    new = [replace(r, setup_seconds=0.2, env={**r.env, "git_commit": "def"}) for r in new]
     write_records(tmp_path / "old", old)
     write_records(tmp_path / "new", new)
     assert run_cli("report", tmp_path / "new", "--since", tmp_path / "old", "--out", tmp_path / "out").returncode == 0
@@ -828,6 +846,8 @@ def test_the_report_lists_each_verdict_that_moved_since_earlier_records(tmp_path
     decided = sum(v.system != "-" for v in read(tmp_path / "new").verdicts)  # "not measured" ones are no place
     assert f"1 verdict moved, {decided - 1} stayed the same" in section
     assert "budget 10 s -> 20 s" not in section  # oscillator's budget changed, but no verdict of it moved
+    assert ("In every cell: commit abc -> def; evaluation cadence none -> first 0.01, resolution 0.1; the trainer's "
+            "setup off the clock -> on the clock (ok runs).") in section
     assert f"--since {tmp_path / 'old'}" in text  # the command that regenerates it names the earlier records
     one_line_exit_2(run_cli("report", tmp_path / "new", "--since", tmp_path / "nothing"), "--since")
     one_line_exit_2(run_cli("report", tmp_path / "new", "--since-studies", tmp_path / "old"), "give --since too")

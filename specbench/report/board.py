@@ -73,6 +73,16 @@ def tally(vs: list[Verdict]) -> str:
     return counts(placed)
 
 
+def equation_records(records: list) -> list:
+    """The records of the systems made from equations, where any are among `records`, else all of them: what the
+    performance profiles rank. The measured benchmarks are placed among their published results in a section of
+    their own; ranked with the equation systems, the trainers that cannot learn from their hidden states ("n/a")
+    would count as never reaching the target there."""
+    measured = set(measured_systems())
+    made = [r for r in records if r.system not in measured]
+    return made or list(records)
+
+
 def counts(placed: list[Verdict]) -> str:
     """Each verdict's count among `placed`, the first 'of' all of them, naming the places when at most three."""
     parts = []

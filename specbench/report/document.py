@@ -23,7 +23,7 @@ from specbench.core.errors import UsageError
 from specbench.core.io import write_text_atomic
 from specbench.core.records import Record, record_settings
 from specbench.report import figures
-from specbench.report.board import board, summary
+from specbench.report.board import board, equation_records, summary
 from specbench.report.render import render_html, render_markdown
 from specbench.report.sections import (ENV_KEYS, INDICATIVE, RATIOS, budget_blocks, cell_table, change_blocks, count,
                                        intro, low_data_figure, measured_blocks, overview_figure, profile_blocks,
@@ -169,7 +169,8 @@ def build(decided: Decided, out_dir: Path) -> list[tuple]:
 
         b += rivals_blocks(records, [v for v in verdicts if v.claim == RIVALS])
         b += measured_blocks(records)
-        b += profile_blocks(profiles(records), fig_dir)
+        ranked = equation_records(records)
+        b += profile_blocks(profiles(ranked), fig_dir, measured=len(ranked) < len(records))
         b.append(("h2", "Per system and regime"))
         b.append(("fig", figures.curves_grid(by_cell, fig_dir / "curves.png"),
                   "The common metric against training time: median over seeds, band min to max; dashed: the "

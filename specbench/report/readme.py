@@ -8,7 +8,7 @@ from specbench.claims.profiles import R_MAX, profiles
 from specbench.claims.verdicts import baselines_in
 from specbench.core.errors import UsageError
 from specbench.core.io import write_text_atomic
-from specbench.report.board import summary
+from specbench.report.board import equation_records, summary
 from specbench.report.document import Decided
 from specbench.report.render import markdown_table
 from specbench.report.sections import count, measured_summary
@@ -36,7 +36,7 @@ def readme_block(decided: Decided) -> str:
     verdicts = decided.verdicts
     lines = [README_BEGIN, "**In short** (counted from the verdicts in the table below):", "",
              *[f"- {line}" for line in summary(verdicts)]]
-    prof = profiles(decided.headline)
+    prof = profiles(equation_records(decided.headline))
     if prof.shown:
         ranked = sorted(prof.profiles, key=lambda p: -p.area)
         lines += ["", f"**Which method to use** (performance profiles of the median time to target over the "

@@ -165,9 +165,10 @@ def _enough(check: Budget) -> str:
 PROFILES_TITLE = "Which method to use: performance profiles"
 
 
-def profile_blocks(prof: Profiles, fig_dir: Path) -> list[tuple]:
+def profile_blocks(prof: Profiles, fig_dir: Path, measured: bool = False) -> list[tuple]:
     """The section PROFILES_TITLE: every trainer's performance profile over the (system, regime) cells and its
-    score, best first; nothing where fewer than two trainers ran or no cell was solved."""
+    score, best first; nothing where fewer than two trainers ran or no cell was solved. `measured`: measured
+    benchmarks ran too, and are not among the cells (`board.equation_records`); the caption says so."""
     if not prof.shown:
         return []
     n = len(prof.cells)
@@ -179,7 +180,8 @@ def profile_blocks(prof: Profiles, fig_dir: Path) -> list[tuple]:
                "rho(tau), the fraction of cells in which a trainer's median time to target over seeds is within tau "
                "x the fastest trainer's there (a run that never reached the target counts as never); higher and "
                "further left is better, and at tau = 1 it is the fraction of cells the trainer is fastest in. "
-               + left_out)
+               + left_out + (f" The measured benchmarks are not among the cells: they are placed among their "
+                             f"published results in the section \"{MEASURED_TITLE}\"." if measured else ""))
     ranked = sorted(prof.profiles, key=lambda p: -p.area)  # best first; ties keep registry order
     return [("h2", PROFILES_TITLE),
             ("fig", figures.performance_profiles(list(prof.profiles), R_MAX, fig_dir / "profiles.png"), caption),
@@ -402,6 +404,34 @@ def measured_summary(records: list[Record]) -> tuple[list[str], list[list[str]]]
 
 
 CHANGES_TITLE = "What changed since the earlier records"
+
+
+def harness_changes(then: list[Record], now: list[Record]) -> list[str]:
+    """What changed between two sets of headline records in every cell at once, the rules of the harness rather than
+    a cell's settings: the commits they were made at, the evaluation cadence, and whether the training clock counted
+    the trainer's setup (a record with `setup_seconds` was made with the setup on the clock)."""
+    def cadences(rs):
+        return sorted({", ".join(f"{k} {v}" for k, v in sorted((r.config.get("cadence") or {}).items())) or "none"
+                       for r in rs})
+
+    def setup(rs):
+        on = sum(r.setup_seconds is not None for r in rs if r.ok)
+        total = sum(r.ok for r in rs)
+        return "on the clock" if on == total else "off the clock" if not on else f"on the clock in {on} of {total}"
+
+    parts = []
+    a, b = list(commit_counts(then)), list(commit_counts(now))
+    if a != b:
+        parts.append(f"commit {', '.join(a)} -> {', '.join(b)}")
+    a, b = cadences(then), cadences(now)
+    if a != b:
+        parts.append(f"evaluation cadence {'; '.join(a)} -> {'; '.join(b)}")
+    a, b = setup(then), setup(now)
+    if a != b:
+        parts.append(f"the trainer's setup {a} -> {b} (ok runs)")
+    return parts
+
+
 def change_blocks(then, now) -> list[tuple]:
     """The section CHANGES_TITLE, from two reports' records and verdicts (`specbench.report.document.Decided`: `now`
     and the earlier `then`): every verdict whose place (claim, system, regime, label) holds another verdict in the
@@ -471,6 +501,9 @@ def change_blocks(then, now) -> list[tuple]:
             "per-seed ratios (baseline / spectral) of each; 'what changed in its cell' compares the two sets of "
             "records (the trainers, seeds, target, median budget, and each trainer's settings where both have an ok "
             "run), from which the rule that moved a verdict can be read.")
+    every = harness_changes(then.headline, now.headline)
+    if every:
+        text += " In every cell: " + "; ".join(every) + "."
     if not with_studies and (then.studied or now.studied):
         text += " The scaling studies' verdicts are left out: only one of the two has study records."
     if then.warnings:
