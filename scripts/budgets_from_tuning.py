@@ -18,7 +18,7 @@ from pathlib import Path
 
 from specbench.core.errors import UsageError
 from specbench.registries import candidate
-from specbench.running.presets import budget_s_for, budget_s_range, load_preset, read_toml
+from specbench.running.presets import budget_s_for, budget_s_range, load_preset, read_toml, tuned_entry
 
 MARGIN = 15.0  # 10x, the claim's factor, and a margin of 1.5 for the spread over seeds
 RULE = 10.0  # the floor a budget must keep to decide C1
@@ -33,7 +33,8 @@ def rule_budget(seconds: float | None, low: float, cap: float) -> float:
 
 
 def tuned_time(settings: dict, system: str, regime: str, trainer: str) -> float | None:
-    entry = settings.get(system, {}).get(regime, {}).get(trainer)
+    """The tuned median time to target of the entry the presets would read (`tuned_entry`); None without one."""
+    entry = tuned_entry(settings, system, regime, trainer)
     return None if entry is None else entry.get("tuned_time_to_target_s")
 
 
