@@ -65,9 +65,7 @@ def tally(vs: list[Verdict]) -> str:
     if all(v.system == "-" for v in vs):
         return "not measured: " + vs[0].why.split(":")[0]
     placed = [v for v in vs if v.system != "-"]
-    measured = set(measured_systems())
-    real = [v for v in placed if v.system in measured]
-    made = [v for v in placed if v.system not in measured]
+    made, real = split_measured(placed)
     if real and made:
         return f"{counts(made)}; on the measured benchmarks: {counts(real)}"
     return counts(placed)
@@ -78,9 +76,15 @@ def equation_records(records: list) -> list:
     performance profiles rank. The measured benchmarks are placed among their published results in a section of
     their own; ranked with the equation systems, the trainers that cannot learn from their hidden states ("n/a")
     would count as never reaching the target there."""
-    measured = set(measured_systems())
-    made = [r for r in records if r.system not in measured]
+    made, _ = split_measured(records)
     return made or list(records)
+
+
+def split_measured(items: list) -> tuple[list, list]:
+    """`items` (verdicts or records: anything with a `system`) split in two: those of the systems made from
+    equations, and those of the measured benchmarks (`registries.measured_systems`)."""
+    measured = set(measured_systems())
+    return [x for x in items if x.system not in measured], [x for x in items if x.system in measured]
 
 
 def counts(placed: list[Verdict]) -> str:
