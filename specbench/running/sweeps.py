@@ -16,6 +16,7 @@ import os
 import socket
 import sys
 import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -74,15 +75,26 @@ def run_jobs(placed: list[tuple[Job, Path]], timeout_factor: float = TIMEOUT_FAC
         return _run_unlocked(placed, timeout_factor, executor or Local(), labels or [""] * len(placed))
 
 
+LOCK_GRACE_S = 2.0  # how long a sweep waits for the lock of a sweep that is ending
+
+
 @contextlib.contextmanager
 def sweep_lock(directory: Path):
     """Hold DIR/.lock for the sweep (an advisory lock the kernel drops when this process ends, however it ends):
-    a second sweep on the same --out is refused with the holder's pid and host."""
+    a second sweep on the same --out is refused with the holder's pid and host. A sweep killed with its workers
+    may hold it a moment longer (a worker being started, between its fork and its exec, shares the lock until it
+    dies too), so the lock is tried for LOCK_GRACE_S before the sweep is refused."""
     path = directory / ".lock"
     fh = open(path, "a+")
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    deadline = time.monotonic() + LOCK_GRACE_S
+    while True:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError:
+            if time.monotonic() < deadline:
+                time.sleep(0.1)
+                continue
         fh.seek(0)
         holder = fh.read().strip() or "another process"
         fh.close()
