@@ -200,6 +200,58 @@ def test_report_is_written_and_tables_are_reproducible(tmp_path):
     assert markdown_tables_only(tmp_path, tmp_path / "out") == text  # the committed-reports check, figures skipped
 
 
+def test_figures_rendered_side_by_side_are_the_bytes_drawn_one_by_one(tmp_path, monkeypatch):
+    from specbench.report import figures
+
+    pools = []
+
+    class Pool(figures.ProcessPoolExecutor):
+        def __init__(self, *args, **kw):
+            pools.append(args)
+            super().__init__(*args, **kw)
+
+    monkeypatch.setattr(figures, "ProcessPoolExecutor", Pool)
+    monkeypatch.setattr(figures, "_can_fork", lambda: True)  # a test runner's threads would make it render in turn
+    by_cell = {(s, g): per for s, g, per in verdicts.per_cell(sweep())}
+    with figures.rendered_together(workers=2):
+        together = [figures.curves_grid(by_cell, tmp_path / "a.png"),
+                    figures.measure_grid(by_cell, measures.test_mse, "test MSE", tmp_path / "b.png")]
+        assert not any(p.exists() for p in together)  # built, not yet rendered
+    assert pools == [(2,)]  # on two forked processes
+    alone = [figures.curves_grid(by_cell, tmp_path / "c.png"),
+             figures.measure_grid(by_cell, measures.test_mse, "test MSE", tmp_path / "d.png")]
+    assert [p.read_bytes() for p in together] == [p.read_bytes() for p in alone]
+    with pytest.raises(OSError) as err, figures.rendered_together(workers=2):  # a renderer's error reaches here
+        figures.curves_grid(by_cell, tmp_path / "a.png" / "e.png")  # its folder is a file
+        figures.measure_grid(by_cell, measures.test_mse, "test MSE", tmp_path / "f.png")
+    assert err.value.filename == str(tmp_path / "a.png" / "e.png")  # what the command line says, in one line
+    assert figures.plt.get_fignums() == []  # every figure closed, rendered or not
+
+
+def test_figures_are_rendered_one_by_one_while_another_thread_runs(tmp_path, monkeypatch):
+    import threading
+
+    from specbench.report import figures
+
+    monkeypatch.setattr(figures, "ProcessPoolExecutor", None)  # a pool would fail: none may be started
+    by_cell = {(s, g): per for s, g, per in verdicts.per_cell(sweep())}
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        with figures.rendered_together(workers=2):
+            paths = [figures.curves_grid(by_cell, tmp_path / "a.png"),
+                     figures.measure_grid(by_cell, measures.test_mse, "test MSE", tmp_path / "b.png")]
+    finally:
+        stop.set()
+        other.join()
+    assert all(p.stat().st_size > 1000 for p in paths) and figures.plt.get_fignums() == []
+    with pytest.raises(ValueError), figures.rendered_together(workers=2):  # an error while building: none drawn
+        figures.curves_grid(by_cell, tmp_path / "c.png")
+        raise ValueError
+    assert not (tmp_path / "c.png").exists() and figures.plt.get_fignums() == []
+
+
 def test_corrupt_record_is_skipped_with_a_warning_naming_it(tmp_path):
     write_records(tmp_path, sweep())
     (tmp_path / "runs" / "broken.json").write_text("{not json")

@@ -80,7 +80,8 @@ def write(decided: Decided, out_dir: Path) -> tuple[Path, Path]:
         (out_dir / "figures").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot write to {out_dir}: {exc.strerror}") from None
-    blocks = build(decided, out_dir)
+    with figures.rendered_together():  # the figures rendered side by side, on this machine's cores
+        blocks = build(decided, out_dir)
     md, page = out_dir / "report.md", out_dir / "report.html"
     write_text_atomic(md, render_markdown(blocks, out_dir))
     write_text_atomic(page, render_html(blocks))

@@ -194,6 +194,7 @@ class Worker:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self.reader.join(timeout=5)  # its stderr ends with it: no thread of it outlives the worker
 
 
 _IDLE: list[Worker] = []  # persistent workers this process started that are waiting for a job
