@@ -38,6 +38,10 @@ def tuned_time(settings: dict, system: str, regime: str, trainer: str) -> float 
     return None if entry is None else entry.get("tuned_time_to_target_s")
 
 
+def _time_said(seconds: float | None) -> str:
+    return "not tuned" if seconds is None else "not reached" if seconds < 0 else f"{seconds:.3g} s"
+
+
 def lines(settings: dict) -> list[str]:
     paper, measured, who = load_preset("paper"), load_preset("measured"), candidate()
     low, cap = budget_s_range(paper)
@@ -46,14 +50,14 @@ def lines(settings: dict) -> list[str]:
     for system in paper.systems:
         times = {regime: tuned_time(settings, system, regime, who) for regime in paper.regimes}
         budgets = ", ".join(f"{regime} = {rule_budget(times[regime], low, cap):g}" for regime in paper.regimes)
-        said = ", ".join(f"{'not reached' if t is None or t < 0 else f'{t:.3g} s'} ({regime})"
-                         for regime, t in times.items())
+        said = ", ".join(f"{_time_said(t)} ({regime})" for regime, t in times.items())
         out.append(f"{system} = {{{budgets}}}  # {who}'s tuned median time to target: {said}")
     out.append(f"# the measured benchmarks (preset measured, one budget each): {who}'s tuned time to target, 10x it")
     for system in measured.systems:
         for regime in measured.regimes:
             t, budget = tuned_time(settings, system, regime, who), budget_s_for(measured, system, regime)
-            verdict = ("the cap binds: not reached in tuning" if t is None or t < 0 else
+            verdict = ("not tuned: no entry for it" if t is None else
+                       "the cap binds: not reached in tuning" if t < 0 else
                        f"{RULE:g}x is {RULE * t:.3g} s: " + ("the budget keeps the rule" if budget >= RULE * t
                                                             else "the cap binds"))
             out.append(f"#   {system} {regime}: budget {budget:g} s; {verdict}")

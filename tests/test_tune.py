@@ -430,8 +430,10 @@ def test_the_budgets_for_round_two_follow_the_paper_presets_rule_from_the_tuned_
     out = script.lines(script.read_toml(tmp_path / "t.toml"))
     assert "oscillator = {dense = 20, sparse = 45}  # spectral's tuned median time to target: 1.1 s (dense), " \
            "not reached (sparse)" in out
-    assert "lorenz = {dense = 45, sparse = 45}  # spectral's tuned median time to target: not reached (dense), " \
-           "not reached (sparse)" in out  # no entry: the cap
+    assert "lorenz = {dense = 45, sparse = 45}  # spectral's tuned median time to target: not tuned (dense), " \
+           "not tuned (sparse)" in out  # no entry: the cap
     assert "#   emps dense: budget 300 s; 10x is 23 s: the budget keeps the rule" in out
     assert "#   cascaded-tanks dense: budget 300 s; 10x is 400 s: the cap binds" in out
+    del (settings := script.read_toml(tmp_path / "t.toml"))["emps"]
+    assert "#   emps dense: budget 300 s; not tuned: no entry for it" in script.lines(settings)
     assert script.main([str(tmp_path / "missing.toml")]) == 2
