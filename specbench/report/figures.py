@@ -108,8 +108,7 @@ def rendered_together(workers: int | None = None):
 def _render_batch(batch: list[tuple], workers: int) -> None:
     workers = min(workers, len(batch))
     if workers < 2 or not _can_fork():
-        for fig, path in batch:
-            _render(fig, path)
+        _render_each(batch)
         return
     _FORKED[:] = batch
     try:
@@ -119,10 +118,15 @@ def _render_batch(batch: list[tuple], workers: int) -> None:
             for _ in pool.map(_render_forked, order):  # an error in a renderer is raised here
                 pass
     except BrokenProcessPool:  # a renderer died (killed, out of memory): the figures are drawn here instead
-        for fig, path in batch:
-            _render(fig, path)
+        _render_each(batch)
     finally:
         _FORKED.clear()
+
+
+def _render_each(batch: list[tuple]) -> None:
+    """The figures rendered here, one after another."""
+    for fig, path in batch:
+        _render(fig, path)
 
 
 def _can_fork() -> bool:
