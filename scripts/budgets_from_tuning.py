@@ -3,10 +3,11 @@
 
 Each (system, regime)'s budget is 15x the candidate's tuned median time to target (10x and a margin of 1.5), at
 least and at most what the preset allows today (`budget_s_range`: 10 and 45 s); where the candidate did not reach the
-target on most tuning seeds (`tuned_time_to_target_s = -1`), the cap. The measured benchmarks keep their preset's
-one budget; for them the script says whether it is at least 10x the candidate's tuned time (the rule's floor) or
-where the cap binds. It prints the [budget_s] table to paste into specbench/running/presets/paper.toml, each line
-with the times it came from; it writes nothing.
+target on most tuning seeds (`tuned_time_to_target_s = -1`), the cap. It prints that [budget_s] table, each line
+with the times it came from, and for each cell whether the paper preset's budget now (the B the tuning ran at) is at
+least the rule's: where it is, the budget can stay, and the tuned settings then run at the budget they were tuned
+at. The measured benchmarks keep their preset's one budget; for them the script says whether it is at least 10x the
+candidate's tuned time (the rule's floor) or where the cap binds. It writes nothing.
 
     python scripts/budgets_from_tuning.py [SETTINGS]     (default: specbench/running/presets/tuned.toml)
 """
@@ -52,6 +53,13 @@ def lines(settings: dict) -> list[str]:
         budgets = ", ".join(f"{regime} = {rule_budget(times[regime], low, cap):g}" for regime in paper.regimes)
         said = ", ".join(f"{_time_said(t)} ({regime})" for regime, t in times.items())
         out.append(f"{system} = {{{budgets}}}  # {who}'s tuned median time to target: {said}")
+    out.append("# the paper preset's budgets now (the tuning's B): each keeps the rule where it is at least the rule's")
+    for system in paper.systems:
+        for regime in paper.regimes:
+            now = budget_s_for(paper, system, regime)
+            rule = rule_budget(tuned_time(settings, system, regime, who), low, cap)
+            out.append(f"#   {system} {regime}: budget {now:g} s, the rule's {rule:g} s: "
+                       + ("keeps the rule" if now >= rule else "below the rule"))
     out.append(f"# the measured benchmarks (preset measured, one budget each): {who}'s tuned time to target, 10x it")
     for system in measured.systems:
         for regime in measured.regimes:

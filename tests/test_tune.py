@@ -432,6 +432,9 @@ def test_the_budgets_for_round_two_follow_the_paper_presets_rule_from_the_tuned_
            "not reached (sparse)" in out
     assert "lorenz = {dense = 45, sparse = 45}  # spectral's tuned median time to target: not tuned (dense), " \
            "not tuned (sparse)" in out  # no entry: the cap
+    assert "#   oscillator dense: budget 10 s, the rule's 20 s: below the rule" in out  # the paper preset's 10 s
+    assert "#   network sparse: budget 10 s, the rule's 45 s: below the rule" in out  # not tuned: the cap
+    assert "#   lorenz dense: budget 45 s, the rule's 45 s: keeps the rule" in out
     assert "#   emps dense: budget 300 s; 10x is 23 s: the budget keeps the rule" in out
     assert "#   cascaded-tanks dense: budget 300 s; 10x is 400 s: the cap binds" in out
     del (settings := script.read_toml(tmp_path / "t.toml"))["emps"]
