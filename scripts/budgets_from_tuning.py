@@ -48,18 +48,17 @@ def lines(settings: dict) -> list[str]:
     low, cap = budget_s_range(paper)
     out = ["[budget_s]  # training seconds per run by system and regime; default: a system the table does not name",
            f"default = {cap:g}"]
+    times = {(s, r): tuned_time(settings, s, r, who) for s in paper.systems for r in paper.regimes}
+    rules = {cell: rule_budget(t, low, cap) for cell, t in times.items()}
     for system in paper.systems:
-        times = {regime: tuned_time(settings, system, regime, who) for regime in paper.regimes}
-        budgets = ", ".join(f"{regime} = {rule_budget(times[regime], low, cap):g}" for regime in paper.regimes)
-        said = ", ".join(f"{_time_said(t)} ({regime})" for regime, t in times.items())
+        budgets = ", ".join(f"{regime} = {rules[system, regime]:g}" for regime in paper.regimes)
+        said = ", ".join(f"{_time_said(times[system, regime])} ({regime})" for regime in paper.regimes)
         out.append(f"{system} = {{{budgets}}}  # {who}'s tuned median time to target: {said}")
     out.append("# the paper preset's budgets now (the tuning's B): each keeps the rule where it is at least the rule's")
-    for system in paper.systems:
-        for regime in paper.regimes:
-            now = budget_s_for(paper, system, regime)
-            rule = rule_budget(tuned_time(settings, system, regime, who), low, cap)
-            out.append(f"#   {system} {regime}: budget {now:g} s, the rule's {rule:g} s: "
-                       + ("keeps the rule" if now >= rule else "below the rule"))
+    for (system, regime), rule in rules.items():
+        now = budget_s_for(paper, system, regime)
+        out.append(f"#   {system} {regime}: budget {now:g} s, the rule's {rule:g} s: "
+                   + ("keeps the rule" if now >= rule else "below the rule"))
     out.append(f"# the measured benchmarks (preset measured, one budget each): {who}'s tuned time to target, 10x it")
     for system in measured.systems:
         for regime in measured.regimes:
