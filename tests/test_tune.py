@@ -7,8 +7,8 @@ import specbench.running.tuning as tune_module
 from specbench.core.records import load
 from specbench.registries import TRAINERS, get_trainer
 from specbench.running.presets import budget_s_for, load_preset, read_toml, tuned_settings
-from specbench.running.tuning import (POINTS, Cell, Score, design, rank, resolution, score, settings_of, tune,
-                                      write_tuned)
+from specbench.running.tuning import (HOW, POINTS, Cell, Score, capable, design, rank, resolution, score,
+                                      settings_of, tune, write_tuned)
 from specbench.trainers.settings import Shape
 from tests.helpers import ROOT, make_record, one_line_exit_2, replace, run_cli
 
@@ -283,34 +283,45 @@ def test_tuned_settings_file_round_trips(tmp_path, values):
     assert read_toml(path) == settings
 
 
-# The rules the reference's tuning ran under (at 45fe0f4), before ties, two seeds at B/3 and extension until inside.
-REFERENCE_HOW = ("successive halving: 12 points at B/9 on 1 seed, the best 4 at B/3 (and one step past an edge), the "
-                 "best at B")
+def check_tuned_entries(preset_name: str, root, tuned_budget=None):
+    """Every capable trainer of every cell of preset `preset_name` has its own entry in the package's tuned settings,
+    chosen by this code's successive halving (tuning.HOW) at the cell's budget (or `tuned_budget`) on three tuning
+    seeds, and the winner's three runs at that budget are committed under `root`. Returns the entries checked."""
+    preset = load_preset(preset_name)
+    tuned = tuned_settings(preset)
+    cells = [Cell(system, regime, tuned_budget or budget_s_for(preset, system, regime))
+             for system in preset.systems for regime in preset.regimes]
+    checked = 0
+    for cell, trainer in capable(cells, TRAINERS.names(), preset):
+        entry = tuned.get(cell.system, {}).get(cell.regime, {}).get(trainer)
+        where = f"{cell.system} / {cell.regime} / {trainer}"
+        assert entry, f"no tuned entry for {where}"
+        assert (entry["tuned_budget_s"], entry["tuned_seeds"], entry["tuned_by"]) == (cell.budget_s, 3, HOW), where
+        settings = {k: v for k, v in entry.items() if not k.startswith("tuned_")}
+        assert set(settings) <= set(get_trainer(trainer).defaults), where
+        tag = "_".join(f"{k}={v}" for k, v in settings.items())
+        point = root / cell.system / cell.regime / trainer / f"{tag}@{cell.budget_s:.4g}s"
+        runs = [load(p) for p in (point / "runs").glob("*.json")]
+        assert sorted(r.seed for r in runs) == [100, 101, 102], where
+        assert all(r.config["budget_s"] == cell.budget_s for r in runs), where
+        checked += 1
+    return checked
 
 
 def test_the_reference_runs_on_settings_tuned_for_each_of_its_cells_with_the_evidence_committed():
-    """Every system x regime x trainer of the paper preset (the reference) has its own entry in the package's
-    tuned settings, chosen by successive halving at that cell's budget on three tuning seeds, and the winner's
-    three runs at that budget are committed under results/tuning/reference."""
-    root = ROOT / "results" / "tuning" / "reference"
-    preset = load_preset("paper")
-    tuned = tuned_settings(preset)
-    for system in preset.systems:
-        for regime in preset.regimes:
-            budget = budget_s_for(preset, system, regime)
-            for trainer in preset.trainers:
-                entry = tuned.get(system, {}).get(regime, {}).get(trainer)
-                where = f"{system} / {regime} / {trainer}"
-                assert entry, f"no tuned entry for {where}"
-                how = (entry["tuned_budget_s"], entry["tuned_seeds"], entry["tuned_by"])
-                assert how == (budget, 3, REFERENCE_HOW), where
-                settings = {k: v for k, v in entry.items() if not k.startswith("tuned_")}
-                assert set(settings) <= set(get_trainer(trainer).defaults), where
-                tag = "_".join(f"{k}={v}" for k, v in settings.items())
-                point = root / system / regime / trainer / f"{tag}@{budget:.4g}s"
-                runs = [load(p) for p in (point / "runs").glob("*.json")]
-                assert sorted(r.seed for r in runs) == [100, 101, 102], where
-                assert all(r.config["budget_s"] == budget for r in runs), where
+    """Every system x regime x trainer of the paper preset (round two of the reference) has its own entry, tuned at
+    that cell's budget, with its winner's runs committed under results/tuning/reference-2."""
+    assert check_tuned_entries("paper", ROOT / "results" / "tuning" / "reference-2") == 90
+
+
+def test_the_measured_benchmarks_run_on_settings_tuned_for_them_with_the_evidence_committed():
+    """Every trainer that can learn the measured benchmarks (hidden states, an input) has its own entry for each,
+    tuned at 120 s (the Makefile's MEASURED_TUNING_S), with its winner's runs under results/tuning/measured-2;
+    the two that cannot (the two-stage ablation, the weak-form rival) have none."""
+    assert check_tuned_entries("measured", ROOT / "results" / "tuning" / "measured-2", tuned_budget=120.0) == 14
+    tuned = tuned_settings(load_preset("measured"))
+    assert not [(s, t) for s in ("cascaded-tanks", "emps") for t in ("spectral-2stage", "vf-node")
+                if tuned.get(s, {}).get("dense", {}).get(t)]
 
 
 @pytest.fixture
