@@ -152,12 +152,6 @@ def registries_put_back():
 # ---- the processes a command leaves --------------------------------------------------------------------------------
 
 
-def finished_records(runs: Path) -> list[Path]:
-    """The records in `runs`, as `load_dir` reads them: pathlib's "*" also matches the ".tmp-*.json" an atomic write
-    renames into place, which is not a record yet."""
-    return [p for p in runs.glob("*.json") if not p.name.startswith(".")]
-
-
 def wait_for(predicate, timeout: float = 120) -> bool:
     """Ask `predicate` every 50 ms until it holds (True) or `timeout` seconds have passed (False); once it holds it
     is not asked again, so it may act (kill what it found)."""

@@ -10,12 +10,12 @@ import dask
 import pytest
 from distributed import Client, LocalCluster
 
-from specbench.core.records import load_dir
+from specbench.core.records import load_dir, record_paths
 from specbench.running import executors
 from specbench.running.executors import Dask, Local
 from specbench.running.protocol import Job
 from specbench.running.sweeps import run_sweep
-from tests.helpers import finished_records, gone, one_line_exit_2, processes, run_cli, start_cli, wait_for
+from tests.helpers import gone, one_line_exit_2, processes, run_cli, start_cli, wait_for
 
 CADENCE = {"first": 0.05, "resolution": 1.0, "max_interval": 1.0}
 TRAINERS = ("spectral", "backprop-rk4")  # a run costs about 4 s of CPU, nearly all its process's start: few of them
@@ -109,7 +109,7 @@ def test_ctrl_c_keeps_every_finished_record_and_leaves_no_process(tmp_path):
                      "--no-report", start_new_session=True,
                      preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
     runs = tmp_path / "runs"
-    wait_for(lambda: finished_records(runs))
+    wait_for(lambda: record_paths(runs))
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr

@@ -5,10 +5,10 @@ import time
 
 import pytest
 
-from specbench.core.records import CorruptRecord, load, load_dir
+from specbench.core.records import CorruptRecord, load, load_dir, record_paths
 from specbench.core.records import problems_of
 from specbench.running.protocol import Cadence, Job, run_job
-from tests.helpers import finished_records, one_line_exit_2, run_cli, save, start_cli, wait_for
+from tests.helpers import one_line_exit_2, run_cli, save, start_cli, wait_for
 
 
 def job(**kw):
@@ -332,10 +332,10 @@ def test_interrupted_sweep_resumes_and_loses_nothing(tmp_path):
             "--threads", "1", "--out", tmp_path, "--no-report"]
     proc = start_cli(*args, start_new_session=True)
     runs = tmp_path / "runs"
-    wait_for(lambda: finished_records(runs))  # killed between a write and its rename, it would leave none to skip
+    wait_for(lambda: record_paths(runs))  # killed between a write and its rename, it would leave none to skip
     os.killpg(proc.pid, signal.SIGKILL)  # the whole sweep, mid-run, with no chance to clean up
     proc.wait()
-    first = {p.name: p.stat().st_mtime_ns for p in finished_records(runs)}
+    first = {p.name: p.stat().st_mtime_ns for p in record_paths(runs)}
     assert len(first) == 1
     done = run_cli(*args)
     assert done.returncode == 0, done.stderr

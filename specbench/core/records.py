@@ -452,6 +452,12 @@ def parse(text: str, source: str, vocabulary: Vocabulary | None = None) -> Recor
         raise CorruptRecord(f"{source}: {exc}") from None
 
 
+def record_paths(runs: Path) -> list[Path]:
+    """The finished records in the folder `runs`, sorted: its *.json files but the dot files (pathlib's "*" also
+    matches the ".tmp-*.json" an atomic write renames into place, which is not a record yet)."""
+    return sorted(p for p in runs.glob("*.json") if not p.name.startswith("."))
+
+
 def load_dir(directory: Path | str, vocabulary: Vocabulary | None = None
              ) -> tuple[list[Record], list[str]]:
     """All valid records under DIR/runs (or DIR itself), a warning per file skipped as corrupt, and one per
@@ -459,7 +465,7 @@ def load_dir(directory: Path | str, vocabulary: Vocabulary | None = None
     directory = Path(directory)
     runs = directory / "runs" if (directory / "runs").is_dir() else directory
     records, warnings, seen = [], [], {}
-    for path in sorted(p for p in runs.glob("*.json") if not p.name.startswith(".")):  # .tmp-*: unfinished
+    for path in record_paths(runs):
         try:
             record = load(path, vocabulary)
         except CorruptRecord as exc:
