@@ -1,5 +1,6 @@
 """Atomic writes: a file appears whole or not at all (a temporary file beside it, then a rename), readable by
-colleagues sharing a results directory (mode 0666 less the umask, like any file a user writes: 0644 under the usual 022)."""
+colleagues sharing a results directory (mode 0666 less the umask, like any file a user writes: 0644 under the
+usual umask 022)."""
 from __future__ import annotations
 
 import errno

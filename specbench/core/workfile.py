@@ -16,10 +16,10 @@ REFERENCE = "results/work/reference.json"
 COMMAND = f"specbench work --out {REFERENCE}"
 METRIC_RTOL = 1e-3  # float32 training: round-off differs across CPUs and BLAS builds (docs/asv-and-gate.md)
 # Between two CPU models (the file's env.cpu against this machine's) round-off also moves an adaptive solver's
-# accepted steps: on the 35 pairs built in then (7 trainers) an Intel Xeon gave network evaluations per iteration up to 7.3% off an AMD
-# EPYC's (cubic-oscillator / torchode-dopri5: 21.8 -> 23.4), and the metric after N up to 1e-4 off, with every
-# count of iterations and bytes equal. So across CPU models those two measures are compared within this tolerance
-# and everything else exactly; on the CPU model the file was made on, everything is exact.
+# accepted steps: on the 35 pairs built in then (7 trainers) an Intel Xeon gave network evaluations per iteration
+# up to 7.3% off an AMD EPYC's (cubic-oscillator / torchode-dopri5: 21.8 -> 23.4), and the metric after N up to
+# 1e-4 off, with every count of iterations and bytes equal. So across CPU models those two measures are compared
+# within this tolerance and everything else exactly; on the CPU model the file was made on, everything is exact.
 CROSS_CPU_RTOL = 0.1
 MEASURES = {  # name in the file -> what the gate calls it
     "nfe_per_iteration": "network evaluations / iteration",
