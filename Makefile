@@ -50,9 +50,10 @@ clean:
 
 # The reference, round two (issue 39), at one commit, resumable: every part skips the runs it has, so an
 # interrupted `make reference` goes on where it stopped. It is written beside the first reference (issue 26:
-# results/reference, results/tuning/reference, results/studies, reports/reference), which stays as history. Planned
-# machine time with two workers (docs/reference.md, "Machine time: planned and spent"; 16.1 h spent): tuning 4.5-5 h, the sweep 3 h, the studies 0.8 h,
-# the measured benchmarks 6.5 h. `scripts/reference-at-commit.sh COMMIT PART` runs a part from a pinned worktree.
+# results/reference, results/tuning/reference, results/studies, reports/reference), which stays as history. Machine
+# time with two workers, planned 15.5 h and spent 16.1 h (docs/reference.md, "Machine time: planned and spent"):
+# tuning 9.4 h, the sweep 6.0 h, the studies 0.7 h. `scripts/reference-at-commit.sh COMMIT PART` runs a part from a
+# pinned worktree.
 SB := $(BIN)/specbench
 EXEC ?= --workers 2 --threads 1
 # Every registered trainer (built-ins, entry points, SPECBENCH_PLUGINS), as the registry lists them: a new trainer is
