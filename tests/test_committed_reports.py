@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from specbench.core.records import load
+from specbench.core.records import load, record_paths
 from specbench.report.document import markdown_tables_only, read
 from specbench.report.readme import README_BEGIN, README_END, readme_block
 from specbench.running.studies import vocabulary
@@ -50,7 +50,7 @@ def test_committed_report_regenerates_from_committed_records(report_dir, monkeyp
     tracked = set(subprocess.run(["git", "ls-files", "results"], cwd=ROOT, capture_output=True, text=True)
                   .stdout.split())
     for d in [records, *studies, *([since] if since else []), *since_studies]:
-        files = [p for p in d.rglob("runs/*.json") if not p.name.startswith(".")] + \
+        files = [p for runs in d.rglob("runs") for p in record_paths(runs)] + \
             [p for p in d.glob("*.json")]
         assert files, f"no records in {d}"
         untracked = [str(p.relative_to(ROOT)) for p in files if str(p.relative_to(ROOT)) not in tracked]
